@@ -1,0 +1,399 @@
+//! An emulated AWS IAM Identity Center portal (the `sso` service) on loopback.
+//!
+//! It speaks the wire protocol of botocore's `data/sso/2019-06-10/service-2.json`:
+//! rest-json over HTTP/1.1, the access token in the `x-amz-sso_bearer_token` header,
+//! `next_token`/`max_result` pagination, and errors as an HTTP status plus an
+//! `x-amzn-ErrorType` header. fanout's integration tests, its `try-local` demo and its
+//! benchmarks all point the real SDK at it through `AWS_ENDPOINT_URL_SSO`, so the product
+//! carries no test switch.
+//!
+//! Faults are injected per account (a permanent 500, a number of 500s or 429s before
+//! success) or for the whole portal (latency per call, a token-bucket rate limit that
+//! answers 429 past its rate, as the real portal does under load).
+
+pub mod home;
+mod http;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// The access token the portal accepts unless told otherwise.
+pub const DEFAULT_TOKEN: &str = "fake-portal-access-token";
+
+/// The real portal rejects larger pages since 2026.
+pub const MAX_PAGE: usize = 100;
+
+/// One account as the portal lists it.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub roles: Vec<String>,
+}
+
+impl Account {
+    pub fn new(id: &str, name: &str, roles: &[&str]) -> Self {
+        Account {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            email: format!("{name}@example.com"),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+}
+
+/// The keys the portal mints for `role` in `account_id`: deterministic, so a test can
+/// check that each child received its own account's keys and no other's.
+pub fn credentials_for(account_id: &str, role: &str) -> (String, String, String) {
+    (
+        format!("ASIA{account_id}"),
+        format!("secret-{account_id}-{role}"),
+        format!("session-{account_id}-{role}"),
+    )
+}
+
+/// `n` accounts named like a real organisation (`team000-prod`, `team000-dev`, …).
+/// Every sixth (the `prod` ones) has only `ReadOnly`; every tenth lacks `ReadOnly`.
+pub fn generated_accounts(n: usize) -> Vec<Account> {
+    const STAGES: [&str; 6] = ["prod", "dev", "staging", "sandbox", "audit", "shared"];
+    (0..n)
+        .map(|i| {
+            let stage = STAGES[i % STAGES.len()];
+            let name = format!("team{:03}-{stage}", i / STAGES.len());
+            let mut roles = Vec::new();
+            if i % 10 != 9 {
+                roles.push("ReadOnly");
+            }
+            if stage != "prod" {
+                roles.push("AdministratorAccess");
+            }
+            Account::new(&format!("{:012}", 100_000_000_000u64 + i as u64 * 1111), &name, &roles)
+        })
+        .collect()
+}
+
+/// What the portal serves and which faults it injects.
+#[derive(Clone, Debug)]
+pub struct PortalOptions {
+    pub accounts: Vec<Account>,
+    /// Access tokens the portal accepts.
+    pub tokens: Vec<String>,
+    /// Largest page the portal returns, whatever `max_result` asks for.
+    pub page_size: usize,
+    /// Added to every call, as a real portal's round trip.
+    pub latency: Duration,
+    /// Requests a second before answering 429; `None` is unlimited.
+    pub rate_limit: Option<f64>,
+    /// Accounts whose GetRoleCredentials always answers 500.
+    pub failing_credentials: HashSet<String>,
+    /// Accounts whose first N GetRoleCredentials calls answer 500.
+    pub flaky_credentials: HashMap<String, u32>,
+    /// Accounts whose first N GetRoleCredentials calls answer 429.
+    pub throttled_credentials: HashMap<String, u32>,
+    /// Lifetime of minted credentials.
+    pub credentials_ttl: Duration,
+}
+
+impl Default for PortalOptions {
+    fn default() -> Self {
+        PortalOptions {
+            accounts: generated_accounts(12),
+            tokens: vec![DEFAULT_TOKEN.to_owned()],
+            page_size: 20,
+            latency: Duration::ZERO,
+            rate_limit: None,
+            failing_credentials: HashSet::new(),
+            flaky_credentials: HashMap::new(),
+            throttled_credentials: HashMap::new(),
+            credentials_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Call counts, readable while the portal runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub list_accounts: AtomicU64,
+    pub list_account_roles: AtomicU64,
+    pub get_role_credentials: AtomicU64,
+    pub throttled: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub max_in_flight: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// A copy of [`Stats`] at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub list_accounts: u64,
+    pub list_account_roles: u64,
+    pub get_role_credentials: u64,
+    pub throttled: u64,
+    pub unauthorized: u64,
+    pub server_errors: u64,
+    pub max_in_flight: u64,
+}
+
+impl StatsSnapshot {
+    /// Calls the portal answered with data (not 429).
+    pub fn served(&self) -> u64 {
+        self.list_accounts + self.list_account_roles + self.get_role_credentials
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({
+            "ListAccounts": self.list_accounts,
+            "ListAccountRoles": self.list_account_roles,
+            "GetRoleCredentials": self.get_role_credentials,
+            "throttled": self.throttled,
+            "unauthorized": self.unauthorized,
+            "server_errors": self.server_errors,
+            "inflight_max": self.max_in_flight,
+        })
+    }
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            list_accounts: get(&self.list_accounts),
+            list_account_roles: get(&self.list_account_roles),
+            get_role_credentials: get(&self.get_role_credentials),
+            throttled: get(&self.throttled),
+            unauthorized: get(&self.unauthorized),
+            server_errors: get(&self.server_errors),
+            max_in_flight: get(&self.max_in_flight),
+        }
+    }
+}
+
+/// A token bucket holding one second of burst, as the harness and the real portal do.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The portal's state, shared by every connection.
+pub struct State {
+    options: PortalOptions,
+    by_id: HashMap<String, usize>,
+    bucket: Option<Mutex<Bucket>>,
+    injected: Mutex<HashMap<String, (u32, u32)>>,
+    pub stats: Stats,
+}
+
+/// An HTTP reply: status, `x-amzn-ErrorType` (for errors) and a JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub error_type: Option<&'static str>,
+    pub body: Value,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Self {
+        Reply { status: 200, error_type: None, body }
+    }
+
+    fn error(status: u16, error_type: &'static str, message: &str) -> Self {
+        Reply { status, error_type: Some(error_type), body: json!({ "message": message }) }
+    }
+}
+
+impl State {
+    pub fn new(options: PortalOptions) -> Self {
+        let by_id = options.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        let bucket = options
+            .rate_limit
+            .map(|rate| Mutex::new(Bucket { rate, tokens: rate, last: Instant::now() }));
+        State { options, by_id, bucket, injected: Mutex::new(HashMap::new()), stats: Stats::default() }
+    }
+
+    /// Answers one request; `query` is already percent-decoded.
+    pub async fn handle(&self, method: &str, path: &str, query: &HashMap<String, String>, token: Option<&str>) -> Reply {
+        if path == "/_stats" {
+            return Reply::ok(self.stats.snapshot().to_json());
+        }
+        let in_flight = self.stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.stats.max_in_flight.fetch_max(in_flight, Ordering::Relaxed);
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency).await;
+        }
+        let reply = self.answer(method, path, query, token);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        reply
+    }
+
+    fn answer(&self, method: &str, path: &str, query: &HashMap<String, String>, token: Option<&str>) -> Reply {
+        let counter = match (method, path) {
+            ("GET", "/assignment/accounts") => &self.stats.list_accounts,
+            ("GET", "/assignment/roles") => &self.stats.list_account_roles,
+            ("GET", "/federation/credentials") => &self.stats.get_role_credentials,
+            ("POST", "/logout") => return Reply::ok(json!({})),
+            _ => return Reply::error(404, "ResourceNotFoundException", "no such operation"),
+        };
+        if let Some(bucket) = &self.bucket
+            && !bucket.lock().unwrap().take()
+        {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            return Reply::error(429, "TooManyRequestsException", "Rate exceeded");
+        }
+        if !token.is_some_and(|t| self.options.tokens.iter().any(|ok| ok == t)) {
+            self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Reply::error(401, "UnauthorizedException", "Session token not found or invalid");
+        }
+        if query.get("max_result").and_then(|m| m.parse::<usize>().ok()).is_some_and(|m| m > MAX_PAGE) {
+            return Reply::error(400, "InvalidRequestException", "max_result must be at most 100");
+        }
+        if path == "/assignment/accounts" {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let items: Vec<Value> = self
+                .options
+                .accounts
+                .iter()
+                .map(|a| json!({"accountId": a.id, "accountName": a.name, "emailAddress": a.email}))
+                .collect();
+            return self.page(&items, query, "accountList");
+        }
+        let Some(account) = query.get("account_id").map(|id| self.by_id.get(id).map(|&i| &self.options.accounts[i])) else {
+            return Reply::error(400, "InvalidRequestException", "account_id is required");
+        };
+        let Some(account) = account else {
+            return Reply::error(403, "ForbiddenException", "No access");
+        };
+        if path == "/assignment/roles" {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let items: Vec<Value> =
+                account.roles.iter().map(|r| json!({"roleName": r, "accountId": account.id})).collect();
+            return self.page(&items, query, "roleList");
+        }
+        let role = query.get("role_name").map(String::as_str).unwrap_or_default();
+        if !account.roles.iter().any(|r| r == role) {
+            return Reply::error(403, "ForbiddenException", "No access");
+        }
+        if let Some(reply) = self.injected_fault(&account.id) {
+            return reply;
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        let (key, secret, session) = credentials_for(&account.id, role);
+        let expiration = SystemTime::now() + self.options.credentials_ttl;
+        let expiration_ms = expiration.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        Reply::ok(json!({"roleCredentials": {
+            "accessKeyId": key, "secretAccessKey": secret, "sessionToken": session, "expiration": expiration_ms,
+        }}))
+    }
+
+    fn injected_fault(&self, account_id: &str) -> Option<Reply> {
+        if self.options.failing_credentials.contains(account_id) {
+            self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+            return Some(Reply::error(500, "InternalServerException", "injected failure"));
+        }
+        let mut seen = self.injected.lock().unwrap();
+        let (errors, throttles) = seen.entry(account_id.to_owned()).or_default();
+        if self.options.throttled_credentials.get(account_id).is_some_and(|n| *throttles < *n) {
+            *throttles += 1;
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            return Some(Reply::error(429, "TooManyRequestsException", "Rate exceeded"));
+        }
+        if self.options.flaky_credentials.get(account_id).is_some_and(|n| *errors < *n) {
+            *errors += 1;
+            self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+            return Some(Reply::error(500, "InternalServerException", "injected transient failure"));
+        }
+        None
+    }
+
+    fn page(&self, items: &[Value], query: &HashMap<String, String>, key: &str) -> Reply {
+        let start: usize = query.get("next_token").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let asked: usize = query.get("max_result").and_then(|m| m.parse().ok()).unwrap_or(self.options.page_size);
+        let end = (start + asked.min(self.options.page_size)).min(items.len());
+        let mut body = json!({ key: items.get(start..end).unwrap_or_default() });
+        if end < items.len() {
+            body["nextToken"] = json!(end.to_string());
+        }
+        Reply::ok(body)
+    }
+}
+
+/// A portal serving on `127.0.0.1:<random port>` from its own thread and runtime, so a
+/// test's own runtime (or none) does not matter. Dropping it stops it.
+pub struct FakePortal {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakePortal {
+    pub fn start(options: PortalOptions) -> Self {
+        let state = Arc::new(State::new(options));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let (shutdown, stopped) = tokio::sync::oneshot::channel();
+        let served = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("portal runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                tokio::select! {
+                    () = http::serve(listener, served) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        FakePortal { addr, state, shutdown: Some(shutdown), thread: Some(thread) }
+    }
+
+    /// The endpoint to give fanout as `AWS_ENDPOINT_URL_SSO`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.state.stats.snapshot()
+    }
+}
+
+impl Drop for FakePortal {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+            && !std::thread::panicking()
+        {
+            panic!("the fake portal's thread panicked");
+        }
+    }
+}
+
+pub use http::serve;

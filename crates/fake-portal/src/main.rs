@@ -1,0 +1,62 @@
+//! `fake-portal`: the emulated IAM Identity Center portal as a program, for trying fanout
+//! without AWS and for benchmarks. Prints `PORT <n>` first, then serves until killed.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use fake_portal::home::{HomeOptions, write_home};
+use fake_portal::{PortalOptions, State, generated_accounts};
+
+/// An emulated IAM Identity Center portal on 127.0.0.1.
+#[derive(Parser)]
+struct Args {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// How many accounts to serve.
+    #[arg(long, default_value_t = 12)]
+    accounts: usize,
+    /// Latency added to every call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Requests a second before answering 429 TooManyRequestsException; 0 is unlimited.
+    #[arg(long, default_value_t = 0.0)]
+    rps: f64,
+    /// Largest page returned.
+    #[arg(long, default_value_t = 20)]
+    page_size: usize,
+    /// An account whose GetRoleCredentials always answers 500 (repeatable).
+    #[arg(long)]
+    fail_creds: Vec<String>,
+    /// Also write a throwaway HOME here whose profile `corp` reaches this portal.
+    #[arg(long)]
+    home: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let options = PortalOptions {
+        accounts: generated_accounts(args.accounts),
+        page_size: args.page_size,
+        latency: Duration::from_millis(args.latency_ms),
+        rate_limit: (args.rps > 0.0).then_some(args.rps),
+        failing_credentials: args.fail_creds.into_iter().collect::<HashSet<_>>(),
+        ..PortalOptions::default()
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let port = listener.local_addr()?.port();
+    if let Some(home) = &args.home {
+        let url = format!("http://127.0.0.1:{port}");
+        write_home(home, &HomeOptions { portal_url: Some(url), ..HomeOptions::default() })?;
+    }
+    println!("PORT {port}");
+    tokio::select! {
+        () = fake_portal::serve(listener, Arc::new(State::new(options))) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The command line as clap sees it: flags and help text, no I/O. `config.rs` turns it
+//! into a plain [`crate::config::Config`]; nothing after that sees these types.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every selected account ran and its command exited 0
+  1    at least one account failed: non-zero exit, killed, no credentials, or spawn error
+  2    usage or configuration error (bad flag, template, glob, config file)
+  3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
+  4    the SSO portal could not be queried before any command started
+  5    the selection matched no account
+  130  interrupted by SIGINT (143: SIGTERM), after the children were stopped
+
+A closed standard output (`fanout ... | head`) ends fanout quietly with 0, as ripgrep does.";
+
+/// Run one command in every AWS account an IAM Identity Center (AWS SSO) login reaches.
+///
+/// fanout reads the token `aws sso login` cached, lists the accounts the login reaches,
+/// fetches short-term credentials for --role in each selected account, and runs COMMAND
+/// once per account with that account's AWS_* variables, printing its output as
+/// `account|line`.
+///
+/// Examples:
+///
+///   fanout --role ReadOnly -- aws s3api list-buckets
+///
+///   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
+///
+///   fanout accounts --output json
+#[derive(Debug, Parser)]
+#[command(name = "fanout", version, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommands>,
+
+    #[command(flatten)]
+    pub login: LoginArgs,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// More diagnostics on stderr (-v: throttles and retries, -vv: every portal call,
+    /// -vvv: the SDK's own debug log). Secrets are never logged.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// The command to run in each account, after `--`. It runs directly, not through a
+    /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
+    /// {account_name}, {role} and {region}; `{{` and `}}` stand for literal braces.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Subcommands {
+    /// List the accounts this login reaches, with their names and roles.
+    Accounts {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Which login to use.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The sso-session in ~/.aws/config to use. Default: the profile's, else the only
+    /// sso-session in the file.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub sso_session: Option<String>,
+
+    /// A profile whose sso_session (or legacy sso_start_url) names the login; its region
+    /// and [services] endpoint apply too.
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// Which accounts to reach.
+#[derive(Debug, Args)]
+pub struct SelectionArgs {
+    /// Only accounts whose name, id or email matches GLOB (case-insensitive; repeatable:
+    /// any may match). Example: --match '*-dev' --match '1234*'
+    #[arg(long = "match", global = true, value_name = "GLOB")]
+    pub matches: Vec<String>,
+
+    /// Leave out accounts whose name, id or email matches GLOB (repeatable).
+    #[arg(long, global = true, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Only these accounts, by id or name, comma-separated.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "ID|NAME,...")]
+    pub accounts: Vec<String>,
+
+    /// Only the accounts listed in FILE: one id or name a line; `#` starts a comment.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub accounts_file: Option<PathBuf>,
+}
+
+/// How to run the command.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The role to assume in each account, or a comma-separated fallback list: the first
+    /// one the account has is used (--role ReadOnly,ViewOnly). Accounts with none of them
+    /// are skipped and counted.
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+    pub role: Vec<String>,
+
+    /// How many commands run at once.
+    #[arg(short = 'j', long, value_name = "N", default_value = "16")]
+    pub concurrency: NonZeroUsize,
+
+    /// How many SSO portal calls are in flight at once.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub portal_concurrency: NonZeroUsize,
+
+    /// AWS_REGION and AWS_DEFAULT_REGION for the commands. Default: the profile's region,
+    /// else the sso-session's sso_region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// What precedes `|` on each output line; takes the same placeholders as COMMAND.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{account_id}")]
+    pub prefix: String,
+
+    /// Print each selected account's command, placeholders filled, and stop: no
+    /// credentials are fetched and nothing is run.
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -1,0 +1,193 @@
+//! From the parsed command line to a plain [`Config`]: every flag validated, every
+//! template and glob parsed, every question to the environment asked once. Code after
+//! this never sees clap's types, and rendering a template for an account cannot fail.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli::{Cli, OutputFormat, Subcommands};
+use crate::exec::template::{CommandTemplate, Template, TemplateError};
+use crate::select::{GlobError, Selection, parse_account_list, parse_glob};
+
+/// What fanout learns from its environment, asked once so tests can build a `Config`.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub home: Option<PathBuf>,
+    pub stdout_is_terminal: bool,
+}
+
+impl Environment {
+    pub fn real() -> Self {
+        Environment {
+            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    /// `--sso-session`; `None` leaves the choice to the profile or the config file.
+    pub sso_session: Option<String>,
+    /// `--profile` or `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// Where `~/.aws/sso/cache` lives.
+    pub home: PathBuf,
+    pub selection: Selection,
+    /// Portal calls in flight at once.
+    pub portal_concurrency: usize,
+    /// 0 quiet, 1 `-v`, …
+    pub verbosity: u8,
+    /// Flush every output line (a person is watching) rather than when the queue runs dry.
+    pub stdout_is_terminal: bool,
+    pub action: Action,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// `fanout accounts`.
+    ListAccounts(ListFormat),
+    /// `fanout [--dry-run] -- COMMAND`.
+    Run(RunPlan),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct RunPlan {
+    /// Roles in order of preference; never empty.
+    pub roles: Vec<String>,
+    pub command: CommandTemplate,
+    pub prefix: Template,
+    /// Commands running at once.
+    pub concurrency: usize,
+    /// `--region`; `None` falls back to the profile's region, then the sso_region.
+    pub region: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--role is required to run a command (for example --role ReadOnly)")]
+    MissingRole,
+    #[error("no command given; put it after `--`, e.g. fanout --role ReadOnly -- aws sts get-caller-identity")]
+    MissingCommand,
+    #[error("an empty role name in --role")]
+    EmptyRole,
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Glob(#[from] GlobError),
+    #[error("cannot read --accounts-file {}", path.display())]
+    AccountsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HOME is not set, so the SSO token cache cannot be found")]
+    NoHome,
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
+        let home = env.home.clone().ok_or(ConfigError::NoHome)?;
+        let selection = selection(&cli)?;
+        let action = match cli.subcommand {
+            Some(Subcommands::Accounts { output }) => Action::ListAccounts(match output {
+                OutputFormat::Table => ListFormat::Table,
+                OutputFormat::Json => ListFormat::Json,
+            }),
+            None => Action::Run(run_plan(&cli)?),
+        };
+        Ok(Config {
+            sso_session: cli.login.sso_session,
+            profile: cli.login.profile.filter(|p| !p.is_empty()),
+            home,
+            selection,
+            portal_concurrency: cli.run.portal_concurrency.get(),
+            verbosity: cli.verbose,
+            stdout_is_terminal: env.stdout_is_terminal,
+            action,
+        })
+    }
+}
+
+fn run_plan(cli: &Cli) -> Result<RunPlan, ConfigError> {
+    if cli.run.role.is_empty() {
+        return Err(ConfigError::MissingRole);
+    }
+    if cli.run.role.iter().any(|r| r.trim().is_empty()) {
+        return Err(ConfigError::EmptyRole);
+    }
+    if cli.command.is_empty() {
+        return Err(ConfigError::MissingCommand);
+    }
+    Ok(RunPlan {
+        roles: cli.run.role.clone(),
+        command: CommandTemplate::parse(&cli.command)?,
+        prefix: Template::parse(&cli.run.prefix)?,
+        concurrency: cli.run.concurrency.get(),
+        region: cli.run.region.clone(),
+        dry_run: cli.run.dry_run,
+    })
+}
+
+fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
+    let args = &cli.selection;
+    let mut listed: Option<HashSet<String>> = None;
+    if !args.accounts.is_empty() {
+        listed.get_or_insert_default().extend(args.accounts.iter().map(|a| a.trim().to_owned()));
+    }
+    if let Some(path) = &args.accounts_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
+        listed.get_or_insert_default().extend(parse_account_list(&text));
+    }
+    Ok(Selection {
+        matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
+        excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
+        listed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
+        Config::from_cli(cli, &Environment { home: Some("/home/u".into()), stdout_is_terminal: false })
+    }
+
+    #[test]
+    fn a_run_needs_a_role_and_a_command() {
+        assert!(matches!(config(&["--", "true"]), Err(ConfigError::MissingRole)));
+        assert!(matches!(config(&["--role", "R"]), Err(ConfigError::MissingCommand)));
+        let Action::Run(plan) = config(&["--role", "A,B", "-j", "3", "--", "echo", "{account_id}"]).unwrap().action
+        else {
+            panic!("expected a run")
+        };
+        assert_eq!(plan.roles, ["A", "B"]);
+        assert_eq!(plan.concurrency, 3);
+    }
+
+    #[test]
+    fn templates_and_globs_fail_early() {
+        assert!(matches!(config(&["--role", "R", "--", "echo", "{nope}"]), Err(ConfigError::Template(_))));
+        assert!(matches!(config(&["--role", "R", "--prefix", "{x", "--", "true"]), Err(ConfigError::Template(_))));
+        assert!(matches!(config(&["--match", "[", "accounts"]), Err(ConfigError::Glob(_))));
+    }
+
+    #[test]
+    fn the_accounts_subcommand_needs_no_role() {
+        let config = config(&["accounts", "--output", "json", "--match", "*-dev"]).unwrap();
+        assert!(matches!(config.action, Action::ListAccounts(ListFormat::Json)));
+        assert_eq!(config.selection.matches.len(), 1);
+    }
+}

@@ -1,0 +1,61 @@
+//! The one error type that reaches `main`: it knows its exit code and a hint naming the
+//! fix. A failing account is not an error (see `summary.rs`).
+
+use crate::config::ConfigError;
+use crate::exit_code;
+use crate::login::LoginError;
+use crate::portal::PortalError;
+use crate::token::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The portal answered 401 before any command started.
+    #[error("the portal rejected the cached SSO token ({message})")]
+    LoginRejected { message: String, login_command: String },
+    /// Listing the accounts failed before any command started.
+    #[error(transparent)]
+    Portal(PortalError),
+    #[error("{context}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Login(_) | Error::Io { .. } => exit_code::USAGE,
+            Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
+            Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
+        }
+    }
+
+    /// What to do about it, when fanout knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Login(error) => error.hint(),
+            Error::Token(error) => error.login_command().map(|command| format!("run: {command}")),
+            Error::LoginRejected { login_command, .. } => Some(format!("run: {login_command}")),
+            Error::Portal(_) => Some(
+                "check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned(),
+            ),
+            Error::Config(_) | Error::Io { .. } => None,
+        }
+    }
+
+    /// Wraps a portal error met before any command started.
+    pub fn from_portal(error: PortalError, login_command: String) -> Self {
+        match error {
+            PortalError::Unauthorized { message } => Error::LoginRejected { message, login_command },
+            other => Error::Portal(other),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Stage 4: running the command in each account.
+
+pub mod child;
+pub mod env;
+pub mod stop;
+pub mod template;

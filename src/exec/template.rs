@@ -1,0 +1,168 @@
+//! `{account_id}`-style placeholders in the command and the prefix, parsed once in
+//! `config.rs` so that rendering them for an account cannot fail.
+
+use std::fmt::Write as _;
+
+/// The values one account gives the placeholders.
+#[derive(Clone, Copy, Debug)]
+pub struct Vars<'a> {
+    pub account_id: &'a str,
+    pub account_name: &'a str,
+    pub role: &'a str,
+    pub region: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placeholder {
+    AccountId,
+    AccountName,
+    Role,
+    Region,
+}
+
+const PLACEHOLDERS: [(&str, Placeholder); 4] = [
+    ("account_id", Placeholder::AccountId),
+    ("account_name", Placeholder::AccountName),
+    ("role", Placeholder::Role),
+    ("region", Placeholder::Region),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(Placeholder),
+}
+
+/// One argument (or the prefix) with its placeholders found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template(Vec<Piece>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateError {
+    #[error(
+        "unknown placeholder {{{name}}} in {text:?} (known: {{account_id}}, {{account_name}}, {{role}}, {{region}}; write {{{{ for a literal brace)"
+    )]
+    Unknown { name: String, text: String },
+    #[error("unclosed {{ in {text:?} (write {{{{ for a literal brace)")]
+    Unclosed { text: String },
+    #[error("unmatched }} in {text:?} (write }}}} for a literal brace)")]
+    StrayClose { text: String },
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '}' => return Err(TemplateError::StrayClose { text: text.to_owned() }),
+                '{' => {
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(TemplateError::Unclosed { text: text.to_owned() });
+                    }
+                    let Some(&(_, placeholder)) = PLACEHOLDERS.iter().find(|(n, _)| *n == name) else {
+                        return Err(TemplateError::Unknown { name, text: text.to_owned() });
+                    };
+                    if !literal.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
+                    }
+                    pieces.push(Piece::Var(placeholder));
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(literal));
+        }
+        Ok(Template(pieces))
+    }
+
+    pub fn render(&self, vars: &Vars<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            let _ = match piece {
+                Piece::Text(text) => out.write_str(text),
+                Piece::Var(Placeholder::AccountId) => out.write_str(vars.account_id),
+                Piece::Var(Placeholder::AccountName) => out.write_str(vars.account_name),
+                Piece::Var(Placeholder::Role) => out.write_str(vars.role),
+                Piece::Var(Placeholder::Region) => out.write_str(vars.region),
+            };
+        }
+        out
+    }
+}
+
+/// The user's command: a program and its arguments, each a [`Template`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandTemplate(Vec<Template>);
+
+impl CommandTemplate {
+    pub fn parse(argv: &[String]) -> Result<Self, TemplateError> {
+        argv.iter().map(|arg| Template::parse(arg)).collect::<Result<_, _>>().map(CommandTemplate)
+    }
+
+    /// The argv for one account; never empty when the command given was not.
+    pub fn render(&self, vars: &Vars<'_>) -> Vec<String> {
+        self.0.iter().map(|arg| arg.render(vars)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VARS: Vars<'static> =
+        Vars { account_id: "111122223333", account_name: "payments-dev", role: "ReadOnly", region: "eu-west-1" };
+
+    #[test]
+    fn fills_every_placeholder() {
+        let t = Template::parse("{account_id}/{account_name}:{role}@{region}").unwrap();
+        assert_eq!(t.render(&VARS), "111122223333/payments-dev:ReadOnly@eu-west-1");
+    }
+
+    #[test]
+    fn double_braces_are_literal() {
+        let t = Template::parse("{{\"id\": \"{account_id}\"}}").unwrap();
+        assert_eq!(t.render(&VARS), "{\"id\": \"111122223333\"}");
+    }
+
+    #[test]
+    fn text_without_placeholders_round_trips() {
+        for text in ["", "plain", "a b c", "--query=Buckets[].Name", "ünïcødé"] {
+            assert_eq!(Template::parse(text).unwrap().render(&VARS), text);
+        }
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(matches!(Template::parse("{acount_id}"), Err(TemplateError::Unknown { name, .. }) if name == "acount_id"));
+        assert!(matches!(Template::parse("{account_id"), Err(TemplateError::Unclosed { .. })));
+        assert!(matches!(Template::parse("{role} {role"), Err(TemplateError::Unclosed { .. })));
+        assert!(matches!(Template::parse("a}b"), Err(TemplateError::StrayClose { .. })));
+    }
+
+    #[test]
+    fn commands_render_per_argument() {
+        let argv = ["./audit.sh".to_owned(), "{account_id}".to_owned(), "a b".to_owned()];
+        let command = CommandTemplate::parse(&argv).unwrap();
+        assert_eq!(command.render(&VARS), ["./audit.sh", "111122223333", "a b"]);
+    }
+}

@@ -1,0 +1,71 @@
+//! fanout: run one command in every AWS account an IAM Identity Center login reaches.
+//!
+//! The modules follow a run in order; see `run.rs` for how they are wired.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod exec;
+pub mod exit_code;
+pub mod login;
+pub mod output;
+pub mod portal;
+pub mod run;
+pub mod secret;
+pub mod select;
+pub mod summary;
+pub mod token;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::cli::Cli;
+use crate::config::{Config, Environment};
+use crate::output::report::print_error;
+
+/// Parses the command line, runs, and maps the result to an exit code.
+pub fn main() -> ExitCode {
+    // Help, version and usage errors leave here, before any file is read.
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = Config::from_cli(cli, &Environment::real()).map_err(error::Error::from).and_then(|config| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| error::Error::Io { context: "cannot start the async runtime", source })?;
+        runtime.block_on(run::run(config))
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            print_error(&error);
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// `-v` shows fanout's retries and throttles, `-vv` every portal call, `-vvv` adds the
+/// SDK's debug log. The SDK's trace level (which would log raw requests) is never on,
+/// and `RUST_LOG` is not read, so no verbosity can reveal a token or a key.
+fn init_logging(verbosity: u8) {
+    let (ours, sdk) = match verbosity {
+        0 => (LevelFilter::WARN, LevelFilter::OFF),
+        1 => (LevelFilter::INFO, LevelFilter::OFF),
+        2 => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::DEBUG),
+    };
+    let targets = Targets::new()
+        .with_target("fanout", ours)
+        .with_target("aws_config", sdk)
+        .with_target("aws_smithy_runtime", sdk)
+        .with_target("aws_sdk_sso", sdk);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_target(false);
+    tracing_subscriber::registry().with(layer).with(targets).init();
+}

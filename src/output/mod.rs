@@ -1,0 +1,6 @@
+//! Everything fanout prints goes through here: child lines through the writer thread,
+//! tables, the summary and errors. Other modules return text; they never print.
+
+pub mod lines;
+pub mod report;
+pub mod writer;

@@ -1,0 +1,96 @@
+//! Text for people: the account table, the dry-run plan, errors.
+
+use std::borrow::Cow;
+use std::error::Error as _;
+use std::io::Write as _;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::portal::Account;
+
+/// Writes text to stderr; used once the writer thread has finished.
+#[expect(clippy::print_stderr, reason = "output/ is the one place that prints")]
+pub fn eprint_text(text: &str) {
+    eprint!("{text}");
+}
+
+/// `error: <message>: <cause>: <cause>; <hint>`, on one line.
+#[expect(clippy::print_stderr, reason = "output/ is the one place that prints")]
+pub fn print_error(error: &Error) {
+    let mut line = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if let Some(hint) = error.hint() {
+        line.push_str("; ");
+        line.push_str(&hint);
+    }
+    eprintln!("{line}");
+}
+
+/// Account names come from the network: control characters are escaped before they
+/// reach a terminal (fd's `sanitize`). Child output is never altered.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// An account and the roles the login has in it, as `fanout accounts` shows them.
+#[derive(Debug, Serialize)]
+pub struct AccountRoles {
+    #[serde(flatten)]
+    pub account: Account,
+    pub roles: Vec<String>,
+}
+
+/// Aligned columns, by tabwriter (elastic tabstops).
+pub fn table<I, R>(header: &[&str], rows: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
+    let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(2);
+    let _ = writeln!(writer, "{}", header.join("\t"));
+    for row in rows {
+        let cells: Vec<String> = row.into_iter().map(|c| sanitize(&c).replace('\t', " ")).collect();
+        let _ = writeln!(writer, "{}", cells.join("\t"));
+    }
+    writer.into_inner().unwrap_or_default()
+}
+
+pub fn accounts_table(accounts: &[AccountRoles]) -> Vec<u8> {
+    table(
+        &["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"],
+        accounts.iter().map(|a| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")]),
+    )
+}
+
+pub fn accounts_json(accounts: &[AccountRoles]) -> Vec<u8> {
+    let mut json = serde_json::to_vec_pretty(accounts).unwrap_or_default();
+    json.push(b'\n');
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(sanitize("prod\x1b[31m"), "prod\\u{1b}[31m");
+        assert_eq!(sanitize("plain"), "plain");
+    }
+
+    #[test]
+    fn tables_align() {
+        let text = table(&["A", "B"], [["x".to_owned(), "y".to_owned()], ["long".to_owned(), "z".to_owned()]]);
+        assert_eq!(String::from_utf8(text).unwrap(), "A     B\nx     y\nlong  z\n");
+    }
+}

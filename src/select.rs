@@ -1,0 +1,125 @@
+//! Stage 2b: which accounts to reach and which role to use in each.
+//!
+//! Everything here is pure: filters are parsed once in `config.rs`, then applied to each
+//! account as its page arrives, before any role is listed, so that unselected accounts
+//! cost no portal call.
+
+use std::collections::HashSet;
+
+use glob::{MatchOptions, Pattern};
+
+use crate::portal::Account;
+
+const MATCH_OPTIONS: MatchOptions =
+    MatchOptions { case_sensitive: false, require_literal_separator: false, require_literal_leading_dot: false };
+
+/// The account filters from `--match`, `--exclude`, `--accounts` and `--accounts-file`.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Any must match an account's name, id or email; empty selects every account.
+    pub matches: Vec<Pattern>,
+    /// None may match.
+    pub excludes: Vec<Pattern>,
+    /// Ids or names, exactly; `None` when neither `--accounts` nor `--accounts-file` was given.
+    pub listed: Option<HashSet<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid glob {glob:?}: {source}")]
+pub struct GlobError {
+    glob: String,
+    #[source]
+    source: glob::PatternError,
+}
+
+/// Parses one `--match`/`--exclude` glob.
+pub fn parse_glob(glob: &str) -> Result<Pattern, GlobError> {
+    Pattern::new(glob).map_err(|source| GlobError { glob: glob.to_owned(), source })
+}
+
+/// The ids or names in an accounts file: one a line, blank lines and `#` comments skipped.
+pub fn parse_account_list(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .map(|line| line.split_once('#').map_or(line, |(before, _)| before).trim())
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+}
+
+impl Selection {
+    pub fn selects(&self, account: &Account) -> bool {
+        let fields = [&account.name, &account.id, &account.email];
+        let hit = |p: &Pattern| fields.iter().any(|f| p.matches_with(f, MATCH_OPTIONS));
+        (self.matches.is_empty() || self.matches.iter().any(hit))
+            && !self.excludes.iter().any(hit)
+            && self.listed.as_ref().is_none_or(|l| l.contains(&account.id) || l.contains(&account.name))
+    }
+
+    /// Entries of `--accounts`/`--accounts-file` that named none of the `selected`
+    /// accounts (given by id and name), so the user hears of a typo or a lost account.
+    pub fn unmatched_entries(&self, selected: &HashSet<String>) -> Vec<&str> {
+        let mut missing: Vec<&str> =
+            self.listed.iter().flatten().filter(|entry| !selected.contains(*entry)).map(String::as_str).collect();
+        missing.sort_unstable();
+        missing
+    }
+}
+
+/// The first of `wanted` (in the user's order) that the account has.
+pub fn pick_role<'a>(wanted: &'a [String], available: &[String]) -> Option<&'a str> {
+    wanted.iter().find(|w| available.contains(w)).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str, name: &str) -> Account {
+        Account { id: id.to_owned(), name: name.to_owned(), email: format!("{name}@corp.example") }
+    }
+
+    fn globs(list: &[&str]) -> Vec<Pattern> {
+        list.iter().map(|g| parse_glob(g).unwrap()).collect()
+    }
+
+    #[test]
+    fn match_looks_at_name_id_and_email_without_case() {
+        let selection = Selection { matches: globs(&["*-DEV"]), ..Selection::default() };
+        assert!(selection.selects(&account("1", "payments-dev")));
+        assert!(!selection.selects(&account("2", "payments-prod")));
+        let by_id = Selection { matches: globs(&["1234*"]), ..Selection::default() };
+        assert!(by_id.selects(&account("123456789012", "x")));
+        let by_email = Selection { matches: globs(&["*@corp.example"]), ..Selection::default() };
+        assert!(by_email.selects(&account("1", "x")));
+    }
+
+    #[test]
+    fn exclude_wins_over_match() {
+        let selection = Selection { matches: globs(&["*"]), excludes: globs(&["*prod*"]), listed: None };
+        assert!(!selection.selects(&account("1", "payments-prod")));
+        assert!(selection.selects(&account("2", "payments-dev")));
+    }
+
+    #[test]
+    fn listed_accounts_match_by_id_or_name_and_report_the_unknown() {
+        let listed = parse_account_list("# ids\n111 # first\n\n  beta  \nghost\n").collect();
+        let selection = Selection { listed: Some(listed), ..Selection::default() };
+        let accounts = [account("111", "alpha"), account("222", "beta"), account("333", "gamma")];
+        let chosen: Vec<_> = accounts.iter().filter(|a| selection.selects(a)).collect();
+        assert_eq!(chosen.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["111", "222"]);
+        let seen = chosen.iter().flat_map(|a| [a.id.clone(), a.name.clone()]).collect();
+        assert_eq!(selection.unmatched_entries(&seen), ["ghost"]);
+    }
+
+    #[test]
+    fn the_first_listed_role_the_account_has_wins() {
+        let wanted = ["ReadOnly".to_owned(), "ViewOnly".to_owned()];
+        assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned(), "ReadOnly".to_owned()]), Some("ReadOnly"));
+        assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned()]), Some("ViewOnly"));
+        assert_eq!(pick_role(&wanted, &["Admin".to_owned()]), None);
+    }
+
+    #[test]
+    fn a_bad_glob_is_an_error() {
+        assert!(parse_glob("[oops").is_err());
+    }
+}
