@@ -37,24 +37,25 @@ pub struct Account {
 /// How hard to try one call.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
+    /// Attempts per call while the portal throttles, the first included: throttling is
+    /// the portal asking us to slow down, not a failure.
+    pub max_throttled_attempts: u32,
     /// The backoff ceiling for the first retry; it doubles with each retry.
     pub base_delay: Duration,
     /// The backoff ceiling never exceeds this.
     pub max_delay: Duration,
-    /// Attempts when the portal cannot be reached at all (DNS, refused, timeout): fewer,
-    /// since a wrong endpoint does not heal in a minute.
-    pub max_transport_attempts: u32,
+    /// Attempts after a server error (5xx) or when the portal cannot be reached (DNS,
+    /// refused, timeout): fewer, since these rarely heal within seconds.
+    pub max_error_attempts: u32,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 8,
+            max_throttled_attempts: 10,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
-            max_transport_attempts: 3,
+            max_error_attempts: 3,
         }
     }
 }
@@ -231,17 +232,20 @@ impl Portal {
                 Verdict::GiveUp(error) => return Err(error),
                 Verdict::Throttled(error) => {
                     self.stats.throttles.fetch_add(1, Ordering::Relaxed);
-                    (error, self.retry.max_attempts)
+                    tracing::info!(operation, attempts, "throttled (HTTP 429)");
+                    (error, self.retry.max_throttled_attempts)
                 }
-                Verdict::Retry(error @ PortalError::Transport { .. }) => (error, self.retry.max_transport_attempts),
-                Verdict::Retry(error) => (error, self.retry.max_attempts),
+                Verdict::Retry(error) => {
+                    tracing::info!(operation, attempts, "failed: {error}");
+                    (error, self.retry.max_error_attempts)
+                }
             };
             if attempts >= max_attempts {
                 return Err(error);
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             let delay = self.retry.delay_before_retry(attempts - 1);
-            tracing::info!(operation, attempts, ?delay, "retrying: {error}");
+            tracing::info!(operation, attempts, ?delay, "retrying");
             tokio::time::sleep(delay).await;
         }
     }

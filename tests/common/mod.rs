@@ -1,0 +1,95 @@
+//! One helper that isolates every test: a temporary HOME with its own AWS config and
+//! token cache, a fake portal on loopback reached through `AWS_ENDPOINT_URL_SSO`, and
+//! an environment with nothing of the developer's AWS setup in it.
+
+#![allow(dead_code, reason = "each test binary uses a different part of this helper")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use fake_portal::home::{HomeOptions, write_home, write_token};
+use fake_portal::{FakePortal, PortalOptions};
+
+pub struct TestEnv {
+    pub home: tempfile::TempDir,
+    pub portal: FakePortal,
+}
+
+impl TestEnv {
+    /// A portal with `options` and a HOME logged in to it as sso-session `corp`.
+    pub fn new(options: PortalOptions) -> Self {
+        Self::with_home(options, &HomeOptions::default())
+    }
+
+    pub fn with_home(options: PortalOptions, home_options: &HomeOptions) -> Self {
+        let home = tempfile::tempdir().expect("temp HOME");
+        write_home(home.path(), home_options).expect("write HOME");
+        TestEnv { home, portal: FakePortal::start(options) }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.home().join(".aws/config")
+    }
+
+    /// Replaces `~/.aws/config`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Caches `token` for `key` (a session name or a legacy start URL).
+    pub fn write_token(&self, key: &str, token: &str, expires_in: Duration) {
+        write_token(self.home(), key, token, SystemTime::now() + expires_in).expect("write token");
+    }
+
+    /// fanout with the isolated environment; `AWS_ENDPOINT_URL_SSO` points at the portal.
+    pub fn fanout(&self) -> assert_cmd::Command {
+        let mut command = self.bare_fanout();
+        command.env("AWS_ENDPOINT_URL_SSO", self.portal.url());
+        command
+    }
+
+    /// fanout with the isolated environment and no endpoint override.
+    pub fn bare_fanout(&self) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::cargo_bin("fanout").expect("fanout binary");
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("AWS_CONFIG_FILE", self.config_path())
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.home().join(".aws/credentials"))
+            .env("NO_COLOR", "1")
+            .timeout(Duration::from_secs(120));
+        command
+    }
+
+    /// The same environment for a `std::process::Command` (signal and pipe tests).
+    pub fn std_fanout(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("fanout"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("AWS_CONFIG_FILE", self.config_path())
+            .env("AWS_ENDPOINT_URL_SSO", self.portal.url());
+        command
+    }
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Lines, sorted: concurrent output arrives in any order.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}

@@ -1,0 +1,206 @@
+//! Running the command: selection, roles, credentials per child, the environment,
+//! placeholders, failures, dry runs, the summary and the exit codes.
+
+mod common;
+
+use common::{TestEnv, sorted_lines, stderr_of, stdout_of};
+use fake_portal::{Account, PortalOptions, credentials_for, generated_accounts};
+
+/// Prints what the child received, one variable a line.
+const ECHO_ENV: &str = "echo id=$FANOUT_ACCOUNT_ID name=$FANOUT_ACCOUNT_NAME role=$FANOUT_ROLE; \
+     echo key=$AWS_ACCESS_KEY_ID; echo secret=$AWS_SECRET_ACCESS_KEY; echo session=$AWS_SESSION_TOKEN; \
+     echo profile=[$AWS_PROFILE]; echo expiry=$AWS_CREDENTIAL_EXPIRATION";
+
+#[test]
+fn every_child_sees_its_own_accounts_keys_and_no_others() {
+    let accounts = generated_accounts(60);
+    let env = TestEnv::new(PortalOptions { accounts: accounts.clone(), ..PortalOptions::default() });
+    let output = env
+        .fanout()
+        .env("AWS_PROFILE", "leaky")
+        .env("AWS_ACCESS_KEY_ID", "AKIAINHERITED")
+        .env("AWS_SECRET_ACCESS_KEY", "inherited-secret")
+        .args(["--sso-session", "corp", "--role", "ReadOnly,AdministratorAccess", "-j", "7", "--", "sh", "-c", ECHO_ENV])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    assert!(!stdout.contains("INHERITED") && !stdout.contains("inherited"), "inherited credentials leaked");
+    for account in &accounts {
+        let role = if account.roles.contains(&"ReadOnly".to_owned()) { "ReadOnly" } else { "AdministratorAccess" };
+        let (key, secret, session) = credentials_for(&account.id, role);
+        let mine: Vec<&str> = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(&format!("{}|", account.id)))
+            .collect();
+        assert_eq!(mine.len(), 6, "{}: {mine:?}", account.id);
+        assert_eq!(mine[0], format!("id={} name={} role={role}", account.id, account.name));
+        assert_eq!(mine[1], format!("key={key}"));
+        assert_eq!(mine[2], format!("secret={secret}"));
+        assert_eq!(mine[3], format!("session={session}"));
+        assert_eq!(mine[4], "profile=[]");
+        assert!(mine[5].starts_with("expiry=20") && mine[5].ends_with('Z'), "{}", mine[5]);
+    }
+}
+
+#[test]
+fn placeholders_fill_the_arguments_and_the_prefix() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--region", "eu-central-1", "--match", "team000-dev"])
+        .args(["--prefix", "{account_name}", "--", "echo", "{account_id}:{role}:{region}", "{{literal}}"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "team000-dev|100000001111:ReadOnly:eu-central-1 {literal}\n");
+}
+
+#[test]
+fn the_command_runs_without_a_shell() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--match", "team000-dev", "--", "echo", "$HOME; rm -rf /"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&output), "100000001111|$HOME; rm -rf /\n");
+}
+
+#[test]
+fn match_exclude_and_account_lists_select() {
+    let env = TestEnv::new(PortalOptions::default());
+    let ids = |args: &[&str]| {
+        let output = env.fanout().args(args).args(["--dry-run", "--", "true"]).output().unwrap();
+        let lines = sorted_lines(&stdout_of(&output));
+        lines.iter().filter(|l| !l.starts_with("ACCOUNT_ID")).map(|l| l[..12].to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&["--role", "ReadOnly", "--match", "*-DEV"]), ["100000001111", "100000007777"]);
+    assert_eq!(ids(&["--role", "ReadOnly", "--match", "team001*", "--exclude", "*prod"]).len(), 4);
+    assert_eq!(ids(&["--role", "ReadOnly", "--accounts", "100000002222,team001-dev"]), ["100000002222", "100000007777"]);
+    let list = env.home().join("accounts.txt");
+    std::fs::write(&list, "# audit scope\n100000003333\nteam000-audit # by name\n\n").unwrap();
+    assert_eq!(
+        ids(&["--role", "ReadOnly", "--accounts-file", list.to_str().unwrap()]),
+        ["100000003333", "100000004444"]
+    );
+}
+
+#[test]
+fn an_unknown_listed_account_is_warned_about() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().args(["--role", "ReadOnly", "--accounts", "100000001111,ghost", "--", "true"]).output().unwrap();
+    assert!(output.status.success());
+    assert!(stderr_of(&output).contains("warning: this login reaches no account named ghost"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn accounts_without_the_role_are_skipped_and_counted() {
+    let accounts = vec![
+        Account::new("111111111111", "has-both", &["ReadOnly", "ViewOnly"]),
+        Account::new("222222222222", "view-only", &["ViewOnly"]),
+        Account::new("333333333333", "admin-only", &["Admin"]),
+    ];
+    let env = TestEnv::new(PortalOptions { accounts, ..PortalOptions::default() });
+    let output = env.fanout().args(["--role", "ReadOnly,ViewOnly", "-v", "--", "sh", "-c", "echo $FANOUT_ROLE"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(sorted_lines(&stdout_of(&output)), ["111111111111|ReadOnly", "222222222222|ViewOnly"]);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("3 accounts selected: 2 succeeded, 0 failed, 1 skipped (no role ReadOnly or ViewOnly)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("skipped 333333333333 (admin-only)"), "{stderr}");
+}
+
+#[test]
+fn a_failing_command_fails_its_account_only_with_exit_1() {
+    let env = TestEnv::new(PortalOptions::default());
+    let script = r#"if [ "$FANOUT_ACCOUNT_NAME" = team000-dev ]; then exit 3; fi; echo ok"#;
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "sh", "-c", script]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout_of(&output).lines().count(), 10);
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("1 failed"), "{stderr}");
+    assert!(stderr.contains("failed  100000001111 (team000-dev): exit code 3"), "{stderr}");
+}
+
+#[test]
+fn a_500_on_one_account_fails_that_account_only() {
+    let options = PortalOptions {
+        failing_credentials: ["100000002222".to_owned()].into(),
+        flaky_credentials: [("100000003333".to_owned(), 2)].into(),
+        ..PortalOptions::default()
+    };
+    let env = TestEnv::new(options);
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "echo", "ran"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = stdout_of(&output);
+    assert_eq!(stdout.lines().count(), 10, "{stdout}");
+    assert!(!stdout.contains("100000002222"));
+    assert!(stdout.contains("100000003333|ran"), "a transient 500 is retried");
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("failed  100000002222 (team000-staging): GetRoleCredentials failed: InternalServerException (HTTP 500)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_is_a_failure_not_a_crash() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().args(["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/such/program"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_of(&output).contains("cannot run /no/such/program: No such file"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn nothing_selected_is_exit_5() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().args(["--role", "ReadOnly", "--match", "nothing-*", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let output = env.fanout().args(["--role", "NoSuchRole", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+}
+
+#[test]
+fn a_dry_run_fetches_no_credentials_and_runs_nothing() {
+    let env = TestEnv::new(PortalOptions::default());
+    let marker = env.home().join("ran");
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--match", "*-dev", "--dry-run", "--", "touch"])
+        .arg(&marker)
+        .args(["./audit.sh", "{account_id}", "two words"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(env.portal.stats().get_role_credentials, 0);
+    assert!(!marker.exists());
+    let stdout = stdout_of(&output);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"]);
+    let expected = format!("100000001111  team000-dev  ReadOnly  touch {} ./audit.sh 100000001111 'two words'", marker.display());
+    assert_eq!(lines[1], expected);
+    assert_eq!(lines.len(), 3);
+    assert!(stderr_of(&output).contains("dry run: 2 accounts selected: 2 would run"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn the_summary_goes_to_stderr_and_stdout_holds_only_child_lines() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "echo", "hi"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout_of(&output).lines().all(|l| l.ends_with("|hi")));
+    assert!(stderr_of(&output).starts_with("fanout: 12 accounts selected: 11 succeeded, 0 failed, 1 skipped (no role ReadOnly) in "));
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().arg("--help").output().unwrap();
+    let help = stdout_of(&output);
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "130 "] {
+        assert!(help.contains(&format!("\n  {code}")), "{code} missing from --help");
+    }
+}
