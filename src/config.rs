@@ -144,8 +144,8 @@ fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
         listed.get_or_insert_default().extend(args.accounts.iter().map(|a| a.trim().to_owned()));
     }
     if let Some(path) = &args.accounts_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
         listed.get_or_insert_default().extend(parse_account_list(&text));
     }
     Ok(Selection {
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn templates_and_globs_fail_early() {
         assert!(matches!(config(&["--role", "R", "--", "echo", "{nope}"]), Err(ConfigError::Template(_))));
-        assert!(matches!(config(&["--role", "R", "--prefix", "{x", "--", "true"]), Err(ConfigError::Template(_))));
+        assert!(matches!(config(&["--role", "R", "--prefix", "{x}", "--", "true"]), Err(ConfigError::Template(_))));
         assert!(matches!(config(&["--match", "[", "accounts"]), Err(ConfigError::Glob(_))));
     }
 

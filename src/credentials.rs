@@ -32,8 +32,6 @@ pub async fn fetch(portal: &Portal, account_id: &str, role: &str) -> Result<Cred
         secret_access_key: secret(creds.secret_access_key())?,
         session_token: secret(creds.session_token())?,
         // The portal sends epoch milliseconds; the AWS CLI's env provider wants RFC 3339.
-        expiration: DateTime::from_millis(creds.expiration())
-            .fmt(DateTimeFormat::DateTime)
-            .unwrap_or_default(),
+        expiration: DateTime::from_millis(creds.expiration()).fmt(DateTimeFormat::DateTime).unwrap_or_default(),
     })
 }

@@ -44,9 +44,9 @@ impl Error {
             Error::Login(error) => error.hint(),
             Error::Token(error) => error.login_command().map(|command| format!("run: {command}")),
             Error::LoginRejected { login_command, .. } => Some(format!("run: {login_command}")),
-            Error::Portal(_) => Some(
-                "check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned(),
-            ),
+            Error::Portal(_) => {
+                Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
+            }
             Error::Config(_) | Error::Io { .. } => None,
         }
     }

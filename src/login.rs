@@ -133,10 +133,7 @@ fn from_session(
         return Err(LoginError::UnknownSession { name: name.to_owned(), known });
     };
     let get = |key: &'static str| {
-        session
-            .get(key)
-            .map(str::to_owned)
-            .ok_or_else(|| LoginError::Incomplete { session: name.to_owned(), key })
+        session.get(key).map(str::to_owned).ok_or_else(|| LoginError::Incomplete { session: name.to_owned(), key })
     };
     Ok(SsoLogin {
         session: Some(name.to_owned()),

@@ -30,10 +30,9 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
     tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
     let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
-    let portal = Arc::new(
-        Portal::connect(&login, token.access_token, config.portal_concurrency, RetryPolicy::default()).await,
-    );
-    let stopper = Stopper::new();
+    let portal =
+        Arc::new(Portal::connect(&login, token.access_token, config.portal_concurrency, RetryPolicy::default()).await);
+    let stopper = Stopper::for_current_runtime();
     stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
     let (output, writer) = {
         let stopper = stopper.clone();
@@ -183,7 +182,11 @@ async fn run_everywhere(run: Arc<Run>, selection: &Selection, login: &SsoLogin) 
 type PlanLine = (String, String, String, String);
 
 /// One account, start to end. Never fails: every ending is an [`Outcome`].
-async fn run_account(run: Arc<Run>, child_slots: Arc<Semaphore>, account: Account) -> (AccountReport, Option<PlanLine>) {
+async fn run_account(
+    run: Arc<Run>,
+    child_slots: Arc<Semaphore>,
+    account: Account,
+) -> (AccountReport, Option<PlanLine>) {
     let (outcome, plan_line) = account_outcome(&run, &child_slots, &account).await;
     tracing::debug!(account = %account.id, ?outcome, "finished");
     (AccountReport { account_id: account.id, account_name: account.name, outcome }, plan_line)

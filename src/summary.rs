@@ -98,7 +98,12 @@ impl Tally {
             for account in &self.no_role {
                 let _ = writeln!(text, "  skipped {account}: has no role {}", roles.join(" or "));
             }
-            let _ = writeln!(text, "  portal: {}, {} throttled", plural(self.portal_calls as usize, "call"), self.throttles);
+            let _ = writeln!(
+                text,
+                "  portal: {}, {} throttled",
+                plural(self.portal_calls as usize, "call"),
+                self.throttles
+            );
         }
         text
     }

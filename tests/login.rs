@@ -78,7 +78,9 @@ fn a_profile_names_its_session_and_its_services_endpoint() {
 fn aws_profile_from_the_environment_is_honoured() {
     let env = TestEnv::new(PortalOptions::default());
     let mut config = std::fs::read_to_string(env.config_path()).unwrap();
-    config.push_str("\n[sso-session other]\nsso_start_url = x\nsso_region = us-east-1\n\n[profile work]\nsso_session = corp\n");
+    config.push_str(
+        "\n[sso-session other]\nsso_start_url = x\nsso_region = us-east-1\n\n[profile work]\nsso_session = corp\n",
+    );
     env.write_config(&config);
     let output = env.fanout().env("AWS_PROFILE", "work").arg("accounts").output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));

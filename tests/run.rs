@@ -20,7 +20,18 @@ fn every_child_sees_its_own_accounts_keys_and_no_others() {
         .env("AWS_PROFILE", "leaky")
         .env("AWS_ACCESS_KEY_ID", "AKIAINHERITED")
         .env("AWS_SECRET_ACCESS_KEY", "inherited-secret")
-        .args(["--sso-session", "corp", "--role", "ReadOnly,AdministratorAccess", "-j", "7", "--", "sh", "-c", ECHO_ENV])
+        .args([
+            "--sso-session",
+            "corp",
+            "--role",
+            "ReadOnly,AdministratorAccess",
+            "-j",
+            "7",
+            "--",
+            "sh",
+            "-c",
+            ECHO_ENV,
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
@@ -29,10 +40,8 @@ fn every_child_sees_its_own_accounts_keys_and_no_others() {
     for account in &accounts {
         let role = if account.roles.contains(&"ReadOnly".to_owned()) { "ReadOnly" } else { "AdministratorAccess" };
         let (key, secret, session) = credentials_for(&account.id, role);
-        let mine: Vec<&str> = stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix(&format!("{}|", account.id)))
-            .collect();
+        let mine: Vec<&str> =
+            stdout.lines().filter_map(|line| line.strip_prefix(&format!("{}|", account.id))).collect();
         assert_eq!(mine.len(), 6, "{}: {mine:?}", account.id);
         assert_eq!(mine[0], format!("id={} name={} role={role}", account.id, account.name));
         assert_eq!(mine[1], format!("key={key}"));
@@ -77,7 +86,10 @@ fn match_exclude_and_account_lists_select() {
     };
     assert_eq!(ids(&["--role", "ReadOnly", "--match", "*-DEV"]), ["100000001111", "100000007777"]);
     assert_eq!(ids(&["--role", "ReadOnly", "--match", "team001*", "--exclude", "*prod"]).len(), 4);
-    assert_eq!(ids(&["--role", "ReadOnly", "--accounts", "100000002222,team001-dev"]), ["100000002222", "100000007777"]);
+    assert_eq!(
+        ids(&["--role", "ReadOnly", "--accounts", "100000002222,team001-dev"]),
+        ["100000002222", "100000007777"]
+    );
     let list = env.home().join("accounts.txt");
     std::fs::write(&list, "# audit scope\n100000003333\nteam000-audit # by name\n\n").unwrap();
     assert_eq!(
@@ -89,9 +101,14 @@ fn match_exclude_and_account_lists_select() {
 #[test]
 fn an_unknown_listed_account_is_warned_about() {
     let env = TestEnv::new(PortalOptions::default());
-    let output = env.fanout().args(["--role", "ReadOnly", "--accounts", "100000001111,ghost", "--", "true"]).output().unwrap();
+    let output =
+        env.fanout().args(["--role", "ReadOnly", "--accounts", "100000001111,ghost", "--", "true"]).output().unwrap();
     assert!(output.status.success());
-    assert!(stderr_of(&output).contains("warning: this login reaches no account named ghost"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("warning: this login reaches no account named ghost"),
+        "{}",
+        stderr_of(&output)
+    );
 }
 
 #[test]
@@ -102,7 +119,11 @@ fn accounts_without_the_role_are_skipped_and_counted() {
         Account::new("333333333333", "admin-only", &["Admin"]),
     ];
     let env = TestEnv::new(PortalOptions { accounts, ..PortalOptions::default() });
-    let output = env.fanout().args(["--role", "ReadOnly,ViewOnly", "-v", "--", "sh", "-c", "echo $FANOUT_ROLE"]).output().unwrap();
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly,ViewOnly", "-v", "--", "sh", "-c", "echo $FANOUT_ROLE"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(sorted_lines(&stdout_of(&output)), ["111111111111|ReadOnly", "222222222222|ViewOnly"]);
     let stderr = stderr_of(&output);
@@ -141,7 +162,9 @@ fn a_500_on_one_account_fails_that_account_only() {
     assert!(stdout.contains("100000003333|ran"), "a transient 500 is retried");
     let stderr = stderr_of(&output);
     assert!(
-        stderr.contains("failed  100000002222 (team000-staging): GetRoleCredentials failed: InternalServerException (HTTP 500)"),
+        stderr.contains(
+            "failed  100000002222 (team000-staging): GetRoleCredentials failed: InternalServerException (HTTP 500)"
+        ),
         "{stderr}"
     );
 }
@@ -149,7 +172,8 @@ fn a_500_on_one_account_fails_that_account_only() {
 #[test]
 fn a_command_that_cannot_start_is_a_failure_not_a_crash() {
     let env = TestEnv::new(PortalOptions::default());
-    let output = env.fanout().args(["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/such/program"]).output().unwrap();
+    let output =
+        env.fanout().args(["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/such/program"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr_of(&output).contains("cannot run /no/such/program: No such file"), "{}", stderr_of(&output));
 }
@@ -180,7 +204,8 @@ fn a_dry_run_fetches_no_credentials_and_runs_nothing() {
     let stdout = stdout_of(&output);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"]);
-    let expected = format!("100000001111  team000-dev  ReadOnly  touch {} ./audit.sh 100000001111 'two words'", marker.display());
+    let expected =
+        format!("100000001111  team000-dev  ReadOnly  touch {} ./audit.sh 100000001111 'two words'", marker.display());
     assert_eq!(lines[1], expected);
     assert_eq!(lines.len(), 3);
     assert!(stderr_of(&output).contains("dry run: 2 accounts selected: 2 would run"), "{}", stderr_of(&output));
@@ -192,7 +217,10 @@ fn the_summary_goes_to_stderr_and_stdout_holds_only_child_lines() {
     let output = env.fanout().args(["--role", "ReadOnly", "--", "echo", "hi"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout_of(&output).lines().all(|l| l.ends_with("|hi")));
-    assert!(stderr_of(&output).starts_with("fanout: 12 accounts selected: 11 succeeded, 0 failed, 1 skipped (no role ReadOnly) in "));
+    assert!(
+        stderr_of(&output)
+            .starts_with("fanout: 12 accounts selected: 11 succeeded, 0 failed, 1 skipped (no role ReadOnly) in ")
+    );
 }
 
 #[test]

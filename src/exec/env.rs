@@ -67,8 +67,13 @@ mod tests {
             session_token: Secret::new("t"),
             expiration: "2026-11-24T03:00:00Z".to_owned(),
         };
-        let account =
-            AccountEnv { account_id: "1", account_name: "n", role: "r", region: "eu-west-1", credentials: &credentials };
+        let account = AccountEnv {
+            account_id: "1",
+            account_name: "n",
+            role: "r",
+            region: "eu-west-1",
+            credentials: &credentials,
+        };
         let env = child_env(&account);
         assert!(env.contains(&("AWS_SECRET_ACCESS_KEY", "s")));
         assert!(env.contains(&("AWS_DEFAULT_REGION", "eu-west-1")));

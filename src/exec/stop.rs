@@ -34,8 +34,8 @@ pub struct Stopper {
 }
 
 impl Stopper {
-    /// Must be called inside the runtime that will run the grace timer.
-    pub fn new() -> Self {
+    /// Not `Default`: it must be made inside the runtime that will run the grace timer.
+    pub fn for_current_runtime() -> Self {
         Stopper {
             state: Arc::new(watch::Sender::new(StopState::Running)),
             signal: Arc::new(AtomicI32::new(0)),

@@ -43,51 +43,44 @@ pub enum TemplateError {
         "unknown placeholder {{{name}}} in {text:?} (known: {{account_id}}, {{account_name}}, {{role}}, {{region}}; write {{{{ for a literal brace)"
     )]
     Unknown { name: String, text: String },
-    #[error("unclosed {{ in {text:?} (write {{{{ for a literal brace)")]
-    Unclosed { text: String },
-    #[error("unmatched }} in {text:?} (write }}}} for a literal brace)")]
-    StrayClose { text: String },
+}
+
+/// `Some((name, rest))` when `text` starts with `{name}`.
+fn placeholder_name(text: &str) -> Option<(&str, &str)> {
+    let inner = text.strip_prefix('{')?;
+    let end = inner.find('}')?;
+    let name = &inner[..end];
+    let is_word = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    is_word.then(|| (name, &inner[end + 1..]))
 }
 
 impl Template {
+    /// A `{name}` of letters, digits and `_` is a placeholder, and an unknown name is an
+    /// error (a typo must not run); any other brace is literal, so `sh -c '${X:-y}'` and
+    /// awk programs need no escaping. `{{` and `}}` are always literal braces.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '}' => return Err(TemplateError::StrayClose { text: text.to_owned() }),
-                '{' => {
-                    let mut name = String::new();
-                    let mut closed = false;
-                    for c in chars.by_ref() {
-                        if c == '}' {
-                            closed = true;
-                            break;
-                        }
-                        name.push(c);
-                    }
-                    if !closed {
-                        return Err(TemplateError::Unclosed { text: text.to_owned() });
-                    }
-                    let Some(&(_, placeholder)) = PLACEHOLDERS.iter().find(|(n, _)| *n == name) else {
-                        return Err(TemplateError::Unknown { name, text: text.to_owned() });
-                    };
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Var(placeholder));
-                }
-                c => literal.push(c),
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
+                literal.push(c);
+                rest = after;
+                continue;
             }
+            if let Some((name, after)) = placeholder_name(rest) {
+                let Some(&(_, placeholder)) = PLACEHOLDERS.iter().find(|(n, _)| *n == name) else {
+                    return Err(TemplateError::Unknown { name: name.to_owned(), text: text.to_owned() });
+                };
+                if !literal.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Var(placeholder));
+                rest = after;
+                continue;
+            }
+            literal.push(c);
+            rest = &rest[c.len_utf8()..];
         }
         if !literal.is_empty() {
             pieces.push(Piece::Text(literal));
@@ -153,10 +146,17 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(matches!(Template::parse("{acount_id}"), Err(TemplateError::Unknown { name, .. }) if name == "acount_id"));
-        assert!(matches!(Template::parse("{account_id"), Err(TemplateError::Unclosed { .. })));
-        assert!(matches!(Template::parse("{role} {role"), Err(TemplateError::Unclosed { .. })));
-        assert!(matches!(Template::parse("a}b"), Err(TemplateError::StrayClose { .. })));
+        assert!(
+            matches!(Template::parse("{acount_id}"), Err(TemplateError::Unknown { name, .. }) if name == "acount_id")
+        );
+        assert!(matches!(Template::parse("${HOME}"), Err(TemplateError::Unknown { name, .. }) if name == "HOME"));
+    }
+
+    #[test]
+    fn braces_that_are_not_placeholders_are_literal() {
+        for text in ["${X:-y}", "awk '{ print $1 }'", "{account_id", "a}b", "{}", "{ role }"] {
+            assert_eq!(Template::parse(text).unwrap().render(&VARS), text);
+        }
     }
 
     #[test]

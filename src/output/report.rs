@@ -36,7 +36,9 @@ pub fn print_error(error: &Error) {
 /// reach a terminal (fd's `sanitize`). Child output is never altered.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_control) {
-        Cow::Owned(text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect())
+        Cow::Owned(
+            text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect(),
+        )
     } else {
         Cow::Borrowed(text)
     }
@@ -68,7 +70,9 @@ where
 pub fn accounts_table(accounts: &[AccountRoles]) -> Vec<u8> {
     table(
         &["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"],
-        accounts.iter().map(|a| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")]),
+        accounts
+            .iter()
+            .map(|a| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")]),
     )
 }
 

@@ -52,11 +52,7 @@ impl Account {
 /// The keys the portal mints for `role` in `account_id`: deterministic, so a test can
 /// check that each child received its own account's keys and no other's.
 pub fn credentials_for(account_id: &str, role: &str) -> (String, String, String) {
-    (
-        format!("ASIA{account_id}"),
-        format!("secret-{account_id}-{role}"),
-        format!("session-{account_id}-{role}"),
-    )
+    (format!("ASIA{account_id}"), format!("secret-{account_id}-{role}"), format!("session-{account_id}-{role}"))
 }
 
 /// `n` accounts named like a real organisation (`team000-prod`, `team000-dev`, …).
@@ -226,14 +222,18 @@ impl Reply {
 impl State {
     pub fn new(options: PortalOptions) -> Self {
         let by_id = options.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
-        let bucket = options
-            .rate_limit
-            .map(|rate| Mutex::new(Bucket { rate, tokens: rate, last: Instant::now() }));
+        let bucket = options.rate_limit.map(|rate| Mutex::new(Bucket { rate, tokens: rate, last: Instant::now() }));
         State { options, by_id, bucket, injected: Mutex::new(HashMap::new()), stats: Stats::default() }
     }
 
     /// Answers one request; `query` is already percent-decoded.
-    pub async fn handle(&self, method: &str, path: &str, query: &HashMap<String, String>, token: Option<&str>) -> Reply {
+    pub async fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &HashMap<String, String>,
+        token: Option<&str>,
+    ) -> Reply {
         if path == "/_stats" {
             return Reply::ok(self.stats.snapshot().to_json());
         }
@@ -278,7 +278,8 @@ impl State {
                 .collect();
             return self.page(&items, query, "accountList");
         }
-        let Some(account) = query.get("account_id").map(|id| self.by_id.get(id).map(|&i| &self.options.accounts[i])) else {
+        let Some(account) = query.get("account_id").map(|id| self.by_id.get(id).map(|&i| &self.options.accounts[i]))
+        else {
             return Reply::error(400, "InvalidRequestException", "account_id is required");
         };
         let Some(account) = account else {
