@@ -108,6 +108,13 @@ pub struct SelectionArgs {
     /// Only the accounts listed in FILE: one id or name a line; `#` starts a comment.
     #[arg(long, global = true, value_name = "FILE")]
     pub accounts_file: Option<PathBuf>,
+
+    /// Only shard I of N (1-based) of the selected accounts, to split one run across N
+    /// machines (a CI matrix, a Kubernetes Indexed Job). Accounts are assigned by a hash
+    /// of their id: the N shards are disjoint, together they are the whole selection,
+    /// and a new account moves no other. Divides the default --portal-rps by N.
+    #[arg(long, global = true, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 /// How to run the command.
@@ -124,8 +131,14 @@ pub struct RunArgs {
     pub concurrency: NonZeroUsize,
 
     /// How many SSO portal calls are in flight at once.
-    #[arg(long, value_name = "N", default_value = "8")]
+    #[arg(long, global = true, value_name = "N", default_value = "32")]
     pub portal_concurrency: NonZeroUsize,
+
+    /// Portal requests a second to start at [default: 20, divided by N with --shard I/N].
+    /// fanout speeds up while the portal does not throttle and slows the whole client
+    /// down at the first 429 (HTTP TooManyRequests), then probes back up.
+    #[arg(long, global = true, value_name = "RATE")]
+    pub portal_rps: Option<f64>,
 
     /// AWS_REGION and AWS_DEFAULT_REGION for the commands. Default: the profile's region,
     /// else the sso-session's sso_region.

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, OutputFormat, Subcommands};
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
-use crate::select::{GlobError, Selection, parse_account_list, parse_glob};
+use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
+
+/// IAM Identity Center's documented collective limit is about 20 requests a second.
+const DEFAULT_PORTAL_RATE: f64 = 20.0;
 
 /// What fanout learns from its environment, asked once so tests can build a `Config`.
 #[derive(Clone, Debug)]
@@ -37,6 +40,8 @@ pub struct Config {
     pub selection: Selection,
     /// Portal calls in flight at once.
     pub portal_concurrency: usize,
+    /// Portal requests a second to start at.
+    pub portal_rate: f64,
     /// 0 quiet, 1 `-v`, …
     pub verbosity: u8,
     /// Flush every output line (a person is watching) rather than when the queue runs dry.
@@ -91,12 +96,24 @@ pub enum ConfigError {
     },
     #[error("HOME is not set, so the SSO token cache cannot be found")]
     NoHome,
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error("--portal-rps must be a positive number of requests a second")]
+    BadRate,
 }
 
 impl Config {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
         let home = env.home.clone().ok_or(ConfigError::NoHome)?;
         let selection = selection(&cli)?;
+        let shards = selection.shard.map_or(1, |s| s.count);
+        let portal_rate = match cli.run.portal_rps {
+            Some(rate) if rate.is_finite() && rate > 0.0 => rate,
+            Some(_) => return Err(ConfigError::BadRate),
+            // The portal's limit is shared by every machine on the same IAM Identity
+            // Center instance, so N shards start at 1/N of the safe rate each.
+            None => DEFAULT_PORTAL_RATE / shards as f64,
+        };
         let action = match cli.subcommand {
             Some(Subcommands::Accounts { output }) => Action::ListAccounts(match output {
                 OutputFormat::Table => ListFormat::Table,
@@ -110,6 +127,7 @@ impl Config {
             home,
             selection,
             portal_concurrency: cli.run.portal_concurrency.get(),
+            portal_rate,
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,
             action,
@@ -152,6 +170,7 @@ fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
         matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         listed,
+        shard: args.shard.as_deref().map(Shard::parse).transpose()?,
     })
 }
 
@@ -189,5 +208,14 @@ mod tests {
         let config = config(&["accounts", "--output", "json", "--match", "*-dev"]).unwrap();
         assert!(matches!(config.action, Action::ListAccounts(ListFormat::Json)));
         assert_eq!(config.selection.matches.len(), 1);
+    }
+
+    #[test]
+    fn sharding_divides_the_default_portal_rate() {
+        assert_eq!(config(&["accounts"]).unwrap().portal_rate, 20.0);
+        assert_eq!(config(&["--shard", "2/4", "accounts"]).unwrap().portal_rate, 5.0);
+        assert_eq!(config(&["--shard", "2/4", "--portal-rps", "8", "accounts"]).unwrap().portal_rate, 8.0);
+        assert!(matches!(config(&["--shard", "5/4", "accounts"]), Err(ConfigError::Shard(_))));
+        assert!(matches!(config(&["--portal-rps", "0", "accounts"]), Err(ConfigError::BadRate)));
     }
 }

@@ -13,6 +13,7 @@ pub mod exit_code;
 pub mod login;
 pub mod output;
 pub mod portal;
+pub mod rate;
 pub mod run;
 pub mod secret;
 pub mod select;

@@ -19,6 +19,7 @@ use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::Semaphore;
 
 use crate::login::SsoLogin;
+use crate::rate::RateLimiter;
 use crate::secret::Secret;
 
 /// The portal rejects pages larger than this since 2026.
@@ -52,7 +53,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_throttled_attempts: 10,
+            max_throttled_attempts: 20,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
             max_error_attempts: 3,
@@ -113,15 +114,26 @@ pub struct Portal {
     client: aws_sdk_sso::Client,
     token: Secret,
     slots: Semaphore,
+    limiter: RateLimiter,
     retry: RetryPolicy,
     pub stats: PortalStats,
+}
+
+/// How hard fanout may press the portal.
+#[derive(Clone, Copy, Debug)]
+pub struct PortalLimits {
+    /// Calls in flight at once.
+    pub max_in_flight: usize,
+    /// Requests a second to start at; see `rate.rs` for how it adapts.
+    pub initial_rate: f64,
+    pub retry: RetryPolicy,
 }
 
 impl Portal {
     /// Builds the client for `login`'s `sso_region`. The SDK applies the endpoint
     /// override exactly as the AWS CLI does: `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL`,
     /// then the `[services]` section the profile names.
-    pub async fn connect(login: &SsoLogin, token: Secret, max_in_flight: usize, retry: RetryPolicy) -> Self {
+    pub async fn connect(login: &SsoLogin, token: Secret, limits: PortalLimits) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(30))
@@ -135,7 +147,14 @@ impl Portal {
             loader = loader.profile_name(profile);
         }
         let client = aws_sdk_sso::Client::new(&loader.load().await);
-        Portal { client, token, slots: Semaphore::new(max_in_flight), retry, stats: PortalStats::default() }
+        Portal {
+            client,
+            token,
+            slots: Semaphore::new(limits.max_in_flight),
+            limiter: RateLimiter::new(limits.initial_rate),
+            retry: limits.retry,
+            stats: PortalStats::default(),
+        }
     }
 
     /// Every account the login reaches, page by page, handing each page to `on_page` as
@@ -219,34 +238,42 @@ impl Portal {
             attempts += 1;
             let result = {
                 let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+                self.limiter.acquire().await;
                 self.stats.calls.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(operation, attempts, "portal call");
                 attempt().await
             };
             let error = match result {
-                Ok(output) => return Ok(output),
+                Ok(output) => {
+                    self.limiter.on_success();
+                    return Ok(output);
+                }
                 Err(error) => error,
             };
             let verdict = classify(operation, attempts, error);
-            let (error, max_attempts) = match verdict {
+            match verdict {
                 Verdict::GiveUp(error) => return Err(error),
                 Verdict::Throttled(error) => {
+                    // No backoff sleep: the shared limiter now paces every call, this
+                    // retry included, so sleeping too would only add to the wall time.
                     self.stats.throttles.fetch_add(1, Ordering::Relaxed);
+                    self.limiter.on_throttle();
                     tracing::info!(operation, attempts, "throttled (HTTP 429)");
-                    (error, self.retry.max_throttled_attempts)
+                    if attempts >= self.retry.max_throttled_attempts {
+                        return Err(error);
+                    }
                 }
                 Verdict::Retry(error) => {
                     tracing::info!(operation, attempts, "failed: {error}");
-                    (error, self.retry.max_error_attempts)
+                    if attempts >= self.retry.max_error_attempts {
+                        return Err(error);
+                    }
+                    let delay = self.retry.delay_before_retry(attempts - 1);
+                    tracing::info!(operation, attempts, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
                 }
-            };
-            if attempts >= max_attempts {
-                return Err(error);
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            let delay = self.retry.delay_before_retry(attempts - 1);
-            tracing::info!(operation, attempts, ?delay, "retrying");
-            tokio::time::sleep(delay).await;
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::exec::template::Vars;
 use crate::login::{SsoLogin, load_profiles, resolve_login};
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, Stream, WriterEnd};
-use crate::portal::{Account, Portal, PortalError, RetryPolicy};
+use crate::portal::{Account, Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::select::{Selection, pick_role};
 use crate::summary::{AccountReport, Outcome, Tally};
 use crate::{credentials, exit_code, token};
@@ -30,8 +30,12 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
     tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
     let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
-    let portal =
-        Arc::new(Portal::connect(&login, token.access_token, config.portal_concurrency, RetryPolicy::default()).await);
+    let limits = PortalLimits {
+        max_in_flight: config.portal_concurrency,
+        initial_rate: config.portal_rate,
+        retry: RetryPolicy::default(),
+    };
+    let portal = Arc::new(Portal::connect(&login, token.access_token, limits).await);
     let stopper = Stopper::for_current_runtime();
     stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
     let (output, writer) = {

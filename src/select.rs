@@ -22,6 +22,44 @@ pub struct Selection {
     pub excludes: Vec<Pattern>,
     /// Ids or names, exactly; `None` when neither `--accounts` nor `--accounts-file` was given.
     pub listed: Option<HashSet<String>>,
+    /// `--shard I/N`; `None` keeps every account.
+    pub shard: Option<Shard>,
+}
+
+/// One of N disjoint slices of the accounts, by a hash of the account id.
+///
+/// Each account's shard depends on its own id alone (sha1, stable across versions and
+/// machines), so adding an account moves only that account, and N workers that each run
+/// one shard together reach every account exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based, as in `--shard 1/4`.
+    pub index: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --shard {0:?}: expected I/N with 1 <= I <= N, e.g. --shard 1/4")]
+pub struct ShardError(String);
+
+impl Shard {
+    pub fn parse(text: &str) -> Result<Self, ShardError> {
+        let error = || ShardError(text.to_owned());
+        let (index, count) = text.split_once('/').ok_or_else(error)?;
+        let index: u64 = index.trim().parse().map_err(|_| error())?;
+        let count: u64 = count.trim().parse().map_err(|_| error())?;
+        if index == 0 || index > count {
+            return Err(error());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn contains(&self, account_id: &str) -> bool {
+        use sha1::{Digest, Sha1};
+        let digest = Sha1::digest(account_id.as_bytes());
+        let hash = u64::from_be_bytes(digest[..8].try_into().expect("sha1 has 20 bytes"));
+        hash % self.count == self.index - 1
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +90,7 @@ impl Selection {
         (self.matches.is_empty() || self.matches.iter().any(hit))
             && !self.excludes.iter().any(hit)
             && self.listed.as_ref().is_none_or(|l| l.contains(&account.id) || l.contains(&account.name))
+            && self.shard.is_none_or(|shard| shard.contains(&account.id))
     }
 
     /// Entries of `--accounts`/`--accounts-file` that named none of the `selected`
@@ -94,7 +133,7 @@ mod tests {
 
     #[test]
     fn exclude_wins_over_match() {
-        let selection = Selection { matches: globs(&["*"]), excludes: globs(&["*prod*"]), listed: None };
+        let selection = Selection { matches: globs(&["*"]), excludes: globs(&["*prod*"]), ..Selection::default() };
         assert!(!selection.selects(&account("1", "payments-prod")));
         assert!(selection.selects(&account("2", "payments-dev")));
     }
@@ -116,6 +155,42 @@ mod tests {
         assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned(), "ReadOnly".to_owned()]), Some("ReadOnly"));
         assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned()]), Some("ViewOnly"));
         assert_eq!(pick_role(&wanted, &["Admin".to_owned()]), None);
+    }
+
+    fn ids(n: u64) -> Vec<String> {
+        (0..n).map(|i| format!("{:012}", 100_000_000_000 + i * 7919)).collect()
+    }
+
+    #[test]
+    fn shards_are_disjoint_complete_and_balanced() {
+        let accounts = ids(3000);
+        for count in [1, 2, 3, 7, 16] {
+            let shards: Vec<Shard> = (1..=count).map(|index| Shard { index, count }).collect();
+            let mut sizes = vec![0; shards.len()];
+            for id in &accounts {
+                let owners: Vec<usize> = (0..shards.len()).filter(|&s| shards[s].contains(id)).collect();
+                assert_eq!(owners.len(), 1, "{id} is in {} of {count} shards", owners.len());
+                sizes[owners[0]] += 1;
+            }
+            let fair = accounts.len() / shards.len();
+            assert!(sizes.iter().all(|&n| n > fair * 8 / 10), "unbalanced: {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn adding_an_account_moves_no_other() {
+        let shard = Shard { index: 2, count: 5 };
+        let before: Vec<bool> = ids(500).iter().map(|id| shard.contains(id)).collect();
+        let after: Vec<bool> = ids(501).iter().map(|id| shard.contains(id)).collect();
+        assert_eq!(before[..], after[..500]);
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
+        for bad in ["0/4", "5/4", "1", "a/b", "1/0"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -232,3 +232,37 @@ fn help_lists_the_exit_codes() {
         assert!(help.contains(&format!("\n  {code}")), "{code} missing from --help");
     }
 }
+
+#[test]
+fn a_rate_limited_portal_slows_fanout_down_without_failing_an_account() {
+    // 80 accounts (~160 calls) against a portal serving 40 requests a second.
+    let options =
+        PortalOptions { accounts: generated_accounts(80), rate_limit: Some(40.0), ..PortalOptions::default() };
+    let env = TestEnv::new(options);
+    let output = env.fanout().args(["--role", "ReadOnly,AdministratorAccess", "-v", "--", "true"]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("80 accounts selected: 80 succeeded, 0 failed"), "{stderr}");
+    assert!(stderr.contains("portal throttled: slowing down"), "the portal never throttled: {stderr}");
+    assert_eq!(env.portal.stats().get_role_credentials, 80);
+}
+
+#[test]
+fn the_shards_of_a_run_together_reach_every_account_once() {
+    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(40), ..PortalOptions::default() });
+    let plan = |shard: Option<&str>| {
+        let mut command = env.fanout();
+        if let Some(shard) = shard {
+            command.args(["--shard", shard]);
+        }
+        let output =
+            command.args(["--role", "ReadOnly,AdministratorAccess", "--dry-run", "--", "true"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        stdout_of(&output).lines().skip(1).map(|l| l[..12].to_owned()).collect::<Vec<_>>()
+    };
+    let whole = sorted_lines(&plan(None).join("\n"));
+    let mut union: Vec<String> = (1..=3).flat_map(|i| plan(Some(&format!("{i}/3")))).collect();
+    union.sort();
+    assert_eq!(whole.len(), 40);
+    assert_eq!(union, whole, "shards overlap or miss accounts");
+}
