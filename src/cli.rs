@@ -140,6 +140,15 @@ pub struct RunArgs {
     #[arg(long, global = true, value_name = "RATE")]
     pub portal_rps: Option<f64>,
 
+    /// List accounts and roles from the portal again instead of using the inventory
+    /// cached by an earlier run (the cache holds names and roles, never credentials).
+    #[arg(long, global = true)]
+    pub refresh: bool,
+
+    /// How long the cached inventory is used, in seconds; 0 neither reads nor writes it.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 3600)]
+    pub cache_ttl: u64,
+
     /// AWS_REGION and AWS_DEFAULT_REGION for the commands. Default: the profile's region,
     /// else the sso-session's sso_region.
     #[arg(long, value_name = "REGION")]

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{Cli, OutputFormat, Subcommands};
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
@@ -17,6 +18,8 @@ const DEFAULT_PORTAL_RATE: f64 = 20.0;
 #[derive(Clone, Debug)]
 pub struct Environment {
     pub home: Option<PathBuf>,
+    /// `$XDG_CACHE_HOME`, when set.
+    pub xdg_cache_home: Option<PathBuf>,
     pub stdout_is_terminal: bool,
 }
 
@@ -24,6 +27,7 @@ impl Environment {
     pub fn real() -> Self {
         Environment {
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             stdout_is_terminal: std::io::stdout().is_terminal(),
         }
     }
@@ -37,6 +41,12 @@ pub struct Config {
     pub profile: Option<String>,
     /// Where `~/.aws/sso/cache` lives.
     pub home: PathBuf,
+    /// Where the inventory cache lives: `$XDG_CACHE_HOME/fanout` or `~/.cache/fanout`.
+    pub cache_dir: PathBuf,
+    /// How long a cached inventory is used; zero turns the cache off.
+    pub inventory_ttl: Duration,
+    /// `--refresh`: list from the portal even when the cache is fresh.
+    pub refresh: bool,
     pub selection: Selection,
     /// Portal calls in flight at once.
     pub portal_concurrency: usize,
@@ -124,7 +134,10 @@ impl Config {
         Ok(Config {
             sso_session: cli.login.sso_session,
             profile: cli.login.profile.filter(|p| !p.is_empty()),
+            cache_dir: env.xdg_cache_home.clone().unwrap_or_else(|| home.join(".cache")).join("fanout"),
             home,
+            inventory_ttl: Duration::from_secs(cli.run.cache_ttl),
+            refresh: cli.run.refresh,
             selection,
             portal_concurrency: cli.run.portal_concurrency.get(),
             portal_rate,
@@ -181,7 +194,8 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
-        Config::from_cli(cli, &Environment { home: Some("/home/u".into()), stdout_is_terminal: false })
+        let env = Environment { home: Some("/home/u".into()), xdg_cache_home: None, stdout_is_terminal: false };
+        Config::from_cli(cli, &env)
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::secret::Secret;
 const PAGE_SIZE: i32 = 100;
 
 /// An account as the portal lists it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     #[serde(rename = "account_id")]
     pub id: String,

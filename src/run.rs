@@ -1,28 +1,24 @@
 //! The flow, stage by stage: login → token → portal → select → credentials → command
 //! → summary. Each stage lives in its own module; this one only wires them together.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sso::primitives::DateTime;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{Action, Config, ListFormat, RunPlan};
+use crate::config::{Action, Config, ListFormat};
 use crate::error::Error;
-use crate::exec::child::{self, ChildExit};
-use crate::exec::env::AccountEnv;
 use crate::exec::stop::Stopper;
-use crate::exec::template::Vars;
+use crate::inventory::{self, Inventory, InventoryAccount};
 use crate::login::{SsoLogin, load_profiles, resolve_login};
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, Stream, WriterEnd};
-use crate::portal::{Account, Portal, PortalError, PortalLimits, RetryPolicy};
-use crate::select::{Selection, pick_role};
-use crate::summary::{AccountReport, Outcome, Tally};
-use crate::{credentials, exit_code, token};
+use crate::pipeline::{self, Finished, Run};
+use crate::portal::{Portal, PortalLimits, RetryPolicy};
+use crate::summary::plural;
+use crate::{exit_code, token};
 
 /// Runs what `config` asks and returns the exit code.
 pub async fn run(config: Config) -> Result<u8, Error> {
@@ -36,6 +32,7 @@ pub async fn run(config: Config) -> Result<u8, Error> {
         retry: RetryPolicy::default(),
     };
     let portal = Arc::new(Portal::connect(&login, token.access_token, limits).await);
+    let cache = InventoryCache::open(&config, &login);
     let stopper = Stopper::for_current_runtime();
     stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
     let (output, writer) = {
@@ -44,24 +41,24 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     };
     let started = Instant::now();
     let result = match config.action {
-        Action::ListAccounts(format) => list_accounts(&portal, &config.selection, format, &output, &login).await,
+        Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
         Action::Run(plan) => {
-            let run = Arc::new(Run {
-                region: plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone()),
-                plan,
-                portal: Arc::clone(&portal),
-                output: output.clone(),
-                stopper: stopper.clone(),
-                login_rejected: AtomicBool::new(false),
-            });
-            run_everywhere(run, &config.selection, &login).await
+            let dry_run = plan.dry_run;
+            if dry_run || config.verbosity > 0 {
+                output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+            }
+            let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone()));
+            let finished = pipeline::run_everywhere(run, &config.selection, cache.fresh.as_ref(), &login).await;
+            if let Ok(Finished { fresh_inventory: Some(inventory), .. }) = &finished {
+                cache.store(inventory);
+            }
+            finished.map(Some)
         }
     };
     drop(output);
     let stdout_closed = writer.finish() == WriterEnd::StdoutClosed;
-    let (mut tally, roles, dry_run) = match result? {
-        Finished::Listed => return Ok(exit_code::SUCCESS),
-        Finished::Ran { tally, roles, dry_run } => (tally, roles, dry_run),
+    let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
+        return Ok(exit_code::SUCCESS);
     };
     if stdout_closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
@@ -79,169 +76,132 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     Ok(tally.exit_code(stopper.received_signal()))
 }
 
-enum Finished {
-    Listed,
-    Ran { tally: Tally, roles: Vec<String>, dry_run: bool },
+/// The inventory cache for this login: what it holds, if fresh and wanted.
+struct InventoryCache {
+    path: Option<std::path::PathBuf>,
+    fresh: Option<Inventory>,
+    age: Duration,
 }
 
-/// `fanout accounts`: every selected account with its roles, sorted by id.
+impl InventoryCache {
+    fn open(config: &Config, login: &SsoLogin) -> Self {
+        let path = (!config.inventory_ttl.is_zero()).then(|| inventory::cache_path(&config.cache_dir, login));
+        let loaded = path
+            .as_deref()
+            .filter(|_| !config.refresh)
+            .and_then(|p| inventory::load(p, login, now_secs(), config.inventory_ttl));
+        let (fresh, age) = loaded.map_or((None, Duration::ZERO), |(inventory, age)| (Some(inventory), age));
+        InventoryCache { path, fresh, age }
+    }
+
+    /// One line for stderr: where the account list came from.
+    fn describe(&self) -> String {
+        match (&self.fresh, &self.path) {
+            (Some(inventory), Some(path)) => format!(
+                "fanout: inventory from cache ({}, {} old, {}); --refresh lists again\n",
+                plural(inventory.accounts.len(), "account"),
+                humanize(self.age),
+                path.display()
+            ),
+            _ => "fanout: inventory listed from the portal\n".to_owned(),
+        }
+    }
+
+    fn store(&self, inventory: &Inventory) {
+        let Some(path) = &self.path else { return };
+        if let Err(error) = inventory::store(path, inventory) {
+            tracing::warn!("cannot write the inventory cache {}: {error}", path.display());
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn humanize(age: Duration) -> String {
+    match age.as_secs() {
+        s if s < 120 => format!("{s}s"),
+        s => format!("{}m", s / 60),
+    }
+}
+
+/// `fanout accounts`: every selected account with its roles, sorted by id, from the
+/// cache when it knows every selected account's roles, else from the portal.
 async fn list_accounts(
     portal: &Arc<Portal>,
-    selection: &Selection,
+    config: &Config,
     format: ListFormat,
     output: &Output,
     login: &SsoLogin,
-) -> Result<Finished, Error> {
-    let mut lookups = JoinSet::new();
-    portal
-        .list_accounts(|page| {
-            for account in page.into_iter().filter(|a| selection.selects(a)) {
-                let portal = Arc::clone(portal);
-                lookups.spawn(async move {
-                    let roles = portal.list_roles(&account.id).await;
-                    roles.map(|mut roles| {
-                        roles.sort();
-                        AccountRoles { account, roles }
-                    })
-                });
+    cache: &InventoryCache,
+) -> Result<Option<Finished>, Error> {
+    let selection = &config.selection;
+    let cached = cache.fresh.as_ref().and_then(|inventory| {
+        let selected = inventory.accounts.iter().filter(|a| selection.selects(&a.account));
+        selected.map(|a| a.roles.clone().map(|roles| AccountRoles { account: a.account.clone(), roles })).collect()
+    });
+    let mut accounts: Vec<AccountRoles> = match cached {
+        Some(accounts) => {
+            if config.verbosity > 0 {
+                output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
-        })
-        .await
-        .map_err(|e| Error::from_portal(e, login.login_command()))?;
-    let mut accounts = Vec::new();
-    while let Some(joined) = lookups.join_next().await {
-        let account = joined.expect("role lookups do not panic");
-        accounts.push(account.map_err(|e| Error::from_portal(e, login.login_command()))?);
-    }
+            accounts
+        }
+        None => {
+            let accounts = list_from_portal(portal, config, login).await?;
+            cache.store(&Inventory {
+                start_url: login.start_url.clone(),
+                written_at: now_secs(),
+                accounts: accounts
+                    .iter()
+                    .map(|(account, roles)| InventoryAccount { account: account.clone(), roles: roles.clone() })
+                    .collect(),
+            });
+            accounts
+                .into_iter()
+                .filter_map(|(account, roles)| roles.map(|roles| AccountRoles { account, roles }))
+                .collect()
+        }
+    };
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
         ListFormat::Table => report::accounts_table(&accounts),
         ListFormat::Json => report::accounts_json(&accounts),
     };
     output.send(Stream::Stdout, text).await;
-    Ok(Finished::Listed)
+    Ok(None)
 }
 
-/// What every account task shares.
-struct Run {
-    plan: RunPlan,
-    /// The children's AWS_REGION.
-    region: String,
-    portal: Arc<Portal>,
-    output: Output,
-    stopper: Stopper,
-    /// Set at the first 401 mid-run: every later account would get one too.
-    login_rejected: AtomicBool,
-}
-
-/// The pipeline: each page of accounts is filtered as it arrives and each selected
-/// account gets a task at once, so role listing, credentials and commands start long
-/// before the last page. Portal calls are bounded by the portal's slots, commands by
-/// `-j`; an account's credentials are fetched only once its command may start, so their
-/// expiry clock starts late and a stopped run stops fetching.
-async fn run_everywhere(run: Arc<Run>, selection: &Selection, login: &SsoLogin) -> Result<Finished, Error> {
-    let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
-    let mut tasks = JoinSet::new();
-    let mut tally = Tally::default();
-    let mut listed_seen = HashSet::new();
-    let listing = run
-        .portal
+/// Every account, with its roles listed where it is selected.
+async fn list_from_portal(
+    portal: &Arc<Portal>,
+    config: &Config,
+    login: &SsoLogin,
+) -> Result<Vec<(crate::portal::Account, Option<Vec<String>>)>, Error> {
+    let mut lookups = JoinSet::new();
+    let mut unselected = Vec::new();
+    portal
         .list_accounts(|page| {
-            for account in page.into_iter().filter(|a| selection.selects(a)) {
-                if selection.listed.is_some() {
-                    listed_seen.extend([account.id.clone(), account.name.clone()]);
+            for account in page {
+                if !config.selection.selects(&account) {
+                    unselected.push((account, None));
+                    continue;
                 }
-                tally.selected += 1;
-                tasks.spawn(run_account(Arc::clone(&run), Arc::clone(&child_slots), account));
+                let portal = Arc::clone(portal);
+                lookups.spawn(async move {
+                    let mut roles = portal.list_roles(&account.id).await?;
+                    roles.sort();
+                    Ok((account, Some(roles)))
+                });
             }
         })
-        .await;
-    if let Err(error) = listing {
-        if tally.selected == 0 {
-            return Err(Error::from_portal(error, login.login_command()));
-        }
-        tally.listing_error = Some(error.to_string());
+        .await
+        .map_err(|e| Error::from_portal(e, login.login_command()))?;
+    let mut accounts = unselected;
+    while let Some(joined) = lookups.join_next().await {
+        let listed = joined.expect("role lookups do not panic");
+        accounts.push(listed.map_err(|e| Error::from_portal(e, login.login_command()))?);
     }
-    let missing = selection.unmatched_entries(&listed_seen);
-    if !missing.is_empty() {
-        let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
-        run.output.send(Stream::Stderr, text.into_bytes()).await;
-    }
-    let mut plan_lines = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (report, dry_run_line) = joined.expect("account tasks do not panic");
-        plan_lines.extend(dry_run_line);
-        tally.record(report);
-    }
-    tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
-    if run.plan.dry_run {
-        plan_lines.sort();
-        let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
-        run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
-    }
-    Ok(Finished::Ran { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run })
-}
-
-/// `(account id, name, role, command)` for the dry-run table.
-type PlanLine = (String, String, String, String);
-
-/// One account, start to end. Never fails: every ending is an [`Outcome`].
-async fn run_account(
-    run: Arc<Run>,
-    child_slots: Arc<Semaphore>,
-    account: Account,
-) -> (AccountReport, Option<PlanLine>) {
-    let (outcome, plan_line) = account_outcome(&run, &child_slots, &account).await;
-    tracing::debug!(account = %account.id, ?outcome, "finished");
-    (AccountReport { account_id: account.id, account_name: account.name, outcome }, plan_line)
-}
-
-async fn account_outcome(run: &Run, child_slots: &Semaphore, account: &Account) -> (Outcome, Option<PlanLine>) {
-    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed);
-    if stopped() {
-        return (Outcome::NotStarted, None);
-    }
-    let roles = match run.portal.list_roles(&account.id).await {
-        Ok(roles) => roles,
-        Err(error) => return (failed(run, error), None),
-    };
-    let Some(role) = pick_role(&run.plan.roles, &roles) else {
-        return (Outcome::NoRole, None);
-    };
-    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
-    let argv = run.plan.command.render(&vars);
-    if run.plan.dry_run {
-        let command = shell_words::join(&argv);
-        return (Outcome::Succeeded, Some((account.id.clone(), account.name.clone(), role.to_owned(), command)));
-    }
-    let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
-    if stopped() {
-        return (Outcome::NotStarted, None);
-    }
-    let credentials = match credentials::fetch(&run.portal, &account.id, role).await {
-        Ok(credentials) => credentials,
-        Err(error) => return (failed(run, error), None),
-    };
-    let env = AccountEnv {
-        account_id: &account.id,
-        account_name: &account.name,
-        role,
-        region: &run.region,
-        credentials: &credentials,
-    };
-    let prefix = run.plan.prefix.render(&vars);
-    let outcome = match child::run(&argv, &env, &prefix, &run.output, &run.stopper).await {
-        Ok(exit) if exit.success() => Outcome::Succeeded,
-        Ok(ChildExit::Code(code)) => Outcome::Failed(format!("exit code {code}")),
-        Ok(ChildExit::Signal(signal)) => Outcome::Failed(format!("killed by signal {signal}")),
-        Err(error) => Outcome::Failed(format!("cannot run {}: {error}", argv[0])),
-    };
-    (outcome, None)
-}
-
-fn failed(run: &Run, error: PortalError) -> Outcome {
-    if matches!(error, PortalError::Unauthorized { .. }) {
-        run.login_rejected.store(true, Ordering::Relaxed);
-    }
-    Outcome::Failed(error.to_string())
+    Ok(accounts)
 }

@@ -103,9 +103,10 @@ impl Selection {
     }
 }
 
-/// The first of `wanted` (in the user's order) that the account has.
-pub fn pick_role<'a>(wanted: &'a [String], available: &[String]) -> Option<&'a str> {
-    wanted.iter().find(|w| available.contains(w)).map(String::as_str)
+/// The roles to try, in the user's order: those of `wanted` the account has when its
+/// roles are known, else all of `wanted` (the portal will say which it has).
+pub fn candidate_roles<'a>(wanted: &'a [String], available: Option<&[String]>) -> Vec<&'a str> {
+    wanted.iter().filter(|w| available.is_none_or(|a| a.contains(w))).map(String::as_str).collect()
 }
 
 #[cfg(test)]
@@ -150,11 +151,15 @@ mod tests {
     }
 
     #[test]
-    fn the_first_listed_role_the_account_has_wins() {
+    fn roles_are_tried_in_the_users_order() {
         let wanted = ["ReadOnly".to_owned(), "ViewOnly".to_owned()];
-        assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned(), "ReadOnly".to_owned()]), Some("ReadOnly"));
-        assert_eq!(pick_role(&wanted, &["ViewOnly".to_owned()]), Some("ViewOnly"));
-        assert_eq!(pick_role(&wanted, &["Admin".to_owned()]), None);
+        assert_eq!(
+            candidate_roles(&wanted, Some(&["ViewOnly".to_owned(), "ReadOnly".to_owned()])),
+            ["ReadOnly", "ViewOnly"]
+        );
+        assert_eq!(candidate_roles(&wanted, Some(&["ViewOnly".to_owned()])), ["ViewOnly"]);
+        assert!(candidate_roles(&wanted, Some(&["Admin".to_owned()])).is_empty());
+        assert_eq!(candidate_roles(&wanted, None), ["ReadOnly", "ViewOnly"]);
     }
 
     fn ids(n: u64) -> Vec<String> {

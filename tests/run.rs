@@ -266,3 +266,69 @@ fn the_shards_of_a_run_together_reach_every_account_once() {
     assert_eq!(whole.len(), 40);
     assert_eq!(union, whole, "shards overlap or miss accounts");
 }
+
+#[test]
+fn a_real_run_asks_for_credentials_without_listing_roles() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly,AdministratorAccess", "--", "sh", "-c", "echo $FANOUT_ROLE"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stats = env.portal.stats();
+    assert_eq!(stats.list_account_roles, 0);
+    // 11 accounts have ReadOnly; the twelfth answers 403 for it, then has AdministratorAccess.
+    assert_eq!(stats.get_role_credentials, 12);
+    assert!(stdout_of(&output).contains("100000009999|AdministratorAccess"));
+}
+
+#[test]
+fn the_inventory_is_cached_privately_and_refresh_bypasses_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new(PortalOptions::default());
+    let dry_run = |extra: &[&str]| {
+        let output = env.fanout().args(extra).args(["--role", "ReadOnly", "--dry-run", "--", "true"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        (stdout_of(&output), stderr_of(&output))
+    };
+    let (first_plan, first) = dry_run(&[]);
+    assert!(first.starts_with("fanout: inventory listed from the portal\n"), "{first}");
+    let calls = env.portal.stats();
+    assert_eq!((calls.list_accounts, calls.list_account_roles), (1, 12));
+
+    let (cached_plan, cached) = dry_run(&[]);
+    assert!(cached.starts_with("fanout: inventory from cache (12 accounts, "), "{cached}");
+    assert_eq!(cached_plan, first_plan);
+    assert_eq!(env.portal.stats(), calls, "a fresh cache costs no portal call");
+
+    let cache_dir = env.home().join(".cache/fanout");
+    let files: Vec<_> = std::fs::read_dir(&cache_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("team000-prod") && !text.contains(fake_portal::DEFAULT_TOKEN));
+
+    let (_, refreshed) = dry_run(&["--refresh"]);
+    assert!(refreshed.starts_with("fanout: inventory listed from the portal\n"), "{refreshed}");
+    assert_eq!(env.portal.stats().list_accounts, 2);
+
+    // A real run from the cache spends only GetRoleCredentials.
+    let before = env.portal.stats();
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "true"]).output().unwrap();
+    assert!(output.status.success());
+    let after = env.portal.stats();
+    assert_eq!((after.list_accounts, after.list_account_roles), (before.list_accounts, before.list_account_roles));
+    assert_eq!(after.get_role_credentials - before.get_role_credentials, 11, "the cache knows who lacks the role");
+}
+
+#[test]
+fn a_zero_cache_ttl_neither_reads_nor_writes_the_cache() {
+    let env = TestEnv::new(PortalOptions::default());
+    for _ in 0..2 {
+        let output = env.fanout().args(["--cache-ttl", "0", "accounts"]).output().unwrap();
+        assert!(output.status.success());
+    }
+    assert_eq!(env.portal.stats().list_accounts, 2);
+    assert!(!env.home().join(".cache/fanout").exists());
+}

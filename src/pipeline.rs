@@ -1,0 +1,248 @@
+//! The run itself: accounts stream in (from the inventory cache, or from the portal page
+//! by page), each selected account gets a task at once, and each task finds its role,
+//! waits for a command slot, fetches its credentials and runs its command.
+//!
+//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`.
+//! An account's credentials are fetched only once its command may start, so their
+//! expiry clock starts late and a stopped run stops fetching.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::RunPlan;
+use crate::credentials::{self, Credentials};
+use crate::error::Error;
+use crate::exec::child::{self, ChildExit};
+use crate::exec::env::AccountEnv;
+use crate::exec::stop::Stopper;
+use crate::exec::template::Vars;
+use crate::inventory::{Inventory, InventoryAccount};
+use crate::login::SsoLogin;
+use crate::output::report;
+use crate::output::writer::{Output, Stream};
+use crate::portal::{Account, Portal, PortalError};
+use crate::select::{Selection, candidate_roles};
+use crate::summary::{AccountReport, Outcome, Tally};
+
+/// What every account task shares.
+pub struct Run {
+    plan: RunPlan,
+    /// The children's AWS_REGION.
+    region: String,
+    portal: Arc<Portal>,
+    output: Output,
+    stopper: Stopper,
+    /// Set at the first 401 mid-run: every later account would get one too.
+    login_rejected: AtomicBool,
+}
+
+impl Run {
+    pub fn new(plan: RunPlan, login: &SsoLogin, portal: Arc<Portal>, output: Output, stopper: Stopper) -> Self {
+        let region = plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone());
+        Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false) }
+    }
+}
+
+/// How a run ended, for the summary and the cache.
+pub struct Finished {
+    pub tally: Tally,
+    pub roles: Vec<String>,
+    pub dry_run: bool,
+    /// Set when the accounts were listed from the portal, completely.
+    pub fresh_inventory: Option<Inventory>,
+}
+
+/// What one account task hands back.
+struct TaskResult {
+    report: AccountReport,
+    plan_line: Option<PlanLine>,
+    /// The roles the task listed, for the cache.
+    listed_roles: Option<Vec<String>>,
+}
+
+/// `(account id, name, role, command)` for the dry-run table.
+type PlanLine = (String, String, String, String);
+
+/// Runs the command in every selected account; see the module doc.
+pub async fn run_everywhere(
+    run: Arc<Run>,
+    selection: &Selection,
+    cached: Option<&Inventory>,
+    login: &SsoLogin,
+) -> Result<Finished, Error> {
+    let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
+    let mut tasks = JoinSet::new();
+    let mut tally = Tally::default();
+    let mut listed_seen = HashSet::new();
+    let mut every_account = Vec::new();
+    let mut start = |account: Account, roles: Option<Vec<String>>| {
+        if !selection.selects(&account) {
+            return;
+        }
+        if selection.listed.is_some() {
+            listed_seen.extend([account.id.clone(), account.name.clone()]);
+        }
+        tally.selected += 1;
+        tasks.spawn(run_account(Arc::clone(&run), Arc::clone(&child_slots), account, roles));
+    };
+    let mut listing_error = None;
+    match cached {
+        Some(inventory) => {
+            for entry in &inventory.accounts {
+                start(entry.account.clone(), entry.roles.clone());
+            }
+        }
+        None => {
+            let listing = run.portal.list_accounts(|page| {
+                for account in page {
+                    every_account.push(account.clone());
+                    start(account, None);
+                }
+            });
+            if let Err(error) = listing.await {
+                if tally.selected == 0 {
+                    return Err(Error::from_portal(error, login.login_command()));
+                }
+                listing_error = Some(error.to_string());
+            }
+        }
+    }
+    tally.listing_error = listing_error;
+    let missing = selection.unmatched_entries(&listed_seen);
+    if !missing.is_empty() {
+        let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
+        run.output.send(Stream::Stderr, text.into_bytes()).await;
+    }
+    let mut plan_lines = Vec::new();
+    let mut listed_roles = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.expect("account tasks do not panic");
+        plan_lines.extend(result.plan_line);
+        if let Some(roles) = result.listed_roles {
+            listed_roles.insert(result.report.account_id.clone(), roles);
+        }
+        tally.record(result.report);
+    }
+    tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
+    if run.plan.dry_run {
+        plan_lines.sort();
+        let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
+        run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
+    }
+    let complete = cached.is_none() && tally.listing_error.is_none();
+    let fresh_inventory = complete.then(|| Inventory {
+        start_url: login.start_url.clone(),
+        written_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        accounts: every_account
+            .into_iter()
+            .map(|account| InventoryAccount { roles: listed_roles.remove(&account.id), account })
+            .collect(),
+    });
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, fresh_inventory })
+}
+
+/// One account, start to end. Never fails: every ending is an [`Outcome`].
+async fn run_account(
+    run: Arc<Run>,
+    child_slots: Arc<Semaphore>,
+    account: Account,
+    known_roles: Option<Vec<String>>,
+) -> TaskResult {
+    let mut listed_roles = None;
+    let mut plan_line = None;
+    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut listed_roles, &mut plan_line).await;
+    tracing::debug!(account = %account.id, ?outcome, "finished");
+    TaskResult {
+        report: AccountReport { account_id: account.id, account_name: account.name, outcome },
+        plan_line,
+        listed_roles,
+    }
+}
+
+async fn account_outcome(
+    run: &Run,
+    child_slots: &Semaphore,
+    account: &Account,
+    known_roles: Option<Vec<String>>,
+    listed_roles: &mut Option<Vec<String>>,
+    plan_line: &mut Option<PlanLine>,
+) -> Outcome {
+    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed);
+    if stopped() {
+        return Outcome::NotStarted;
+    }
+    // A dry run must name the role without fetching credentials, so it lists roles;
+    // a real run skips that call and asks for credentials directly (below).
+    let known_roles = match known_roles {
+        None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
+            Ok(roles) => Some(listed_roles.insert(roles).clone()),
+            Err(error) => return failed(run, error),
+        },
+        known => known,
+    };
+    let candidates = candidate_roles(&run.plan.roles, known_roles.as_deref());
+    if candidates.is_empty() {
+        return Outcome::NoRole;
+    }
+    if run.plan.dry_run {
+        let vars =
+            Vars { account_id: &account.id, account_name: &account.name, role: candidates[0], region: &run.region };
+        let command = shell_words::join(run.plan.command.render(&vars));
+        *plan_line = Some((account.id.clone(), account.name.clone(), candidates[0].to_owned(), command));
+        return Outcome::Succeeded;
+    }
+    let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
+    if stopped() {
+        return Outcome::NotStarted;
+    }
+    let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Outcome::NoRole,
+        Err(error) => return failed(run, error),
+    };
+    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
+    let argv = run.plan.command.render(&vars);
+    let env = AccountEnv {
+        account_id: &account.id,
+        account_name: &account.name,
+        role,
+        region: &run.region,
+        credentials: &credentials,
+    };
+    match child::run(&argv, &env, &run.plan.prefix.render(&vars), &run.output, &run.stopper).await {
+        Ok(exit) if exit.success() => Outcome::Succeeded,
+        Ok(ChildExit::Code(code)) => Outcome::Failed(format!("exit code {code}")),
+        Ok(ChildExit::Signal(signal)) => Outcome::Failed(format!("killed by signal {signal}")),
+        Err(error) => Outcome::Failed(format!("cannot run {}: {error}", argv[0])),
+    }
+}
+
+/// Credentials for the first of `roles` the account has. Asking directly saves the
+/// ListAccountRoles call: the portal answers 403 ForbiddenException for a role the
+/// login does not have in the account, which moves on to the next role.
+async fn first_role_with_credentials<'r>(
+    run: &Run,
+    account_id: &str,
+    roles: &[&'r str],
+) -> Result<Option<(&'r str, Credentials)>, PortalError> {
+    for &role in roles {
+        match credentials::fetch(&run.portal, account_id, role).await {
+            Ok(credentials) => return Ok(Some((role, credentials))),
+            Err(error) if error.is_forbidden() => tracing::debug!(account_id, role, "no such role"),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(None)
+}
+
+fn failed(run: &Run, error: PortalError) -> Outcome {
+    if matches!(error, PortalError::Unauthorized { .. }) {
+        run.login_rejected.store(true, Ordering::Relaxed);
+    }
+    Outcome::Failed(error.to_string())
+}
