@@ -2,9 +2,8 @@
 //! by page), each selected account gets a task at once, and each task finds its role,
 //! waits for a command slot, fetches its credentials and runs its command.
 //!
-//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`.
-//! An account's credentials are fetched only once its command may start, so their
-//! expiry clock starts late and a stopped run stops fetching.
+//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
+//! and live tasks by both together (see [`AccountTasks`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -75,59 +74,42 @@ pub async fn run_everywhere(
     cached: Option<&Inventory>,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
-    let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
-    let mut tasks = JoinSet::new();
-    let mut tally = Tally::default();
-    let mut listed_seen = HashSet::new();
+    let mut tasks = AccountTasks::new(Arc::clone(&run));
     let mut every_account = Vec::new();
-    let mut start = |account: Account, roles: Option<Vec<String>>| {
-        if !selection.selects(&account) {
-            return;
-        }
-        if selection.listed.is_some() {
-            listed_seen.extend([account.id.clone(), account.name.clone()]);
-        }
-        tally.selected += 1;
-        tasks.spawn(run_account(Arc::clone(&run), Arc::clone(&child_slots), account, roles));
-    };
-    let mut listing_error = None;
     match cached {
         Some(inventory) => {
             for entry in &inventory.accounts {
-                start(entry.account.clone(), entry.roles.clone());
+                tasks.start(selection, entry.account.clone(), entry.roles.clone()).await;
             }
         }
         None => {
-            let listing = run.portal.list_accounts(|page| {
-                for account in page {
-                    every_account.push(account.clone());
-                    start(account, None);
+            let mut pages = run.portal.account_pages();
+            loop {
+                match pages.next_page().await {
+                    Ok(Some(page)) => {
+                        for account in page {
+                            every_account.push(account.clone());
+                            tasks.start(selection, account, None).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) if tasks.tally.selected == 0 => {
+                        return Err(Error::from_portal(error, login.login_command()));
+                    }
+                    Err(error) => {
+                        tasks.tally.listing_error = Some(error.to_string());
+                        break;
+                    }
                 }
-            });
-            if let Err(error) = listing.await {
-                if tally.selected == 0 {
-                    return Err(Error::from_portal(error, login.login_command()));
-                }
-                listing_error = Some(error.to_string());
             }
         }
     }
-    tally.listing_error = listing_error;
-    let missing = selection.unmatched_entries(&listed_seen);
+    let missing = selection.unmatched_entries(&tasks.listed_seen);
     if !missing.is_empty() {
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let mut plan_lines = Vec::new();
-    let mut listed_roles = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.expect("account tasks do not panic");
-        plan_lines.extend(result.plan_line);
-        if let Some(roles) = result.listed_roles {
-            listed_roles.insert(result.report.account_id.clone(), roles);
-        }
-        tally.record(result.report);
-    }
+    let AccountTasks { mut tally, mut plan_lines, mut listed_roles, .. } = tasks.finish().await;
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     if run.plan.dry_run {
         plan_lines.sort();
@@ -144,6 +126,78 @@ pub async fn run_everywhere(
             .collect(),
     });
     Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, fresh_inventory })
+}
+
+/// The account tasks of a run, and what they have reported so far.
+///
+/// At most `-j` + `--portal-concurrency` tasks are alive at once: `-j` running commands
+/// and as many fetching roles or credentials ahead of a free command slot. So memory is
+/// flat in the number of accounts, and no more than that many credential sets exist
+/// before their commands start; their one-hour clock starts seconds early, not minutes.
+struct AccountTasks {
+    run: Arc<Run>,
+    live: Arc<Semaphore>,
+    child_slots: Arc<Semaphore>,
+    set: JoinSet<TaskResult>,
+    tally: Tally,
+    /// Ids and names of the selected accounts, when `--accounts` lists some.
+    listed_seen: HashSet<String>,
+    plan_lines: Vec<PlanLine>,
+    /// Roles the tasks listed, by account id, for the cache.
+    listed_roles: HashMap<String, Vec<String>>,
+}
+
+impl AccountTasks {
+    fn new(run: Arc<Run>) -> Self {
+        let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
+        let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
+        AccountTasks {
+            run,
+            live,
+            child_slots,
+            set: JoinSet::new(),
+            tally: Tally::default(),
+            listed_seen: HashSet::new(),
+            plan_lines: Vec::new(),
+            listed_roles: HashMap::new(),
+        }
+    }
+
+    /// Starts `account`'s task if the selection wants it, once a live slot is free.
+    async fn start(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
+        if !selection.selects(&account) {
+            return;
+        }
+        if selection.listed.is_some() {
+            self.listed_seen.extend([account.id.clone(), account.name.clone()]);
+        }
+        self.tally.selected += 1;
+        let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
+        let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
+        self.set.spawn(async move {
+            let result = run_account(run, child_slots, account, roles).await;
+            drop(live);
+            result
+        });
+        while let Some(joined) = self.set.try_join_next() {
+            self.record(joined.expect("account tasks do not panic"));
+        }
+    }
+
+    async fn finish(mut self) -> Self {
+        while let Some(joined) = self.set.join_next().await {
+            self.record(joined.expect("account tasks do not panic"));
+        }
+        self
+    }
+
+    fn record(&mut self, result: TaskResult) {
+        self.plan_lines.extend(result.plan_line);
+        if let Some(roles) = result.listed_roles {
+            self.listed_roles.insert(result.report.account_id.clone(), roles);
+        }
+        self.tally.record(result.report);
+    }
 }
 
 /// One account, start to end. Never fails: every ending is an [`Outcome`].
@@ -196,15 +250,17 @@ async fn account_outcome(
         *plan_line = Some((account.id.clone(), account.name.clone(), candidates[0].to_owned(), command));
         return Outcome::Succeeded;
     }
-    let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
-    if stopped() {
-        return Outcome::NotStarted;
-    }
+    // Credentials are fetched while earlier commands run (bounded by the live tasks),
+    // so a command slot that frees up is filled without a portal round trip.
     let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
         Ok(Some(found)) => found,
         Ok(None) => return Outcome::NoRole,
         Err(error) => return failed(run, error),
     };
+    let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
+    if stopped() {
+        return Outcome::NotStarted;
+    }
     let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
     let argv = run.plan.command.render(&vars);
     let env = AccountEnv {

@@ -114,6 +114,7 @@ pub struct Portal {
     client: aws_sdk_sso::Client,
     token: Secret,
     slots: Semaphore,
+    max_in_flight: usize,
     limiter: RateLimiter,
     retry: RetryPolicy,
     pub stats: PortalStats,
@@ -151,38 +152,17 @@ impl Portal {
             client,
             token,
             slots: Semaphore::new(limits.max_in_flight),
+            max_in_flight: limits.max_in_flight,
             limiter: RateLimiter::new(limits.initial_rate),
             retry: limits.retry,
             stats: PortalStats::default(),
         }
     }
 
-    /// Every account the login reaches, page by page, handing each page to `on_page` as
-    /// it arrives so the next stage can start before the last page.
-    pub async fn list_accounts(&self, mut on_page: impl FnMut(Vec<Account>)) -> Result<(), PortalError> {
-        let mut next_token: Option<String> = None;
-        loop {
-            let page = self
-                .call("ListAccounts", || {
-                    self.client
-                        .list_accounts()
-                        .access_token(self.token.expose())
-                        .max_results(PAGE_SIZE)
-                        .set_next_token(next_token.clone())
-                        .send()
-                })
-                .await?;
-            let accounts = page.account_list().iter().map(|a| Account {
-                id: a.account_id().unwrap_or_default().to_owned(),
-                name: a.account_name().unwrap_or_default().to_owned(),
-                email: a.email_address().unwrap_or_default().to_owned(),
-            });
-            on_page(accounts.collect());
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-                _ => return Ok(()),
-            }
-        }
+    /// The accounts the login reaches, a ListAccounts page at a time, so the next stage
+    /// can start on the first page before the last has arrived.
+    pub fn account_pages(&self) -> AccountPages<'_> {
+        AccountPages { portal: self, next_token: None, done: false }
     }
 
     /// The roles the login may assume in `account_id`, all pages.
@@ -224,6 +204,11 @@ impl Portal {
                 .send()
         })
         .await
+    }
+
+    /// Calls in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
     }
 
     /// One portal call with a slot and retries; see the module doc.
@@ -275,6 +260,42 @@ impl Portal {
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// A cursor over ListAccounts pages.
+pub struct AccountPages<'p> {
+    portal: &'p Portal,
+    next_token: Option<String>,
+    done: bool,
+}
+
+impl AccountPages<'_> {
+    /// The next page, or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Account>>, PortalError> {
+        if self.done {
+            return Ok(None);
+        }
+        let portal = self.portal;
+        let page = portal
+            .call("ListAccounts", || {
+                portal
+                    .client
+                    .list_accounts()
+                    .access_token(portal.token.expose())
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(self.next_token.clone())
+                    .send()
+            })
+            .await?;
+        self.next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        self.done = self.next_token.is_none();
+        let accounts = page.account_list().iter().map(|a| Account {
+            id: a.account_id().unwrap_or_default().to_owned(),
+            name: a.account_name().unwrap_or_default().to_owned(),
+            email: a.email_address().unwrap_or_default().to_owned(),
+        });
+        Ok(Some(accounts.collect()))
     }
 }
 

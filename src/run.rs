@@ -181,23 +181,21 @@ async fn list_from_portal(
 ) -> Result<Vec<(crate::portal::Account, Option<Vec<String>>)>, Error> {
     let mut lookups = JoinSet::new();
     let mut unselected = Vec::new();
-    portal
-        .list_accounts(|page| {
-            for account in page {
-                if !config.selection.selects(&account) {
-                    unselected.push((account, None));
-                    continue;
-                }
-                let portal = Arc::clone(portal);
-                lookups.spawn(async move {
-                    let mut roles = portal.list_roles(&account.id).await?;
-                    roles.sort();
-                    Ok((account, Some(roles)))
-                });
+    let mut pages = portal.account_pages();
+    while let Some(page) = pages.next_page().await.map_err(|e| Error::from_portal(e, login.login_command()))? {
+        for account in page {
+            if !config.selection.selects(&account) {
+                unselected.push((account, None));
+                continue;
             }
-        })
-        .await
-        .map_err(|e| Error::from_portal(e, login.login_command()))?;
+            let portal = Arc::clone(portal);
+            lookups.spawn(async move {
+                let mut roles = portal.list_roles(&account.id).await?;
+                roles.sort();
+                Ok((account, Some(roles)))
+            });
+        }
+    }
     let mut accounts = unselected;
     while let Some(joined) = lookups.join_next().await {
         let listed = joined.expect("role lookups do not panic");
