@@ -115,7 +115,7 @@ async fn forward<R>(
     output: &Output,
     stream: Stream,
 ) {
-    let mut record = Vec::new();
+    let mut record = output.buffer();
     match read {
         Ok(n) if n > 0 => {
             record.reserve(n + n / 8);
@@ -129,4 +129,5 @@ async fn forward<R>(
     if !record.is_empty() {
         output.send(stream, record).await;
     }
+    // An empty buffer is simply dropped: rare (a read that completed no line).
 }
