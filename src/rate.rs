@@ -8,10 +8,14 @@
 //! - it starts at a safe rate and, until the first 429, doubles it every 100 ms (slow
 //!   start), so an unthrottled portal is reached at full speed within a second;
 //! - on a 429 it drops to 90% of the rate the portal actually served over the last
-//!   second (at most once per half second, since the calls already in flight answer 429
-//!   too), which lands just under the portal's limit in one step;
+//!   second, or to half its rate if that is more (at most once per 200 ms, since the
+//!   calls already in flight answer 429 too), which lands just under the portal's limit
+//!   in one or a few steps;
 //! - then it adds about 2 requests a second for every second without a 429 (additive
 //!   increase), probing back up.
+//!
+//! The rate only grows while it is what holds the client back (a call had to wait), so
+//! a quiet spell does not build up a rate that would flood the portal later.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,7 +28,7 @@ const MIN_RATE: f64 = 1.0;
 /// Slow start doubles the rate this often.
 const DOUBLING: Duration = Duration::from_millis(100);
 /// Calls already in flight answer 429 too: one decrease per this long.
-const DECREASE_INTERVAL: Duration = Duration::from_millis(500);
+const DECREASE_INTERVAL: Duration = Duration::from_millis(200);
 /// Requests a second added per second without a throttle.
 const RECOVERY_PER_SECOND: f64 = 2.0;
 
@@ -34,15 +38,17 @@ struct State {
     rate: f64,
     /// True until the first 429.
     slow_start: bool,
+    /// A call had to wait for its turn since the rate last grew: only then is the
+    /// rate what holds the client back, and worth raising.
+    limited: bool,
     /// When the next call may be sent.
     next_send: Instant,
-    /// When the rate last grew, and last dropped.
     last_growth: Instant,
-    last_decrease: Instant,
-    /// Successes in the current one-second window, and in the last full one.
+    last_decrease: Option<Instant>,
+    /// Calls the portal served in the current one-second window, and in the last one.
     window_start: Instant,
-    window_successes: u32,
-    last_window_successes: u32,
+    served: u32,
+    last_served: u32,
 }
 
 #[derive(Debug)]
@@ -54,22 +60,24 @@ impl RateLimiter {
         RateLimiter(Mutex::new(State {
             rate: initial_rate.max(MIN_RATE),
             slow_start: true,
+            limited: false,
             next_send: now,
             last_growth: now,
-            last_decrease: now,
+            last_decrease: None,
             window_start: now,
-            window_successes: 0,
-            last_window_successes: 0,
+            served: 0,
+            last_served: 0,
         }))
     }
 
     /// Waits for this call's turn.
     pub async fn acquire(&self) {
         let wait = {
-            let mut state = self.0.lock().expect("the limiter's lock is never poisoned");
+            let mut state = self.lock();
             let now = Instant::now();
             state.grow(now);
             let send_at = state.next_send.max(now);
+            state.limited |= send_at > now;
             state.next_send = send_at + Duration::from_secs_f64(1.0 / state.rate);
             send_at - now
         };
@@ -79,54 +87,66 @@ impl RateLimiter {
     }
 
     pub fn on_success(&self) {
-        let mut state = self.0.lock().expect("the limiter's lock is never poisoned");
-        state.count_success(Instant::now());
+        let mut state = self.lock();
+        state.roll_window(Instant::now());
+        state.served += 1;
     }
 
+    /// Slows the whole client down: to 90% of what the portal served over the last
+    /// second, but never below half the current rate in one step (a client that sent
+    /// little when a busy portal answered 429 has served little, not hit a limit).
     pub fn on_throttle(&self) {
-        let mut state = self.0.lock().expect("the limiter's lock is never poisoned");
+        let mut state = self.lock();
         let now = Instant::now();
-        if !state.slow_start && now.duration_since(state.last_decrease) < DECREASE_INTERVAL {
+        if state.last_decrease.is_some_and(|at| now.duration_since(at) < DECREASE_INTERVAL) {
             return;
         }
-        state.count_success(now);
-        let served = f64::from(state.last_window_successes.max(state.window_successes));
+        state.roll_window(now);
+        let served = f64::from(state.last_served.max(state.served));
         let before = state.rate;
-        state.rate = (state.rate.min(served) * 0.9).max(MIN_RATE);
+        state.rate = (before.min(served) * 0.9).max(before * 0.5).max(MIN_RATE);
         state.slow_start = false;
-        state.last_decrease = now;
+        state.limited = false;
+        state.last_decrease = Some(now);
         state.last_growth = now;
         tracing::info!(from = before, to = state.rate, "portal throttled: slowing down");
     }
 
     /// The current rate, requests a second.
     pub fn rate(&self) -> f64 {
-        self.0.lock().expect("the limiter's lock is never poisoned").rate
+        self.lock().rate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().expect("the limiter's lock is never poisoned")
     }
 }
 
 impl State {
+    /// Raises the rate when it was the limit: doubling in slow start, else additively.
     fn grow(&mut self, now: Instant) {
         let elapsed = now.duration_since(self.last_growth);
-        if self.slow_start {
-            let doublings = (elapsed.as_secs_f64() / DOUBLING.as_secs_f64()).floor();
-            if doublings >= 1.0 {
-                self.rate = (self.rate * 2f64.powf(doublings)).min(1e6);
-                self.last_growth = now;
-            }
-        } else if elapsed >= Duration::from_millis(100) {
-            self.rate += RECOVERY_PER_SECOND * elapsed.as_secs_f64();
-            self.last_growth = now;
+        let period = if self.slow_start { DOUBLING } else { Duration::from_millis(100) };
+        if elapsed < period {
+            return;
         }
+        if self.limited {
+            self.rate = if self.slow_start {
+                (self.rate * 2.0).min(1e6)
+            } else {
+                self.rate + RECOVERY_PER_SECOND * elapsed.as_secs_f64()
+            };
+        }
+        self.limited = false;
+        self.last_growth = now;
     }
 
-    fn count_success(&mut self, now: Instant) {
+    fn roll_window(&mut self, now: Instant) {
         if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.last_window_successes = self.window_successes;
-            self.window_successes = 0;
+            self.last_served = self.served;
+            self.served = 0;
             self.window_start = now;
         }
-        self.window_successes += 1;
     }
 }
 
@@ -164,6 +184,25 @@ mod tests {
         assert!(rate > limit * 0.5 && rate < limit * 1.5, "rate {rate} far from the limit {limit}");
         assert!(f64::from(served) > 30.0 * limit * 0.8, "served {served} in 30 s at a limit of {limit}");
         assert!(throttled < served / 5, "{throttled} throttles for {served} served");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_at_low_demand_does_not_collapse_the_rate() {
+        let limiter = RateLimiter::new(20.0);
+        limiter.acquire().await;
+        limiter.on_throttle();
+        assert_eq!(limiter.rate(), 10.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_client_does_not_build_up_rate() {
+        let limiter = RateLimiter::new(20.0);
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            limiter.acquire().await;
+            limiter.on_success();
+        }
+        assert_eq!(limiter.rate(), 20.0);
     }
 
     #[tokio::test(start_paused = true)]
