@@ -45,6 +45,8 @@ struct State {
     next_send: Instant,
     last_growth: Instant,
     last_decrease: Option<Instant>,
+    /// Calls sent since the rate last grew.
+    sent_since_growth: u32,
     /// Calls the portal served in the current one-second window, and in the last one.
     window_start: Instant,
     served: u32,
@@ -64,6 +66,7 @@ impl RateLimiter {
             next_send: now,
             last_growth: now,
             last_decrease: None,
+            sent_since_growth: 0,
             window_start: now,
             served: 0,
             last_served: 0,
@@ -75,6 +78,7 @@ impl RateLimiter {
         let wait = {
             let mut state = self.lock();
             let now = Instant::now();
+            state.sent_since_growth += 1;
             state.grow(now);
             let send_at = state.next_send.max(now);
             state.limited |= send_at > now;
@@ -107,6 +111,7 @@ impl RateLimiter {
         state.rate = (before.min(served) * 0.9).max(before * 0.5).max(MIN_RATE);
         state.slow_start = false;
         state.limited = false;
+        state.sent_since_growth = 0;
         state.last_decrease = Some(now);
         state.last_growth = now;
         tracing::info!(from = before, to = state.rate, "portal throttled: slowing down");
@@ -130,14 +135,15 @@ impl State {
         if elapsed < period {
             return;
         }
-        if self.limited {
-            self.rate = if self.slow_start {
-                (self.rate * 2.0).min(1e6)
-            } else {
-                self.rate + RECOVERY_PER_SECOND * elapsed.as_secs_f64()
-            };
+        // Calls arriving together make some wait at any rate, so "limited" alone would
+        // let the rate run away: it also has to be in use, at least half of it.
+        let in_use = f64::from(self.sent_since_growth) / elapsed.as_secs_f64() * 2.0 >= self.rate;
+        if self.limited && in_use {
+            self.rate =
+                if self.slow_start { self.rate * 2.0 } else { self.rate + RECOVERY_PER_SECOND * elapsed.as_secs_f64() };
         }
         self.limited = false;
+        self.sent_since_growth = 0;
         self.last_growth = now;
     }
 

@@ -235,16 +235,19 @@ fn help_lists_the_exit_codes() {
 
 #[test]
 fn a_rate_limited_portal_slows_fanout_down_without_failing_an_account() {
-    // 80 accounts (~160 calls) against a portal serving 40 requests a second.
+    // 80 accounts (~85 calls: a dry run lists every account's roles, and no command
+    // slows it down) against a portal serving 30 requests a second, with fanout told to
+    // start far above that.
     let options =
-        PortalOptions { accounts: generated_accounts(80), rate_limit: Some(40.0), ..PortalOptions::default() };
+        PortalOptions { accounts: generated_accounts(80), rate_limit: Some(30.0), ..PortalOptions::default() };
     let env = TestEnv::new(options);
-    let output = env.fanout().args(["--role", "ReadOnly,AdministratorAccess", "-v", "--", "true"]).output().unwrap();
+    let args = ["--role", "ReadOnly,AdministratorAccess", "--portal-rps", "300", "--dry-run", "-v", "--", "true"];
+    let output = env.fanout().args(args).output().unwrap();
     let stderr = stderr_of(&output);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("80 accounts selected: 80 succeeded, 0 failed"), "{stderr}");
+    assert!(stderr.contains("80 accounts selected: 80 would run, 0 failed"), "{stderr}");
     assert!(stderr.contains("portal throttled: slowing down"), "the portal never throttled: {stderr}");
-    assert_eq!(env.portal.stats().get_role_credentials, 80);
+    assert_eq!(env.portal.stats().list_account_roles, 80);
 }
 
 #[test]
