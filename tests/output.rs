@@ -91,28 +91,31 @@ fn a_closed_stdout_ends_fanout_quietly() {
 }
 
 #[test]
-fn sigint_is_forwarded_to_the_children_and_exits_130() {
-    let env = TestEnv::new(PortalOptions::default());
-    let mut child = env
-        .std_fanout()
-        .args(["--role", "ReadOnly", "--match", "team000-dev", "--", "sh", "-c"])
-        .arg("trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "100000001111|ready\n");
-    // SAFETY: kill with a valid pid and signal has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(rest, "100000001111|got-INT\n");
-    assert_eq!(output.status.code(), Some(130));
-    assert!(stderr_of(&output).contains("failed  100000001111 (team000-dev): exit code 7"), "{}", stderr_of(&output));
+fn sigint_and_sigterm_are_forwarded_to_the_children() {
+    for (signal, name, code) in [(libc::SIGINT, "INT", 130), (libc::SIGTERM, "TERM", 143)] {
+        let env = TestEnv::new(PortalOptions::default());
+        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.1; done");
+        let mut child = env
+            .std_fanout()
+            .args(["--role", "ReadOnly", "--match", "team000-dev", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "100000001111|ready\n");
+        // SAFETY: kill with a valid pid and signal has no memory-safety preconditions.
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), signal) };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(rest, format!("100000001111|got-{name}\n"));
+        assert_eq!(output.status.code(), Some(code), "{name}");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains("failed  100000001111 (team000-dev): exit code 7"), "{stderr}");
+    }
 }
 
 #[test]

@@ -335,3 +335,18 @@ fn a_zero_cache_ttl_neither_reads_nor_writes_the_cache() {
     assert_eq!(env.portal.stats().list_accounts, 2);
     assert!(!env.home().join(".cache/fanout").exists());
 }
+
+#[test]
+fn no_account_waits_for_the_slowest_ones_credentials() {
+    let options = PortalOptions {
+        slow_credentials: [("100000000000".to_owned(), std::time::Duration::from_secs(2))].into(),
+        ..PortalOptions::default()
+    };
+    let env = TestEnv::new(options);
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "echo", "done"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 11);
+    assert_eq!(lines[10], "100000000000|done", "the slow account's command ran last: {lines:?}");
+}

@@ -93,6 +93,8 @@ pub struct PortalOptions {
     pub flaky_credentials: HashMap<String, u32>,
     /// Accounts whose first N GetRoleCredentials calls answer 429.
     pub throttled_credentials: HashMap<String, u32>,
+    /// Extra latency for one account's GetRoleCredentials (a slow region, say).
+    pub slow_credentials: HashMap<String, Duration>,
     /// Lifetime of minted credentials.
     pub credentials_ttl: Duration,
 }
@@ -108,6 +110,7 @@ impl Default for PortalOptions {
             failing_credentials: HashSet::new(),
             flaky_credentials: HashMap::new(),
             throttled_credentials: HashMap::new(),
+            slow_credentials: HashMap::new(),
             credentials_ttl: Duration::from_secs(3600),
         }
     }
@@ -239,8 +242,15 @@ impl State {
         }
         let in_flight = self.stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.stats.max_in_flight.fetch_max(in_flight, Ordering::Relaxed);
-        if !self.options.latency.is_zero() {
-            tokio::time::sleep(self.options.latency).await;
+        let extra = query
+            .get("account_id")
+            .filter(|_| path == "/federation/credentials")
+            .and_then(|id| self.options.slow_credentials.get(id))
+            .copied()
+            .unwrap_or_default();
+        let latency = self.options.latency + extra;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
         let reply = self.answer(method, path, query, token);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
