@@ -18,6 +18,8 @@ const DEFAULT_PORTAL_RATE: f64 = 20.0;
 #[derive(Clone, Debug)]
 pub struct Environment {
     pub home: Option<PathBuf>,
+    /// `$PATH`, where the command is looked for.
+    pub path: Option<std::ffi::OsString>,
     /// `$XDG_CACHE_HOME`, when set.
     pub xdg_cache_home: Option<PathBuf>,
     pub stdout_is_terminal: bool,
@@ -27,6 +29,7 @@ impl Environment {
     pub fn real() -> Self {
         Environment {
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            path: std::env::var_os("PATH"),
             xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             stdout_is_terminal: std::io::stdout().is_terminal(),
         }
@@ -90,6 +93,8 @@ pub struct RunPlan {
 pub enum ConfigError {
     #[error("--role is required to run a command (for example --role ReadOnly)")]
     MissingRole,
+    #[error("command not found: {0} (not a file, nor in PATH); check the name, or run it as `sh -c '...'`")]
+    CommandNotFound(String),
     #[error("no command given; put it after `--`, e.g. fanout --role ReadOnly -- aws sts get-caller-identity")]
     MissingCommand,
     #[error("an empty role name in --role")]
@@ -129,7 +134,7 @@ impl Config {
                 OutputFormat::Table => ListFormat::Table,
                 OutputFormat::Json => ListFormat::Json,
             }),
-            None => Action::Run(run_plan(&cli)?),
+            None => Action::Run(run_plan(&cli, env)?),
         };
         Ok(Config {
             sso_session: cli.login.sso_session,
@@ -148,7 +153,7 @@ impl Config {
     }
 }
 
-fn run_plan(cli: &Cli) -> Result<RunPlan, ConfigError> {
+fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
     if cli.run.role.is_empty() {
         return Err(ConfigError::MissingRole);
     }
@@ -158,14 +163,34 @@ fn run_plan(cli: &Cli) -> Result<RunPlan, ConfigError> {
     if cli.command.is_empty() {
         return Err(ConfigError::MissingCommand);
     }
+    let command = CommandTemplate::parse(&cli.command)?;
+    // A missing program would fail every account the same way, after fetching every
+    // account's credentials: say so once, up front. A dry run may plan a script that
+    // is not written yet, and a program named by a placeholder is only known per account.
+    let program = &cli.command[0];
+    if !cli.run.dry_run && !command.program_has_placeholders() && !program_exists(program, env.path.as_deref()) {
+        return Err(ConfigError::CommandNotFound(program.clone()));
+    }
     Ok(RunPlan {
         roles: cli.run.role.clone(),
-        command: CommandTemplate::parse(&cli.command)?,
+        command,
         prefix: Template::parse(&cli.run.prefix)?,
         concurrency: cli.run.concurrency.get(),
         region: cli.run.region.clone(),
         dry_run: cli.run.dry_run,
     })
+}
+
+/// Whether `program` names an executable file, directly (with a `/`) or through `path`.
+fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |candidate: &std::path::Path| {
+        candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return is_executable(std::path::Path::new(program));
+    }
+    path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
 fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
@@ -194,7 +219,12 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
-        let env = Environment { home: Some("/home/u".into()), xdg_cache_home: None, stdout_is_terminal: false };
+        let env = Environment {
+            home: Some("/home/u".into()),
+            path: Some("/usr/bin:/bin".into()),
+            xdg_cache_home: None,
+            stdout_is_terminal: false,
+        };
         Config::from_cli(cli, &env)
     }
 
@@ -208,6 +238,18 @@ mod tests {
         };
         assert_eq!(plan.roles, ["A", "B"]);
         assert_eq!(plan.concurrency, 3);
+    }
+
+    #[test]
+    fn a_missing_program_is_found_out_before_any_account() {
+        assert!(matches!(config(&["--role", "R", "--", "no-such-program-x"]), Err(ConfigError::CommandNotFound(_))));
+        assert!(matches!(config(&["--role", "R", "--", "./not/here.sh"]), Err(ConfigError::CommandNotFound(_))));
+        assert!(
+            config(&["--role", "R", "--dry-run", "--", "./not/here.sh"]).is_ok(),
+            "a dry run may plan a future script"
+        );
+        assert!(config(&["--role", "R", "--", "{account_name}.sh"]).is_ok(), "known per account only");
+        assert!(config(&["--role", "R", "--", "sh", "-c", "true"]).is_ok());
     }
 
     #[test]

@@ -170,12 +170,22 @@ fn a_500_on_one_account_fails_that_account_only() {
 }
 
 #[test]
+fn a_missing_program_is_a_usage_error_before_any_credentials() {
+    let env = TestEnv::new(PortalOptions::default());
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "/no/such/program"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).starts_with("error: command not found: /no/such/program"), "{}", stderr_of(&output));
+    assert_eq!(env.portal.stats().served(), 0);
+}
+
+#[test]
 fn a_command_that_cannot_start_is_a_failure_not_a_crash() {
     let env = TestEnv::new(PortalOptions::default());
-    let output =
-        env.fanout().args(["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/such/program"]).output().unwrap();
+    // The program depends on the account, so only its run can find it missing.
+    let args = ["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/{account_name}"];
+    let output = env.fanout().args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr_of(&output).contains("cannot run /no/such/program: No such file"), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("cannot run /no/team000-dev: No such file"), "{}", stderr_of(&output));
 }
 
 #[test]

@@ -112,6 +112,11 @@ impl CommandTemplate {
         argv.iter().map(|arg| Template::parse(arg)).collect::<Result<_, _>>().map(CommandTemplate)
     }
 
+    /// Whether the program itself (not just its arguments) depends on the account.
+    pub fn program_has_placeholders(&self) -> bool {
+        self.0.first().is_some_and(|program| program.0.iter().any(|piece| matches!(piece, Piece::Var(_))))
+    }
+
     /// The argv for one account; never empty when the command given was not.
     pub fn render(&self, vars: &Vars<'_>) -> Vec<String> {
         self.0.iter().map(|arg| arg.render(vars)).collect()
