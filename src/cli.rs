@@ -1,16 +1,25 @@
 //! The command line as clap sees it: flags and help text, no I/O. `config.rs` turns it
 //! into a plain [`crate::config::Config`]; nothing after that sees these types.
 
+// Doc comments here are the `--help` text, where backticks would show as they are.
+#![allow(clippy::doc_markdown, reason = "doc comments are clap's help text here")]
+
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "\
+const AFTER_HELP: &str = "\
+Examples:
+  fanout --role ReadOnly -- aws s3api list-buckets
+  fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
+  fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
+  fanout accounts --output json
+
 Exit codes:
   0    every selected account ran and its command exited 0
   1    at least one account failed: non-zero exit, killed, no credentials, or spawn error
-  2    usage or configuration error (bad flag, template, glob, config file)
+  2    usage or configuration error (bad flag, template, glob, config file, no such program)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
   4    the SSO portal could not be queried before any command started
   5    the selection matched no account
@@ -24,16 +33,14 @@ A closed standard output (`fanout ... | head`) ends fanout quietly with 0, as ri
 /// fetches short-term credentials for --role in each selected account, and runs COMMAND
 /// once per account with that account's AWS_* variables, printing its output as
 /// `account|line`.
-///
-/// Examples:
-///
-///   fanout --role ReadOnly -- aws s3api list-buckets
-///
-///   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
-///
-///   fanout accounts --output json
 #[derive(Debug, Parser)]
-#[command(name = "fanout", version, after_long_help = EXIT_CODES)]
+#[command(
+    name = "fanout",
+    version,
+    after_long_help = AFTER_HELP,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub subcommand: Option<Subcommands>,
@@ -54,7 +61,8 @@ pub struct Cli {
 
     /// The command to run in each account, after `--`. It runs directly, not through a
     /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
-    /// {account_name}, {role} and {region}; `{{` and `}}` stand for literal braces.
+    /// {account_name}, {role} and {region}; any other {word} is an error, other braces
+    /// are literal, and `{{` and `}}` are literal braces.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

@@ -1,4 +1,4 @@
-//! Stage 3: short-term credentials for one role in one account (GetRoleCredentials).
+//! Stage 3: short-term credentials for one role in one account (`GetRoleCredentials`).
 
 use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 

@@ -1,5 +1,5 @@
 //! The account and role inventory, cached per login so a repeated run spends no
-//! ListAccounts or ListAccountRoles calls: at a portal limit of about 20 requests a
+//! `ListAccounts` or `ListAccountRoles` calls: at a portal limit of about 20 requests a
 //! second, every call saved is wall time saved.
 //!
 //! The file holds names and roles, never a token or a key. It is still private to the
@@ -105,7 +105,7 @@ mod tests {
         store(&path, &inventory(1000)).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
-        let ttl = Duration::from_secs(60);
+        let ttl = Duration::from_mins(1);
         let (loaded, age) = load(&path, &login(), 1030, ttl).unwrap();
         assert_eq!((loaded, age), (inventory(1000), Duration::from_secs(30)));
         assert!(load(&path, &login(), 1060, ttl).is_none(), "expired at the TTL");
@@ -116,9 +116,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = cache_path(dir.path(), &login());
         store(&path, &Inventory { start_url: "https://other".to_owned(), ..inventory(1000) }).unwrap();
-        assert!(load(&path, &login(), 1000, Duration::from_secs(60)).is_none());
+        assert!(load(&path, &login(), 1000, Duration::from_mins(1)).is_none());
         std::fs::write(&path, "{not json").unwrap();
-        assert!(load(&path, &login(), 1000, Duration::from_secs(60)).is_none());
+        assert!(load(&path, &login(), 1000, Duration::from_mins(1)).is_none());
     }
 
     #[test]
@@ -127,7 +127,7 @@ mod tests {
         let path = cache_path(dir.path(), &login());
         store(&path, &inventory(1)).unwrap();
         store(&path, &inventory(2)).unwrap();
-        assert_eq!(load(&path, &login(), 2, Duration::from_secs(60)).unwrap().0.written_at, 2);
+        assert_eq!(load(&path, &login(), 2, Duration::from_mins(1)).unwrap().0.written_at, 2);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 }

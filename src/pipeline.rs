@@ -31,7 +31,7 @@ use crate::summary::{AccountReport, Outcome, Tally};
 /// What every account task shares.
 pub struct Run {
     plan: RunPlan,
-    /// The children's AWS_REGION.
+    /// The children's `AWS_REGION`.
     region: String,
     portal: Arc<Portal>,
     output: Output,
@@ -76,30 +76,27 @@ pub async fn run_everywhere(
 ) -> Result<Finished, Error> {
     let mut tasks = AccountTasks::new(Arc::clone(&run));
     let mut every_account = Vec::new();
-    match cached {
-        Some(inventory) => {
-            for entry in &inventory.accounts {
-                tasks.start(selection, entry.account.clone(), entry.roles.clone()).await;
-            }
+    if let Some(inventory) = cached {
+        for entry in &inventory.accounts {
+            tasks.start(selection, entry.account.clone(), entry.roles.clone()).await;
         }
-        None => {
-            let mut pages = run.portal.account_pages();
-            loop {
-                match pages.next_page().await {
-                    Ok(Some(page)) => {
-                        for account in page {
-                            every_account.push(account.clone());
-                            tasks.start(selection, account, None).await;
-                        }
+    } else {
+        let mut pages = run.portal.account_pages();
+        loop {
+            match pages.next_page().await {
+                Ok(Some(page)) => {
+                    for account in page {
+                        every_account.push(account.clone());
+                        tasks.start(selection, account, None).await;
                     }
-                    Ok(None) => break,
-                    Err(error) if tasks.tally.selected == 0 => {
-                        return Err(Error::from_portal(error, login.login_command()));
-                    }
-                    Err(error) => {
-                        tasks.tally.listing_error = Some(error.to_string());
-                        break;
-                    }
+                }
+                Ok(None) => break,
+                Err(error) if tasks.tally.selected == 0 => {
+                    return Err(Error::from_portal(error, login.login_command()));
+                }
+                Err(error) => {
+                    tasks.tally.listing_error = Some(error.to_string());
+                    break;
                 }
             }
         }
@@ -235,7 +232,7 @@ async fn account_outcome(
     let known_roles = match known_roles {
         None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
             Ok(roles) => Some(listed_roles.insert(roles).clone()),
-            Err(error) => return failed(run, error),
+            Err(error) => return failed(run, &error),
         },
         known => known,
     };
@@ -255,7 +252,7 @@ async fn account_outcome(
     let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
         Ok(Some(found)) => found,
         Ok(None) => return Outcome::NoRole,
-        Err(error) => return failed(run, error),
+        Err(error) => return failed(run, &error),
     };
     let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
     if stopped() {
@@ -279,7 +276,7 @@ async fn account_outcome(
 }
 
 /// Credentials for the first of `roles` the account has. Asking directly saves the
-/// ListAccountRoles call: the portal answers 403 ForbiddenException for a role the
+/// `ListAccountRoles` call: the portal answers 403 `ForbiddenException` for a role the
 /// login does not have in the account, which moves on to the next role.
 async fn first_role_with_credentials<'r>(
     run: &Run,
@@ -296,7 +293,7 @@ async fn first_role_with_credentials<'r>(
     Ok(None)
 }
 
-fn failed(run: &Run, error: PortalError) -> Outcome {
+fn failed(run: &Run, error: &PortalError) -> Outcome {
     if matches!(error, PortalError::Unauthorized { .. }) {
         run.login_rejected.store(true, Ordering::Relaxed);
     }

@@ -1,8 +1,8 @@
-//! Stage 2: the SSO portal API (ListAccounts, ListAccountRoles, GetRoleCredentials)
+//! Stage 2: the SSO portal API (`ListAccounts`, `ListAccountRoles`, `GetRoleCredentials`)
 //! through aws-sdk-sso, with fanout's own bound on calls in flight and its own retries.
 //!
 //! The SDK's retries are off: its retry token bucket runs dry under heavy concurrent
-//! throttling and then stops retrying at all (AWS_NOTES.md), which fails accounts for a
+//! throttling and then stops retrying at all (`AWS_NOTES.md`), which fails accounts for a
 //! portal that was merely busy. Here every call goes through [`Portal::call`], which waits
 //! for a slot, retries throttling (429), 5xx and transport errors with full-jitter
 //! backoff, and never mistakes a 429 for a rejected login.
@@ -159,7 +159,7 @@ impl Portal {
         }
     }
 
-    /// The accounts the login reaches, a ListAccounts page at a time, so the next stage
+    /// The accounts the login reaches, a `ListAccounts` page at a time, so the next stage
     /// can start on the first page before the last has arrived.
     pub fn account_pages(&self) -> AccountPages<'_> {
         AccountPages { portal: self, next_token: None, done: false }
@@ -189,7 +189,7 @@ impl Portal {
         }
     }
 
-    /// GetRoleCredentials for `role` in `account_id`.
+    /// `GetRoleCredentials` for `role` in `account_id`.
     pub async fn role_credentials(
         &self,
         account_id: &str,
@@ -263,7 +263,7 @@ impl Portal {
     }
 }
 
-/// A cursor over ListAccounts pages.
+/// A cursor over `ListAccounts` pages.
 pub struct AccountPages<'p> {
     portal: &'p Portal,
     next_token: Option<String>,

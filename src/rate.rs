@@ -193,6 +193,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    #[expect(clippy::float_cmp, reason = "halving 20 is exact")]
     async fn a_throttle_at_low_demand_does_not_collapse_the_rate() {
         let limiter = RateLimiter::new(20.0);
         limiter.acquire().await;
@@ -201,6 +202,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    #[expect(clippy::float_cmp, reason = "an unchanged rate is exactly the initial one")]
     async fn an_idle_client_does_not_build_up_rate() {
         let limiter = RateLimiter::new(20.0);
         for _ in 0..20 {

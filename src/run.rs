@@ -141,28 +141,22 @@ async fn list_accounts(
         let selected = inventory.accounts.iter().filter(|a| selection.selects(&a.account));
         selected.map(|a| a.roles.clone().map(|roles| AccountRoles { account: a.account.clone(), roles })).collect()
     });
-    let mut accounts: Vec<AccountRoles> = match cached {
-        Some(accounts) => {
-            if config.verbosity > 0 {
-                output.send(Stream::Stderr, cache.describe().into_bytes()).await;
-            }
-            accounts
+    let mut accounts: Vec<AccountRoles> = if let Some(accounts) = cached {
+        if config.verbosity > 0 {
+            output.send(Stream::Stderr, cache.describe().into_bytes()).await;
         }
-        None => {
-            let accounts = list_from_portal(portal, config, login).await?;
-            cache.store(&Inventory {
-                start_url: login.start_url.clone(),
-                written_at: now_secs(),
-                accounts: accounts
-                    .iter()
-                    .map(|(account, roles)| InventoryAccount { account: account.clone(), roles: roles.clone() })
-                    .collect(),
-            });
-            accounts
-                .into_iter()
-                .filter_map(|(account, roles)| roles.map(|roles| AccountRoles { account, roles }))
-                .collect()
-        }
+        accounts
+    } else {
+        let accounts = list_from_portal(portal, config, login).await?;
+        cache.store(&Inventory {
+            start_url: login.start_url.clone(),
+            written_at: now_secs(),
+            accounts: accounts
+                .iter()
+                .map(|(account, roles)| InventoryAccount { account: account.clone(), roles: roles.clone() })
+                .collect(),
+        });
+        accounts.into_iter().filter_map(|(account, roles)| roles.map(|roles| AccountRoles { account, roles })).collect()
     };
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {

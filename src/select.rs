@@ -34,8 +34,8 @@ pub struct Selection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
     /// 1-based, as in `--shard 1/4`.
-    pub index: u64,
-    pub count: u64,
+    pub index: u32,
+    pub count: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +46,8 @@ impl Shard {
     pub fn parse(text: &str) -> Result<Self, ShardError> {
         let error = || ShardError(text.to_owned());
         let (index, count) = text.split_once('/').ok_or_else(error)?;
-        let index: u64 = index.trim().parse().map_err(|_| error())?;
-        let count: u64 = count.trim().parse().map_err(|_| error())?;
+        let index: u32 = index.trim().parse().map_err(|_| error())?;
+        let count: u32 = count.trim().parse().map_err(|_| error())?;
         if index == 0 || index > count {
             return Err(error());
         }
@@ -58,7 +58,7 @@ impl Shard {
         use sha1::{Digest, Sha1};
         let digest = Sha1::digest(account_id.as_bytes());
         let hash = u64::from_be_bytes(digest[..8].try_into().expect("sha1 has 20 bytes"));
-        hash % self.count == self.index - 1
+        hash % u64::from(self.count) == u64::from(self.index - 1)
     }
 }
 

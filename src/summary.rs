@@ -101,7 +101,7 @@ impl Tally {
             let _ = writeln!(
                 text,
                 "  portal: {}, {} throttled",
-                plural(self.portal_calls as usize, "call"),
+                plural(usize::try_from(self.portal_calls).unwrap_or(usize::MAX), "call"),
                 self.throttles
             );
         }

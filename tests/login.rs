@@ -110,16 +110,18 @@ fn a_legacy_profile_uses_the_token_cached_for_its_start_url() {
     env.write_config(&format!(
         "[profile old]\nsso_start_url = {start_url}\nsso_region = us-east-1\nsso_account_id = 1\nsso_role_name = R\n"
     ));
-    env.write_token(start_url, fake_portal::DEFAULT_TOKEN, Duration::from_secs(3600));
+    env.write_token(start_url, fake_portal::DEFAULT_TOKEN, Duration::from_hours(1));
     let output = env.fanout().args(["--profile", "old", "accounts"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
 }
 
 #[test]
+#[expect(clippy::duration_suboptimal_units, reason = "an epoch timestamp reads best in seconds")]
 fn an_expired_token_names_the_time_and_the_fix_with_exit_3() {
     let env = TestEnv::with_home(
         PortalOptions::default(),
         &fake_portal::home::HomeOptions {
+            // 2026-11-24T03:00:00Z
             expires_at: std::time::UNIX_EPOCH + Duration::from_secs(1_795_489_200),
             ..Default::default()
         },
@@ -147,7 +149,7 @@ fn a_missing_token_is_exit_3_with_the_login_command() {
 #[test]
 fn a_token_the_portal_rejects_is_exit_3() {
     let env = TestEnv::new(PortalOptions::default());
-    env.write_token("corp", "revoked-token", Duration::from_secs(3600));
+    env.write_token("corp", "revoked-token", Duration::from_hours(1));
     let output = env.fanout().args(["--role", "ReadOnly", "--", "true"]).output().unwrap();
     assert_eq!(output.status.code(), Some(3));
     let stderr = stderr_of(&output);

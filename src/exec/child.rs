@@ -52,9 +52,9 @@ pub async fn run(
     output: &Output,
     stopper: &Stopper,
 ) -> std::io::Result<ChildExit> {
-    let (program, args) = argv.split_first().expect("the command is never empty");
+    let (program, arguments) = argv.split_first().expect("the command is never empty");
     let mut command = std::process::Command::new(program);
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    command.args(arguments).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     for name in REMOVED_VARS {
         command.env_remove(name);
     }

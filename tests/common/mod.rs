@@ -62,7 +62,7 @@ impl TestEnv {
             .env("AWS_CONFIG_FILE", self.config_path())
             .env("AWS_SHARED_CREDENTIALS_FILE", self.home().join(".aws/credentials"))
             .env("NO_COLOR", "1")
-            .timeout(Duration::from_secs(120));
+            .timeout(Duration::from_mins(2));
         command
     }
 

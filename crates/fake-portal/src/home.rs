@@ -31,7 +31,7 @@ impl Default for HomeOptions {
             start_url: "https://corp.awsapps.com/start".to_owned(),
             sso_region: "us-east-1".to_owned(),
             token: crate::DEFAULT_TOKEN.to_owned(),
-            expires_at: SystemTime::now() + Duration::from_secs(8 * 3600),
+            expires_at: SystemTime::now() + Duration::from_hours(8),
             portal_url: None,
         }
     }
@@ -80,7 +80,7 @@ pub fn write_token(home: &Path, key: &str, token: &str, expires_at: SystemTime) 
 
 /// `2026-11-24T03:00:00Z` for `at`, by the civil-from-days algorithm (H. Hinnant).
 pub fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -87,13 +87,13 @@ pub struct PortalOptions {
     pub latency: Duration,
     /// Requests a second before answering 429; `None` is unlimited.
     pub rate_limit: Option<f64>,
-    /// Accounts whose GetRoleCredentials always answers 500.
+    /// Accounts whose `GetRoleCredentials` always answers 500.
     pub failing_credentials: HashSet<String>,
-    /// Accounts whose first N GetRoleCredentials calls answer 500.
+    /// Accounts whose first N `GetRoleCredentials` calls answer 500.
     pub flaky_credentials: HashMap<String, u32>,
-    /// Accounts whose first N GetRoleCredentials calls answer 429.
+    /// Accounts whose first N `GetRoleCredentials` calls answer 429.
     pub throttled_credentials: HashMap<String, u32>,
-    /// Extra latency for one account's GetRoleCredentials (a slow region, say).
+    /// Extra latency for one account's `GetRoleCredentials` (a slow region, say).
     pub slow_credentials: HashMap<String, Duration>,
     /// Lifetime of minted credentials.
     pub credentials_ttl: Duration,
@@ -111,7 +111,7 @@ impl Default for PortalOptions {
             flaky_credentials: HashMap::new(),
             throttled_credentials: HashMap::new(),
             slow_credentials: HashMap::new(),
-            credentials_ttl: Duration::from_secs(3600),
+            credentials_ttl: Duration::from_hours(1),
         }
     }
 }
@@ -311,7 +311,8 @@ impl State {
         counter.fetch_add(1, Ordering::Relaxed);
         let (key, secret, session) = credentials_for(&account.id, role);
         let expiration = SystemTime::now() + self.options.credentials_ttl;
-        let expiration_ms = expiration.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let since_epoch = expiration.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let expiration_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
         Reply::ok(json!({"roleCredentials": {
             "accessKeyId": key, "secretAccessKey": secret, "sessionToken": session, "expiration": expiration_ms,
         }}))
