@@ -55,27 +55,26 @@ impl TestEnv {
     /// fanout with the isolated environment and no endpoint override.
     pub fn bare_fanout(&self) -> assert_cmd::Command {
         let mut command = assert_cmd::Command::cargo_bin("fanout").expect("fanout binary");
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("AWS_CONFIG_FILE", self.config_path())
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.home().join(".aws/credentials"))
-            .env("NO_COLOR", "1")
-            .timeout(Duration::from_mins(2));
+        command.env_clear().envs(self.isolated_env()).timeout(Duration::from_mins(2));
         command
     }
 
     /// The same environment for a `std::process::Command` (signal and pipe tests).
     pub fn std_fanout(&self) -> std::process::Command {
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("fanout"));
+        command.env_clear().envs(self.isolated_env()).env("AWS_ENDPOINT_URL_SSO", self.portal.url());
         command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("AWS_CONFIG_FILE", self.config_path())
-            .env("AWS_ENDPOINT_URL_SSO", self.portal.url());
-        command
+    }
+
+    /// Nothing of the developer's own AWS setup: a temp HOME and config, and PATH.
+    fn isolated_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("HOME", self.home().into()),
+            ("AWS_CONFIG_FILE", self.config_path().into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", self.home().join(".aws/credentials").into()),
+            ("NO_COLOR", "1".into()),
+        ]
     }
 }
 
