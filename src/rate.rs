@@ -5,7 +5,7 @@
 //! alone only move the storm. So the whole client slows down together, as the AWS SDKs'
 //! adaptive retry mode does:
 //!
-//! - it starts at a safe rate and, until the first 429, doubles it every 100 ms (slow
+//! - it starts at a safe rate and, until the first 429, doubles it every 50 ms (slow
 //!   start), so an unthrottled portal is reached at full speed within a second;
 //! - on a 429 it drops to 90% of the rate the portal actually served over the last
 //!   second, or to half its rate if that is more (at most once per 200 ms, since the
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 /// Never slower than this, so a run always finishes.
 const MIN_RATE: f64 = 1.0;
 /// Slow start doubles the rate this often.
-const DOUBLING: Duration = Duration::from_millis(100);
+const DOUBLING: Duration = Duration::from_millis(50);
 /// Calls already in flight answer 429 too: one decrease per this long.
 const DECREASE_INTERVAL: Duration = Duration::from_millis(200);
 /// Requests a second added per second without a throttle.
@@ -41,8 +41,10 @@ struct State {
     /// A call had to wait for its turn since the rate last grew: only then is the
     /// rate what holds the client back, and worth raising.
     limited: bool,
-    /// When the next call may be sent.
-    next_send: Instant,
+    /// Calls that may be sent now: a token bucket refilled at `rate`, holding at most
+    /// 50 ms worth (at least one), so timer granularity does not cap a high rate.
+    tokens: f64,
+    last_refill: Instant,
     last_growth: Instant,
     last_decrease: Option<Instant>,
     /// Calls sent since the rate last grew.
@@ -63,7 +65,8 @@ impl RateLimiter {
             rate: initial_rate.max(MIN_RATE),
             slow_start: true,
             limited: false,
-            next_send: now,
+            tokens: 1.0,
+            last_refill: now,
             last_growth: now,
             last_decrease: None,
             sent_since_growth: 0,
@@ -73,19 +76,25 @@ impl RateLimiter {
         }))
     }
 
-    /// Waits for this call's turn.
+    /// Waits for this call's turn. A waiter does not book a slot in the future: it
+    /// sleeps until a token is due at the current rate and looks again, so a rate that
+    /// rises meanwhile (slow start) speeds up the calls already waiting too.
     pub async fn acquire(&self) {
-        let wait = {
-            let mut state = self.lock();
-            let now = Instant::now();
-            state.sent_since_growth += 1;
-            state.grow(now);
-            let send_at = state.next_send.max(now);
-            state.limited |= send_at > now;
-            state.next_send = send_at + Duration::from_secs_f64(1.0 / state.rate);
-            send_at - now
-        };
-        if !wait.is_zero() {
+        loop {
+            let wait = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                state.grow(now);
+                state.refill(now);
+                if state.tokens >= 1.0 {
+                    state.tokens -= 1.0;
+                    state.sent_since_growth += 1;
+                    return;
+                }
+                state.limited = true;
+                // At least the timer's granularity: a shorter sleep returns at once.
+                Duration::from_secs_f64((1.0 - state.tokens) / state.rate).max(Duration::from_millis(1))
+            };
             tokio::time::sleep(wait).await;
         }
     }
@@ -145,6 +154,13 @@ impl State {
         self.limited = false;
         self.sent_since_growth = 0;
         self.last_growth = now;
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let burst = (self.rate * 0.05).max(1.0);
+        let elapsed = now.duration_since(self.last_refill).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(burst);
+        self.last_refill = now;
     }
 
     fn roll_window(&mut self, now: Instant) {
