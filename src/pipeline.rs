@@ -1,6 +1,7 @@
 //! The run itself: accounts stream in (from the inventory cache, or from the portal page
-//! by page), each selected account gets a task at once, and each task finds its role,
-//! waits for a command slot, fetches its credentials and runs its command.
+//! by page), each selected account gets a task as soon as a live slot is free, and each
+//! task finds its role, fetches its credentials, waits for a command slot and runs its
+//! command.
 //!
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
 //! and live tasks by both together (see [`AccountTasks`]).
