@@ -24,7 +24,8 @@ fn the_only_sso_session_is_used_and_accounts_are_listed_as_a_table() {
 #[test]
 fn accounts_as_json_follow_every_page() {
     // 250 accounts at 20 a page: 13 pages of ListAccounts.
-    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(250), ..PortalOptions::default() });
+    let options = PortalOptions { accounts: generated_accounts(250), page_size: 20, ..PortalOptions::default() };
+    let env = TestEnv::new(options);
     let output = env.fanout().args(["accounts", "--output", "json"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     let accounts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -39,11 +40,21 @@ fn accounts_as_json_follow_every_page() {
 }
 
 #[test]
+fn accounts_are_asked_for_a_hundred_a_page() {
+    // The portal's default page is 20; fanout asks for its maximum, 100.
+    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(250), ..PortalOptions::default() });
+    let output = env.fanout().args(["--role", "ReadOnly", "--dry-run", "--", "true"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(env.portal.stats().list_accounts, 3);
+}
+
+#[test]
 fn roles_are_followed_across_pages_too() {
     let roles: Vec<String> = (0..45).map(|i| format!("Role{i:02}")).collect();
     let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
     let options = PortalOptions {
         accounts: vec![Account::new("111111111111", "many-roles", &role_refs)],
+        page_size: 20,
         ..PortalOptions::default()
     };
     let env = TestEnv::new(options);

@@ -83,6 +83,8 @@ pub struct PortalOptions {
     pub tokens: Vec<String>,
     /// Largest page the portal returns, whatever `max_result` asks for.
     pub page_size: usize,
+    /// The page size when a call gives no `max_result` (boto3's paginator gives none).
+    pub default_page_size: usize,
     /// Added to every call, as a real portal's round trip.
     pub latency: Duration,
     /// Requests a second before answering 429; `None` is unlimited.
@@ -104,7 +106,8 @@ impl Default for PortalOptions {
         PortalOptions {
             accounts: generated_accounts(12),
             tokens: vec![DEFAULT_TOKEN.to_owned()],
-            page_size: 20,
+            page_size: MAX_PAGE,
+            default_page_size: 20,
             latency: Duration::ZERO,
             rate_limit: None,
             failing_credentials: HashSet::new(),
@@ -340,7 +343,7 @@ impl State {
 
     fn page(&self, items: &[Value], query: &HashMap<String, String>, key: &str) -> Reply {
         let start: usize = query.get("next_token").and_then(|t| t.parse().ok()).unwrap_or(0);
-        let asked: usize = query.get("max_result").and_then(|m| m.parse().ok()).unwrap_or(self.options.page_size);
+        let asked = query.get("max_result").and_then(|m| m.parse().ok()).unwrap_or(self.options.default_page_size);
         let end = (start + asked.min(self.options.page_size)).min(items.len());
         let mut body = json!({ key: items.get(start..end).unwrap_or_default() });
         if end < items.len() {

@@ -25,9 +25,12 @@ struct Args {
     /// Requests a second before answering 429 TooManyRequestsException; 0 is unlimited.
     #[arg(long, default_value_t = 0.0)]
     rps: f64,
-    /// Largest page returned.
-    #[arg(long, default_value_t = 20)]
+    /// Largest page returned, whatever max_result asks (the real portal's is 100).
+    #[arg(long, default_value_t = fake_portal::MAX_PAGE)]
     page_size: usize,
+    /// Page size when a call gives no max_result.
+    #[arg(long, default_value_t = 20)]
+    default_page_size: usize,
     /// An account whose GetRoleCredentials always answers 500 (repeatable).
     #[arg(long)]
     fail_creds: Vec<String>,
@@ -42,6 +45,7 @@ async fn main() -> std::io::Result<()> {
     let options = PortalOptions {
         accounts: generated_accounts(args.accounts),
         page_size: args.page_size,
+        default_page_size: args.default_page_size,
         latency: Duration::from_millis(args.latency_ms),
         rate_limit: (args.rps > 0.0).then_some(args.rps),
         failing_credentials: args.fail_creds.into_iter().collect::<HashSet<_>>(),
