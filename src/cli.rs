@@ -139,7 +139,7 @@ pub struct RunArgs {
     pub concurrency: NonZeroUsize,
 
     /// How many SSO portal calls are in flight at once.
-    #[arg(long, global = true, value_name = "N", default_value = "32")]
+    #[arg(long, global = true, value_name = "N", default_value = "64")]
     pub portal_concurrency: NonZeroUsize,
 
     /// Portal requests a second to start at [default: 20, divided by N with --shard I/N].
