@@ -119,6 +119,28 @@ fn sigint_and_sigterm_are_forwarded_to_the_children() {
 }
 
 #[test]
+fn a_background_process_holding_the_output_open_is_stopped() {
+    let env = TestEnv::new(PortalOptions::default());
+    let pid_file = env.home().join("background.pid");
+    let script = format!("sleep 60 & echo $! > {}; echo started", pid_file.display());
+    let args = ["--role", "ReadOnly", "--match", "team000-dev", "--", "sh", "-c", &script];
+    let output = env.fanout().args(args).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "100000001111|started\n");
+    assert!(stderr_of(&output).contains("kept its output open"), "{}", stderr_of(&output));
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(), "the background process {pid} outlived fanout");
+}
+
+#[test]
 fn no_verbosity_shows_a_token_or_a_key() {
     let options = PortalOptions {
         failing_credentials: ["100000002222".to_owned()].into(),

@@ -16,7 +16,7 @@ use crate::output::lines::LineSplitter;
 use crate::output::writer::{Output, Stream};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
-/// background can hold them forever (nextest's `detect_fd_leaks`).
+/// background can hold them forever (nextest's `detect_fd_leaks`), and is then stopped.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// Bytes read from a pipe at once: one record for the writer.
@@ -89,7 +89,14 @@ pub async fn run(
                 StopState::Kill => signal_group(pid, libc::SIGKILL),
             },
             () = &mut pipes_deadline => {
-                tracing::warn!(account = account.account_id, "the command exited but a process it started still holds its output open; stopped reading");
+                // Something the command left in the background holds its output open. It
+                // runs with this account's credentials, so it goes too: fanout leaves
+                // nothing behind.
+                tracing::warn!(
+                    account = account.account_id,
+                    "the command exited but a process it started kept its output open; stopping that process group"
+                );
+                signal_group(pid, libc::SIGTERM);
                 break;
             }
         }
