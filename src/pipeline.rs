@@ -6,10 +6,9 @@
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
 //! and live tasks by both together (see [`AccountTasks`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -21,7 +20,7 @@ use crate::exec::child::{self, ChildExit};
 use crate::exec::env::AccountEnv;
 use crate::exec::stop::Stopper;
 use crate::exec::template::Vars;
-use crate::inventory::{Inventory, InventoryAccount};
+use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::SsoLogin;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
@@ -48,18 +47,26 @@ impl Run {
     }
 }
 
-/// How a run ended, for the summary and the cache.
+/// How a run ended, for the summary.
 pub struct Finished {
     pub tally: Tally,
     pub roles: Vec<String>,
     pub dry_run: bool,
-    /// Set when the accounts were listed from the portal, completely.
-    pub fresh_inventory: Option<Inventory>,
+}
+
+/// Where the accounts come from.
+pub enum AccountSource<'c> {
+    /// A fresh inventory cache.
+    Cache(&'c CachedInventory),
+    /// The portal, page by page; the writer, when there is one, records them for the
+    /// next run and is committed only if the listing completes.
+    Portal(Option<InventoryWriter>),
 }
 
 /// What one account task hands back.
 struct TaskResult {
-    report: AccountReport,
+    account: Account,
+    outcome: Outcome,
     plan_line: Option<PlanLine>,
     /// The roles the task listed, for the cache.
     listed_roles: Option<Vec<String>>,
@@ -72,32 +79,43 @@ type PlanLine = (String, String, String, String);
 pub async fn run_everywhere(
     run: Arc<Run>,
     selection: &Selection,
-    cached: Option<&Inventory>,
+    source: AccountSource<'_>,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
     let mut tasks = AccountTasks::new(Arc::clone(&run));
-    let mut every_account = Vec::new();
-    if let Some(inventory) = cached {
-        for entry in &inventory.accounts {
-            tasks.start(selection, entry.account.clone(), entry.roles.clone()).await;
-        }
-    } else {
-        let mut pages = run.portal.account_pages();
-        loop {
-            match pages.next_page().await {
-                Ok(Some(page)) => {
-                    for account in page {
-                        every_account.push(account.clone());
-                        tasks.start(selection, account, None).await;
+    match source {
+        AccountSource::Cache(inventory) => match inventory.accounts() {
+            Ok(entries) => {
+                for entry in entries {
+                    match entry {
+                        Ok(entry) => tasks.start(selection, entry.account, entry.roles).await,
+                        Err(error) => {
+                            tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
+                            break;
+                        }
                     }
                 }
-                Ok(None) => break,
-                Err(error) if tasks.tally.selected == 0 => {
-                    return Err(Error::from_portal(error, login.login_command()));
-                }
-                Err(error) => {
-                    tasks.tally.listing_error = Some(error.to_string());
-                    break;
+            }
+            Err(error) => tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}")),
+        },
+        AccountSource::Portal(writer) => {
+            tasks.writer = writer;
+            let mut pages = run.portal.account_pages();
+            loop {
+                match pages.next_page().await {
+                    Ok(Some(page)) => {
+                        for account in page {
+                            tasks.start(selection, account, None).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) if tasks.tally.selected == 0 => {
+                        return Err(Error::from_portal(error, login.login_command()));
+                    }
+                    Err(error) => {
+                        tasks.tally.listing_error = Some(error.to_string());
+                        break;
+                    }
                 }
             }
         }
@@ -107,23 +125,15 @@ pub async fn run_everywhere(
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, mut listed_roles, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writer, .. } = tasks.finish().await;
+    inventory::commit(writer.filter(|_| tally.listing_error.is_none()));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     if run.plan.dry_run {
         plan_lines.sort();
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
     }
-    let complete = cached.is_none() && tally.listing_error.is_none();
-    let fresh_inventory = complete.then(|| Inventory {
-        start_url: login.start_url.clone(),
-        written_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        accounts: every_account
-            .into_iter()
-            .map(|account| InventoryAccount { roles: listed_roles.remove(&account.id), account })
-            .collect(),
-    });
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, fresh_inventory })
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run })
 }
 
 /// The account tasks of a run, and what they have reported so far.
@@ -141,8 +151,8 @@ struct AccountTasks {
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: HashSet<String>,
     plan_lines: Vec<PlanLine>,
-    /// Roles the tasks listed, by account id, for the cache.
-    listed_roles: HashMap<String, Vec<String>>,
+    /// Records every account for the next run, when the portal is listed.
+    writer: Option<InventoryWriter>,
 }
 
 impl AccountTasks {
@@ -157,13 +167,14 @@ impl AccountTasks {
             tally: Tally::default(),
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
-            listed_roles: HashMap::new(),
+            writer: None,
         }
     }
 
     /// Starts `account`'s task if the selection wants it, once a live slot is free.
     async fn start(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
         if !selection.selects(&account) {
+            inventory::record(&mut self.writer, &InventoryAccount { account, roles });
             return;
         }
         if selection.listed.is_some() {
@@ -191,10 +202,13 @@ impl AccountTasks {
 
     fn record(&mut self, result: TaskResult) {
         self.plan_lines.extend(result.plan_line);
-        if let Some(roles) = result.listed_roles {
-            self.listed_roles.insert(result.report.account_id.clone(), roles);
-        }
-        self.tally.record(result.report);
+        let TaskResult { account, outcome, listed_roles, .. } = result;
+        self.tally.record(AccountReport {
+            account_id: account.id.clone(),
+            account_name: account.name.clone(),
+            outcome,
+        });
+        inventory::record(&mut self.writer, &InventoryAccount { account, roles: listed_roles });
     }
 }
 
@@ -209,11 +223,7 @@ async fn run_account(
     let mut plan_line = None;
     let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut listed_roles, &mut plan_line).await;
     tracing::debug!(account = %account.id, ?outcome, "finished");
-    TaskResult {
-        report: AccountReport { account_id: account.id, account_name: account.name, outcome },
-        plan_line,
-        listed_roles,
-    }
+    TaskResult { account, outcome, plan_line, listed_roles }
 }
 
 async fn account_outcome(

@@ -1,6 +1,7 @@
 //! The flow, stage by stage: login → token → portal → select → credentials → command
 //! → summary. Each stage lives in its own module; this one only wires them together.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,13 +12,13 @@ use tokio::task::JoinSet;
 use crate::config::{Action, Config, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
-use crate::inventory::{self, Inventory, InventoryAccount};
+use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{SsoLogin, load_profiles, resolve_login};
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, Stream, WriterEnd};
-use crate::pipeline::{self, Finished, Run};
+use crate::pipeline::{self, AccountSource, Finished, Run};
 use crate::portal::{Portal, PortalLimits, RetryPolicy};
-use crate::summary::plural;
+use crate::select::Selection;
 use crate::{exit_code, token};
 
 /// Runs what `config` asks and returns the exit code.
@@ -43,21 +44,20 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     let result = match config.action {
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
         Action::Run(plan) => {
-            let dry_run = plan.dry_run;
-            if dry_run || config.verbosity > 0 {
+            if plan.dry_run || config.verbosity > 0 {
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
             let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone()));
-            let finished = pipeline::run_everywhere(run, &config.selection, cache.fresh.as_ref(), &login).await;
-            if let Ok(Finished { fresh_inventory: Some(inventory), .. }) = &finished {
-                cache.store(inventory);
-            }
-            finished.map(Some)
+            let source = match &cache.fresh {
+                Some(inventory) => AccountSource::Cache(inventory),
+                None => AccountSource::Portal(cache.writer(&login)),
+            };
+            pipeline::run_everywhere(run, &config.selection, source, &login).await.map(Some)
         }
     };
     drop(output);
     let stdout_closed = writer.finish() == WriterEnd::StdoutClosed;
-    let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles }) = result? else {
         return Ok(exit_code::SUCCESS);
     };
     if stdout_closed {
@@ -76,42 +76,41 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     Ok(tally.exit_code(stopper.received_signal()))
 }
 
-/// The inventory cache for this login: what it holds, if fresh and wanted.
+/// The inventory cache for this login: where it lives, and what it holds if fresh.
 struct InventoryCache {
-    path: Option<std::path::PathBuf>,
-    fresh: Option<Inventory>,
-    age: Duration,
+    /// `None` when `--cache-ttl 0` turns the cache off.
+    path: Option<PathBuf>,
+    fresh: Option<CachedInventory>,
 }
 
 impl InventoryCache {
     fn open(config: &Config, login: &SsoLogin) -> Self {
         let path = (!config.inventory_ttl.is_zero()).then(|| inventory::cache_path(&config.cache_dir, login));
-        let loaded = path
+        let fresh = path
             .as_deref()
             .filter(|_| !config.refresh)
-            .and_then(|p| inventory::load(p, login, now_secs(), config.inventory_ttl));
-        let (fresh, age) = loaded.map_or((None, Duration::ZERO), |(inventory, age)| (Some(inventory), age));
-        InventoryCache { path, fresh, age }
+            .and_then(|p| CachedInventory::open(p, login, now_secs(), config.inventory_ttl));
+        InventoryCache { path, fresh }
     }
 
     /// One line for stderr: where the account list came from.
     fn describe(&self) -> String {
-        match (&self.fresh, &self.path) {
-            (Some(inventory), Some(path)) => format!(
-                "fanout: inventory from cache ({}, {} old, {}); --refresh lists again\n",
-                plural(inventory.accounts.len(), "account"),
-                humanize(self.age),
-                path.display()
+        match &self.fresh {
+            Some(inventory) => format!(
+                "fanout: inventory from cache ({} old, {}); --refresh lists again\n",
+                humanize(inventory.age),
+                inventory.path().display()
             ),
-            _ => "fanout: inventory listed from the portal\n".to_owned(),
+            None => "fanout: inventory listed from the portal\n".to_owned(),
         }
     }
 
-    fn store(&self, inventory: &Inventory) {
-        let Some(path) = &self.path else { return };
-        if let Err(error) = inventory::store(path, inventory) {
-            tracing::warn!("cannot write the inventory cache {}: {error}", path.display());
-        }
+    /// A writer for a new inventory, unless the cache is off or cannot be written.
+    fn writer(&self, login: &SsoLogin) -> Option<InventoryWriter> {
+        let path = self.path.as_deref()?;
+        InventoryWriter::create(path, &login.start_url, now_secs())
+            .inspect_err(|error| tracing::warn!("cannot write the inventory cache {}: {error}", path.display()))
+            .ok()
     }
 }
 
@@ -136,27 +135,17 @@ async fn list_accounts(
     login: &SsoLogin,
     cache: &InventoryCache,
 ) -> Result<Option<Finished>, Error> {
-    let selection = &config.selection;
-    let cached = cache.fresh.as_ref().and_then(|inventory| {
-        let selected = inventory.accounts.iter().filter(|a| selection.selects(&a.account));
-        selected.map(|a| a.roles.clone().map(|roles| AccountRoles { account: a.account.clone(), roles })).collect()
-    });
-    let mut accounts: Vec<AccountRoles> = if let Some(accounts) = cached {
+    let cached = match &cache.fresh {
+        Some(inventory) => selected_from_cache(inventory, &config.selection),
+        None => None,
+    };
+    let mut accounts = if let Some(accounts) = cached {
         if config.verbosity > 0 {
             output.send(Stream::Stderr, cache.describe().into_bytes()).await;
         }
         accounts
     } else {
-        let accounts = list_from_portal(portal, config, login).await?;
-        cache.store(&Inventory {
-            start_url: login.start_url.clone(),
-            written_at: now_secs(),
-            accounts: accounts
-                .iter()
-                .map(|(account, roles)| InventoryAccount { account: account.clone(), roles: roles.clone() })
-                .collect(),
-        });
-        accounts.into_iter().filter_map(|(account, roles)| roles.map(|roles| AccountRoles { account, roles })).collect()
+        list_from_portal(portal, config, login, cache.writer(login)).await?
     };
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
@@ -167,33 +156,50 @@ async fn list_accounts(
     Ok(None)
 }
 
-/// Every account, with its roles listed where it is selected.
+/// The selected accounts with their roles, if the cache knows every one's roles.
+fn selected_from_cache(inventory: &CachedInventory, selection: &Selection) -> Option<Vec<AccountRoles>> {
+    let mut selected = Vec::new();
+    for entry in inventory.accounts().ok()? {
+        let InventoryAccount { account, roles } = entry.ok()?;
+        if selection.selects(&account) {
+            selected.push(AccountRoles { account, roles: roles? });
+        }
+    }
+    Some(selected)
+}
+
+/// The selected accounts with their roles listed, from the portal; every account goes
+/// to `writer`, committed once the listing is complete.
 async fn list_from_portal(
     portal: &Arc<Portal>,
     config: &Config,
     login: &SsoLogin,
-) -> Result<Vec<(crate::portal::Account, Option<Vec<String>>)>, Error> {
+    mut writer: Option<InventoryWriter>,
+) -> Result<Vec<AccountRoles>, Error> {
+    let portal_error = |e| Error::from_portal(e, login.login_command());
     let mut lookups = JoinSet::new();
-    let mut unselected = Vec::new();
     let mut pages = portal.account_pages();
-    while let Some(page) = pages.next_page().await.map_err(|e| Error::from_portal(e, login.login_command()))? {
+    while let Some(page) = pages.next_page().await.map_err(portal_error)? {
         for account in page {
             if !config.selection.selects(&account) {
-                unselected.push((account, None));
+                inventory::record(&mut writer, &InventoryAccount { account, roles: None });
                 continue;
             }
             let portal = Arc::clone(portal);
             lookups.spawn(async move {
                 let mut roles = portal.list_roles(&account.id).await?;
                 roles.sort();
-                Ok((account, Some(roles)))
+                Ok(AccountRoles { account, roles })
             });
         }
     }
-    let mut accounts = unselected;
+    let mut accounts = Vec::new();
     while let Some(joined) = lookups.join_next().await {
-        let listed = joined.expect("role lookups do not panic");
-        accounts.push(listed.map_err(|e| Error::from_portal(e, login.login_command()))?);
+        let listed: AccountRoles = joined.expect("role lookups do not panic").map_err(portal_error)?;
+        let entry = InventoryAccount { account: listed.account.clone(), roles: Some(listed.roles.clone()) };
+        inventory::record(&mut writer, &entry);
+        accounts.push(listed);
     }
+    inventory::commit(writer);
     Ok(accounts)
 }

@@ -311,7 +311,7 @@ fn the_inventory_is_cached_privately_and_refresh_bypasses_it() {
     assert_eq!((calls.list_accounts, calls.list_account_roles), (1, 12));
 
     let (cached_plan, cached) = dry_run(&[]);
-    assert!(cached.starts_with("fanout: inventory from cache (12 accounts, "), "{cached}");
+    assert!(cached.starts_with("fanout: inventory from cache ("), "{cached}");
     assert_eq!(cached_plan, first_plan);
     assert_eq!(env.portal.stats(), calls, "a fresh cache costs no portal call");
 
