@@ -15,7 +15,13 @@
 #      fanout, through `cat`, and through GNU parallel --tag --line-buffer.
 #   4. --reference PATH: the serial Python reference (shared/seed/seed_script.py) against
 #      the same portal, for each N in BENCH_SIZES.
-#   5. --aws: 100 accounts, child `aws s3api list-buckets` against a loopback moto server.
+#   5. --aws: 100 accounts, child `aws s3api list-buckets` against a loopback moto server:
+#      fanout at -j 16 (default), 8, 4 and 2; GNU parallel -j 16 running `aws --profile
+#      acct-<id>` over one SSO profile per account (each process fetches its own credentials);
+#      the child-CPU floor (aws processes × one lone process's user+sys / cores) and each
+#      run's CPU, moto's and the portal's included. Then fanout's own CPU per account: fanout
+#      `-- true` (those 100 accounts, and 1,000 on fake-portal) minus as many `true` processes
+#      started by xargs.
 # Where fanout has --portal-rps, sections 1-3 also run it with --portal-rps 1000 (its rate
 # limiter starts low and speeds up; that row shows the ramp's share). A last table checks
 # the project's targets.
@@ -28,6 +34,7 @@
 #   BENCH_VENV (--aws: venv holding awscli and moto[server]; default ~/.cache/fanout-bench/venv)
 #   BENCH_HARNESS (--aws: the harness directory; default ../shared/harness)
 #   BENCH_SECTIONS="scale rps throughput reference aws" (a subset reruns only those)
+#   BENCH_AWS_ROUNDS=3 (--aws: runs of each runner, every other round in reverse order)
 #   BENCH_QUIET_WAIT=300 (seconds to wait for the 1-minute load average to drop below 1.5)
 #   FANOUT_BIN (skip the build and use this fanout), FAKE_PORTAL_BIN.
 set -euo pipefail
@@ -178,11 +185,78 @@ elif cmd == "ids":      # `fanout accounts --output json` -> ids of accounts wit
     for a in json.load(open(sys.argv[2])):
         if sys.argv[3] in a.get("roles", []):
             print(a["account_id"])
+elif cmd == "dumpids":  # `sso_portal.py --dump-accounts` -> ids of accounts with ROLE, one a line
+    for a in json.load(open(sys.argv[2])):
+        if sys.argv[3] in a.get("roles", []):
+            print(a["accountId"])
+elif cmd == "run":      # TIMEOUT OUT ERR CMD...: run CMD, stdout to OUT, stderr to ERR; print
+    # "wall_s cpu_s own_cpu_s maxrss_MB exit": cpu = user+sys of CMD and every child it reaped
+    # (wait4, microseconds), own = CMD's process alone, all its threads (/proc/PID/stat utime +
+    # stime, read while it is a zombie, before it is reaped; clock ticks), maxrss = the largest
+    # of CMD and any one child (at least this wrapper's ~14 MB: CMD is forked from it).
+    import os, signal, subprocess, time
+    with open(sys.argv[3], "wb") as o, open(sys.argv[4], "wb") as e:
+        t0 = time.monotonic()
+        p = subprocess.Popen(sys.argv[5:], stdout=o, stderr=e)
+    def expire(*_):
+        p.terminate()
+        signal.signal(signal.SIGALRM, lambda *_: p.kill())
+        signal.alarm(10)
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(int(float(sys.argv[2])))
+    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+    wall = time.monotonic() - t0
+    f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+    own = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    _, status, ru = os.wait4(p.pid, 0)
+    signal.alarm(0)
+    rc = os.waitstatus_to_exitcode(status)
+    print(f"{wall:.2f} {ru.ru_utime + ru.ru_stime:.2f} {own:.2f} {ru.ru_maxrss / 1024:.1f} {rc if rc >= 0 else 128 - rc}")
 PY
 h() { python3 "$SCRATCH/h.py" "$@"; }
 now_ns() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b-a)/1e9}'; }
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN{if (b+0 == 0 || a == "?" || b == "?") print "?"; else printf f, a/b}'; }
+# best_of CMD: the smallest wall time (seconds) over TP_REPEAT runs of `bash -c CMD`
+best_of() {
+    local best="" i t0 t1 w
+    for ((i = 0; i < TP_REPEAT; i++)); do
+        t0=$(now_ns)
+        timeout -k 10 "$CASE_TIMEOUT" "${PIN[@]}" bash -c "$1" || log "command exited $?: $1"
+        t1=$(now_ns)
+        w=$(secs "$t0" "$t1")
+        if [[ -z $best ]] || awk -v a="$w" -v b="$best" 'BEGIN{exit !(a < b)}'; then best=$w; fi
+    done
+    echo "$best"
+}
+# lt A B: true if A < B (decimals)
+lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
+# best_time CMD [TIMES]: `bash -c CMD` TIMES times (default 3) under `h run`; prints "least
+# wall s, least user+sys s of CMD and its children, least user+sys s of the first process that
+# is not a shell" (each the least on its own; the last is the own CPU of CMD's command when CMD
+# is `exec COMMAND ...`, and of the shell otherwise).
+best_time() {
+    local i bw="" bc="" bo="" w c o rc
+    for ((i = 0; i < ${2:-3}; i++)); do
+        read -r w c o _ rc < <(h run "$CASE_TIMEOUT" /dev/null "$SCRATCH/best_time.err" "${PIN[@]}" bash -c "$1")
+        ((rc == 0)) || log "command exited $rc: $1: $(tail -1 "$SCRATCH/best_time.err")"
+        if [[ -z $bw ]] || lt "$w" "$bw"; then bw=$w; fi
+        if [[ -z $bc ]] || lt "$c" "$bc"; then bc=$c; fi
+        if [[ -z $bo ]] || lt "$o" "$bo"; then bo=$o; fi
+    done
+    echo "$bw $bc $bo"
+}
+# proc_cpu PID: user + sys seconds so far of a running process and its reaped children
+# (/proc/PID/stat utime, stime, cutime, cstime), "?" if it is gone.
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() {
+    [[ -r /proc/$1/stat ]] || { echo "?"; return; }
+    sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$CLK_TCK" '{printf "%.2f", ($12 + $13 + $14 + $15) / hz}'
+}
+# machine_cpu: busy CPU seconds of the whole machine so far, all cores (/proc/stat: user, nice,
+# system, irq, softirq, steal).
+machine_cpu() { awk -v hz="$CLK_TCK" '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN{if (a == "?" || b == "?") print "?"; else printf "%.2f", a-b}'; }
 # The calls the serial seed script makes against fake-portal for N accounts: every
 # ListAccounts page, one ListAccountRoles per account, one GetRoleCredentials per account
 # with ReadOnly (fake-portal's generated accounts: all but every tenth).
@@ -342,18 +416,6 @@ fi
 # --- 3. output throughput ---------------------------------------------------------------
 if want throughput; then
     AWKPROG="BEGIN{for(i=0;i<${TP_LINES};i++) print \"some line of output number \" i}"
-    # best_of CMD...: the smallest wall time (seconds) over TP_REPEAT runs of `bash -c CMD`
-    best_of() {
-        local best="" i t0 t1 w
-        for ((i = 0; i < TP_REPEAT; i++)); do
-            t0=$(now_ns)
-            timeout -k 10 "$CASE_TIMEOUT" "${PIN[@]}" bash -c "$1" || log "throughput command exited $?: $1"
-            t1=$(now_ns)
-            w=$(secs "$t0" "$t1")
-            if [[ -z $best ]] || awk -v a="$w" -v b="$best" 'BEGIN{exit !(a < b)}'; then best=$w; fi
-        done
-        echo "$best"
-    }
     dir=$SCRATCH/tp
     # Enough generated accounts that exactly TP_ACCOUNTS hold ReadOnly (every tenth lacks it).
     tp_total=$((TP_ACCOUNTS + (TP_ACCOUNTS - 1) / 9))
@@ -471,6 +533,7 @@ fi
 # --- 5. --aws: the real CLI against moto ------------------------------------------------
 if ((RUN_AWS)) && want aws; then
     AWS_N=100
+    AWS_ROUNDS=${BENCH_AWS_ROUNDS:-3}
     T=$SCRATCH/t5.md
     if [[ ! -f $HARNESS/sso_portal.py || ! -f $HARNESS/make_home.py ]]; then
         printf '### Real CLI against moto\n\nskipped: no harness at %s (set BENCH_HARNESS)\n' "$HARNESS" >"$T"
@@ -483,6 +546,8 @@ if ((RUN_AWS)) && want aws; then
         fi
         dir=$SCRATCH/aws
         mkdir -p "$dir"
+        # The cores every process here may use (the taskset list, when pinned).
+        CORES=$("${PIN[@]}" nproc)
         "${PIN[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p 0 >"$dir/moto.out" 2>&1 &
         MOTO_PID=$!
         BG_PIDS+=("$MOTO_PID")
@@ -503,58 +568,261 @@ if ((RUN_AWS)) && want aws; then
         aws_env=(env HOME="$dir/home" AWS_CONFIG_FILE="$dir/home/.aws/config"
             AWS_ENDPOINT_URL_SSO="http://127.0.0.1:$HP_PORT" PATH="$VENV/bin:$PATH")
         # Setup, not timed: one bucket in each account, created with that account's keys.
+        # It also leaves fanout's inventory cached in $dir/home, for every fanout run below.
         "${aws_env[@]}" timeout -k 10 "$CASE_TIMEOUT" "$FANOUT" --sso-session harness --role ReadOnly -- \
             aws s3api create-bucket --bucket 'b-{account_id}' --endpoint-url "$MOTO" >/dev/null 2>"$dir/setup.err" ||
             log "bucket setup exited $?: $(tail -2 "$dir/setup.err")"
-        read -r la0 lar0 grc0 _ _ < <(h stats "$HP_PORT")
-        rc=0
-        t0=$(now_ns)
-        "${aws_env[@]}" timeout -k 10 "$CASE_TIMEOUT" /usr/bin/time -v -o "$dir/time.txt" "${PIN[@]}" "$FANOUT" \
-            --sso-session harness --role ReadOnly -- \
-            aws s3api list-buckets --endpoint-url "$MOTO" --query 'Buckets[].Name' --output text \
-            >"$dir/fanout.out" 2>"$dir/fanout.err" || rc=$?
-        t1=$(now_ns)
-        aws_wall=$(secs "$t0" "$t1")
-        read -r la lar grc _ _ < <(h stats "$HP_PORT")
-        read -r a_ok a_failed a_skipped < <(h summary "$dir/fanout.err")
-        # Each account must see exactly its own bucket.
-        own=$(awk -F'|' '$2 == "b-" $1' "$dir/fanout.out" | wc -l)
-        lines=$(wc -l <"$dir/fanout.out")
+        # The accounts holding ReadOnly, from the harness's own generated list (same --accounts,
+        # default --seed): the ones a user would have written a profile for.
+        python3 "$HARNESS/sso_portal.py" --accounts "$AWS_N" --dump-accounts >"$dir/accounts.json"
+        h dumpids "$dir/accounts.json" ReadOnly >"$dir/ids"
+        AWS_RUN=$(wc -l <"$dir/ids")
+        AWS_SKIP=$((AWS_N - AWS_RUN))
+
+        # aws_timed NAME SEP CMD...: one timed run against this section's moto and portal.
+        # Sets A_WALL, A_CPU (user+sys of CMD and all its children), A_SELF (user+sys of CMD's
+        # own process: the runner alone, its children excluded), A_RSS, A_CALLS (portal calls
+        # answered during the run), A_MOTO and A_HP (moto's and the portal's CPU during the run),
+        # A_OTHER (the machine's busy CPU during the run minus all of those: other processes,
+        # this script's own wrapper included), A_BUSY ((CPU + moto + portal) / wall: cores kept
+        # busy by the measured work), A_OWN (output lines
+        # `ID<SEP>b-ID`: accounts that listed their own bucket), A_LINES, A_RC.
+        aws_timed() {
+            local name=$1 sep=$2 s0 s1 m0 p0 c0 c1
+            shift 2
+            s0=$(h stats "$HP_PORT" | awk '{print $1 + $2 + $3}')
+            m0=$(proc_cpu "$MOTO_PID")
+            p0=$(proc_cpu "$HP_PID")
+            c0=$(machine_cpu)
+            read -r A_WALL A_CPU A_SELF A_RSS A_RC < <(h run "$CASE_TIMEOUT" "$dir/$name.out" "$dir/$name.err" "$@")
+            c1=$(machine_cpu)
+            A_MOTO=$(sub "$(proc_cpu "$MOTO_PID")" "$m0")
+            A_HP=$(sub "$(proc_cpu "$HP_PID")" "$p0")
+            A_OTHER=$(awk -v c="$A_CPU" -v m="$A_MOTO" -v p="$A_HP" -v t="$(sub "$c1" "$c0")" \
+                'BEGIN{if (c == "?" || m == "?" || p == "?" || t == "?") print "?"; else printf "%.2f", t - c - m - p}')
+            s1=$(h stats "$HP_PORT" | awk '{print $1 + $2 + $3}')
+            A_CALLS=$((s1 - s0))
+            A_BUSY=$(awk -v c="$A_CPU" -v m="$A_MOTO" -v p="$A_HP" -v w="$A_WALL" \
+                'BEGIN{if (c == "?" || m == "?" || p == "?" || w + 0 == 0) print "?"; else printf "%.2f", (c + m + p) / w}')
+            A_OWN=$(awk -F"$sep" '$2 == "b-" $1' "$dir/$name.out" | wc -l)
+            A_LINES=$(wc -l <"$dir/$name.out")
+            ((A_RC == 0)) || { log "aws $name: exit $A_RC; stderr ends:"; tail -3 "$dir/$name.err" >&2; }
+            log "aws $name: ${A_WALL}s, cpu ${A_CPU}s (runner's own ${A_SELF}s, moto ${A_MOTO}s, portal ${A_HP}s, other processes ${A_OTHER}s), $A_CALLS calls, $A_OWN of $A_LINES lines own bucket"
+        }
+
+        # The child-CPU floor: one `aws s3api list-buckets` as fanout runs it (that account's
+        # keys in the environment, the same config file), its CPU the least of many lone runs:
+        # 3 before the timed runs, one after each, 3 after (this machine's CPU speed drifts, and
+        # a slow moment only ever raises a lone run's CPU); the floor is that × the number of
+        # aws processes / the cores.
+        ONE_CMD="exec env AWS_ACCESS_KEY_ID=AKIAEXAMPLE AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 HOME='$dir/home' AWS_CONFIG_FILE='$dir/home/.aws/config' '$VENV/bin/aws' s3api list-buckets --endpoint-url '$MOTO' >/dev/null"
+        read -r one_wall one_cpu _ < <(best_time "$ONE_CMD")
+        ONE_N=3
+
+        # GNU parallel over per-account SSO profiles, as users script it today: a copy of the
+        # harness HOME with one `[profile acct-<id>]` per account holding ReadOnly; each `aws`
+        # process reads the cached SSO token and fetches its own role credentials from the portal.
+        phome=$dir/phome
+        mkdir -p "$phome/.aws"
+        cp -r "$dir/home/.aws/sso" "$phome/.aws/sso"
+        sso_conf() { awk -F' *= *' -v k="$1" '/^\[/{s = ($0 == "[sso-session harness]")} s && $1 == k {print $2; exit}' "$dir/home/.aws/config"; }
+        write_profiles() { # FORM: session (sso_session = harness) or legacy (sso_start_url + sso_region)
+            cp "$dir/home/.aws/config" "$phome/.aws/config"
+            local id start region
+            start=$(sso_conf sso_start_url) region=$(sso_conf sso_region)
+            while read -r id; do
+                printf '\n[profile acct-%s]\n' "$id"
+                if [[ $1 == session ]]; then
+                    echo "sso_session = harness"
+                else
+                    printf 'sso_start_url = %s\nsso_region = %s\n' "$start" "$region"
+                fi
+                printf 'sso_account_id = %s\nsso_role_name = ReadOnly\nregion = us-east-1\n' "$id"
+            done <"$dir/ids" >>"$phome/.aws/config"
+            if [[ $1 == legacy ]]; then
+                # A legacy profile's token cache is named sha1 of the start URL, not of the session.
+                cp "$phome/.aws/sso/cache/$(printf '%s' harness | sha1sum | cut -d' ' -f1).json" \
+                    "$phome/.aws/sso/cache/$(printf '%s' "$start" | sha1sum | cut -d' ' -f1).json"
+            fi
+        }
+        par_env=(env HOME="$phome" AWS_CONFIG_FILE="$phome/.aws/config"
+            AWS_ENDPOINT_URL_SSO="http://127.0.0.1:$HP_PORT" PATH="$VENV/bin:$PATH")
+        probe_id=$(head -1 "$dir/ids")
+        probe() { # does `aws --profile acct-<first id>` list that account's own bucket?
+            [[ $("${par_env[@]}" timeout -k 5 60 aws --profile "acct-$probe_id" s3api list-buckets \
+                --endpoint-url "$MOTO" --query 'Buckets[].Name' --output text 2>"$dir/probe.err") == "b-$probe_id" ]]
+        }
+        PFORM=""
+        if ((HAVE_PARALLEL)); then
+            PFORM=session
+            write_profiles session
+            if ! probe; then
+                log "this awscli does not read sso_session profiles ($(tail -1 "$dir/probe.err")); trying the legacy form"
+                PFORM=legacy
+                write_profiles legacy
+                probe || { PFORM=""; log "legacy SSO profiles failed too: $(tail -1 "$dir/probe.err")"; }
+            fi
+        fi
+        if [[ -n $PFORM ]]; then
+            # One such process alone, for that row's floor (it also fetches its credentials).
+            ONEP_CMD="exec env HOME='$phome' AWS_CONFIG_FILE='$phome/.aws/config' AWS_ENDPOINT_URL_SSO=http://127.0.0.1:$HP_PORT '$VENV/bin/aws' --profile acct-$probe_id s3api list-buckets --endpoint-url '$MOTO' >/dev/null"
+            read -r onep_wall onep_cpu _ < <(best_time "$ONEP_CMD")
+        fi
+        # lone_sample TIMES: TIMES more lone runs of each kind, keeping the least wall and CPU.
+        lone_sample() {
+            local w c
+            read -r w c _ < <(best_time "$ONE_CMD" "$1")
+            lt "$w" "$one_wall" && one_wall=$w
+            lt "$c" "$one_cpu" && one_cpu=$c
+            if [[ -n $PFORM ]]; then
+                read -r w c _ < <(best_time "$ONEP_CMD" "$1")
+                lt "$w" "$onep_wall" && onep_wall=$w
+                lt "$c" "$onep_cpu" && onep_cpu=$c
+            fi
+            ONE_N=$((ONE_N + $1))
+            return 0
+        }
+
+        # run_runner NAME: one timed run of fanout at -j NAME (default: no -j) or of GNU parallel.
+        # Sets A_* (aws_timed) and A_OK, A_FAILED, A_SKIPPED.
+        run_runner() {
+            local r=$1 round=$2 jflag=()
+            if [[ $r == parallel ]]; then
+                # -q: quote the command, so the shell parallel starts does not glob Buckets[].Name.
+                aws_timed "parallel-$round" $'\t' "${par_env[@]}" "${PIN[@]}" parallel -j 16 -q --tag \
+                    aws --profile 'acct-{}' s3api list-buckets --endpoint-url "$MOTO" --query 'Buckets[].Name' --output text \
+                    :::: "$dir/ids"
+                # parallel's exit status is the number of failed jobs.
+                A_OK=$((AWS_RUN - A_RC)) A_FAILED=$A_RC A_SKIPPED="$AWS_SKIP (no profile)"
+            else
+                [[ $r == default ]] || jflag=(-j "$r")
+                aws_timed "fanout-$r-$round" '|' "${aws_env[@]}" "${PIN[@]}" "$FANOUT" \
+                    --sso-session harness --role ReadOnly "${jflag[@]}" -- \
+                    aws s3api list-buckets --endpoint-url "$MOTO" --query 'Buckets[].Name' --output text
+                read -r A_OK A_FAILED A_SKIPPED < <(h summary "$dir/fanout-$r-$round.err")
+            fi
+        }
+        RUNNERS="default 8 4 2"
+        [[ -n $PFORM ]] && RUNNERS+=" parallel"
+        # Each runner runs AWS_ROUNDS times, every other round in the reverse order, so a drift
+        # in the machine's load does not favour the runners that come last; a row is the run
+        # with the least wall time.
+        declare -A ROW WALLS BEST
+        for ((round = 1; round <= AWS_ROUNDS; round++)); do
+            order=$RUNNERS
+            ((round % 2 == 0)) && order=$(printf '%s\n' $RUNNERS | tac | tr '\n' ' ')
+            for r in $order; do
+                run_runner "$r" "$round"
+                lone_sample 1
+                WALLS[$r]+="${WALLS[$r]:+, }$A_WALL"
+                if [[ -z ${BEST[$r]:-} ]] || lt "$A_WALL" "${BEST[$r]}"; then
+                    BEST[$r]=$A_WALL
+                    ROW[$r]="$A_CPU | $A_SELF | $(awk -v c="$A_CPU" -v o="$A_SELF" -v n="$AWS_RUN" 'BEGIN{if (c == "?" || o == "?") print "?"; else printf "%.2f", (c - o) / n}') | $A_MOTO / $A_HP / $A_OTHER | $A_BUSY | $A_CALLS | $A_RSS | $A_OK / $A_FAILED / $A_SKIPPED | $A_OWN of $A_LINES lines | $A_RC |"
+                    R[aws_wall:$r]=$A_WALL
+                    R[aws_ok:$r]=$A_OWN
+                fi
+            done
+        done
+        # The last lone runs, and the floors.
+        lone_sample 3
+        log "one aws process alone: least CPU ${one_cpu}s of $ONE_N; with --profile: ${onep_cpu:-?}s"
+        floor=$(awk -v n="$AWS_RUN" -v c="$one_cpu" -v k="$CORES" 'BEGIN{printf "%.2f", n * c / k}')
+        R[aws_floor]=$floor
+        [[ -z $PFORM ]] || pfloor=$(awk -v n="$AWS_RUN" -v c="$onep_cpu" -v k="$CORES" 'BEGIN{printf "%.2f", n * c / k}')
+        best_j=""
+        for r in default 8 4 2; do
+            ((${R[aws_ok:$r]} == AWS_RUN)) || continue
+            if [[ -z $best_j ]] || lt "${R[aws_wall:$r]}" "${R[aws_wall:$best_j]}"; then best_j=$r; fi
+        done
+        R[aws_best_j]=$best_j
+
         {
             echo "### Real CLI: ${AWS_N} accounts, child \`aws s3api list-buckets\` against a loopback moto server"
             echo
-            echo "Harness portal (\`sso_portal.py --moto\`, ${LATENCY} ms per call) mints moto credentials per account; each account holds one bucket \`b-<account id>\`. $("$VENV/bin/aws" --version 2>&1 | cut -d' ' -f1)."
+            echo "Harness portal (\`sso_portal.py --moto\`, ${LATENCY} ms per call) mints moto credentials per account; each account holds one bucket \`b-<account id>\`; ${AWS_RUN} of the ${AWS_N} accounts hold ReadOnly, so every runner starts ${AWS_RUN} \`aws\` processes. $("$VENV/bin/aws" --version 2>&1 | cut -d' ' -f1) (botocore $("$VENV/bin/python" -c 'import botocore; print(botocore.__version__)' 2>/dev/null || echo '?')), ${CORES} cores. Every fanout run finds its inventory cached (by the untimed bucket setup), so its portal calls are GetRoleCredentials only."
             echo
-            echo "Peak RSS is the largest of the runner and any one child (here an \`aws\` process)."
+            echo "Each runner ran ${AWS_ROUNDS} times, every other round in the reverse order; a row is its run with the least wall time, and the wall column lists every run. child-CPU floor = ${AWS_RUN} × the CPU (user+sys) of one lone \`aws\` process of that row's kind (the least of $ONE_N lone runs: 3 before the timed runs, one after each, 3 after), / ${CORES} cores: the least wall time ${CORES} fully busy cores need for the children alone. CPU = user+sys of the runner and all its children (wait4); runner's own = the runner's process alone, its children excluded (/proc/PID/stat of the exited runner). moto / portal / other CPU = what the moto server and the harness portal used during the run (/proc/PID/stat), on the same cores, and what the rest of the machine used meanwhile (/proc/stat's busy time minus all the above: other users' work, plus this script's ~0.03 s wrapper). cores busy = (CPU + moto + portal) / wall. Peak RSS is the largest of the runner and any one child."
             echo
-            echo "| runner | wall s | portal calls | peak RSS MB | succeeded / failed / skipped | accounts that listed their own bucket | exit |"
-            echo "|---|---:|---:|---:|---|---:|---:|"
-            echo "| fanout (-j 16) | $aws_wall | $((la + lar + grc - la0 - lar0 - grc0)) | $(h rss "$dir/time.txt") | $a_ok / $a_failed / $a_skipped | $own of $lines lines | $rc |"
+            echo "| runner | wall s (best; all runs) | child-CPU floor s | wall ÷ floor | CPU s (runner + children) | runner's own CPU s | CPU s per \`aws\` process: (CPU − own) / ${AWS_RUN} | moto / portal / other CPU s | cores busy | portal calls | peak RSS MB | succeeded / failed / skipped | accounts that listed their own bucket | exit |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+            for r in $RUNNERS; do
+                if [[ $r == parallel ]]; then
+                    if [[ $PFORM == session ]]; then
+                        label="\`parallel -j 16 --tag aws --profile acct-{} s3api list-buckets …\` ($(parallel --version | head -1)), \`sso_session = harness\` profiles (this awscli reads them)"
+                    else
+                        label="\`parallel -j 16 --tag aws --profile acct-{} s3api list-buckets …\` ($(parallel --version | head -1)), legacy profiles (\`sso_start_url\` + \`sso_region\`: this awscli does not read \`sso_session\`)"
+                    fi
+                else
+                    label="fanout $(jlabel "$r")"
+                fi
+                f=$floor
+                [[ $r == parallel ]] && f=$pfloor
+                echo "| $label | ${BEST[$r]} (${WALLS[$r]}) | $f | $(div "${BEST[$r]}" "$f") | ${ROW[$r]}"
+            done
+            if ((!HAVE_PARALLEL)); then
+                echo "| GNU parallel | – | – | – | – | – | – | – | – | – | – | – | – | skipped: not installed |"
+            elif [[ -z $PFORM ]]; then
+                echo "| GNU parallel | – | – | – | – | – | – | – | – | – | – | – | – | skipped: \`aws --profile\` failed with sso_session and with legacy SSO profiles |"
+            fi
+            echo "| one \`aws s3api list-buckets\` alone, keys in its environment as fanout runs it (least of $ONE_N) | $one_wall | – | – | $one_cpu | – | $one_cpu | – | – | 0 | – | – | – | – |"
+            [[ -z $PFORM ]] ||
+                echo "| one \`aws --profile acct-$probe_id s3api list-buckets\` alone, fetching its own credentials (least of $ONE_N) | $onep_wall | – | – | $onep_cpu | – | $onep_cpu | – | – | 1 each | – | – | – | – |"
         } >"$T"
-        R[aws_wall]=$aws_wall
-        # For scale: one `aws` process alone (moto accepts any keys), best of 3.
-        one_wall=$(TP_REPEAT=3 best_of "AWS_ACCESS_KEY_ID=AKIAEXAMPLE AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 HOME='$dir/home' AWS_CONFIG_FILE=/dev/null '$VENV/bin/aws' s3api list-buckets --endpoint-url '$MOTO' >/dev/null")
-        echo "| one \`aws s3api list-buckets\` process alone (best of 3) | $one_wall | – | – | – | – | – |" >>"$T"
         if [[ -n $REFERENCE ]]; then
             # The reference with its ListBuckets loop (RUN_LIST_BUCKETS=1), serial, same portal.
-            rc=0
-            t0=$(now_ns)
-            (cd "$dir" && HOME=$dir/home AWS_CONFIG_FILE=$dir/home/.aws/config ROLE_NAME=ReadOnly \
-                OUTPUT_FILE=$dir/creds.json RUN_LIST_BUCKETS=1 AWS_DEFAULT_REGION=us-east-1 \
-                AWS_ENDPOINT_URL_SSO=http://127.0.0.1:$HP_PORT AWS_ENDPOINT_URL_S3=$MOTO \
-                timeout -k 10 "$CASE_TIMEOUT" /usr/bin/time -v -o "$dir/rtime.txt" \
-                "${PIN[@]}" python3 "$REFERENCE" >"$dir/ref.out" 2>"$dir/ref.err") || rc=$?
-            t1=$(now_ns)
-            ref_wall=$(secs "$t0" "$t1")
-            read -r la2 lar2 grc2 _ _ < <(h stats "$HP_PORT")
-            rown=$(awk -F'|' '$2 == "b-" $1' "$dir/ref.out" | wc -l)
-            echo "| $(basename "$REFERENCE") (serial, RUN_LIST_BUCKETS=1) | $ref_wall | $((la2 + lar2 + grc2 - la - lar - grc)) | $(h rss "$dir/rtime.txt") | – | $rown of $(wc -l <"$dir/ref.out") lines | $rc |" >>"$T"
+            aws_timed reference '|' env -C "$dir" HOME="$dir/home" AWS_CONFIG_FILE="$dir/home/.aws/config" \
+                ROLE_NAME=ReadOnly OUTPUT_FILE="$dir/creds.json" RUN_LIST_BUCKETS=1 AWS_DEFAULT_REGION=us-east-1 \
+                AWS_ENDPOINT_URL_SSO="http://127.0.0.1:$HP_PORT" AWS_ENDPOINT_URL_S3="$MOTO" \
+                "${PIN[@]}" python3 "$REFERENCE"
+            echo "| $(basename "$REFERENCE") (serial boto3 in one process, RUN_LIST_BUCKETS=1; one run) | $A_WALL | – | – | $A_CPU | $A_SELF | – | $A_MOTO / $A_HP / $A_OTHER | $A_BUSY | $A_CALLS | $A_RSS | – | $A_OWN of $A_LINES lines | $A_RC |" >>"$T"
             echo >>"$T"
-            echo "reference ÷ fanout: $(div "$ref_wall" "$aws_wall" %.1f)" >>"$T"
+            echo "reference ÷ fanout (defaults): $(div "$A_WALL" "${R[aws_wall:default]}" %.1f)" >>"$T"
         fi
+
+        # fanout's own CPU per account, child `true`: measured directly (fanout's process alone,
+        # from its /proc stat as it exits) and, as a cross-check, as fanout's CPU with its
+        # children minus the CPU of as many `true` processes started by `xargs -P 16 -n 1`.
+        T2=$SCRATCH/t5b.md
+        {
+            echo "### fanout's own CPU per account, child \`true\`"
+            echo
+            echo "Every figure is the least of 3 runs, each column on its own. fanout's own CPU = user+sys of fanout's process alone, all its threads, its children excluded (/proc/PID/stat as it exits; 10 ms ticks). CPU with children = user+sys of fanout and its \`true\` children (wait4). Cross-check by subtraction: (CPU with children − the CPU of as many \`true\` started by \`seq N | xargs -P 16 -n 1 true\`) / accounts; that baseline includes xargs's own cost of starting them, which need not equal fanout's. Per account = over all accounts, skipped ones included."
+            echo
+            echo "| run | accounts | \`true\` children | wall s | fanout's own CPU s | **fanout's own CPU, ms per account** | CPU s with children | CPU s of as many \`true\` via xargs | by subtraction, ms per account | succeeded / failed / skipped |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        } >"$T2"
+        # per_ms ACCOUNTS CPU [MINUS]: (CPU − MINUS) / ACCOUNTS in ms
+        per_ms() { awk -v n="$1" -v f="$2" -v t="${3:-0}" 'BEGIN{if (f == "?" || t == "?") print "?"; else printf "%.2f", (f - t) / n * 1000}'; }
+        # The same 100 accounts on the harness portal (inventory cached).
+        read -r tw tc to < <(best_time "exec env HOME='$dir/home' AWS_CONFIG_FILE='$dir/home/.aws/config' AWS_ENDPOINT_URL_SSO=http://127.0.0.1:$HP_PORT '$FANOUT' --sso-session harness --role ReadOnly -- true >/dev/null 2>'$dir/true.err'")
+        read -r t_ok t_failed t_skipped < <(h summary "$dir/true.err")
+        read -r _ xc _ < <(best_time "seq $t_ok | xargs -P 16 -n 1 true")
+        R[cpu_ms:$AWS_N]=$(per_ms "$AWS_N" "$to")
+        R[cpu_sub_ms:$AWS_N]=$(per_ms "$AWS_N" "$tc" "$xc")
+        echo "| harness portal at ${LATENCY} ms (\`sso_portal.py --moto\`, inventory cached), defaults (-j 16) | $AWS_N | $t_ok | $tw | $to | **${R[cpu_ms:$AWS_N]}** | $tc | $xc | ${R[cpu_sub_ms:$AWS_N]} | $t_ok / $t_failed / $t_skipped |" >>"$T2"
         stop_pid "$HP_PID"
         stop_pid "$MOTO_PID"
+        # 1,000 accounts on fake-portal at LATENCY ms, as in the scale section: a fresh portal and
+        # a cold inventory cache each time.
+        CPU_N=1000
+        bw="" bc="" bo=""
+        for ((k = 0; k < 3; k++)); do
+            start_portal "$SCRATCH/cpu" --accounts "$CPU_N" --latency-ms "$LATENCY"
+            read -r w c o _ rc < <(h run "$CASE_TIMEOUT" /dev/null "$SCRATCH/cpu.err" env HOME="$SCRATCH/cpu/home" \
+                AWS_CONFIG_FILE="$SCRATCH/cpu/home/.aws/config" "${PIN[@]}" "$FANOUT" --profile corp --role ReadOnly -- true)
+            stop_pid "$PORTAL_PID"
+            read -r c_ok c_failed c_skipped < <(h summary "$SCRATCH/cpu.err")
+            log "cpu N=$CPU_N: ${w}s, cpu ${c}s, fanout's own ${o}s, exit $rc, ok/failed/skipped $c_ok/$c_failed/$c_skipped"
+            if [[ -z $bw ]] || lt "$w" "$bw"; then bw=$w; fi
+            if [[ -z $bc ]] || lt "$c" "$bc"; then bc=$c; fi
+            if [[ -z $bo ]] || lt "$o" "$bo"; then bo=$o; fi
+        done
+        read -r _ xc _ < <(best_time "seq $c_ok | xargs -P 16 -n 1 true")
+        R[cpu_ms:$CPU_N]=$(per_ms "$CPU_N" "$bo")
+        R[cpu_sub_ms:$CPU_N]=$(per_ms "$CPU_N" "$bc" "$xc")
+        echo "| fake-portal at ${LATENCY} ms, cold inventory cache, defaults (-j 16) | $CPU_N | $c_ok | $bw | $bo | **${R[cpu_ms:$CPU_N]}** | $bc | $xc | ${R[cpu_sub_ms:$CPU_N]} | $c_ok / $c_failed / $c_skipped |" >>"$T2"
         emit "$T"
+        emit "$T2"
     fi
 fi
 
@@ -596,6 +864,28 @@ T=$SCRATCH/t6.md
         echo "| output throughput ≥ 50% of cat: the same children piped into \`cat\` (fanout $label) | $(div "$r" 0.01 %.0f)% | $(verdict "$r" ">=" 0.5) |"
         r=$(div "${R[tp_cat]:-?}" "$w")
         echo "| output throughput ≥ 50% of cat: \`cat\` of the precomputed file (fanout $label) | $(div "$r" 0.01 %.0f)% | $(verdict "$r" ">=" 0.5) |"
+    done
+    # --aws: the real CLI. A run where not every account listed its own bucket does not count.
+    w=${R[aws_wall:default]:-?} f=${R[aws_floor]:-?}
+    r=$(div "$w" "$f")
+    v=$(verdict "$r" "<=" 1.10)
+    [[ $w == "?" || ${R[aws_ok:default]} == "$AWS_RUN" ]] || v="**not met** (not every account listed its own bucket)"
+    echo "| \`--aws\`, ${AWS_N:-100} accounts: fanout (defaults, -j 16) wall ≤ 1.10 × child-CPU floor | ${r}× ($w s against $f s) | $v |"
+    bj=${R[aws_best_j]:-}
+    if [[ -n $bj && $bj != default ]]; then
+        w=${R[aws_wall:$bj]} r=$(div "${R[aws_wall:$bj]}" "$f")
+        echo "| \`--aws\`, ${AWS_N:-100} accounts: fanout at its best -j ($(jlabel "$bj")) wall ≤ 1.10 × child-CPU floor | ${r}× ($w s against $f s) | $(verdict "$r" "<=" 1.10) |"
+    fi
+    w=${R[aws_wall:default]:-?} p=${R[aws_wall:parallel]:-?}
+    r=$(div "$p" "$w")
+    v=$(verdict "$r" ">" 1)
+    [[ $p == "?" || ${R[aws_ok:parallel]} == "$AWS_RUN" ]] || v="$v (GNU parallel: only ${R[aws_ok:parallel]} accounts listed their own bucket)"
+    echo "| \`--aws\`, ${AWS_N:-100} accounts: fanout (defaults) faster than GNU parallel -j 16 over per-account SSO profiles | parallel $p s ÷ fanout $w s = ${r}× | $v |"
+    for n in 1000 100; do
+        r=${R[cpu_ms:$n]:-?}
+        src="fake-portal"
+        ((n == 100)) && src="harness portal, the \`--aws\` accounts"
+        echo "| fanout's own CPU ≤ 3 ms per account ($n accounts, $src, child \`true\`) | $r ms (by subtraction: ${R[cpu_sub_ms:$n]:-?} ms) | $(verdict "$r" "<=" 3) |"
     done
 } >"$T"
 emit "$T"
