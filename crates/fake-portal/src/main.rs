@@ -1,6 +1,9 @@
 //! `fake-portal`: the emulated IAM Identity Center portal as a program, for trying fanout
 //! without AWS and for benchmarks. Prints `PORT <n>` first, then serves until killed.
 
+// Doc comments here are the `--help` text, where backticks would show as they are.
+#![allow(clippy::doc_markdown, reason = "doc comments are clap's help text here")]
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
