@@ -604,6 +604,8 @@ if ((RUN_AWS)) && want aws; then
             A_CALLS=$((s1 - s0))
             A_BUSY=$(awk -v c="$A_CPU" -v m="$A_MOTO" -v p="$A_HP" -v w="$A_WALL" \
                 'BEGIN{if (c == "?" || m == "?" || p == "?" || w + 0 == 0) print "?"; else printf "%.2f", (c + m + p) / w}')
+            # † marks a run during which other processes used over 5% of the cores' time.
+            A_MARK=$(awk -v o="$A_OTHER" -v w="$A_WALL" -v k="$CORES" 'BEGIN{if (o != "?" && o > 0.05 * w * k) print "†"}')
             A_OWN=$(awk -F"$sep" '$2 == "b-" $1' "$dir/$name.out" | wc -l)
             A_LINES=$(wc -l <"$dir/$name.out")
             ((A_RC == 0)) || { log "aws $name: exit $A_RC; stderr ends:"; tail -3 "$dir/$name.err" >&2; }
@@ -707,16 +709,17 @@ if ((RUN_AWS)) && want aws; then
         # Each runner runs AWS_ROUNDS times, every other round in the reverse order, so a drift
         # in the machine's load does not favour the runners that come last; a row is the run
         # with the least wall time.
-        declare -A ROW WALLS BEST
+        declare -A ROW WALLS BEST MARK
         for ((round = 1; round <= AWS_ROUNDS; round++)); do
             order=$RUNNERS
             ((round % 2 == 0)) && order=$(printf '%s\n' $RUNNERS | tac | tr '\n' ' ')
             for r in $order; do
                 run_runner "$r" "$round"
                 lone_sample 1
-                WALLS[$r]+="${WALLS[$r]:+, }$A_WALL"
+                WALLS[$r]+="${WALLS[$r]:+, }$A_WALL$A_MARK"
                 if [[ -z ${BEST[$r]:-} ]] || lt "$A_WALL" "${BEST[$r]}"; then
                     BEST[$r]=$A_WALL
+                    MARK[$r]=$A_MARK
                     ROW[$r]="$A_CPU | $A_SELF | $(awk -v c="$A_CPU" -v o="$A_SELF" -v n="$AWS_RUN" 'BEGIN{if (c == "?" || o == "?") print "?"; else printf "%.2f", (c - o) / n}') | $A_MOTO / $A_HP / $A_OTHER | $A_BUSY | $A_CALLS | $A_RSS | $A_OK / $A_FAILED / $A_SKIPPED | $A_OWN of $A_LINES lines | $A_RC |"
                     R[aws_wall:$r]=$A_WALL
                     R[aws_ok:$r]=$A_OWN
@@ -741,7 +744,7 @@ if ((RUN_AWS)) && want aws; then
             echo
             echo "Harness portal (\`sso_portal.py --moto\`, ${LATENCY} ms per call) mints moto credentials per account; each account holds one bucket \`b-<account id>\`; ${AWS_RUN} of the ${AWS_N} accounts hold ReadOnly, so every runner starts ${AWS_RUN} \`aws\` processes. $("$VENV/bin/aws" --version 2>&1 | cut -d' ' -f1) (botocore $("$VENV/bin/python" -c 'import botocore; print(botocore.__version__)' 2>/dev/null || echo '?')), ${CORES} cores. Every fanout run finds its inventory cached (by the untimed bucket setup), so its portal calls are GetRoleCredentials only."
             echo
-            echo "Each runner ran ${AWS_ROUNDS} times, every other round in the reverse order; a row is its run with the least wall time, and the wall column lists every run. child-CPU floor = ${AWS_RUN} × the CPU (user+sys) of one lone \`aws\` process of that row's kind (the least of $ONE_N lone runs: 3 before the timed runs, one after each, 3 after), / ${CORES} cores: the least wall time ${CORES} fully busy cores need for the children alone. CPU = user+sys of the runner and all its children (wait4); runner's own = the runner's process alone, its children excluded (/proc/PID/stat of the exited runner). moto / portal / other CPU = what the moto server and the harness portal used during the run (/proc/PID/stat), on the same cores, and what the rest of the machine used meanwhile (/proc/stat's busy time minus all the above: other users' work, plus this script's ~0.03 s wrapper). cores busy = (CPU + moto + portal) / wall. Peak RSS is the largest of the runner and any one child."
+            echo "Each runner ran ${AWS_ROUNDS} times, every other round in the reverse order; a row is its run with the least wall time, and the wall column lists every run. child-CPU floor = ${AWS_RUN} × the CPU (user+sys) of one lone \`aws\` process of that row's kind (the least of $ONE_N lone runs: 3 before the timed runs, one after each, 3 after), / ${CORES} cores: the least wall time ${CORES} fully busy cores need for the children alone. CPU = user+sys of the runner and all its children (wait4); runner's own = the runner's process alone, its children excluded (/proc/PID/stat of the exited runner). moto / portal / other CPU = what the moto server and the harness portal used during the run (/proc/PID/stat), on the same cores, and what the rest of the machine used meanwhile (/proc/stat's busy time minus all the above: other users' work, plus this script's ~0.03 s wrapper). cores busy = (CPU + moto + portal) / wall. † marks a run during which other processes used more than 5% of the cores' time (a busy machine: that run is slower for it). Peak RSS is the largest of the runner and any one child."
             echo
             echo "| runner | wall s (best; all runs) | child-CPU floor s | wall ÷ floor | CPU s (runner + children) | runner's own CPU s | CPU s per \`aws\` process: (CPU − own) / ${AWS_RUN} | moto / portal / other CPU s | cores busy | portal calls | peak RSS MB | succeeded / failed / skipped | accounts that listed their own bucket | exit |"
             echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
@@ -757,7 +760,7 @@ if ((RUN_AWS)) && want aws; then
                 fi
                 f=$floor
                 [[ $r == parallel ]] && f=$pfloor
-                echo "| $label | ${BEST[$r]} (${WALLS[$r]}) | $f | $(div "${BEST[$r]}" "$f") | ${ROW[$r]}"
+                echo "| $label | ${BEST[$r]}${MARK[$r]} (${WALLS[$r]}) | $f | $(div "${BEST[$r]}" "$f") | ${ROW[$r]}"
             done
             if ((!HAVE_PARALLEL)); then
                 echo "| GNU parallel | – | – | – | – | – | – | – | – | – | – | – | – | skipped: not installed |"
@@ -774,7 +777,7 @@ if ((RUN_AWS)) && want aws; then
                 ROLE_NAME=ReadOnly OUTPUT_FILE="$dir/creds.json" RUN_LIST_BUCKETS=1 AWS_DEFAULT_REGION=us-east-1 \
                 AWS_ENDPOINT_URL_SSO="http://127.0.0.1:$HP_PORT" AWS_ENDPOINT_URL_S3="$MOTO" \
                 "${PIN[@]}" python3 "$REFERENCE"
-            echo "| $(basename "$REFERENCE") (serial boto3 in one process, RUN_LIST_BUCKETS=1; one run) | $A_WALL | – | – | $A_CPU | $A_SELF | – | $A_MOTO / $A_HP / $A_OTHER | $A_BUSY | $A_CALLS | $A_RSS | – | $A_OWN of $A_LINES lines | $A_RC |" >>"$T"
+            echo "| $(basename "$REFERENCE") (serial boto3 in one process, RUN_LIST_BUCKETS=1; one run) | $A_WALL$A_MARK | – | – | $A_CPU | $A_SELF | – | $A_MOTO / $A_HP / $A_OTHER | $A_BUSY | $A_CALLS | $A_RSS | – | $A_OWN of $A_LINES lines | $A_RC |" >>"$T"
             echo >>"$T"
             echo "reference ÷ fanout (defaults): $(div "$A_WALL" "${R[aws_wall:default]}" %.1f)" >>"$T"
         fi
