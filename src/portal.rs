@@ -106,7 +106,6 @@ enum Verdict {
 pub struct PortalStats {
     pub calls: AtomicU64,
     pub throttles: AtomicU64,
-    pub retries: AtomicU64,
 }
 
 /// A connected portal client, shared by every task.
@@ -258,7 +257,6 @@ impl Portal {
                     tokio::time::sleep(delay).await;
                 }
             }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -127,7 +127,8 @@ impl RateLimiter {
     }
 
     /// The current rate, requests a second.
-    pub fn rate(&self) -> f64 {
+    #[cfg(test)]
+    fn rate(&self) -> f64 {
         self.lock().rate
     }
 
