@@ -4,7 +4,6 @@
 // Doc comments here are the `--help` text, where backticks would show as they are.
 #![allow(clippy::doc_markdown, reason = "doc comments are clap's help text here")]
 
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -18,12 +17,15 @@ Examples:
 
 Exit codes:
   0    every selected account ran and its command exited 0
-  1    at least one account failed: non-zero exit, killed, no credentials, or spawn error
-  2    usage or configuration error (bad flag, template, glob, config file, no such program)
+  1    at least one account failed (non-zero exit, killed, no credentials, throttled,
+       spawn error), was interrupted or never started; or output could not be written
+  2    usage or configuration error (bad flag, template, glob, config file, no such
+       program, a placeholder where a shell or interpreter would run it as code)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
-  4    the SSO portal could not be queried before any command started
+  4    the SSO portal could not be queried before any command started, or its account
+       listing broke off (a repeated page token, an error)
   5    the selection matched no account
-  130  interrupted by SIGINT (143: SIGTERM), after the children were stopped
+  130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP), after the children were stopped
 
 A closed standard output (`fanout ... | head`) ends fanout quietly with 0, as ripgrep does.";
 
@@ -134,19 +136,28 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
     pub role: Vec<String>,
 
-    /// How many commands run at once.
-    #[arg(short = 'j', long, value_name = "N", default_value = "16")]
-    pub concurrency: NonZeroUsize,
+    /// How many commands run at once (1 to 10000). Capped, with a warning, to what the
+    /// open-file limit (ulimit -n) allows.
+    #[arg(short = 'j', long, value_name = "N", default_value = "16",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
 
-    /// How many SSO portal calls are in flight at once.
-    #[arg(long, global = true, value_name = "N", default_value = "64")]
-    pub portal_concurrency: NonZeroUsize,
+    /// How many SSO portal calls are in flight at once (1 to 1024).
+    #[arg(long, global = true, value_name = "N", default_value = "64",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub portal_concurrency: u32,
 
     /// Portal requests a second to start at [default: 20, divided by N with --shard I/N].
     /// fanout speeds up while the portal does not throttle and slows the whole client
     /// down at the first 429 (HTTP TooManyRequests), then probes back up.
     #[arg(long, global = true, value_name = "RATE")]
     pub portal_rps: Option<f64>,
+
+    /// Give up on the portal once it has throttled every call (HTTP 429) for this many
+    /// seconds: the accounts not reached yet fail as `throttled`, and the run ends.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub throttle_timeout: u64,
 
     /// List accounts and roles from the portal again instead of using the inventory
     /// cached by an earlier run (the cache holds names and roles, never credentials).

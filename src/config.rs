@@ -22,6 +22,8 @@ pub struct Environment {
     pub path: Option<std::ffi::OsString>,
     /// `$XDG_CACHE_HOME`, when set.
     pub xdg_cache_home: Option<PathBuf>,
+    /// `$AWS_CONFIG_FILE`, when set.
+    pub aws_config_file: Option<String>,
     pub stdout_is_terminal: bool,
 }
 
@@ -31,6 +33,7 @@ impl Environment {
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             path: std::env::var_os("PATH"),
             xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            aws_config_file: std::env::var("AWS_CONFIG_FILE").ok(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
         }
     }
@@ -44,6 +47,8 @@ pub struct Config {
     pub profile: Option<String>,
     /// Where `~/.aws/sso/cache` lives.
     pub home: PathBuf,
+    /// `AWS_CONFIG_FILE`, read as the SDK reads it.
+    pub aws_config_file: Option<String>,
     /// Where the inventory cache lives: `$XDG_CACHE_HOME/fanout` or `~/.cache/fanout`.
     pub cache_dir: PathBuf,
     /// How long a cached inventory is used; zero turns the cache off.
@@ -55,6 +60,8 @@ pub struct Config {
     pub portal_concurrency: usize,
     /// Portal requests a second to start at.
     pub portal_rate: f64,
+    /// How long the portal may throttle every call before the run gives up on it.
+    pub throttle_timeout: Duration,
     /// 0 quiet, 1 `-v`, …
     pub verbosity: u8,
     /// Flush every output line (a person is watching) rather than when the queue runs dry.
@@ -115,6 +122,8 @@ pub enum ConfigError {
     Shard(#[from] ShardError),
     #[error("--portal-rps must be a positive number of requests a second")]
     BadRate,
+    #[error("invalid region {0:?}: a region is lowercase letters, digits and '-', e.g. --region eu-west-1")]
+    BadRegion(String),
 }
 
 impl Config {
@@ -141,11 +150,13 @@ impl Config {
             profile: cli.login.profile.filter(|p| !p.is_empty()),
             cache_dir: env.xdg_cache_home.clone().unwrap_or_else(|| home.join(".cache")).join("fanout"),
             home,
+            aws_config_file: env.aws_config_file.clone(),
             inventory_ttl: Duration::from_secs(cli.run.cache_ttl),
             refresh: cli.run.refresh,
             selection,
-            portal_concurrency: cli.run.portal_concurrency.get(),
+            portal_concurrency: cli.run.portal_concurrency as usize,
             portal_rate,
+            throttle_timeout: Duration::from_secs(cli.run.throttle_timeout),
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,
             action,
@@ -163,6 +174,9 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
     if cli.command.is_empty() {
         return Err(ConfigError::MissingCommand);
     }
+    if let Some(region) = cli.run.region.as_ref().filter(|r| !crate::portal::validate::is_region(r)) {
+        return Err(ConfigError::BadRegion(region.clone()));
+    }
     let command = CommandTemplate::parse(&cli.command)?;
     // A missing program would fail every account the same way, after fetching every
     // account's credentials: say so once, up front. A dry run may plan a script that
@@ -175,7 +189,7 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
         roles: cli.run.role.clone(),
         command,
         prefix: Template::parse(&cli.run.prefix)?,
-        concurrency: cli.run.concurrency.get(),
+        concurrency: cli.run.concurrency as usize,
         region: cli.run.region.clone(),
         dry_run: cli.run.dry_run,
     })
@@ -223,6 +237,7 @@ mod tests {
             home: Some("/home/u".into()),
             path: Some("/usr/bin:/bin".into()),
             xdg_cache_home: None,
+            aws_config_file: None,
             stdout_is_terminal: false,
         };
         Config::from_cli(cli, &env)

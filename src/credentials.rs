@@ -3,15 +3,16 @@
 use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 
 use crate::portal::{Portal, PortalError};
-use crate::secret::Secret;
+use secrecy::SecretString;
 
-/// One account's keys. Every value is a [`Secret`]: the access key id is not secret by
+/// One account's keys. Every value is a [`SecretString`] (zeroized on drop, `[REDACTED]`
+/// in `Debug`): the access key id is not secret by
 /// itself, but it names the account's session in logs nobody should have to scrub.
 #[derive(Debug)]
 pub struct Credentials {
-    pub access_key_id: Secret,
-    pub secret_access_key: Secret,
-    pub session_token: Secret,
+    pub access_key_id: SecretString,
+    pub secret_access_key: SecretString,
+    pub session_token: SecretString,
     /// Sent to the child as `AWS_CREDENTIAL_EXPIRATION`, in RFC 3339.
     pub expiration: String,
 }
@@ -26,7 +27,7 @@ pub async fn fetch(portal: &Portal, account_id: &str, role: &str) -> Result<Cred
         message: "the portal returned no credentials".to_owned(),
     };
     let creds = output.role_credentials().ok_or_else(missing)?;
-    let secret = |value: Option<&str>| value.map(Secret::new).ok_or_else(missing);
+    let secret = |value: Option<&str>| value.map(|v| SecretString::from(v.to_owned())).ok_or_else(missing);
     Ok(Credentials {
         access_key_id: secret(creds.access_key_id())?,
         secret_access_key: secret(creds.secret_access_key())?,

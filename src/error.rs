@@ -21,6 +21,8 @@ pub enum Error {
     /// Listing the accounts failed before any command started.
     #[error(transparent)]
     Portal(PortalError),
+    #[error("--accounts names {name:?}, which {} accounts bear ({})", ids.len(), ids.join(", "))]
+    AmbiguousName { name: String, ids: Vec<String> },
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -32,7 +34,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Login(_) | Error::Io { .. } => exit_code::USAGE,
+            Error::Config(_) | Error::Login(_) | Error::AmbiguousName { .. } | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
         }
@@ -47,6 +49,7 @@ impl Error {
             Error::Portal(_) => {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
+            Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
             Error::Config(_) | Error::Io { .. } => None,
         }
     }

@@ -9,18 +9,35 @@
 //! It holds names and roles, never a token or a key. It is still private to the user
 //! (0600, in a 0700 directory) and written atomically (a temporary file renamed over the
 //! old one once complete), so a concurrent fanout never reads half a file.
+//!
+//! Whatever is in the file is not trusted: names in it become placeholders' values, so a
+//! cache another user could write would let them inject names. The directory is used only
+//! when it is the user's own and not writable by others (as ssh checks its files), and a
+//! file is used only when it is a regular file of the user's, within [`MAX_FILE`], and
+//! every line of it is valid (checked whole before any account runs). Anything else is
+//! ignored with a warning, and the run lists from the portal and rewrites it: the run is
+//! the same as without a cache.
 
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{BufRead, BufReader, BufWriter, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
+use crate::files::human_size;
 use crate::login::SsoLogin;
-use crate::portal::Account;
+use crate::portal::{Account, validate};
+
+/// The file format; a file of another version is ignored and rewritten.
+const FORMAT_VERSION: u32 = 1;
+/// The largest cache file read: 20,000 accounts take about 3 MiB.
+pub const MAX_FILE: u64 = 64 * 1024 * 1024;
+/// The longest line read: an account with a thousand roles fits.
+pub const MAX_LINE: u64 = 64 * 1024;
 
 /// One account and, when they were listed, its roles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +51,7 @@ pub struct InventoryAccount {
 /// The first line of the file.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Header {
+    version: u32,
     /// The portal the inventory describes; a cache file for another is ignored.
     start_url: String,
     /// Unix seconds.
@@ -47,7 +65,28 @@ pub fn cache_path(cache_dir: &Path, login: &SsoLogin) -> PathBuf {
     cache_dir.join(format!("inventory-{digest:x}.jsonl"))
 }
 
-/// A cached inventory young enough to use.
+/// Whether `dir` may hold the cache: absent (it is then created 0700), or a directory
+/// of the user's that no one else can write to.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    let metadata = match std::fs::symlink_metadata(dir) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !metadata.is_dir() {
+        return Err("not a directory".to_owned());
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if metadata.uid() != unsafe { libc::getuid() } {
+        return Err(format!("owned by uid {}, not by you", metadata.uid()));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(format!("writable by others (mode {:o}); chmod 700 it", metadata.mode() & 0o777));
+    }
+    Ok(())
+}
+
+/// A cached inventory young enough to use, checked whole.
 #[derive(Debug)]
 pub struct CachedInventory {
     path: PathBuf,
@@ -55,14 +94,43 @@ pub struct CachedInventory {
 }
 
 impl CachedInventory {
-    /// The cache for `login` at `path`, if there is one younger than `ttl`. Only the
-    /// header is read here.
+    /// The cache for `login` at `path`, if there is a valid one younger than `ttl`. A
+    /// file that is there but cannot be used is reported with a warning.
     pub fn open(path: &Path, login: &SsoLogin, now_secs: u64, ttl: Duration) -> Option<Self> {
-        let mut first = String::new();
-        BufReader::new(File::open(path).ok()?).read_line(&mut first).ok()?;
-        let header: Header = serde_json::from_str(&first).ok()?;
+        match Self::check(path, login, now_secs) {
+            Ok(Some(cached)) if cached.age < ttl => Some(cached),
+            Ok(_) => None,
+            Err(problem) => {
+                tracing::warn!("ignoring the inventory cache {}: {problem}; listing from the portal", path.display());
+                None
+            }
+        }
+    }
+
+    /// `Ok(None)`: no cache, or another portal's. `Err`: a file that cannot be trusted.
+    fn check(path: &Path, login: &SsoLogin, now_secs: u64) -> Result<Option<Self>, String> {
+        let mut lines = match open_lines(path) {
+            Ok(lines) => lines,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let first = lines.next().ok_or("it is empty")?.map_err(|e| e.to_string())?;
+        let header: Header = serde_json::from_slice(&first).map_err(|_| "its header is not valid".to_owned())?;
+        if header.version != FORMAT_VERSION {
+            return Err(format!("it is format {}, not {FORMAT_VERSION}", header.version));
+        }
+        if header.start_url != login.start_url {
+            return Ok(None);
+        }
+        let mut ids = HashSet::new();
+        for (number, line) in lines.enumerate() {
+            let entry = line.and_then(|line| parse_entry(&line)).map_err(|e| format!("line {}: {e}", number + 2))?;
+            if !ids.insert(entry.account.id) {
+                return Err(format!("line {}: an account listed twice", number + 2));
+            }
+        }
         let age = Duration::from_secs(now_secs.saturating_sub(header.written_at));
-        (header.start_url == login.start_url && age < ttl).then(|| CachedInventory { path: path.to_owned(), age })
+        Ok(Some(CachedInventory { path: path.to_owned(), age }))
     }
 
     pub fn path(&self) -> &Path {
@@ -70,10 +138,58 @@ impl CachedInventory {
     }
 
     /// The accounts, read one line at a time.
-    pub fn accounts(&self) -> std::io::Result<impl Iterator<Item = std::io::Result<InventoryAccount>>> {
-        let lines = BufReader::new(File::open(&self.path)?).lines().skip(1);
-        Ok(lines.map(|line| serde_json::from_str(&line?).map_err(std::io::Error::other)))
+    pub fn accounts(&self) -> impl Iterator<Item = std::io::Result<InventoryAccount>> {
+        let lines = open_lines(&self.path).map(|lines| lines.skip(1));
+        let (lines, opened) = match lines {
+            Ok(lines) => (Some(lines), None),
+            Err(error) => (None, Some(Err(error))),
+        };
+        opened.into_iter().chain(lines.into_iter().flatten().map(|line| line.and_then(|l| parse_entry(&l))))
     }
+}
+
+/// One account line, checked as if the portal had sent it.
+fn parse_entry(line: &[u8]) -> std::io::Result<InventoryAccount> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let entry: InventoryAccount = serde_json::from_slice(line).map_err(|_| invalid("not a valid account"))?;
+    if !validate::is_account_id(&entry.account.id) || !validate::is_account_name(&entry.account.name) {
+        return Err(invalid("an invalid account id or name"));
+    }
+    if entry.roles.iter().flatten().any(|role| !validate::is_role_name(role)) {
+        return Err(invalid("an invalid role name"));
+    }
+    Ok(entry)
+}
+
+/// The lines of a cache file: a regular file of the user's (a symlink is not followed),
+/// at most [`MAX_FILE`] long, lines at most [`MAX_LINE`].
+fn open_lines(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result<Vec<u8>>>> {
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    let metadata = file.metadata()?;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if !metadata.is_file() || metadata.uid() != unsafe { libc::getuid() } {
+        return Err(refuse("not a regular file of yours".to_owned()));
+    }
+    if metadata.len() > MAX_FILE {
+        return Err(refuse(format!("larger than {}", human_size(MAX_FILE))));
+    }
+    let mut reader = BufReader::new(file.take(MAX_FILE));
+    Ok(std::iter::from_fn(move || {
+        let mut line = Vec::new();
+        match reader.by_ref().take(MAX_LINE + 1).read_until(b'\n', &mut line) {
+            Ok(0) => None,
+            Ok(_) if line.last() != Some(&b'\n') && line.len() as u64 > MAX_LINE => {
+                Some(Err(refuse(format!("a line longer than {}", human_size(MAX_LINE)))))
+            }
+            Ok(_) if line.last() != Some(&b'\n') => Some(Err(refuse("the file is truncated".to_owned()))),
+            Ok(_) => {
+                line.pop();
+                Some(Ok(line))
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }))
 }
 
 /// Writes a new inventory as accounts arrive; [`InventoryWriter::commit`] puts it in
@@ -93,7 +209,7 @@ impl InventoryWriter {
         let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
         let mut writer = InventoryWriter { temporary, path: path.to_owned(), file: Some(BufWriter::new(file)) };
-        writer.line(&Header { start_url: start_url.to_owned(), written_at: now_secs })?;
+        writer.line(&Header { version: FORMAT_VERSION, start_url: start_url.to_owned(), written_at: now_secs })?;
         Ok(writer)
     }
 
@@ -159,7 +275,8 @@ mod tests {
     }
 
     fn account(id: &str, roles: Option<&[&str]>) -> InventoryAccount {
-        let account = Account { id: id.to_owned(), name: format!("n{id}"), email: format!("{id}@x") };
+        let id = format!("{id:0>12}");
+        let account = Account { name: format!("n{id}"), email: format!("{id}@x"), id };
         InventoryAccount { account, roles: roles.map(|r| r.iter().map(|s| (*s).to_owned()).collect()) }
     }
 
@@ -182,7 +299,7 @@ mod tests {
         let ttl = Duration::from_mins(1);
         let cached = CachedInventory::open(&path, &login(), 1030, ttl).unwrap();
         assert_eq!(cached.age, Duration::from_secs(30));
-        let read: Vec<InventoryAccount> = cached.accounts().unwrap().map(Result::unwrap).collect();
+        let read: Vec<InventoryAccount> = cached.accounts().map(Result::unwrap).collect();
         assert_eq!(read, accounts);
         assert!(CachedInventory::open(&path, &login(), 1060, ttl).is_none(), "expired at the TTL");
     }
@@ -198,6 +315,44 @@ mod tests {
     }
 
     #[test]
+    fn one_bad_line_or_a_duplicate_or_a_truncation_or_another_version_rejects_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), &login());
+        let url = login().start_url;
+        write(&path, &url, 1000, &[account("1", Some(&["ReadOnly"])), account("2", None)]);
+        let good = std::fs::read_to_string(&path).unwrap();
+        let open = || CachedInventory::open(&path, &login(), 1000, Duration::from_mins(1));
+        assert!(open().is_some());
+        let (header, body) = good.split_once('\n').unwrap();
+        let variants = [
+            format!("{header}\n{body}garbage\n"),
+            format!("{good}{}\n", body.lines().next().unwrap()),
+            good[..good.len() - 3].to_owned(),
+            good.replace("\"version\":1", "\"version\":9"),
+            good.replace("000000000001", "1234"),
+            good.replace("ReadOnly", "Read Only"),
+        ];
+        for bad in variants {
+            std::fs::write(&path, &bad).unwrap();
+            assert!(open().is_none(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_or_someone_elses_directory_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), &login());
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(CachedInventory::open(&path, &login(), 1000, Duration::from_mins(1)).is_none());
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_dir(&shared).unwrap_err().contains("writable by others"));
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(check_dir(&shared).is_ok() && check_dir(&dir.path().join("absent")).is_ok());
+    }
+
+    #[test]
     fn an_uncommitted_write_leaves_the_old_file_and_no_debris() {
         let dir = tempfile::tempdir().unwrap();
         let path = cache_path(dir.path(), &login());
@@ -206,7 +361,7 @@ mod tests {
         partial.add(&account("9", None)).unwrap();
         drop(partial);
         let cached = CachedInventory::open(&path, &login(), 2, Duration::from_mins(1)).unwrap();
-        assert_eq!(cached.accounts().unwrap().count(), 1);
+        assert_eq!(cached.accounts().count(), 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 }

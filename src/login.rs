@@ -5,7 +5,15 @@
 //! CLI: `--sso-session`, else the profile from `--profile`/`AWS_PROFILE`, else the only
 //! sso-session in the file.
 
+use std::path::{Path, PathBuf};
+
 use aws_config::profile::{ProfileFileLoadError, ProfileSet};
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+
+use crate::files::{self, ReadLimitError};
+
+/// The largest AWS config file read; real ones are a few KiB.
+pub const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 /// The login fanout uses, and where its settings came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,8 +56,14 @@ impl SsoLogin {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("cannot read the AWS config")]
-    Load(#[source] ProfileFileLoadError),
+    #[error("cannot parse the AWS config {}: {}", path.display(), one_line(&source.to_string()))]
+    Parse { path: PathBuf, source: ProfileFileLoadError },
+    #[error("cannot read the AWS config {}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: ReadLimitError,
+    },
     #[error("no sso-session named \"{name}\" in the AWS config (it has: {})", list(known))]
     UnknownSession { name: String, known: Vec<String> },
     #[error("no profile named \"{0}\" in the AWS config")]
@@ -78,11 +92,64 @@ fn list(names: &[String]) -> String {
     if names.is_empty() { "none".to_owned() } else { names.join(", ") }
 }
 
-/// Reads `~/.aws/config` (or `AWS_CONFIG_FILE`) the way the SDK does.
-pub async fn load_profiles() -> Result<ProfileSet, LoginError> {
-    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
-    let (fs, env) = (aws_types::os_shim_internal::Fs::real(), aws_types::os_shim_internal::Env::real());
-    aws_config::profile::load(&fs, &env, &files, None).await.map_err(LoginError::Load)
+/// `~/.aws/config` (or `AWS_CONFIG_FILE`) as read once, with a bounded read, and then
+/// handed to the SDK as text: every later reader (the portal client's `[services]`
+/// endpoint) sees the same bytes, and no reader can be made to read without end.
+#[derive(Clone, Debug)]
+pub struct AwsConfig {
+    pub path: PathBuf,
+    /// `None` when there is no file at all (the SDK then has no profiles either).
+    text: Option<String>,
+}
+
+impl AwsConfig {
+    /// Reads the config file the SDK would read; a missing file is an empty config,
+    /// anything else that cannot be read is an error naming the file.
+    pub fn read(home: &Path, config_file_env: Option<&str>) -> Result<Self, LoginError> {
+        let path = config_path(home, config_file_env);
+        let text = match files::read_bounded(&path, MAX_CONFIG_FILE) {
+            Ok(text) => Some(text),
+            Err(ReadLimitError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(LoginError::Unreadable { path, source }),
+        };
+        Ok(AwsConfig { path, text })
+    }
+
+    /// The file for the SDK's loaders; the shared credentials file is left out, as no
+    /// credentials are read from it.
+    pub fn profile_files(&self) -> EnvConfigFiles {
+        let builder = EnvConfigFiles::builder().include_default_credentials_file(false);
+        match &self.text {
+            Some(text) => builder.with_contents(EnvConfigFileKind::Config, text.clone()).build(),
+            None => builder.include_default_config_file(false).build(),
+        }
+    }
+
+    /// Parses the file with aws-config's own parser, as the SDK and so the AWS CLI do.
+    pub async fn profiles(&self) -> Result<ProfileSet, LoginError> {
+        let (fs, env) = (aws_types::os_shim_internal::Fs::real(), aws_types::os_shim_internal::Env::real());
+        aws_config::profile::load(&fs, &env, &self.profile_files(), None)
+            .await
+            .map_err(|source| LoginError::Parse { path: self.path.clone(), source })
+    }
+}
+
+/// `AWS_CONFIG_FILE` (a leading `~/` is the home directory, as in the SDK), else
+/// `~/.aws/config`.
+fn config_path(home: &Path, config_file_env: Option<&str>) -> PathBuf {
+    match config_file_env.filter(|p| !p.is_empty()) {
+        Some(path) => match path.strip_prefix("~/") {
+            Some(rest) => home.join(rest),
+            None => PathBuf::from(path),
+        },
+        None => home.join(".aws").join("config"),
+    }
+}
+
+/// The parser's message spans lines ("error parsing F on line 3:\n  Expected …"); an
+/// error here is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Chooses the login from `--sso-session` and `--profile`, as the AWS CLI would.

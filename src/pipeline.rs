@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::RunPlan;
+use crate::config::{ConfigError, RunPlan};
 use crate::credentials::{self, Credentials};
 use crate::error::Error;
 use crate::exec::child::{self, ChildExit};
@@ -24,9 +24,9 @@ use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter}
 use crate::login::SsoLogin;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
-use crate::portal::{Account, Portal, PortalError};
+use crate::portal::{Account, Portal, PortalError, validate};
 use crate::select::{Selection, candidate_roles};
-use crate::summary::{AccountReport, Outcome, Tally};
+use crate::summary::{AccountReport, FailureClass, Outcome, Tally};
 
 /// What every account task shares.
 pub struct Run {
@@ -41,9 +41,20 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(plan: RunPlan, login: &SsoLogin, portal: Arc<Portal>, output: Output, stopper: Stopper) -> Self {
+    /// Fails when the region the children would get (`--region`, else the profile's,
+    /// else the `sso_region`) is not a region's name: it goes into their commands.
+    pub fn new(
+        plan: RunPlan,
+        login: &SsoLogin,
+        portal: Arc<Portal>,
+        output: Output,
+        stopper: Stopper,
+    ) -> Result<Self, ConfigError> {
         let region = plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone());
-        Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false) }
+        if !validate::is_region(&region) {
+            return Err(ConfigError::BadRegion(region));
+        }
+        Ok(Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false) })
     }
 }
 
@@ -82,33 +93,35 @@ pub async fn run_everywhere(
     source: AccountSource<'_>,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
-    let mut tasks = AccountTasks::new(Arc::clone(&run));
+    let mut tasks = AccountTasks::new(Arc::clone(&run), selection);
     match source {
-        AccountSource::Cache(inventory) => match inventory.accounts() {
-            Ok(entries) => {
-                for entry in entries {
-                    match entry {
-                        Ok(entry) => tasks.start(selection, entry.account, entry.roles).await,
-                        Err(error) => {
-                            tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
-                            break;
-                        }
+        AccountSource::Cache(inventory) => {
+            // The cache was checked whole when it was opened; a read failing now (the
+            // file replaced meanwhile) ends the listing like a portal error would.
+            for entry in inventory.accounts() {
+                if run.stopper.is_stopping() {
+                    break;
+                }
+                match entry {
+                    Ok(entry) => tasks.add(selection, entry.account, entry.roles).await,
+                    Err(error) => {
+                        tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
+                        break;
                     }
                 }
             }
-            Err(error) => tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}")),
-        },
+        }
         AccountSource::Portal(writer) => {
             tasks.writer = writer;
             let mut pages = run.portal.account_pages();
-            loop {
+            while !run.stopper.is_stopping() {
                 match pages.next_page().await {
                     Ok(Some(page)) => {
                         for account in page {
-                            tasks.start(selection, account, None).await;
+                            tasks.add(selection, account, None).await;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) | Err(PortalError::Cancelled) => break,
                     Err(error) if tasks.tally.selected == 0 => {
                         return Err(Error::from_portal(error, login.login_command()));
                     }
@@ -120,6 +133,7 @@ pub async fn run_everywhere(
             }
         }
     }
+    tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if !missing.is_empty() {
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
@@ -153,10 +167,13 @@ struct AccountTasks {
     plan_lines: Vec<PlanLine>,
     /// Records every account for the next run, when the portal is listed.
     writer: Option<InventoryWriter>,
+    /// Selected accounts waiting for the whole listing, when `--accounts` names some by
+    /// name: only then is it known whether a name is ambiguous.
+    held: Option<Vec<(Account, Option<Vec<String>>)>>,
 }
 
 impl AccountTasks {
-    fn new(run: Arc<Run>) -> Self {
+    fn new(run: Arc<Run>, selection: &Selection) -> Self {
         let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
         AccountTasks {
@@ -168,11 +185,13 @@ impl AccountTasks {
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
             writer: None,
+            held: selection.names_listed().then(Vec::new),
         }
     }
 
-    /// Starts `account`'s task if the selection wants it, once a live slot is free.
-    async fn start(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
+    /// Takes in one listed account: starts its task if the selection wants it, or holds
+    /// it until the listing is complete when accounts are selected by name.
+    async fn add(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
         if !selection.selects(&account) {
             inventory::record(&mut self.writer, &InventoryAccount { account, roles });
             return;
@@ -180,6 +199,27 @@ impl AccountTasks {
         if selection.listed.is_some() {
             self.listed_seen.extend([account.id.clone(), account.name.clone()]);
         }
+        match &mut self.held {
+            Some(held) => held.push((account, roles)),
+            None => self.start(account, roles).await,
+        }
+    }
+
+    /// Once the listing is complete: fails if a name given to `--accounts` names two
+    /// accounts (which one was meant cannot be known), else starts the held accounts.
+    async fn start_held(&mut self, selection: &Selection) -> Result<(), Error> {
+        let Some(held) = self.held.take() else { return Ok(()) };
+        if let Some((name, ids)) = selection.ambiguous_name(held.iter().map(|(account, _)| account)) {
+            return Err(Error::AmbiguousName { name, ids });
+        }
+        for (account, roles) in held {
+            self.start(account, roles).await;
+        }
+        Ok(())
+    }
+
+    /// Starts `account`'s task once a live slot is free.
+    async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
         self.tally.selected += 1;
         let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
         let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
@@ -278,11 +318,18 @@ async fn account_outcome(
         region: &run.region,
         credentials: &credentials,
     };
-    match child::run(&argv, &env, &run.plan.prefix.render(&vars), &run.output, &run.stopper).await {
-        Ok(exit) if exit.success() => Outcome::Succeeded,
-        Ok(ChildExit::Code(code)) => Outcome::Failed(format!("exit code {code}")),
-        Ok(ChildExit::Signal(signal)) => Outcome::Failed(format!("killed by signal {signal}")),
-        Err(error) => Outcome::Failed(format!("cannot run {}: {error}", argv[0])),
+    let prefix = report::sanitize(&run.plan.prefix.render(&vars)).into_owned();
+    match child::run(&argv, &env, &prefix, &run.output, &run.stopper).await {
+        Ok(None) => Outcome::NotStarted,
+        Ok(Some(exit)) if run.stopper.is_stopping() => Outcome::Interrupted(exit.to_string()),
+        Ok(Some(exit)) if exit.success() => Outcome::Succeeded,
+        Ok(Some(exit @ ChildExit::Code(_))) => Outcome::Failed { class: FailureClass::Exit, reason: exit.to_string() },
+        Ok(Some(exit @ ChildExit::Signal(_))) => {
+            Outcome::Failed { class: FailureClass::Signal, reason: exit.to_string() }
+        }
+        Err(error) => {
+            Outcome::Failed { class: FailureClass::Spawn, reason: format!("cannot run {}: {error}", argv[0]) }
+        }
     }
 }
 
@@ -304,9 +351,16 @@ async fn first_role_with_credentials<'r>(
     Ok(None)
 }
 
+/// The outcome of an account the portal would not give credentials for.
 fn failed(run: &Run, error: &PortalError) -> Outcome {
-    if matches!(error, PortalError::Unauthorized { .. }) {
-        run.login_rejected.store(true, Ordering::Relaxed);
-    }
-    Outcome::Failed(error.to_string())
+    let class = match error {
+        PortalError::Cancelled => return Outcome::NotStarted,
+        PortalError::Unauthorized { .. } => {
+            run.login_rejected.store(true, Ordering::Relaxed);
+            FailureClass::Login
+        }
+        error if error.is_throttled() => FailureClass::Throttled,
+        _ => FailureClass::NoCredentials,
+    };
+    Outcome::Failed { class, reason: error.to_string() }
 }

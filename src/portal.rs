@@ -6,9 +6,20 @@
 //! portal that was merely busy. Here every call goes through [`Portal::call`], which waits
 //! for a slot, retries throttling (429), 5xx and transport errors with full-jitter
 //! backoff, and never mistakes a 429 for a rejected login.
+//!
+//! The portal is not trusted: every listing stops at a repeated page token or past a
+//! bound, lists each account and role once, and drops (with a warning) ids and names that
+//! fail [`validate`]; an answer that is not the JSON the model describes says what it
+//! was. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
+//! a per-call and a shared budget, and a portal that throttles every call for
+//! `--throttle-timeout` is given up on.
 
+pub mod validate;
+
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -16,14 +27,32 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sso::config::Region;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 
-use crate::login::SsoLogin;
+use crate::exec::stop::Stopper;
+use crate::login::{AwsConfig, SsoLogin};
+use crate::output::report::sanitize;
 use crate::rate::RateLimiter;
-use crate::secret::Secret;
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// The portal rejects pages larger than this since 2026.
 const PAGE_SIZE: i32 = 100;
+
+/// A listing that grows past these bounds is a portal bug, not an organisation: AWS
+/// Organizations holds at most tens of thousands of accounts, and a permission set
+/// assignment list is short.
+pub const MAX_ACCOUNTS: usize = 100_000;
+pub const MAX_ACCOUNT_PAGES: usize = 10_000;
+pub const MAX_ROLES: usize = 1_000;
+
+/// The shared retry quota, as botocore's standard retry mode keeps it: every retry
+/// spends from it, every success gives one back. A burst of errors across hundreds of
+/// accounts then fails fast instead of retrying each call to its own limit. Throttles
+/// cost less than errors: the rate limiter, not the quota, is what answers them.
+const RETRY_QUOTA: u32 = 500;
+const THROTTLE_RETRY_COST: u32 = 1;
+const ERROR_RETRY_COST: u32 = 5;
 
 /// An account as the portal lists it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,7 +82,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_throttled_attempts: 20,
+            max_throttled_attempts: 10,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
             max_error_attempts: 3,
@@ -72,11 +101,23 @@ impl RetryPolicy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
-    #[error("the portal rejected the SSO token: {message}")]
+    #[error("the portal rejected the SSO token: {}", sanitize(message))]
     Unauthorized { message: String },
     #[error("{operation} was throttled {attempts} times in a row (HTTP 429); gave up")]
     Throttled { operation: &'static str, attempts: u32 },
-    #[error("{operation} failed: {code} (HTTP {status}): {message}")]
+    #[error("the portal throttled every call for {}s (HTTP 429); gave up on it (--throttle-timeout)", .after.as_secs())]
+    ThrottledOut { after: Duration },
+    #[error("the retry budget is spent: too many portal calls failed at once; last: {0}")]
+    RetryBudgetSpent(Box<PortalError>),
+    #[error("{operation} returned a page token it had returned before: the portal's listing loops; stopped it")]
+    RepeatedPageToken { operation: &'static str },
+    #[error("{operation} listed more than {limit} {what}: stopped (a portal bug?)")]
+    TooLong { operation: &'static str, limit: usize, what: &'static str },
+    #[error("{operation}: {description}")]
+    NotJson { operation: &'static str, description: String },
+    #[error("stopped before the portal answered")]
+    Cancelled,
+    #[error("{operation} failed: {} (HTTP {status}): {}", sanitize(code), sanitize(message))]
     Service { operation: &'static str, code: String, status: u16, message: String },
     #[error("{operation} could not reach the portal after {attempts} attempts")]
     Transport {
@@ -91,6 +132,15 @@ impl PortalError {
     /// A `ForbiddenException` means the login has no such role (or account).
     pub fn is_forbidden(&self) -> bool {
         matches!(self, PortalError::Service { status: 403, .. })
+    }
+
+    /// The portal would not serve us: the account was not reached for want of rate.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            PortalError::Throttled { .. } | PortalError::ThrottledOut { .. } => true,
+            PortalError::RetryBudgetSpent(last) => last.is_throttled(),
+            _ => false,
+        }
     }
 }
 
@@ -111,11 +161,17 @@ pub struct PortalStats {
 /// A connected portal client, shared by every task.
 pub struct Portal {
     client: aws_sdk_sso::Client,
-    token: Secret,
+    token: SecretString,
     slots: Semaphore,
     max_in_flight: usize,
     limiter: RateLimiter,
     retry: RetryPolicy,
+    retry_quota: AtomicU32,
+    throttle_timeout: Duration,
+    last_success: Mutex<Instant>,
+    /// Set once the portal has throttled every call for `throttle_timeout`.
+    given_up: watch::Sender<bool>,
+    stopper: Stopper,
     pub stats: PortalStats,
 }
 
@@ -127,13 +183,21 @@ pub struct PortalLimits {
     /// Requests a second to start at; see `rate.rs` for how it adapts.
     pub initial_rate: f64,
     pub retry: RetryPolicy,
+    /// How long the portal may throttle every call before fanout gives up on it.
+    pub throttle_timeout: Duration,
 }
 
 impl Portal {
     /// Builds the client for `login`'s `sso_region`. The SDK applies the endpoint
     /// override exactly as the AWS CLI does: `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL`,
     /// then the `[services]` section the profile names.
-    pub async fn connect(login: &SsoLogin, token: Secret, limits: PortalLimits) -> Self {
+    pub async fn connect(
+        login: &SsoLogin,
+        aws_config: &AwsConfig,
+        token: SecretString,
+        limits: PortalLimits,
+        stopper: Stopper,
+    ) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(30))
@@ -142,7 +206,8 @@ impl Portal {
             .no_credentials()
             .region(Region::new(login.sso_region.clone()))
             .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            .profile_files(aws_config.profile_files());
         if let Some(profile) = &login.profile {
             loader = loader.profile_name(profile);
         }
@@ -154,6 +219,11 @@ impl Portal {
             max_in_flight: limits.max_in_flight,
             limiter: RateLimiter::new(limits.initial_rate),
             retry: limits.retry,
+            retry_quota: AtomicU32::new(RETRY_QUOTA),
+            throttle_timeout: limits.throttle_timeout,
+            last_success: Mutex::new(Instant::now()),
+            given_up: watch::Sender::new(false),
+            stopper,
             stats: PortalStats::default(),
         }
     }
@@ -161,29 +231,54 @@ impl Portal {
     /// The accounts the login reaches, a `ListAccounts` page at a time, so the next stage
     /// can start on the first page before the last has arrived.
     pub fn account_pages(&self) -> AccountPages<'_> {
-        AccountPages { portal: self, next_token: None, done: false }
+        AccountPages {
+            portal: self,
+            next_token: None,
+            done: false,
+            seen_tokens: HashSet::new(),
+            seen_ids: HashSet::new(),
+            pages: 0,
+        }
     }
 
-    /// The roles the login may assume in `account_id`, all pages.
+    /// The roles the login may assume in `account_id`, all pages, each once; names IAM
+    /// would not accept are dropped with a warning.
     pub async fn list_roles(&self, account_id: &str) -> Result<Vec<String>, PortalError> {
-        let mut roles = Vec::new();
+        const OPERATION: &str = "ListAccountRoles";
+        let mut roles: Vec<String> = Vec::new();
+        let mut seen_tokens = HashSet::new();
         let mut next_token: Option<String> = None;
         loop {
             let page = self
-                .call("ListAccountRoles", || {
+                .call(OPERATION, || {
                     self.client
                         .list_account_roles()
-                        .access_token(self.token.expose())
+                        .access_token(self.token.expose_secret())
                         .account_id(account_id)
                         .max_results(PAGE_SIZE)
                         .set_next_token(next_token.clone())
                         .send()
                 })
                 .await?;
-            roles.extend(page.role_list().iter().filter_map(|r| r.role_name().map(str::to_owned)));
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-                _ => return Ok(roles),
+            for role in page.role_list().iter().filter_map(|r| r.role_name()) {
+                if !validate::is_role_name(role) {
+                    tracing::warn!(
+                        "account {account_id}: skipping role {:?}: not a valid IAM role name",
+                        sanitize(role)
+                    );
+                } else if !roles.iter().any(|r| r == role) {
+                    roles.push(role.to_owned());
+                }
+            }
+            if roles.len() > MAX_ROLES {
+                return Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLES, what: "roles" });
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(token) if !seen_tokens.insert(token.to_owned()) => {
+                    return Err(PortalError::RepeatedPageToken { operation: OPERATION });
+                }
+                Some(token) => next_token = Some(token.to_owned()),
+                None => return Ok(roles),
             }
         }
     }
@@ -197,7 +292,7 @@ impl Portal {
         self.call("GetRoleCredentials", || {
             self.client
                 .get_role_credentials()
-                .access_token(self.token.expose())
+                .access_token(self.token.expose_secret())
                 .account_id(account_id)
                 .role_name(role)
                 .send()
@@ -210,8 +305,23 @@ impl Portal {
         self.max_in_flight
     }
 
-    /// One portal call with a slot and retries; see the module doc.
-    async fn call<T, E, F, Fut>(&self, operation: &'static str, mut attempt: F) -> Result<T, PortalError>
+    /// One portal call with a slot and retries; see the module doc. A stop, or giving up
+    /// on a portal that only throttles, ends it wherever it is waiting.
+    async fn call<T, E, F, Fut>(&self, operation: &'static str, attempt: F) -> Result<T, PortalError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, aws_sdk_sso::config::http::HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut given_up = self.given_up.subscribe();
+        tokio::select! {
+            result = self.call_with_retries(operation, attempt) => result,
+            () = self.stopper.stopped() => Err(PortalError::Cancelled),
+            _ = given_up.wait_for(|given_up| *given_up) => Err(PortalError::ThrottledOut { after: self.throttle_timeout }),
+        }
+    }
+
+    async fn call_with_retries<T, E, F, Fut>(&self, operation: &'static str, mut attempt: F) -> Result<T, PortalError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, aws_sdk_sso::config::http::HttpResponse>>>,
@@ -229,13 +339,12 @@ impl Portal {
             };
             let error = match result {
                 Ok(output) => {
-                    self.limiter.on_success();
+                    self.on_success();
                     return Ok(output);
                 }
                 Err(error) => error,
             };
-            let verdict = classify(operation, attempts, error);
-            match verdict {
+            match classify(operation, attempts, error) {
                 Verdict::GiveUp(error) => return Err(error),
                 Verdict::Throttled(error) => {
                     // No backoff sleep: the shared limiter now paces every call, this
@@ -243,21 +352,56 @@ impl Portal {
                     self.stats.throttles.fetch_add(1, Ordering::Relaxed);
                     self.limiter.on_throttle();
                     tracing::info!(operation, attempts, "throttled (HTTP 429)");
+                    if self.throttled_too_long() {
+                        return Err(PortalError::ThrottledOut { after: self.throttle_timeout });
+                    }
                     if attempts >= self.retry.max_throttled_attempts {
                         return Err(error);
                     }
+                    self.spend_retry(THROTTLE_RETRY_COST, error)?;
                 }
                 Verdict::Retry(error) => {
                     tracing::info!(operation, attempts, "failed: {error}");
                     if attempts >= self.retry.max_error_attempts {
                         return Err(error);
                     }
+                    self.spend_retry(ERROR_RETRY_COST, error)?;
                     let delay = self.retry.delay_before_retry(attempts - 1);
                     tracing::info!(operation, attempts, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
         }
+    }
+
+    fn on_success(&self) {
+        self.limiter.on_success();
+        *self.last_success.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        let _ = self.retry_quota.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| Some((q + 1).min(RETRY_QUOTA)));
+    }
+
+    /// Whether nothing has succeeded for `throttle_timeout`; if so, every waiting call
+    /// gives up too.
+    fn throttled_too_long(&self) -> bool {
+        let last = *self.last_success.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() < self.throttle_timeout {
+            return false;
+        }
+        if !self.given_up.send_replace(true) {
+            tracing::warn!(
+                "the portal has throttled every call for {}s; giving up on it",
+                self.throttle_timeout.as_secs()
+            );
+        }
+        true
+    }
+
+    /// Takes `cost` from the shared retry quota, or gives up with `error` when it is spent.
+    fn spend_retry(&self, cost: u32, error: PortalError) -> Result<(), PortalError> {
+        self.retry_quota
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |quota| quota.checked_sub(cost))
+            .map(drop)
+            .map_err(|_| PortalError::RetryBudgetSpent(Box::new(error)))
     }
 }
 
@@ -266,34 +410,76 @@ pub struct AccountPages<'p> {
     portal: &'p Portal,
     next_token: Option<String>,
     done: bool,
+    /// Every page token seen: one coming back means the listing loops.
+    seen_tokens: HashSet<String>,
+    /// Every account listed so far: one listed again is dropped.
+    seen_ids: HashSet<String>,
+    pages: usize,
 }
 
 impl AccountPages<'_> {
-    /// The next page, or `None` after the last.
+    /// The next page's accounts that are valid and not listed before, or `None` after
+    /// the last page.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Account>>, PortalError> {
+        const OPERATION: &str = "ListAccounts";
         if self.done {
             return Ok(None);
         }
         let portal = self.portal;
         let page = portal
-            .call("ListAccounts", || {
+            .call(OPERATION, || {
                 portal
                     .client
                     .list_accounts()
-                    .access_token(portal.token.expose())
+                    .access_token(portal.token.expose_secret())
                     .max_results(PAGE_SIZE)
                     .set_next_token(self.next_token.clone())
                     .send()
             })
             .await?;
+        self.pages += 1;
         self.next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
         self.done = self.next_token.is_none();
-        let accounts = page.account_list().iter().map(|a| Account {
-            id: a.account_id().unwrap_or_default().to_owned(),
-            name: a.account_name().unwrap_or_default().to_owned(),
-            email: a.email_address().unwrap_or_default().to_owned(),
-        });
-        Ok(Some(accounts.collect()))
+        let accounts: Vec<Account> = page.account_list().iter().filter_map(|a| self.admit(a)).collect();
+        if self.seen_ids.len() > MAX_ACCOUNTS {
+            return Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ACCOUNTS, what: "accounts" });
+        }
+        if self.pages >= MAX_ACCOUNT_PAGES && !self.done {
+            return Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ACCOUNT_PAGES, what: "pages" });
+        }
+        if let Some(token) = &self.next_token
+            && !self.seen_tokens.insert(token.clone())
+        {
+            return Err(PortalError::RepeatedPageToken { operation: OPERATION });
+        }
+        Ok(Some(accounts))
+    }
+
+    /// The account, if its id and name are valid and it was not listed before.
+    fn admit(&mut self, info: &aws_sdk_sso::types::AccountInfo) -> Option<Account> {
+        let id = info.account_id().unwrap_or_default();
+        let name = info.account_name().unwrap_or_default();
+        if !validate::is_account_id(id) {
+            tracing::warn!(
+                "skipping an account whose id {:?} is not 12 digits (named {:?})",
+                sanitize(id),
+                sanitize(name)
+            );
+            return None;
+        }
+        if !validate::is_account_name(name) {
+            tracing::warn!("skipping account {id}: its name holds a NUL byte");
+            return None;
+        }
+        if !self.seen_ids.insert(id.to_owned()) {
+            tracing::warn!("account {id} was listed twice by the portal; it runs once");
+            return None;
+        }
+        Some(Account {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            email: info.email_address().unwrap_or_default().to_owned(),
+        })
     }
 }
 
@@ -308,10 +494,15 @@ where
 {
     match error {
         SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
+            let raw = service.raw();
+            let status = raw.status().as_u16();
+            let not_json = describe_unexpected_answer(raw);
+            if let Some(description) = not_json.clone().filter(|_| status < 300) {
+                return Verdict::GiveUp(PortalError::NotJson { operation, description });
+            }
             let err = service.err();
             let code = err.code().unwrap_or("UnknownError").to_owned();
-            let message = err.message().unwrap_or_default().to_owned();
+            let message = err.message().map(str::to_owned).or(not_json).unwrap_or_default();
             if status == 429 || code == "TooManyRequestsException" {
                 Verdict::Throttled(PortalError::Throttled { operation, attempts })
             } else if status == 401 || code == "UnauthorizedException" {
@@ -322,11 +513,35 @@ where
                 Verdict::GiveUp(PortalError::Service { operation, code, status, message })
             }
         }
+        SdkError::ResponseError(response) => match describe_unexpected_answer(response.raw()) {
+            Some(description) => Verdict::GiveUp(PortalError::NotJson { operation, description }),
+            None => Verdict::Retry(PortalError::Transport {
+                operation,
+                attempts,
+                source: Box::new(SdkError::<E, _>::ResponseError(response)),
+            }),
+        },
         SdkError::ConstructionFailure(_) => {
             Verdict::GiveUp(PortalError::Transport { operation, attempts, source: Box::new(error) })
         }
         other => Verdict::Retry(PortalError::Transport { operation, attempts, source: Box::new(other) }),
     }
+}
+
+/// What the portal answered, when it was not JSON (a proxy's login page, a wrong
+/// endpoint): its status, content type and first bytes, escaped.
+fn describe_unexpected_answer(raw: &aws_sdk_sso::config::http::HttpResponse) -> Option<String> {
+    let body = raw.body().bytes()?;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return None;
+    }
+    let content_type = raw.headers().get("content-type").unwrap_or("no content type");
+    let start: String = body.iter().take(60).flat_map(|b| b.escape_ascii()).map(char::from).collect();
+    Some(format!(
+        "the portal answered {} with {}, not JSON: is AWS_ENDPOINT_URL_SSO (or the profile's [services] endpoint) the portal? It began: {start:?}",
+        raw.status().as_u16(),
+        sanitize(content_type),
+    ))
 }
 
 #[cfg(test)]

@@ -13,17 +13,37 @@ use crate::config::{Action, Config, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
-use crate::login::{SsoLogin, load_profiles, resolve_login};
+use crate::login::{AwsConfig, SsoLogin, resolve_login};
 use crate::output::report::{self, AccountRoles};
-use crate::output::writer::{self, Output, Stream, WriterEnd};
+use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
-use crate::portal::{Portal, PortalLimits, RetryPolicy};
+use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::select::Selection;
-use crate::{exit_code, token};
+use crate::{exit_code, limits, token};
+
+/// How long a stopped run waits for a writer whose reader has stopped reading.
+const BLOCKED_WRITER_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Runs what `config` asks and returns the exit code.
 pub async fn run(config: Config) -> Result<u8, Error> {
-    let profiles = load_profiles().await?;
+    // Signals are fanout's from the first step: a stop during login or listing ends the
+    // run with the signal's exit code and leaves nothing running.
+    let stopper = Stopper::for_current_runtime();
+    stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
+    let result = run_with(config, &stopper).await;
+    match (result, stopper.received_signal()) {
+        (Err(Error::Portal(PortalError::Cancelled)), Some(signal)) => {
+            report::eprint_text("fanout: stopped before any command started\n");
+            Ok(exit_code::for_signal(signal))
+        }
+        (result, _) => result,
+    }
+}
+
+async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
+    fit_open_file_limit(&mut config);
+    let aws_config = AwsConfig::read(&config.home, config.aws_config_file.as_deref())?;
+    let profiles = aws_config.profiles().await?;
     let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
     tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
     let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
@@ -31,15 +51,11 @@ pub async fn run(config: Config) -> Result<u8, Error> {
         max_in_flight: config.portal_concurrency,
         initial_rate: config.portal_rate,
         retry: RetryPolicy::default(),
+        throttle_timeout: config.throttle_timeout,
     };
-    let portal = Arc::new(Portal::connect(&login, token.access_token, limits).await);
+    let portal = Arc::new(Portal::connect(&login, &aws_config, token.access_token, limits, stopper.clone()).await);
     let cache = InventoryCache::open(&config, &login);
-    let stopper = Stopper::for_current_runtime();
-    stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
-    let (output, writer) = {
-        let stopper = stopper.clone();
-        writer::start(config.stdout_is_terminal, move || stopper.stop(libc::SIGTERM))
-    };
+    let (output, writer) = writer::start(config.stdout_is_terminal, stopper.clone());
     let started = Instant::now();
     let result = match config.action {
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
@@ -47,7 +63,7 @@ pub async fn run(config: Config) -> Result<u8, Error> {
             if plan.dry_run || config.verbosity > 0 {
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
-            let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone()));
+            let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
@@ -56,24 +72,63 @@ pub async fn run(config: Config) -> Result<u8, Error> {
         }
     };
     drop(output);
-    let stdout_closed = writer.finish() == WriterEnd::StdoutClosed;
+    let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
     let Some(Finished { mut tally, dry_run, roles }) = result? else {
-        return Ok(exit_code::SUCCESS);
+        return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
-    if stdout_closed {
+    if writer_end.stdout == StdoutEnd::Closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
         return Ok(exit_code::SUCCESS);
     }
     tally.throttles = portal.stats.throttles.load(Ordering::Relaxed);
     tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
-    report::eprint_text(&tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0));
+    let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
     if tally.login_rejected {
-        report::eprint_text(&format!(
-            "fanout: the portal rejected the SSO token mid-run; run: {}\n",
-            login.login_command()
-        ));
+        summary
+            .push_str(&format!("fanout: the portal rejected the SSO token mid-run; run: {}\n", login.login_command()));
     }
-    Ok(tally.exit_code(stopper.received_signal()))
+    let summary_written = report::eprint_text(&summary);
+    Ok(with_output_failures(tally.exit_code(stopper.received_signal()), &writer_end, summary_written))
+}
+
+/// Output that could not be written is a failure: never exit 0 after losing it. A
+/// failed stdout is said on stderr, if stderr still works.
+fn with_output_failures(code: u8, end: &WriterEnd, summary_written: bool) -> u8 {
+    let mut lost = end.stderr_failed || !summary_written;
+    if let StdoutEnd::Failed(reason) = &end.stdout {
+        report::eprint_text(&format!(
+            "error: cannot write to standard output: {reason}; output was lost, so the run was stopped\n"
+        ));
+        lost = true;
+    }
+    if lost && code == exit_code::SUCCESS { exit_code::ACCOUNT_FAILED } else { code }
+}
+
+/// Raises the open-file limit and caps `-j` and `--portal-concurrency` to it.
+fn fit_open_file_limit(config: &mut Config) {
+    let Some(open_files) = limits::raise_open_file_limit() else { return };
+    let concurrency = match &config.action {
+        Action::Run(plan) => plan.concurrency,
+        Action::ListAccounts(_) => 1,
+    };
+    let fitted = limits::fit(open_files, concurrency, config.portal_concurrency);
+    if fitted.portal_concurrency < config.portal_concurrency {
+        tracing::warn!(
+            "the open-file limit (ulimit -n {open_files}) allows {} portal calls at once; using that (--portal-concurrency)",
+            fitted.portal_concurrency
+        );
+        config.portal_concurrency = fitted.portal_concurrency;
+    }
+    if let Action::Run(plan) = &mut config.action
+        && fitted.concurrency < plan.concurrency
+    {
+        tracing::warn!(
+            "the open-file limit (ulimit -n {open_files}) allows {} commands at once; running that many (-j {} asked; raise the limit with ulimit -n)",
+            fitted.concurrency,
+            plan.concurrency
+        );
+        plan.concurrency = fitted.concurrency;
+    }
 }
 
 /// The inventory cache for this login: where it lives, and what it holds if fresh.
@@ -84,8 +139,16 @@ struct InventoryCache {
 }
 
 impl InventoryCache {
+    /// The cache is off with `--cache-ttl 0`, and when its directory is not the user's
+    /// alone (then with a warning).
     fn open(config: &Config, login: &SsoLogin) -> Self {
-        let path = (!config.inventory_ttl.is_zero()).then(|| inventory::cache_path(&config.cache_dir, login));
+        let trusted = inventory::check_dir(&config.cache_dir)
+            .inspect_err(|problem| {
+                tracing::warn!("not using the inventory cache in {}: {problem}", config.cache_dir.display());
+            })
+            .is_ok();
+        let path =
+            (trusted && !config.inventory_ttl.is_zero()).then(|| inventory::cache_path(&config.cache_dir, login));
         let fresh = path
             .as_deref()
             .filter(|_| !config.refresh)
@@ -159,7 +222,7 @@ async fn list_accounts(
 /// The selected accounts with their roles, if the cache knows every one's roles.
 fn selected_from_cache(inventory: &CachedInventory, selection: &Selection) -> Option<Vec<AccountRoles>> {
     let mut selected = Vec::new();
-    for entry in inventory.accounts().ok()? {
+    for entry in inventory.accounts() {
         let InventoryAccount { account, roles } = entry.ok()?;
         if selection.selects(&account) {
             selected.push(AccountRoles { account, roles: roles? });

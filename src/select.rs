@@ -93,6 +93,24 @@ impl Selection {
             && self.shard.is_none_or(|shard| shard.contains(&account.id))
     }
 
+    /// Whether `--accounts`/`--accounts-file` name some account by name rather than id.
+    pub fn names_listed(&self) -> bool {
+        self.listed.iter().flatten().any(|entry| !crate::portal::validate::is_account_id(entry))
+    }
+
+    /// A listed name that more than one of `selected` bears, with their ids, sorted.
+    pub fn ambiguous_name<'a>(&self, selected: impl Iterator<Item = &'a Account>) -> Option<(String, Vec<String>)> {
+        let listed = self.listed.as_ref()?;
+        let mut ids_by_name: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+        for account in selected.filter(|a| listed.contains(&a.name)) {
+            ids_by_name.entry(&account.name).or_default().push(account.id.clone());
+        }
+        ids_by_name.into_iter().find(|(_, ids)| ids.len() > 1).map(|(name, mut ids)| {
+            ids.sort();
+            (name.to_owned(), ids)
+        })
+    }
+
     /// Entries of `--accounts`/`--accounts-file` that named none of the `selected`
     /// accounts (given by id and name), so the user hears of a typo or a lost account.
     pub fn unmatched_entries(&self, selected: &HashSet<String>) -> Vec<&str> {
@@ -148,6 +166,21 @@ mod tests {
         assert_eq!(chosen.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["111", "222"]);
         let seen = chosen.iter().flat_map(|a| [a.id.clone(), a.name.clone()]).collect();
         assert_eq!(selection.unmatched_entries(&seen), ["ghost"]);
+    }
+
+    #[test]
+    fn a_name_two_accounts_bear_is_ambiguous() {
+        let listed = ["prod".to_owned(), "222222222222".to_owned()].into();
+        let selection = Selection { listed: Some(listed), ..Selection::default() };
+        assert!(selection.names_listed());
+        let accounts = [account("333333333333", "prod"), account("111111111111", "prod"), account("222222222222", "x")];
+        assert_eq!(
+            selection.ambiguous_name(accounts.iter()),
+            Some(("prod".to_owned(), vec!["111111111111".to_owned(), "333333333333".to_owned()]))
+        );
+        assert_eq!(selection.ambiguous_name(accounts[1..].iter()), None);
+        let by_id = Selection { listed: Some(["222222222222".to_owned()].into()), ..Selection::default() };
+        assert!(!by_id.names_listed());
     }
 
     #[test]

@@ -7,17 +7,53 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::exit_code;
+use crate::output::report::sanitize;
 
 /// How one selected account ended.
 #[derive(Debug)]
 pub enum Outcome {
     Succeeded,
-    /// The command exited non-zero or was killed, or it could not run at all.
-    Failed(String),
+    /// The command failed, or the account could not be reached.
+    Failed {
+        class: FailureClass,
+        reason: String,
+    },
+    /// The command was running when the run was stopped; how it ended.
+    Interrupted(String),
     /// The account has none of the roles asked for.
     NoRole,
     /// The run was stopped (signal, closed stdout, rejected login) before it started.
     NotStarted,
+}
+
+/// Why an account failed, in a word a CI job can match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The portal gave no credentials (an error other than the ones below).
+    NoCredentials,
+    /// The portal throttled its calls past the retry budget.
+    Throttled,
+    /// The portal rejected the SSO token.
+    Login,
+    /// The command could not be started.
+    Spawn,
+    /// The command exited non-zero.
+    Exit,
+    /// The command was killed by a signal.
+    Signal,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::NoCredentials => "no-credentials",
+            FailureClass::Throttled => "throttled",
+            FailureClass::Login => "login",
+            FailureClass::Spawn => "spawn",
+            FailureClass::Exit => "exit",
+            FailureClass::Signal => "signal",
+        }
+    }
 }
 
 /// An account's outcome, with what the summary needs to name it.
@@ -28,16 +64,21 @@ pub struct AccountReport {
     pub outcome: Outcome,
 }
 
-/// Everything the summary shows; kept small (counts, and names only for failures and
-/// skips) so memory stays flat in the number of accounts.
+/// Accounts named one by one for each kind of ending; past this, a count.
+const NAMED: usize = 20;
+
+/// Everything the summary shows; kept small (counts, and names only for failures,
+/// stops and skips) so memory stays flat in the number of accounts.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub selected: usize,
     pub succeeded: usize,
-    /// `(account, reason)`.
-    pub failed: Vec<(String, String)>,
+    /// `(account, class, reason)`.
+    pub failed: Vec<(String, FailureClass, String)>,
+    /// `(account, how it ended)`.
+    pub interrupted: Vec<(String, String)>,
     pub no_role: Vec<String>,
-    pub not_started: usize,
+    pub not_started: Vec<String>,
     /// The portal rejected the token mid-run: the user must log in again.
     pub login_rejected: bool,
     /// Why the account listing stopped early, after commands had started.
@@ -48,23 +89,26 @@ pub struct Tally {
 
 impl Tally {
     pub fn record(&mut self, report: AccountReport) {
-        let name = || format!("{} ({})", report.account_id, report.account_name);
+        let name = || format!("{} ({})", report.account_id, sanitize(&report.account_name));
         match report.outcome {
             Outcome::Succeeded => self.succeeded += 1,
-            Outcome::Failed(reason) => self.failed.push((name(), reason)),
+            Outcome::Failed { class, reason } => self.failed.push((name(), class, reason)),
+            Outcome::Interrupted(how) => self.interrupted.push((name(), how)),
             Outcome::NoRole => self.no_role.push(name()),
-            Outcome::NotStarted => self.not_started += 1,
+            Outcome::NotStarted => self.not_started.push(name()),
         }
     }
 
     /// The exit code a CI job sees; see `exit_code.rs`.
     pub fn exit_code(&self, signal: Option<i32>) -> u8 {
         if let Some(signal) = signal {
-            return if signal == libc::SIGINT { exit_code::INTERRUPTED } else { exit_code::TERMINATED };
+            return exit_code::for_signal(signal);
         }
         if self.login_rejected {
             exit_code::NO_LOGIN
-        } else if !self.failed.is_empty() || self.not_started > 0 || self.listing_error.is_some() {
+        } else if self.listing_error.is_some() {
+            exit_code::PORTAL_UNAVAILABLE
+        } else if !self.failed.is_empty() || !self.interrupted.is_empty() || !self.not_started.is_empty() {
             exit_code::ACCOUNT_FAILED
         } else if self.succeeded == 0 {
             exit_code::NOTHING_SELECTED
@@ -77,7 +121,7 @@ impl Tally {
     /// `verbose` also lists the skipped accounts and portal figures.
     pub fn render(&self, roles: &[String], elapsed: Duration, dry_run: bool, verbose: bool) -> String {
         let mut text = format!(
-            "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){} in {:.2}s\n",
+            "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){}{} in {:.2}s\n",
             if dry_run { "dry run: " } else { "" },
             plural(self.selected, "account"),
             self.succeeded,
@@ -85,18 +129,23 @@ impl Tally {
             self.failed.len(),
             self.no_role.len(),
             roles.join(" or "),
-            if self.not_started > 0 { format!(", {} not started", self.not_started) } else { String::new() },
+            count_if_any(self.interrupted.len(), "interrupted"),
+            count_if_any(self.not_started.len(), "not started"),
             elapsed.as_secs_f64(),
         );
-        for (account, reason) in &self.failed {
-            let _ = writeln!(text, "  failed  {account}: {reason}");
+        for (account, class, reason) in &self.failed {
+            let _ = writeln!(text, "  failed       {account} [{}]: {}", class.name(), sanitize(reason));
         }
+        for (account, how) in &self.interrupted {
+            let _ = writeln!(text, "  interrupted  {account}: {how}");
+        }
+        name_some(&mut text, "not started ", &self.not_started, verbose);
         if let Some(error) = &self.listing_error {
-            let _ = writeln!(text, "  the account listing stopped early: {error}");
+            let _ = writeln!(text, "  the account listing stopped early: {}", sanitize(error));
         }
         if verbose {
             for account in &self.no_role {
-                let _ = writeln!(text, "  skipped {account}: has no role {}", roles.join(" or "));
+                let _ = writeln!(text, "  skipped      {account}: has no role {}", roles.join(" or "));
             }
             let _ = writeln!(
                 text,
@@ -106,6 +155,21 @@ impl Tally {
             );
         }
         text
+    }
+}
+
+fn count_if_any(count: usize, what: &str) -> String {
+    if count > 0 { format!(", {count} {what}") } else { String::new() }
+}
+
+/// One line an account, the first [`NAMED`] unless `all`, then how many more.
+fn name_some(text: &mut String, label: &str, accounts: &[String], all: bool) {
+    let shown = if all { accounts.len() } else { accounts.len().min(NAMED) };
+    for account in &accounts[..shown] {
+        let _ = writeln!(text, "  {label} {account}");
+    }
+    if shown < accounts.len() {
+        let _ = writeln!(text, "  {label} … and {} more (-v lists them all)", accounts.len() - shown);
     }
 }
 
@@ -122,6 +186,10 @@ mod tests {
         AccountReport { account_id: "1".to_owned(), account_name: "a".to_owned(), outcome }
     }
 
+    fn exit_failure() -> Outcome {
+        Outcome::Failed { class: FailureClass::Exit, reason: "exit code 3".to_owned() }
+    }
+
     #[test]
     fn all_succeeded_is_zero() {
         let mut tally = Tally { selected: 2, ..Tally::default() };
@@ -132,7 +200,7 @@ mod tests {
 
     #[test]
     fn any_failure_is_never_zero() {
-        for bad in [Outcome::Failed("exit code 3".to_owned()), Outcome::NotStarted] {
+        for bad in [exit_failure(), Outcome::NotStarted, Outcome::Interrupted("exit code 0".to_owned())] {
             let mut tally = Tally::default();
             for _ in 0..5 {
                 tally.record(report(Outcome::Succeeded));
@@ -143,25 +211,47 @@ mod tests {
     }
 
     #[test]
-    fn nothing_run_is_five_and_signals_and_logins_win() {
+    fn nothing_run_is_five_and_signals_logins_and_listings_win() {
         let mut tally = Tally::default();
         tally.record(report(Outcome::NoRole));
         assert_eq!(tally.exit_code(None), exit_code::NOTHING_SELECTED);
+        tally.record(report(exit_failure()));
+        tally.listing_error = Some("loops".to_owned());
+        assert_eq!(tally.exit_code(None), exit_code::PORTAL_UNAVAILABLE);
         tally.login_rejected = true;
         assert_eq!(tally.exit_code(None), exit_code::NO_LOGIN);
         assert_eq!(tally.exit_code(Some(libc::SIGINT)), exit_code::INTERRUPTED);
         assert_eq!(tally.exit_code(Some(libc::SIGTERM)), exit_code::TERMINATED);
+        assert_eq!(tally.exit_code(Some(libc::SIGHUP)), exit_code::HUNG_UP);
     }
 
     #[test]
-    fn the_summary_names_failures() {
+    fn the_summary_names_failures_with_their_class_and_escapes_names() {
         let mut tally = Tally { selected: 2, ..Tally::default() };
         tally.record(report(Outcome::Succeeded));
-        tally.record(report(Outcome::Failed("exit code 3".to_owned())));
+        tally.record(AccountReport {
+            account_id: "1".to_owned(),
+            account_name: "a\n2 (b)\x1b[2J".to_owned(),
+            outcome: exit_failure(),
+        });
         let text = tally.render(&["ReadOnly".to_owned()], Duration::from_millis(1500), false, false);
         assert_eq!(
             text,
-            "fanout: 2 accounts selected: 1 succeeded, 1 failed, 0 skipped (no role ReadOnly) in 1.50s\n  failed  1 (a): exit code 3\n"
+            "fanout: 2 accounts selected: 1 succeeded, 1 failed, 0 skipped (no role ReadOnly) in 1.50s\n  failed       1 (a\\n2 (b)\\u{1b}[2J) [exit]: exit code 3\n"
         );
+    }
+
+    #[test]
+    fn stopped_accounts_are_named_then_counted() {
+        let mut tally = Tally { selected: 30, ..Tally::default() };
+        for _ in 0..25 {
+            tally.record(report(Outcome::NotStarted));
+        }
+        tally.record(report(Outcome::Interrupted("exit code 130".to_owned())));
+        let text = tally.render(&[], Duration::ZERO, false, false);
+        assert!(text.contains(", 1 interrupted, 25 not started in"), "{text}");
+        assert!(text.contains("  interrupted  1 (a): exit code 130\n"), "{text}");
+        assert_eq!(text.matches("  not started  1 (a)\n").count(), NAMED, "{text}");
+        assert!(text.contains("… and 5 more"), "{text}");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The child runs directly (no shell), with stdin closed, in its own process group, and
 //! with its environment from [`super::env`]. Both pipes are drained while it runs: a
-//! child blocked on a full pipe never exits.
+//! child blocked on a full pipe never exits. On Linux it also dies with fanout
+//! (`PR_SET_PDEATHSIG`), so even a SIGKILLed fanout leaves no child holding keys.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::env::{AccountEnv, REMOVED_VARS, child_env};
-use super::stop::{StopState, Stopper, signal_group};
+use super::env::{AccountEnv, child_env, inherited_credential_vars};
+use super::stop::{GRACE, Stopper, signal_group};
 use crate::output::lines::LineSplitter;
 use crate::output::writer::{Output, Stream};
 
@@ -22,11 +23,24 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 /// Bytes read from a pipe at once: one record for the writer.
 const READ_SIZE: usize = 64 * 1024;
 
+/// The longest wait between two tries to spawn while the system is out of file
+/// descriptors or processes.
+const MAX_SPAWN_BACKOFF: Duration = Duration::from_secs(1);
+
 /// How one account's command ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChildExit {
     Code(i32),
     Signal(i32),
+}
+
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildExit::Code(code) => write!(f, "exit code {code}"),
+            ChildExit::Signal(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
 }
 
 impl ChildExit {
@@ -44,31 +58,28 @@ impl ChildExit {
 }
 
 /// Spawns `argv` in `account`'s environment and streams its output, each line prefixed
-/// with `prefix`, until it exits and its pipes close.
+/// with `prefix`, until it exits and its pipes close. `Ok(None)`: the run was stopped
+/// before the command could start.
 pub async fn run(
     argv: &[String],
     account: &AccountEnv<'_>,
     prefix: &str,
     output: &Output,
     stopper: &Stopper,
-) -> std::io::Result<ChildExit> {
-    let (program, arguments) = argv.split_first().expect("the command is never empty");
-    let mut command = std::process::Command::new(program);
-    command.args(arguments).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    for name in REMOVED_VARS {
-        command.env_remove(name);
-    }
-    command.envs(child_env(account));
-    let mut child = tokio::process::Command::from(command).kill_on_drop(true).spawn()?;
+) -> std::io::Result<Option<ChildExit>> {
+    let Some(mut child) = spawn_when_possible(argv, account, stopper).await? else {
+        return Ok(None);
+    };
     let pid = child.id().expect("a child that was just spawned has a pid");
+    let _tracked = stopper.track(pid);
     tracing::debug!(account = account.account_id, pid, "started");
 
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let (mut out_lines, mut err_lines) = (LineSplitter::new(prefix), LineSplitter::new(prefix));
     let (mut out_buf, mut err_buf) = (vec![0; READ_SIZE], vec![0; READ_SIZE]);
-    let mut stop = stopper.subscribe();
     let mut exit = None;
+    let mut leftovers = Leftovers::Waiting;
     let pipes_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(pipes_deadline);
     while exit.is_none() || stdout.is_some() || stderr.is_some() {
@@ -83,26 +94,127 @@ pub async fn run(
                 exit = Some(ChildExit::from_status(status?));
                 pipes_deadline.as_mut().reset(tokio::time::Instant::now() + PIPE_GRACE);
             }
-            Ok(()) = stop.changed() => match *stop.borrow_and_update() {
-                StopState::Running => {}
-                StopState::Forward(signal) => signal_group(pid, signal),
-                StopState::Kill => signal_group(pid, libc::SIGKILL),
-            },
             () = &mut pipes_deadline => {
                 // Something the command left in the background holds its output open. It
-                // runs with this account's credentials, so it goes too: fanout leaves
-                // nothing behind.
-                tracing::warn!(
-                    account = account.account_id,
-                    "the command exited but a process it started kept its output open; stopping that process group"
-                );
-                signal_group(pid, libc::SIGTERM);
-                break;
+                // runs with this account's credentials, so it goes too: SIGTERM, then
+                // SIGKILL after the grace period. fanout leaves nothing behind.
+                leftovers = leftovers.escalate(account.account_id, pid);
+                let wait = match leftovers {
+                    Leftovers::Terminated => GRACE,
+                    Leftovers::Killed => PIPE_GRACE,
+                    // It left the group (setsid) and holds the pipe still: stop reading.
+                    Leftovers::Waiting | Leftovers::Abandoned => break,
+                };
+                pipes_deadline.as_mut().reset(tokio::time::Instant::now() + wait);
             }
         }
     }
-    Ok(exit.expect("the loop ends only after the child exits"))
+    // A line without its newline still leaves, even when the pipe never closed.
+    for (lines, stream) in [(&mut out_lines, Stream::Stdout), (&mut err_lines, Stream::Stderr)] {
+        let mut record = Vec::new();
+        lines.finish(&mut record);
+        output.send(stream, record).await;
+    }
+    Ok(Some(exit.expect("the loop ends only after the child exits")))
 }
+
+/// What has been done about processes the command left running after it exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leftovers {
+    Waiting,
+    Terminated,
+    Killed,
+    Abandoned,
+}
+
+impl Leftovers {
+    /// The next step, taken now.
+    fn escalate(self, account_id: &str, pid: u32) -> Self {
+        match self {
+            Leftovers::Waiting => {
+                tracing::warn!(
+                    account = account_id,
+                    "the command exited but a process it started kept its output open; stopping that process group"
+                );
+                signal_group(pid, libc::SIGTERM);
+                Leftovers::Terminated
+            }
+            Leftovers::Terminated => {
+                tracing::warn!(account = account_id, "a process the command left ignored SIGTERM; killing its group");
+                signal_group(pid, libc::SIGKILL);
+                Leftovers::Killed
+            }
+            Leftovers::Killed | Leftovers::Abandoned => Leftovers::Abandoned,
+        }
+    }
+}
+
+/// Spawns the command, waiting and trying again while the system is out of file
+/// descriptors or processes (EMFILE, ENFILE, EAGAIN): a busy machine is no account's
+/// failure. `Ok(None)` when the run is stopped meanwhile.
+async fn spawn_when_possible(
+    argv: &[String],
+    account: &AccountEnv<'_>,
+    stopper: &Stopper,
+) -> std::io::Result<Option<tokio::process::Child>> {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match command(argv, account).spawn() {
+            Ok(child) => return Ok(Some(child)),
+            Err(error) if is_out_of_resources(&error) => {
+                tracing::debug!(account = account.account_id, "cannot spawn yet ({error}); waiting for a slot");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stopper.stopped() => return Ok(None),
+                }
+                backoff = (backoff * 2).min(MAX_SPAWN_BACKOFF);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn is_out_of_resources(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN))
+}
+
+fn command(argv: &[String], account: &AccountEnv<'_>) -> tokio::process::Command {
+    let (program, arguments) = argv.split_first().expect("the command is never empty");
+    let mut command = std::process::Command::new(program);
+    command.args(arguments).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    for name in inherited_credential_vars() {
+        command.env_remove(name);
+    }
+    command.envs(child_env(account));
+    die_with_parent(&mut command);
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    command
+}
+
+/// The child gets SIGKILL if fanout dies, however it dies (Linux's `PR_SET_PDEATHSIG`).
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut std::process::Command) {
+    // SAFETY: getpid is async-signal-safe, and read here before the fork.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // fanout may have died before the prctl: then nobody would send the signal.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut std::process::Command) {}
 
 /// Reads from `pipe`, or waits forever once it is closed.
 async fn read_some<R: AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -133,8 +245,5 @@ async fn forward<R>(
             *pipe = None;
         }
     }
-    if !record.is_empty() {
-        output.send(stream, record).await;
-    }
-    // An empty buffer is simply dropped: rare (a read that completed no line).
+    output.send(stream, record).await;
 }

@@ -1,6 +1,8 @@
 //! The environment a child gets: its own account's credentials and names, and nothing
 //! inherited that could make it use any other credentials.
 
+use secrecy::ExposeSecret as _;
+
 use crate::credentials::Credentials;
 
 /// Inherited variables removed from every child: each could point an SDK or the CLI at
@@ -26,6 +28,19 @@ pub const REMOVED_VARS: &[&str] = &[
     "AWS_ROLE_SESSION_NAME",
 ];
 
+/// Every AWS SDK reads `AWS_BEARER_TOKEN_<SERVICE>` (`AWS_BEARER_TOKEN_BEDROCK` first)
+/// as a credential it prefers over the keys fanout sets.
+const BEARER_TOKEN_PREFIX: &str = "AWS_BEARER_TOKEN_";
+
+/// The inherited variables to remove from a child: [`REMOVED_VARS`] and every bearer
+/// token variable in fanout's own environment.
+pub fn inherited_credential_vars() -> impl Iterator<Item = std::ffi::OsString> {
+    let bearer_tokens = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_str().is_some_and(|n| n.starts_with(BEARER_TOKEN_PREFIX)));
+    REMOVED_VARS.iter().map(std::ffi::OsString::from).chain(bearer_tokens)
+}
+
 /// What fanout knows about the account a child runs in.
 #[derive(Debug)]
 pub struct AccountEnv<'a> {
@@ -40,9 +55,9 @@ pub struct AccountEnv<'a> {
 pub fn child_env<'a>(account: &AccountEnv<'a>) -> [(&'static str, &'a str); 11] {
     let creds = account.credentials;
     [
-        ("AWS_ACCESS_KEY_ID", creds.access_key_id.expose()),
-        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key.expose()),
-        ("AWS_SESSION_TOKEN", creds.session_token.expose()),
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id.expose_secret()),
+        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key.expose_secret()),
+        ("AWS_SESSION_TOKEN", creds.session_token.expose_secret()),
         ("AWS_CREDENTIAL_EXPIRATION", &creds.expiration),
         ("AWS_ACCOUNT_ID", account.account_id),
         ("AWS_REGION", account.region),
@@ -57,14 +72,14 @@ pub fn child_env<'a>(account: &AccountEnv<'a>) -> [(&'static str, &'a str); 11] 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use secrecy::SecretString;
 
     #[test]
     fn everything_set_is_removed_first_where_it_is_a_credential() {
         let credentials = Credentials {
-            access_key_id: Secret::new("AKIA"),
-            secret_access_key: Secret::new("s"),
-            session_token: Secret::new("t"),
+            access_key_id: SecretString::from("AKIA"),
+            secret_access_key: SecretString::from("s"),
+            session_token: SecretString::from("t"),
             expiration: "2026-11-24T03:00:00Z".to_owned(),
         };
         let account = AccountEnv {

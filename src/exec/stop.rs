@@ -1,35 +1,41 @@
-//! Stopping a run: SIGINT, SIGTERM or a closed stdout stop new starts and are forwarded
-//! to every running child's process group; after a grace period, or at a second
-//! signal, the groups are killed.
+//! Stopping a run: SIGINT, SIGTERM, SIGHUP or a broken stdout stop new starts and
+//! cancel every portal call and backoff sleep at once; the signal goes to every running
+//! child's process group; after a grace period, or at a second signal, the groups are
+//! killed.
 //!
 //! Children lead their own process groups (so a terminal's Ctrl-C does not reach them
 //! before fanout decides what to do), which is why fanout must forward: it sends the
 //! signal that arrived, to the group, so `sh -c` pipelines stop too (as nextest does).
+//! The groups are signalled from here, not by each account's task, so a task that is
+//! blocked (on a full output queue, say) cannot hold a stop back.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 /// How long children get to exit after a forwarded signal before SIGKILL.
-const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopState {
     Running,
-    /// Forward this signal to every child's group; start nothing new.
-    Forward(i32),
-    /// SIGKILL every child's group.
-    Kill,
+    /// The signal went to every child's group; start nothing new.
+    Forwarded(i32),
+    /// Every child's group got SIGKILL; give up on anything still waiting.
+    Killed,
 }
 
-/// Shared by the signal listener, the writer and every account task.
+/// Shared by the signal listener, the portal client, the writer and every account task.
 #[derive(Clone, Debug)]
 pub struct Stopper {
     state: Arc<watch::Sender<StopState>>,
     /// The first signal received, 0 for none; decides the exit code.
     signal: Arc<AtomicI32>,
+    /// The process groups of the children running now.
+    groups: Arc<Mutex<HashSet<u32>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -39,16 +45,25 @@ impl Stopper {
         Stopper {
             state: Arc::new(watch::Sender::new(StopState::Running)),
             signal: Arc::new(AtomicI32::new(0)),
+            groups: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
         }
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<StopState> {
-        self.state.subscribe()
-    }
-
     pub fn is_stopping(&self) -> bool {
         *self.state.borrow() != StopState::Running
+    }
+
+    /// Resolves once a stop has begun (at once if it has).
+    pub async fn stopped(&self) {
+        let mut state = self.state.subscribe();
+        let _ = state.wait_for(|s| *s != StopState::Running).await;
+    }
+
+    /// Resolves once the children have been killed: what still waits then is abandoned.
+    pub async fn killed(&self) {
+        let mut state = self.state.subscribe();
+        let _ = state.wait_for(|s| *s == StopState::Killed).await;
     }
 
     /// The signal that stopped the run, if one did.
@@ -56,35 +71,63 @@ impl Stopper {
         Some(self.signal.load(Ordering::Relaxed)).filter(|&s| s != 0)
     }
 
-    /// First call: forward `signal` and kill after the grace period. Later calls: kill now.
-    /// Safe to call from any thread.
+    /// First call: forward `signal` to every child's group and kill them after the grace
+    /// period. Later calls: kill now. Safe to call from any thread.
     pub fn stop(&self, signal: i32) {
         let mut first = false;
         self.state.send_modify(|state| {
             first = *state == StopState::Running;
-            *state = if first { StopState::Forward(signal) } else { StopState::Kill };
+            *state = if first { StopState::Forwarded(signal) } else { StopState::Killed };
         });
         if !first {
+            self.signal_groups(libc::SIGKILL);
             return;
         }
-        let state = Arc::clone(&self.state);
+        self.signal_groups(signal);
+        let stopper = self.clone();
         self.runtime.spawn(async move {
             tokio::time::sleep(GRACE).await;
-            state.send_replace(StopState::Kill);
+            stopper.state.send_replace(StopState::Killed);
+            stopper.signal_groups(libc::SIGKILL);
         });
     }
 
-    /// Listens for SIGINT and SIGTERM for the rest of the run.
+    /// Records a running child's group until the guard drops, so a stop reaches it. A
+    /// child that starts while a stop is under way gets the signal at once.
+    pub fn track(&self, group: u32) -> TrackedGroup {
+        self.lock_groups().insert(group);
+        match *self.state.borrow() {
+            StopState::Running => {}
+            StopState::Forwarded(signal) => signal_group(group, signal),
+            StopState::Killed => signal_group(group, libc::SIGKILL),
+        }
+        TrackedGroup { stopper: self.clone(), group }
+    }
+
+    fn signal_groups(&self, signal: i32) {
+        for &group in self.lock_groups().iter() {
+            signal_group(group, signal);
+        }
+    }
+
+    fn lock_groups(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Listens for SIGINT, SIGTERM and SIGHUP (a dropped ssh session) for the rest of
+    /// the run.
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
         let stopper = self.clone();
         self.runtime.spawn(async move {
             loop {
                 let received = tokio::select! {
                     Some(()) = interrupt.recv() => libc::SIGINT,
                     Some(()) = terminate.recv() => libc::SIGTERM,
+                    Some(()) = hangup.recv() => libc::SIGHUP,
                     else => return,
                 };
                 let _ = stopper.signal.compare_exchange(0, received, Ordering::Relaxed, Ordering::Relaxed);
@@ -93,6 +136,19 @@ impl Stopper {
             }
         });
         Ok(())
+    }
+}
+
+/// A running child's process group, known to the [`Stopper`] while this lives.
+#[derive(Debug)]
+pub struct TrackedGroup {
+    stopper: Stopper,
+    group: u32,
+}
+
+impl Drop for TrackedGroup {
+    fn drop(&mut self) {
+        self.stopper.lock_groups().remove(&self.group);
     }
 }
 

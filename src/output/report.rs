@@ -9,27 +9,29 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::portal::Account;
 
-/// Writes text to stderr; used once the writer thread has finished.
-#[expect(clippy::print_stderr, reason = "output/ is the one place that prints")]
-pub fn eprint_text(text: &str) {
-    eprint!("{text}");
+/// Writes text to stderr, once the writer thread has finished; `false` when it could
+/// not be written (the caller then must not exit 0). Never panics, unlike `eprint!`.
+pub fn eprint_text(text: &str) -> bool {
+    let mut stderr = std::io::stderr().lock();
+    stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush()).is_ok()
 }
 
-/// `error: <message>: <cause>: <cause>; <hint>`, on one line.
-#[expect(clippy::print_stderr, reason = "output/ is the one place that prints")]
-pub fn print_error(error: &Error) {
-    let mut line = format!("error: {error}");
+/// `error: <message>: <cause>: <cause>; <hint>`, on one line: control characters and
+/// line breaks from anywhere in the chain (a portal's message, a file's name) are escaped.
+pub fn print_error(error: &Error) -> bool {
+    let mut line = format!("error: {}", sanitize(&error.to_string()));
     let mut source = error.source();
     while let Some(cause) = source {
         line.push_str(": ");
-        line.push_str(&cause.to_string());
+        line.push_str(&sanitize(&cause.to_string()));
         source = cause.source();
     }
     if let Some(hint) = error.hint() {
         line.push_str("; ");
         line.push_str(&hint);
     }
-    eprintln!("{line}");
+    line.push('\n');
+    eprint_text(&line)
 }
 
 /// Account names come from the network: control characters are escaped before they

@@ -5,12 +5,18 @@
 //! so a line is never torn or interleaved, and a slow reader slows the children instead
 //! of filling memory. The thread holds a `BufWriter` and flushes whenever the channel
 //! runs dry (fd's `ReceiverBuffer` trick), or after every record on a terminal.
+//!
+//! A closed pipe (EPIPE) on stdout is a reader that has all it wanted: quiet. Any other
+//! write error (a full disk, an I/O error) loses output, so it stops the run and is
+//! reported with a failing exit code, as is a failed write to stderr.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use crate::exec::stop::Stopper;
 
 /// Records in flight between the children and the writer; each holds one read's worth
 /// of lines (at most 64 KiB plus prefixes), which bounds the memory output can take
@@ -38,6 +44,7 @@ type BufferPool = Arc<Mutex<Vec<Vec<u8>>>>;
 pub struct Output {
     sender: mpsc::Sender<Record>,
     pool: BufferPool,
+    stopper: Stopper,
 }
 
 impl Output {
@@ -46,62 +53,92 @@ impl Output {
         self.pool.lock().map(|mut pool| pool.pop()).ok().flatten().unwrap_or_default()
     }
 
-    /// Queues complete lines for `stream`, waiting while the queue is full.
+    /// Queues complete lines for `stream`, waiting while the queue is full, but not past
+    /// the killing of a stopped run: a reader that stopped reading must not hold fanout.
     pub async fn send(&self, stream: Stream, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
         // After the writer thread is gone nothing can be shown; dropping is right.
-        let _ = self.sender.send(Record { stream, bytes }).await;
+        tokio::select! {
+            _ = self.sender.send(Record { stream, bytes }) => {}
+            () = self.stopper.killed() => {}
+        }
     }
 }
 
 /// How the writer ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriterEnd {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterEnd {
+    pub stdout: StdoutEnd,
+    /// A write to stderr failed: the summary or a child's error lines may be lost.
+    pub stderr_failed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StdoutEnd {
     Drained,
     /// Whoever read stdout closed it (`fanout ... | head`).
-    StdoutClosed,
+    Closed,
+    /// A write failed otherwise (a full disk, say): output was lost.
+    Failed(String),
+    /// The run was stopped while stdout was blocked (its reader stopped reading).
+    Blocked,
 }
 
 /// The writer thread; [`WriterHandle::finish`] waits for it once every [`Output`] is dropped.
-pub struct WriterHandle(JoinHandle<WriterEnd>);
+pub struct WriterHandle(std::sync::mpsc::Receiver<WriterEnd>);
 
 impl WriterHandle {
-    pub fn finish(self) -> WriterEnd {
-        self.0.join().unwrap_or(WriterEnd::StdoutClosed)
+    /// Waits for the writer to drain, or for at most `patience` (a stopped run whose
+    /// reader does not read must still end).
+    pub fn finish(self, patience: Option<Duration>) -> WriterEnd {
+        let blocked = WriterEnd { stdout: StdoutEnd::Blocked, stderr_failed: false };
+        match patience {
+            Some(patience) => self.0.recv_timeout(patience).unwrap_or(blocked),
+            None => self.0.recv().unwrap_or(blocked),
+        }
     }
 }
 
-/// Starts the writer. `on_stdout_closed` runs once, on the writer thread, when a write
-/// to stdout fails (a closed pipe), so the caller can stop the children.
-pub fn start(flush_every_record: bool, on_stdout_closed: impl FnOnce() + Send + 'static) -> (Output, WriterHandle) {
+/// Starts the writer. A failed write to stdout stops the run through `stopper`, so the
+/// children do not go on writing into the void.
+pub fn start(flush_every_record: bool, stopper: Stopper) -> (Output, WriterHandle) {
     let (sender, receiver) = mpsc::channel(QUEUE);
     let pool = BufferPool::default();
     let returned = Arc::clone(&pool);
-    let thread = std::thread::Builder::new()
+    let (done, ended) = std::sync::mpsc::sync_channel(1);
+    let on_stdout_lost = {
+        let stopper = stopper.clone();
+        move || stopper.stop(libc::SIGTERM)
+    };
+    std::thread::Builder::new()
         .name("fanout-writer".to_owned())
-        .spawn(move || write_all_records(receiver, &returned, flush_every_record, on_stdout_closed))
+        .spawn(move || {
+            let end = write_all_records(receiver, &returned, flush_every_record, on_stdout_lost);
+            let _ = done.send(end);
+        })
         .expect("spawn the writer thread");
-    (Output { sender, pool }, WriterHandle(thread))
+    (Output { sender, pool, stopper }, WriterHandle(ended))
 }
 
 fn write_all_records(
     mut receiver: mpsc::Receiver<Record>,
     pool: &BufferPool,
     flush_every_record: bool,
-    on_stdout_closed: impl FnOnce(),
+    on_stdout_lost: impl FnOnce(),
 ) -> WriterEnd {
-    let mut stdout = Some(BufWriter::with_capacity(64 * 1024, io::stdout().lock()));
+    let mut stdout = StdoutSlot { out: Some(BufWriter::with_capacity(64 * 1024, io::stdout().lock())), end: None };
     // stderr is not locked for the whole run: tracing writes log lines to it too.
     let mut stderr = BufWriter::with_capacity(16 * 1024, io::stderr());
-    let mut on_closed = Some(on_stdout_closed);
+    let mut stderr_failed = false;
+    let mut on_lost = Some(on_stdout_lost);
     loop {
         let record = match receiver.try_recv() {
             Ok(record) => record,
             Err(mpsc::error::TryRecvError::Empty) => {
-                let stdout_ok = flush(stdout.as_mut());
-                let _ = stderr.flush();
-                if !stdout_ok {
-                    close_stdout(&mut stdout, &mut on_closed);
-                }
+                stdout.flush(&mut on_lost);
+                stderr_failed |= stderr.flush().is_err();
                 match receiver.blocking_recv() {
                     Some(record) => record,
                     None => break,
@@ -109,26 +146,59 @@ fn write_all_records(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        match (record.stream, stdout.as_mut()) {
-            (Stream::Stdout, None) => {}
-            (Stream::Stdout, Some(out)) => {
-                let ok = out.write_all(&record.bytes).is_ok() && (!flush_every_record || out.flush().is_ok());
-                if !ok {
-                    close_stdout(&mut stdout, &mut on_closed);
-                }
-            }
-            (Stream::Stderr, _) => {
-                let _ = stderr.write_all(&record.bytes);
-                if flush_every_record {
-                    let _ = stderr.flush();
-                }
+        match record.stream {
+            Stream::Stdout => stdout.write(&record.bytes, flush_every_record, &mut on_lost),
+            Stream::Stderr => {
+                stderr_failed |=
+                    stderr.write_all(&record.bytes).is_err() || (flush_every_record && stderr.flush().is_err());
             }
         }
         recycle(pool, record.bytes);
     }
-    let stdout_ok = flush(stdout.as_mut());
-    let _ = stderr.flush();
-    if stdout_ok && on_closed.is_some() { WriterEnd::Drained } else { WriterEnd::StdoutClosed }
+    stdout.flush(&mut on_lost);
+    stderr_failed |= stderr.flush().is_err();
+    WriterEnd { stdout: stdout.end.unwrap_or(StdoutEnd::Drained), stderr_failed }
+}
+
+/// Stdout while it works, and how it stopped working.
+struct StdoutSlot {
+    out: Option<BufWriter<io::StdoutLock<'static>>>,
+    end: Option<StdoutEnd>,
+}
+
+impl StdoutSlot {
+    fn write(&mut self, bytes: &[u8], flush: bool, on_lost: &mut Option<impl FnOnce()>) {
+        if let Some(out) = self.out.as_mut() {
+            let result = out.write_all(bytes).and_then(|()| if flush { out.flush() } else { Ok(()) });
+            if let Err(error) = result {
+                self.lose(&error, on_lost);
+            }
+        }
+    }
+
+    fn flush(&mut self, on_lost: &mut Option<impl FnOnce()>) {
+        if let Some(Err(error)) = self.out.as_mut().map(Write::flush) {
+            self.lose(&error, on_lost);
+        }
+    }
+
+    /// Stops writing: quietly for a closed pipe (there is no one left to read, and
+    /// ripgrep ends quietly too), as a failure for anything else. Later records are
+    /// read and dropped so that no sender blocks.
+    fn lose(&mut self, error: &io::Error, on_lost: &mut Option<impl FnOnce()>) {
+        if let Some(out) = self.out.take() {
+            // The buffer's remains cannot be written either; forget them, not retry on drop.
+            let _ = out.into_parts();
+        }
+        self.end = Some(if error.kind() == io::ErrorKind::BrokenPipe {
+            StdoutEnd::Closed
+        } else {
+            StdoutEnd::Failed(error.to_string())
+        });
+        if let Some(notify) = on_lost.take() {
+            notify();
+        }
+    }
 }
 
 /// Hands a written buffer back, unless the pool is full or the buffer was a rare giant.
@@ -141,22 +211,5 @@ fn recycle(pool: &BufferPool, mut buffer: Vec<u8>) {
         && pool.len() < QUEUE
     {
         pool.push(buffer);
-    }
-}
-
-fn flush(stdout: Option<&mut BufWriter<io::StdoutLock<'static>>>) -> bool {
-    stdout.is_none_or(|out| out.flush().is_ok())
-}
-
-/// Any failed write to stdout is treated as a closed pipe: there is no one left to read,
-/// and ripgrep ends quietly in the same case. Later records are read and dropped so
-/// that no sender blocks.
-fn close_stdout(stdout: &mut Option<BufWriter<io::StdoutLock<'static>>>, on_closed: &mut Option<impl FnOnce()>) {
-    if let Some(out) = stdout.take() {
-        // The buffer's remains cannot be written either; forget them, not retry on drop.
-        let _ = out.into_parts();
-    }
-    if let Some(notify) = on_closed.take() {
-        notify();
     }
 }

@@ -1,0 +1,68 @@
+//! Reading files fanout does not control the content of (the token cache, the AWS
+//! config, the inventory cache) without trusting their size or kind: a symlink to
+//! `/dev/zero` or a multi-gigabyte file is refused with a clear error, not read into
+//! memory.
+
+use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadLimitError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("larger than the {} limit", human_size(*limit))]
+    TooLarge { limit: u64 },
+    #[error("not UTF-8 text")]
+    NotText,
+}
+
+/// Opens `path` if it is a regular file (after symlinks), for a bounded read.
+pub fn open_regular(path: &Path) -> Result<File, ReadLimitError> {
+    let file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(ReadLimitError::NotAFile);
+    }
+    Ok(file)
+}
+
+/// The whole of `path` as text, if it is a regular file of at most `limit` bytes.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadLimitError> {
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a file of exactly `limit` bytes from a larger one,
+    // even when the file grows while it is read.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadLimitError::TooLarge { limit });
+    }
+    String::from_utf8(bytes).map_err(|_| ReadLimitError::NotText)
+}
+
+/// `1 MiB`, `64 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_within_the_limit_and_refuses_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abcd").unwrap();
+        assert_eq!(read_bounded(&path, 4).unwrap(), "abcd");
+        assert!(matches!(read_bounded(&path, 3), Err(ReadLimitError::TooLarge { limit: 3 })));
+        assert!(matches!(read_bounded(dir.path(), 10), Err(ReadLimitError::NotAFile)));
+        assert!(matches!(read_bounded(Path::new("/dev/zero"), 10), Err(ReadLimitError::NotAFile)));
+        assert_eq!(human_size(1024 * 1024), "1 MiB");
+    }
+}
