@@ -34,12 +34,12 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
     let reply = state.handle(request.method().as_str(), request.uri().path(), &query, token).await;
     let mut response = Response::builder()
         .status(reply.status)
-        .header("content-type", "application/json")
+        .header("content-type", reply.body.content_type())
         .header("x-amzn-requestid", "fake-portal-request");
     if let Some(error_type) = reply.error_type {
         response = response.header("x-amzn-ErrorType", error_type);
     }
-    Ok(response.body(Full::new(Bytes::from(reply.body.to_string()))).expect("valid response"))
+    Ok(response.body(Full::new(Bytes::from(reply.body.into_bytes()))).expect("valid response"))
 }
 
 fn parse_query(query: &str) -> HashMap<String, String> {

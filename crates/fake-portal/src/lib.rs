@@ -9,7 +9,9 @@
 //!
 //! Faults are injected per account (a permanent 500, a number of 500s or 429s before
 //! success) or for the whole portal (latency per call, a token-bucket rate limit that
-//! answers 429 past its rate, as the real portal does under load).
+//! answers 429 past its rate, as the real portal does under load). A [`Misbehaviour`]
+//! makes the whole portal hostile in one way: a page token that never ends, a call that
+//! is never answered, an HTML login page instead of JSON, or 429 for everything.
 
 pub mod home;
 mod http;
@@ -75,6 +77,31 @@ pub fn generated_accounts(n: usize) -> Vec<Account> {
         .collect()
 }
 
+/// One way the whole portal misbehaves, for testing that a client gives up cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Misbehaviour {
+    /// `ListAccounts` and `ListAccountRoles` always answer the first page with the same
+    /// `nextToken` ([`LOOP_TOKEN`]), whatever token they are given: a client that does not
+    /// notice a repeated token pages forever.
+    LoopNextToken,
+    /// `ListAccounts` requests are read and never answered; the connection stays open.
+    Stall,
+    /// `GetRoleCredentials` requests are read and never answered.
+    StallCredentials,
+    /// `ListAccounts` answers 200 with an HTML sign-in page ([`HTML_PAGE`], an ESC byte
+    /// included), as a captive portal or login proxy would.
+    Html,
+    /// Every operation answers 429 `TooManyRequestsException` (counted in
+    /// [`Stats::throttled`]).
+    ThrottleForever,
+}
+
+/// The `nextToken` [`Misbehaviour::LoopNextToken`] always gives.
+pub const LOOP_TOKEN: &str = "again";
+
+/// The body [`Misbehaviour::Html`] serves as `text/html`; it holds an ESC byte.
+pub const HTML_PAGE: &str = "<html><head><title>Sign in</title></head><body>\x1b[31mproxy login</body></html>";
+
 /// What the portal serves and which faults it injects.
 #[derive(Clone, Debug)]
 pub struct PortalOptions {
@@ -99,6 +126,8 @@ pub struct PortalOptions {
     pub slow_credentials: HashMap<String, Duration>,
     /// Lifetime of minted credentials.
     pub credentials_ttl: Duration,
+    /// One way the whole portal misbehaves; `None` is a well-behaved portal.
+    pub misbehave: Option<Misbehaviour>,
 }
 
 impl Default for PortalOptions {
@@ -115,6 +144,7 @@ impl Default for PortalOptions {
             throttled_credentials: HashMap::new(),
             slow_credentials: HashMap::new(),
             credentials_ttl: Duration::from_hours(1),
+            misbehave: None,
         }
     }
 }
@@ -128,6 +158,8 @@ pub struct Stats {
     pub throttled: AtomicU64,
     pub unauthorized: AtomicU64,
     pub server_errors: AtomicU64,
+    /// Requests [`Misbehaviour::Stall`] or [`Misbehaviour::StallCredentials`] left unanswered.
+    pub stalled: AtomicU64,
     pub max_in_flight: AtomicU64,
     in_flight: AtomicU64,
 }
@@ -141,6 +173,7 @@ pub struct StatsSnapshot {
     pub throttled: u64,
     pub unauthorized: u64,
     pub server_errors: u64,
+    pub stalled: u64,
     pub max_in_flight: u64,
 }
 
@@ -158,6 +191,7 @@ impl StatsSnapshot {
             "throttled": self.throttled,
             "unauthorized": self.unauthorized,
             "server_errors": self.server_errors,
+            "stalled": self.stalled,
             "inflight_max": self.max_in_flight,
         })
     }
@@ -173,6 +207,7 @@ impl Stats {
             throttled: get(&self.throttled),
             unauthorized: get(&self.unauthorized),
             server_errors: get(&self.server_errors),
+            stalled: get(&self.stalled),
             max_in_flight: get(&self.max_in_flight),
         }
     }
@@ -208,20 +243,69 @@ pub struct State {
     pub stats: Stats,
 }
 
-/// An HTTP reply: status, `x-amzn-ErrorType` (for errors) and a JSON body.
+/// An HTTP reply: status, `x-amzn-ErrorType` (for errors) and a body.
+#[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
     pub error_type: Option<&'static str>,
-    pub body: Value,
+    pub body: Body,
+}
+
+/// A reply's body: JSON, as the portal speaks, or anything else with its content type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// Sent as `application/json`.
+    Json(Value),
+    /// Sent as it is, under `content_type`.
+    Raw { content_type: &'static str, bytes: Vec<u8> },
+}
+
+impl Body {
+    /// The content type the body is sent under.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Body::Json(_) => "application/json",
+            Body::Raw { content_type, .. } => content_type,
+        }
+    }
+
+    /// The bytes sent on the wire.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Body::Json(value) => value.to_string().into_bytes(),
+            Body::Raw { bytes, .. } => bytes,
+        }
+    }
 }
 
 impl Reply {
     fn ok(body: Value) -> Self {
-        Reply { status: 200, error_type: None, body }
+        Reply { status: 200, error_type: None, body: Body::Json(body) }
     }
 
     fn error(status: u16, error_type: &'static str, message: &str) -> Self {
-        Reply { status, error_type: Some(error_type), body: json!({ "message": message }) }
+        Reply { status, error_type: Some(error_type), body: Body::Json(json!({ "message": message })) }
+    }
+
+    fn raw(status: u16, content_type: &'static str, bytes: impl Into<Vec<u8>>) -> Self {
+        Reply { status, error_type: None, body: Body::Raw { content_type, bytes: bytes.into() } }
+    }
+
+    /// The JSON body, or `None` for a raw one.
+    pub fn json(&self) -> Option<&Value> {
+        match &self.body {
+            Body::Json(value) => Some(value),
+            Body::Raw { .. } => None,
+        }
+    }
+}
+
+/// Takes a request off the in-flight count when it ends, answered or dropped unanswered.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -244,6 +328,7 @@ impl State {
             return Reply::ok(self.stats.snapshot().to_json());
         }
         let in_flight = self.stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let _in_flight = InFlight(&self.stats.in_flight);
         self.stats.max_in_flight.fetch_max(in_flight, Ordering::Relaxed);
         let extra = query
             .get("account_id")
@@ -255,12 +340,27 @@ impl State {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        let reply = self.answer(method, path, query, token);
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        reply
+        let stalls = matches!(
+            (self.options.misbehave, method, path),
+            (Some(Misbehaviour::Stall), "GET", "/assignment/accounts")
+                | (Some(Misbehaviour::StallCredentials), "GET", "/federation/credentials")
+        );
+        if stalls {
+            self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+            std::future::pending::<()>().await;
+        }
+        self.answer(method, path, query, token)
     }
 
     fn answer(&self, method: &str, path: &str, query: &HashMap<String, String>, token: Option<&str>) -> Reply {
+        let operation = matches!(
+            (method, path),
+            ("GET", "/assignment/accounts" | "/assignment/roles" | "/federation/credentials") | ("POST", "/logout")
+        );
+        if operation && self.options.misbehave == Some(Misbehaviour::ThrottleForever) {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            return Reply::error(429, "TooManyRequestsException", "Rate exceeded");
+        }
         let counter = match (method, path) {
             ("GET", "/assignment/accounts") => &self.stats.list_accounts,
             ("GET", "/assignment/roles") => &self.stats.list_account_roles,
@@ -268,6 +368,10 @@ impl State {
             ("POST", "/logout") => return Reply::ok(json!({})),
             _ => return Reply::error(404, "ResourceNotFoundException", "no such operation"),
         };
+        if self.options.misbehave == Some(Misbehaviour::Html) && path == "/assignment/accounts" {
+            counter.fetch_add(1, Ordering::Relaxed);
+            return Reply::raw(200, "text/html", HTML_PAGE);
+        }
         if let Some(bucket) = &self.bucket
             && !bucket.lock().unwrap().take()
         {
@@ -342,11 +446,14 @@ impl State {
     }
 
     fn page(&self, items: &[Value], query: &HashMap<String, String>, key: &str) -> Reply {
-        let start: usize = query.get("next_token").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let looping = self.options.misbehave == Some(Misbehaviour::LoopNextToken);
+        let start: usize = if looping { 0 } else { query.get("next_token").and_then(|t| t.parse().ok()).unwrap_or(0) };
         let asked = query.get("max_result").and_then(|m| m.parse().ok()).unwrap_or(self.options.default_page_size);
         let end = (start + asked.min(self.options.page_size)).min(items.len());
         let mut body = json!({ key: items.get(start..end).unwrap_or_default() });
-        if end < items.len() {
+        if looping {
+            body["nextToken"] = json!(LOOP_TOKEN);
+        } else if end < items.len() {
             body["nextToken"] = json!(end.to_string());
         }
         Reply::ok(body)
@@ -412,3 +519,6 @@ impl Drop for FakePortal {
 }
 
 pub use http::serve;
+
+#[cfg(test)]
+mod tests;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use fake_portal::home::{HomeOptions, write_home};
-use fake_portal::{PortalOptions, State, generated_accounts};
+use fake_portal::{Misbehaviour, PortalOptions, State, generated_accounts};
 
 /// An emulated IAM Identity Center portal on 127.0.0.1.
 #[derive(Parser)]
@@ -40,6 +40,36 @@ struct Args {
     /// Also write a throwaway HOME here whose profile `corp` reaches this portal.
     #[arg(long)]
     home: Option<PathBuf>,
+    /// Make the whole portal misbehave in one way.
+    #[arg(long, value_enum)]
+    misbehave: Option<Misbehave>,
+}
+
+/// The command line's names for [`Misbehaviour`].
+#[derive(Clone, Copy, ValueEnum)]
+enum Misbehave {
+    /// ListAccounts and ListAccountRoles always answer the first page with the same nextToken.
+    LoopNextToken,
+    /// ListAccounts requests are never answered.
+    Stall,
+    /// GetRoleCredentials requests are never answered.
+    StallCredentials,
+    /// ListAccounts answers 200 with an HTML sign-in page.
+    Html,
+    /// Every operation answers 429 TooManyRequestsException.
+    ThrottleForever,
+}
+
+impl From<Misbehave> for Misbehaviour {
+    fn from(m: Misbehave) -> Self {
+        match m {
+            Misbehave::LoopNextToken => Misbehaviour::LoopNextToken,
+            Misbehave::Stall => Misbehaviour::Stall,
+            Misbehave::StallCredentials => Misbehaviour::StallCredentials,
+            Misbehave::Html => Misbehaviour::Html,
+            Misbehave::ThrottleForever => Misbehaviour::ThrottleForever,
+        }
+    }
 }
 
 #[tokio::main]
@@ -52,6 +82,7 @@ async fn main() -> std::io::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         rate_limit: (args.rps > 0.0).then_some(args.rps),
         failing_credentials: args.fail_creds.into_iter().collect::<HashSet<_>>(),
+        misbehave: args.misbehave.map(Misbehaviour::from),
         ..PortalOptions::default()
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
