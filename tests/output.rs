@@ -114,7 +114,7 @@ fn sigint_and_sigterm_are_forwarded_to_the_children() {
         assert_eq!(rest, format!("100000001111|got-{name}\n"));
         assert_eq!(output.status.code(), Some(code), "{name}");
         let stderr = stderr_of(&output);
-        assert!(stderr.contains("failed  100000001111 (team000-dev): exit code 7"), "{stderr}");
+        assert!(stderr.contains("interrupted  100000001111 (team000-dev): exit code 7"), "{stderr}");
     }
 }
 

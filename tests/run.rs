@@ -131,7 +131,7 @@ fn accounts_without_the_role_are_skipped_and_counted() {
         stderr.contains("3 accounts selected: 2 succeeded, 0 failed, 1 skipped (no role ReadOnly or ViewOnly)"),
         "{stderr}"
     );
-    assert!(stderr.contains("skipped 333333333333 (admin-only)"), "{stderr}");
+    assert!(stderr.contains("skipped      333333333333 (admin-only)"), "{stderr}");
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_failing_command_fails_its_account_only_with_exit_1() {
     assert_eq!(stdout_of(&output).lines().count(), 10);
     let stderr = stderr_of(&output);
     assert!(stderr.contains("1 failed"), "{stderr}");
-    assert!(stderr.contains("failed  100000001111 (team000-dev): exit code 3"), "{stderr}");
+    assert!(stderr.contains("failed       100000001111 (team000-dev) [exit]: exit code 3"), "{stderr}");
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn a_500_on_one_account_fails_that_account_only() {
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains(
-            "failed  100000002222 (team000-staging): GetRoleCredentials failed: InternalServerException (HTTP 500)"
+            "failed       100000002222 (team000-staging) [no-credentials]: GetRoleCredentials failed: InternalServerException (HTTP 500)"
         ),
         "{stderr}"
     );
