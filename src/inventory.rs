@@ -65,12 +65,17 @@ pub fn cache_path(cache_dir: &Path, login: &SsoLogin) -> PathBuf {
     cache_dir.join(format!("inventory-{digest:x}.jsonl"))
 }
 
-/// Whether `dir` may hold the cache: absent (it is then created 0700), or a directory
-/// of the user's that no one else can write to.
+/// Whether `dir` may hold the cache: a directory of the user's that no one else can
+/// write to, or, when it is yet to be created (0700), such a parent.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
     let metadata = match std::fs::symlink_metadata(dir) {
         Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match dir.parent().filter(|parent| parent.exists()) {
+                Some(parent) => check_dir(parent).map_err(|problem| format!("{}: {problem}", parent.display())),
+                None => Ok(()),
+            };
+        }
         Err(e) => return Err(e.to_string()),
     };
     if !metadata.is_dir() {

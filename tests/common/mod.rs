@@ -61,7 +61,13 @@ impl TestEnv {
 
     /// The same environment for a `std::process::Command` (signal and pipe tests).
     pub fn std_fanout(&self) -> std::process::Command {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("fanout"));
+        self.isolated(assert_cmd::cargo::cargo_bin("fanout"))
+    }
+
+    /// Any program in the isolated environment with the portal's endpoint, e.g. a shell
+    /// that sets a limit and then runs fanout.
+    pub fn isolated(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
         command.env_clear().envs(self.isolated_env()).env("AWS_ENDPOINT_URL_SSO", self.portal.url());
         command
     }
