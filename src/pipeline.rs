@@ -94,18 +94,21 @@ pub async fn run_everywhere(
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection);
+    let mut complete = false;
     match source {
         AccountSource::Cache(inventory) => {
             // The cache was checked whole when it was opened; a read failing now (the
             // file replaced meanwhile) ends the listing like a portal error would.
-            for entry in inventory.accounts() {
-                if run.stopper.is_stopping() {
-                    break;
-                }
-                match entry {
-                    Ok(entry) => tasks.add(selection, entry.account, entry.roles).await,
-                    Err(error) => {
+            let mut entries = inventory.accounts();
+            while !run.stopper.is_stopping() {
+                match entries.next() {
+                    Some(Ok(entry)) => tasks.add(selection, entry.account, entry.roles).await,
+                    Some(Err(error)) => {
                         tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
+                        break;
+                    }
+                    None => {
+                        complete = true;
                         break;
                     }
                 }
@@ -121,7 +124,11 @@ pub async fn run_everywhere(
                             tasks.add(selection, account, None).await;
                         }
                     }
-                    Ok(None) | Err(PortalError::Cancelled) => break,
+                    Ok(None) => {
+                        complete = true;
+                        break;
+                    }
+                    Err(PortalError::Cancelled) => break,
                     Err(error) if tasks.tally.selected == 0 => {
                         return Err(Error::from_portal(error, login.login_command()));
                     }
@@ -133,6 +140,7 @@ pub async fn run_everywhere(
             }
         }
     }
+    tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if !missing.is_empty() {
@@ -140,7 +148,7 @@ pub async fn run_everywhere(
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
     let AccountTasks { mut tally, mut plan_lines, writer, .. } = tasks.finish().await;
-    inventory::commit(writer.filter(|_| tally.listing_error.is_none()));
+    inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     if run.plan.dry_run {
         plan_lines.sort();

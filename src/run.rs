@@ -1,6 +1,7 @@
 //! The flow, stage by stage: login → token → portal → select → credentials → command
 //! → summary. Each stage lives in its own module; this one only wires them together.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ use crate::select::Selection;
 use crate::{exit_code, limits, token};
 
 /// How long a stopped run waits for a writer whose reader has stopped reading.
-const BLOCKED_WRITER_PATIENCE: Duration = Duration::from_secs(1);
+const BLOCKED_WRITER_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Runs what `config` asks and returns the exit code.
 pub async fn run(config: Config) -> Result<u8, Error> {
@@ -84,8 +85,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
     let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
     if tally.login_rejected {
-        summary
-            .push_str(&format!("fanout: the portal rejected the SSO token mid-run; run: {}\n", login.login_command()));
+        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
     }
     let summary_written = report::eprint_text(&summary);
     Ok(with_output_failures(tally.exit_code(stopper.received_signal()), &writer_end, summary_written))

@@ -83,6 +83,9 @@ pub struct Tally {
     pub login_rejected: bool,
     /// Why the account listing stopped early, after commands had started.
     pub listing_error: Option<String>,
+    /// A stop came before the listing was complete: accounts not listed yet are not
+    /// counted anywhere.
+    pub listing_stopped: bool,
     pub throttles: u64,
     pub portal_calls: u64,
 }
@@ -142,6 +145,9 @@ impl Tally {
         name_some(&mut text, "not started ", &self.not_started, verbose);
         if let Some(error) = &self.listing_error {
             let _ = writeln!(text, "  the account listing stopped early: {}", sanitize(error));
+        }
+        if self.listing_stopped {
+            let _ = writeln!(text, "  the run was stopped before the account listing was complete");
         }
         if verbose {
             for account in &self.no_role {

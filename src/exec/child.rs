@@ -3,7 +3,7 @@
 //! The child runs directly (no shell), with stdin closed, in its own process group, and
 //! with its environment from [`super::env`]. Both pipes are drained while it runs: a
 //! child blocked on a full pipe never exits. On Linux it also dies with fanout
-//! (`PR_SET_PDEATHSIG`), so even a SIGKILLed fanout leaves no child holding keys.
+//! (`PR_SET_PDEATHSIG`), so even a fanout killed by SIGKILL leaves no child holding keys.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
