@@ -82,7 +82,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_throttled_attempts: 10,
+            max_throttled_attempts: 30,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
             max_error_attempts: 3,

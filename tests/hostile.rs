@@ -306,3 +306,17 @@ fn bearer_tokens_and_other_credentials_are_not_inherited() {
     assert!(!stdout.contains("inherited") && !stdout.contains("AWS_CONTAINER"), "{stdout}");
     assert!(stdout.contains("AWS_ACCESS_KEY_ID=ASIA"), "{stdout}");
 }
+
+#[test]
+fn a_storm_of_errors_spends_the_shared_retry_budget_instead_of_retrying_every_call() {
+    let accounts = generated_accounts(150);
+    let failing = accounts.iter().map(|a| a.id.clone()).collect();
+    let env = TestEnv::new(PortalOptions { accounts, failing_credentials: failing, ..PortalOptions::default() });
+    let output = env.fanout().args(["--role", "ReadOnly", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("the retry budget is spent"), "{stderr}");
+    let calls = env.portal.stats().server_errors;
+    // 135 accounts have the role; each would be tried 3 times without the budget.
+    assert!(calls < 135 * 3, "{calls} calls: every one was retried to its own limit");
+}
