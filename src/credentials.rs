@@ -36,3 +36,23 @@ pub async fn fetch(portal: &Portal, account_id: &str, role: &str) -> Result<Cred
         expiration: DateTime::from_millis(creds.expiration()).fmt(DateTimeFormat::DateTime).unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_key() {
+        let credentials = Credentials {
+            access_key_id: SecretString::from("ASIAKEY"),
+            secret_access_key: SecretString::from("hunter2"),
+            session_token: SecretString::from("token"),
+            expiration: "2026-11-24T03:00:00Z".to_owned(),
+        };
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("REDACTED") && shown.contains("2026-11-24"), "{shown}");
+        for secret in ["ASIAKEY", "hunter2", "token\""] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

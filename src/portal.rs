@@ -45,6 +45,7 @@ const PAGE_SIZE: i32 = 100;
 pub const MAX_ACCOUNTS: usize = 100_000;
 pub const MAX_ACCOUNT_PAGES: usize = 10_000;
 pub const MAX_ROLES: usize = 1_000;
+pub const MAX_ROLE_PAGES: usize = 100;
 
 /// The shared retry quota, as botocore's standard retry mode keeps it: every retry
 /// spends from it, every success gives one back. A burst of errors across hundreds of
@@ -248,7 +249,7 @@ impl Portal {
         let mut roles: Vec<String> = Vec::new();
         let mut seen_tokens = HashSet::new();
         let mut next_token: Option<String> = None;
-        loop {
+        for _ in 0..MAX_ROLE_PAGES {
             let page = self
                 .call(OPERATION, || {
                     self.client
@@ -281,6 +282,7 @@ impl Portal {
                 None => return Ok(roles),
             }
         }
+        Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLE_PAGES, what: "pages" })
     }
 
     /// `GetRoleCredentials` for `role` in `account_id`.
