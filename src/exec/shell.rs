@@ -1230,4 +1230,105 @@ mod tests {
         assert_eq!(names(&["pwsh", "-Command", "c"]), [true, true, true]);
         assert_eq!(names(&["aws", "s3", "ls", "x"]), [true, false, false, false]);
     }
+
+    /// Scripts with the name in each context, and what each prints around the name.
+    const CONTEXTS: &[(&str, &str, &str)] = &[
+        ("printf '%s\\n' {N}", "", ""),
+        ("printf '%s\\n' '{N}'", "", ""),
+        ("printf '%s\\n' \"{N}\"", "", ""),
+        ("printf '%s\\n' \"$(printf '%s' {N})\"", "", ""),
+        ("printf '%s\\n' \"$(printf '%s' \"{N}\")\"", "", ""),
+        ("printf '%s\\n' x{N}y", "x", "y"),
+        ("printf '%s\\n' 'a'{N}\"b\"", "a", "b"),
+        ("printf '%s\\n' \"${X:-{N}}\"", "", ""),
+        ("printf '%s\\n' ${X:-{N}}", "", ""),
+        ("v={N}; printf '%s\\n' \"$v\"", "", ""),
+    ];
+
+    const NASTY: &[&str] = &[
+        "q$(touch pwned)",
+        "q`touch pwned`",
+        "'",
+        "\"",
+        "\\",
+        "$HOME",
+        "*",
+        "-n",
+        "a b",
+        "'; touch pwned; '",
+        "\"; touch pwned; \"",
+        "${X:-$(touch pwned)}",
+        "a[$(touch pwned)]",
+        "}",
+        "{",
+        "-e \\n",
+        "~",
+        "$((1+1))",
+    ];
+
+    /// Run `script` with `shell -c`, the name in `FANOUT_ACCOUNT_NAME`, in an empty
+    /// directory; return what it printed and whether it left anything in the directory.
+    fn run(shell: &str, script: &str, name: &str) -> (String, String, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(shell)
+            .args(["-c", script])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/nonexistent-home")
+            .env("FANOUT_ACCOUNT_NAME", name)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let touched = std::fs::read_dir(dir.path()).unwrap().next().is_some();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            touched,
+        )
+    }
+
+    fn shells() -> Vec<&'static str> {
+        let mut shells = vec!["sh"];
+        if std::process::Command::new("bash").args(["-c", "true"]).status().is_ok_and(|s| s.success()) {
+            shells.push("bash");
+        } else {
+            println!("bash not found: the scripts run under sh only");
+        }
+        shells
+    }
+
+    fn check_value(name: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        for shell in shells() {
+            for (text, before, after) in CONTEXTS {
+                let rewritten = script(text).unwrap();
+                let (stdout, stderr, touched) = run(shell, &rewritten, name);
+                proptest::prop_assert_eq!(
+                    &stdout,
+                    &format!("{before}{name}{after}\n"),
+                    "{} -c {:?}, stderr {:?}",
+                    shell,
+                    rewritten,
+                    stderr
+                );
+                proptest::prop_assert!(!touched, "{shell} -c {rewritten:?} with {name:?} wrote a file");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fixed_nasty_names_stay_data() {
+        for name in NASTY {
+            check_value(name).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(48))]
+
+        #[test]
+        fn any_printable_name_is_printed_exactly(name in "[\\x20-\\x7E]{1,50}") {
+            check_value(&name)?;
+        }
+    }
 }

@@ -253,4 +253,77 @@ mod tests {
         let command = CommandTemplate::parse(&argv).unwrap();
         assert_eq!(command.render(&VARS), ["./audit.sh", "111122223333", "a b"]);
     }
+
+    fn command(words: &[&str]) -> Result<CommandTemplate, TemplateError> {
+        CommandTemplate::parse(&words.iter().map(|&w| w.to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_shell_script_gets_references_not_values() {
+        let c =
+            command(&["sh", "-c", "echo {account_name} '{account_id}' \"{role}\" {region}", "{account_name}"]).unwrap();
+        let script = r#"echo "$FANOUT_ACCOUNT_NAME" ''"$FANOUT_ACCOUNT_ID"'' "${FANOUT_ROLE}" "$FANOUT_REGION""#;
+        // The arguments after the script are $0, $1…: data, substituted as before.
+        assert_eq!(c.render(&VARS), ["sh", "-c", script, "payments-dev"]);
+        let hostile = Vars { account_name: "q$(touch /tmp/p)", ..VARS };
+        assert_eq!(c.render(&hostile)[2], script, "the same script for every account");
+    }
+
+    #[test]
+    fn literal_braces_in_a_script_stay_literal() {
+        let c = command(&["bash", "-ec", "f() {{ echo {account_id}; }}; f; echo ${X:-y}"]).unwrap();
+        assert_eq!(c.render(&VARS)[2], r#"f() { echo "$FANOUT_ACCOUNT_ID"; }; f; echo ${X:-y}"#);
+    }
+
+    #[test]
+    fn unsafe_script_contexts_are_one_line_usage_errors() {
+        let err = command(&["sh", "-c", "echo `echo {account_name}`"]).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, TemplateError::ShellScript { index: 2, placeholder: "account_name", .. }), "{err:?}");
+        assert!(message.contains("backticks"), "{message}");
+        assert!(message.contains(r#"use "$FANOUT_ACCOUNT_NAME" in the script instead"#), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        let err = command(&["bash", "-c", "cat <<EOF\n{region}\nEOF"]).unwrap_err().to_string();
+        assert!(err.contains("{region}") && err.contains("heredoc") && err.contains("$FANOUT_REGION"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        for script in ["sh -c 'echo {account_name}'", "sudo sh -c 'echo {account_id}'", "eval {role}"] {
+            assert!(matches!(command(&["sh", "-c", script]), Err(TemplateError::ShellScript { .. })), "{script}");
+        }
+    }
+
+    #[test]
+    fn the_name_never_becomes_interpreter_code_or_the_program() {
+        for argv in [
+            &["python3", "-c", "print('{account_name}')"][..],
+            &["perl", "-lne", "print '{account_name}'"],
+            &["awk", "{ print \"{account_name}\" }"],
+            &["node", "-e", "console.log('{account_name}')"],
+            &["/no/{account_name}"],
+            &["{account_name}.sh"],
+            &["ssh", "host", "echo {account_name}"],
+            &["xargs", "echo", "{account_name}"],
+        ] {
+            let err = command(argv).unwrap_err();
+            assert!(matches!(err, TemplateError::AccountName { .. }), "{argv:?}: {err:?}");
+            assert!(!err.to_string().contains('\n'));
+        }
+        let err = command(&["python3", "-c", "print('{account_name}')"]).unwrap_err().to_string();
+        assert!(err.contains(r#"os.environ["FANOUT_ACCOUNT_NAME"]"#), "{err}");
+        // The other placeholders are validated to be safe as code, and stay verbatim.
+        let c = command(&["python3", "-c", "print('{account_id}', '{role}', '{region}')", "{account_name}"]).unwrap();
+        assert_eq!(
+            c.render(&VARS),
+            ["python3", "-c", "print('111122223333', 'ReadOnly', 'eu-west-1')", "payments-dev"]
+        );
+        let c = command(&["awk", "-v", "n={account_name}", "{ print n }"]).unwrap();
+        assert_eq!(c.render(&VARS)[2], "n=payments-dev");
+        assert!(command(&["{account_id}.sh"]).unwrap().program_has_placeholders());
+        assert!(command(&["aws", "s3", "ls", "s3://b/{account_name}/"]).is_ok());
+    }
+
+    #[test]
+    fn the_prefix_is_unchanged() {
+        let t = Template::parse("{account_name} $(x) `y`").unwrap();
+        assert_eq!(t.render(&VARS), "payments-dev $(x) `y`");
+    }
 }
