@@ -149,10 +149,12 @@ pub fn basename(word: &str) -> &str {
 }
 
 /// `python3.12` is `python3` and `python`, `lua5.4` is `lua`: every name to look up.
+/// (At most two digits go: `ed25519` is not `ed`.)
 fn names_of(word: &str) -> [&str; 3] {
     let base = basename(word);
     let no_minor = base.split_once('.').map_or(base, |(head, _)| head);
-    [base, no_minor, no_minor.trim_end_matches(|c: char| c.is_ascii_digit())]
+    let no_digits = no_minor.trim_end_matches(|c: char| c.is_ascii_digit());
+    [base, no_minor, if no_minor.len() - no_digits.len() <= 2 { no_digits } else { no_minor }]
 }
 
 fn is_one_of(word: &str, list: &[&str]) -> bool {
@@ -572,6 +574,7 @@ impl Lexer<'_> {
             self.lose("right after a backslash");
             return i + 1;
         }
+        self.word().raw.push('\\');
         match self.peek(i + 1) {
             Some('\n') | None => {}
             Some(c) => self.literal(c),
@@ -583,6 +586,7 @@ impl Lexer<'_> {
         let word = self.word();
         word.started = true;
         word.dynamic = true;
+        word.raw.push('`');
         self.frames.push(Frame::Backtick);
         i + 1
     }
@@ -599,6 +603,7 @@ impl Lexer<'_> {
         };
         let word = self.word();
         word.started = true;
+        word.raw.push('$');
         match c {
             '(' if self.peek(i + 2) == Some('(') => {
                 self.word().dynamic = true;
@@ -632,7 +637,7 @@ impl Lexer<'_> {
                 i + 1
             }
             _ => {
-                self.literal('$');
+                self.word().value.push('$');
                 i + 1
             }
         }
@@ -641,14 +646,12 @@ impl Lexer<'_> {
     fn code_char(&mut self, i: usize, c: char) -> usize {
         match c {
             '\\' => self.escape(i),
-            '\'' => {
-                self.word().started = true;
-                self.frames.push(Frame::Single);
-                i + 1
-            }
-            '"' => {
-                self.word().started = true;
-                self.frames.push(Frame::Double);
+            '\'' | '"' => {
+                let word = self.word();
+                word.started = true;
+                // Kept in `raw`: a quoted word is neither an assignment nor a reserved word.
+                word.raw.push(c);
+                self.frames.push(if c == '"' { Frame::Double } else { Frame::Single });
                 i + 1
             }
             '`' => self.backtick(i),
@@ -943,8 +946,11 @@ pub fn name_refusals(argv: &[String]) -> Vec<Option<NameRefusal>> {
     let base = basename(program);
     let busybox_sh = base == "busybox" && argv.get(1).is_some_and(|a| a == "sh");
     if busybox_sh || (base != "busybox" && SHELLS.contains(&base)) {
-        if script_index(argv).is_none() {
-            scan(argv, usize::from(busybox_sh) + 1, &POSIX_SHELL, base, &mut out);
+        // With -c, the script operand is rewritten rather than refused (see `rewrite`),
+        // but options such as --rcfile still choose code.
+        scan(argv, usize::from(busybox_sh) + 1, &POSIX_SHELL, base, &mut out);
+        if let Some(script) = script_index(argv) {
+            out[script] = None;
         }
         return out;
     }
@@ -1154,6 +1160,10 @@ mod tests {
         refused("echo $'a' {N}", "$'");
         refused("$CMD {N}", "run time");
         refused("mytool \"$x\" {N}", "after an expansion");
+        refused("'X'={N}", "command name");
+        refused("$X={N}", "command name");
+        refused("\\X={N}", "command name");
+        assert!(script("\"if\" {N}").is_ok(), "a quoted if is a command, not a reserved word");
     }
 
     #[test]
@@ -1222,7 +1232,8 @@ mod tests {
         assert_eq!(names(&["sed", "-e", "s/a/b/", "file"]), [true, true, true, false]);
         assert_eq!(names(&["bash", "script.sh", "arg"]), [true, true, false]);
         assert_eq!(names(&["bash", "-eo", "pipefail", "script.sh", "arg"]), [true, true, false, true, false]);
-        assert_eq!(names(&["sh", "-c", "script", "zero", "one"]), [true, false, false, false, false]);
+        assert_eq!(names(&["sh", "-c", "script", "zero", "one"]), [true, true, false, false, false]);
+        assert_eq!(names(&["bash", "--rcfile", "rc", "-c", "script"]), [true, true, true, true, false]);
         assert_eq!(names(&["sudo", "-u", "x", "id"]), [true, true, true, true]);
         assert_eq!(names(&["ssh", "host", "cmd"]), [true, true, true]);
         assert_eq!(names(&["busybox", "awk", "p"]), [true, true, true]);
@@ -1242,6 +1253,9 @@ mod tests {
         ("printf '%s\\n' 'a'{N}\"b\"", "a", "b"),
         ("printf '%s\\n' \"${X:-{N}}\"", "", ""),
         ("printf '%s\\n' ${X:-{N}}", "", ""),
+        ("printf '%s\\n' ${X:-'{N}'}", "", ""),
+        ("printf '%s\\n' \"${X:-$(printf '%s' {N})}\"", "", ""),
+        ("if true; then printf '%s\\n' {N}; fi # {N}", "", ""),
         ("v={N}; printf '%s\\n' \"$v\"", "", ""),
     ];
 
