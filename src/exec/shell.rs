@@ -1346,4 +1346,114 @@ mod tests {
             check_value(&name)?;
         }
     }
+
+    /// Pieces random scripts are made of: quoting, nesting, and the constructs refused.
+    const FRAGMENTS: &[&str] = &[
+        "{N}",
+        "{N}",
+        "{N}",
+        "echo ",
+        "printf '%s' ",
+        " ",
+        " ",
+        "'",
+        "\"",
+        "$(",
+        ")",
+        "(",
+        "`",
+        "$((",
+        "((",
+        "<<",
+        "<<<",
+        "${X:-",
+        "${X#",
+        "}",
+        "{ ",
+        "\\",
+        "#",
+        "\n",
+        ";",
+        "|",
+        "&&",
+        "x",
+        "=",
+        "X=",
+        "$X",
+        "$",
+        "sh -c ",
+        "eval ",
+        "a[",
+        "]",
+        "case x in ",
+        "x) ",
+        ";; esac",
+        "if true; then ",
+        "; fi",
+        "[[ ",
+        " ]]",
+        "$'",
+        "cat ",
+        ">",
+        "f() ",
+        "export ",
+        "for i in 1; do ",
+        "; done",
+        "true ",
+        "!",
+        "-",
+    ];
+
+    const INJECTIONS: &[&str] = &[
+        "$(touch pwned)",
+        "`touch pwned`",
+        "';touch pwned;'",
+        "\";touch pwned;\"",
+        "a[$(touch pwned)]",
+        "'\";touch pwned;#$(touch pwned)`touch pwned`${X:-$(touch pwned)}",
+        "touch pwned",
+        "x;touch pwned",
+        ")&touch pwned&(",
+        "}&touch pwned&{",
+    ];
+
+    /// Every script the rewrite accepts, whatever it is, runs the name as data in real
+    /// shells: no `touch pwned` ever happens.
+    fn accepted_scripts_never_run_the_name(fragments: &[usize]) -> Result<(), proptest::test_runner::TestCaseError> {
+        // After a command name, so that fewer scripts are refused for the name's position.
+        let text: String = std::iter::once("echo ").chain(fragments.iter().map(|&i| FRAGMENTS[i])).collect();
+        let Ok(rewritten) = script(&text) else { return Ok(()) };
+        for shell in shells() {
+            for name in INJECTIONS {
+                let dir = tempfile::tempdir().unwrap();
+                let output = std::process::Command::new("timeout")
+                    .args(["5", shell, "-c", &rewritten])
+                    .env_clear()
+                    .env("PATH", "/usr/bin:/bin")
+                    .env("FANOUT_ACCOUNT_NAME", name)
+                    .current_dir(dir.path())
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+                proptest::prop_assert!(
+                    !dir.path().join("pwned").exists(),
+                    "{shell} -c {rewritten:?} (from {text:?}) ran {name:?}: {output:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(
+            std::env::var("FANOUT_SHELL_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)
+        ))]
+
+        #[test]
+        fn random_accepted_scripts_keep_the_name_data(
+            fragments in proptest::collection::vec(0..FRAGMENTS.len(), 1..14)
+        ) {
+            accepted_scripts_never_run_the_name(&fragments)?;
+        }
+    }
 }
