@@ -942,7 +942,10 @@ pub fn name_refusals(argv: &[String]) -> Vec<Option<NameRefusal>> {
     let mut out = vec![None; argv.len()];
     let Some(program) = argv.first() else { return out };
     let refuse = |why: &str, instead: &'static str| Some(NameRefusal { why: why.to_owned(), instead });
-    out[0] = refuse("the program to run, which the name would choose", "pass it as an argument");
+    out[0] = refuse(
+        "the program to run, which the name would choose",
+        "FANOUT_ACCOUNT_NAME, in a program whose path is fixed",
+    );
     let base = basename(program);
     let busybox_sh = base == "busybox" && argv.get(1).is_some_and(|a| a == "sh");
     if busybox_sh || (base != "busybox" && SHELLS.contains(&base)) {
@@ -967,10 +970,8 @@ pub fn name_refusals(argv: &[String]) -> Vec<Option<NameRefusal>> {
     };
     if let Some(what) = whole {
         for slot in out.iter_mut().skip(1) {
-            *slot = refuse(
-                &format!("an argument of {base}, which {what}"),
-                "read FANOUT_ACCOUNT_NAME from the environment",
-            );
+            *slot =
+                refuse(&format!("an argument of {base}, which {what}"), "FANOUT_ACCOUNT_NAME, in the command it runs");
         }
     }
     out
