@@ -129,7 +129,48 @@ pub const HANDOFF: &[&str] = &[
 ];
 
 /// Declaration builtins: a placeholder may only be the value of a `NAME=` word there.
-const DECLARATIONS: &[&str] = &["declare", "typeset", "local", "export", "readonly"];
+const DECLARATIONS: &[&str] = &["declare", "typeset", "local", "export", "readonly", "integer", "nameref"];
+
+/// Variables whose value is run, sourced, or searched for programs or libraries: the
+/// name may not be assigned to them (`PS4='$(…)'` runs under `set -x`).
+const CODE_VARIABLES: &[&str] = &[
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "PROMPT_COMMAND",
+    "ENV",
+    "PATH",
+    "IFS",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "HOME",
+    "TMPDIR",
+    "PAGER",
+    "EDITOR",
+    "VISUAL",
+    "MANPAGER",
+    "BROWSER",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+    "ZDOTDIR",
+    "FPATH",
+    "GCONV_PATH",
+    "LOCPATH",
+    "NLSPATH",
+    "HISTFILE",
+    "TERMINFO",
+    "PROMPT",
+    "RPROMPT",
+    "MAILPATH",
+    "MAIL",
+];
+
+/// Families of such variables: `LD_PRELOAD`, `GIT_SSH_COMMAND`, `PYTHONSTARTUP`, `AWS_CONFIG_FILE`…
+const CODE_VARIABLE_PREFIXES: &[&str] =
+    &["LD_", "DYLD_", "GIT_", "BASH_", "PYTHON", "PERL", "RUBY", "NODE_", "AWS_", "LESS", "XDG_", "KUBE", "DOCKER_"];
 
 /// Commands known not to run their arguments: an earlier word whose value is only known
 /// at run time (`"$x"`, `$(…)`) is fine after these, and refused after anything else.
@@ -232,9 +273,14 @@ struct Word {
 impl Word {
     /// `NAME=` or `NAME+=` at the start, unquoted: an assignment, not a command.
     fn is_assignment(&self) -> bool {
-        let Some(eq) = self.raw.find('=') else { return false };
+        self.assigned().is_some()
+    }
+
+    /// The variable an assignment word assigns to, if it is one.
+    fn assigned(&self) -> Option<&str> {
+        let eq = self.raw.find('=')?;
         let name = self.raw[..eq].strip_suffix('+').unwrap_or(&self.raw[..eq]);
-        is_name(name)
+        is_name(name).then_some(name)
     }
 
     /// `NAME[`: an array element, whose subscript bash evaluates as arithmetic.
@@ -257,8 +303,10 @@ struct Code {
     words: Vec<Word>,
     word: Word,
     redirect_pending: bool,
-    /// A `case` seen inside `(…)`: its patterns' `)` would end the parentheses early here.
-    saw_case: bool,
+    /// Why the lexer cannot follow what comes after this command: a `case` inside `(…)`
+    /// (its patterns' `)` would end the parentheses early here), or a variable declared to
+    /// evaluate what is assigned to it (`declare -i`, `-n`).
+    lost: Option<&'static str>,
 }
 
 impl Code {
@@ -272,7 +320,11 @@ impl Code {
         }
         let command_started = self.words.iter().any(|w| !w.is_assignment());
         if self.nested && word.raw == "case" {
-            self.saw_case = true;
+            self.lost.get_or_insert("after a case statement inside (…), whose patterns' ) this lexer does not follow");
+        }
+        let declaring = self.command_words().next().is_some_and(|c| is_one_of(&c.value, DECLARATIONS));
+        if declaring && word.raw.starts_with(['-', '+']) && word.raw.contains(['i', 'n']) {
+            self.lost.get_or_insert("after declare -i or -n, whose variables evaluate what is assigned to them");
         }
         if !command_started && !word.dynamic && RESERVED.contains(&word.raw.as_str()) {
             return;
@@ -295,6 +347,11 @@ impl Code {
     /// outer command (`innermost` false) the placeholder is inside `$(…)` or `(…)`, which is
     /// part of the current word only when that word has started.
     fn check(&self, innermost: bool) -> Option<String> {
+        if let Some(name) = self.word.assigned()
+            && (CODE_VARIABLES.contains(&name) || CODE_VARIABLE_PREFIXES.iter().any(|p| name.starts_with(p)))
+        {
+            return Some(format!("assigned to {name}, whose value a shell or program may run"));
+        }
         let Some(command) = self.command_words().next() else {
             if self.redirect_pending || !(innermost || self.word.started) {
                 return None;
@@ -427,7 +484,8 @@ impl Lexer<'_> {
     }
 
     fn placeholder(&mut self, var: &str) -> Result<String, String> {
-        if let Some(why) = self.lost {
+        let lost_in_code = self.frames.iter().find_map(|f| if let Frame::Code(c) = f { c.lost } else { None });
+        if let Some(why) = self.lost.or(lost_in_code) {
             return Err(why.to_owned());
         }
         let replacement = match self.frames.last().expect("never empty") {
@@ -668,8 +726,8 @@ impl Lexer<'_> {
             ')' => {
                 let code = self.code();
                 code.end_command();
-                if code.saw_case {
-                    self.lose("after a case statement inside (…), whose patterns' ) this lexer does not follow");
+                if let Some(why) = code.lost {
+                    self.lose(why);
                 }
                 if self.code().nested {
                     self.frames.pop();
@@ -1162,6 +1220,12 @@ mod tests {
         refused("$CMD {N}", "run time");
         refused("mytool \"$x\" {N}", "after an expansion");
         refused("'X'={N}", "command name");
+        refused("PS4={N}; set -x; true", "PS4");
+        refused("export LD_PRELOAD={N}", "LD_PRELOAD");
+        refused("GIT_SSH_COMMAND={N} git fetch", "GIT_SSH_COMMAND");
+        refused("declare -i n; n={N}", "declare -i");
+        refused("local -n r={N}", "declare -i or -n");
+        refused("f() { local -i n; n={N}; }", "declare -i");
         refused("$X={N}", "command name");
         refused("\\X={N}", "command name");
         assert!(script("\"if\" {N}").is_ok(), "a quoted if is a command, not a reserved word");
