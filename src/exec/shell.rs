@@ -18,6 +18,16 @@
 //! placeholder is refused rather than guessed, and so is anything this small lexer is
 //! unsure of. The lexer follows POSIX sh quoting; bash's extras are treated
 //! conservatively.
+//!
+//! The guarantee is about the placeholder itself: it is one word of data where it stands.
+//! What the script then does with the variable (`eval "$FANOUT_ACCOUNT_NAME"`, piping it
+//! into `sh`, a function that evals its argument) is the script's own doing, as it would be
+//! had the script read the variable itself.
+//!
+//! Outside a script, [`name_refusals`] keeps `{account_name}` out of the program path and
+//! out of arguments an interpreter reads as code (`python -c`, `perl -e`, an awk program…);
+//! the other placeholders are validated elsewhere to hold nothing a shell or an interpreter
+//! would act on, and stay verbatim there.
 
 /// POSIX-style shells whose `-c` script this module can rewrite.
 pub const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "busybox"];
