@@ -1477,6 +1477,15 @@ mod tests {
         "true ",
         "!",
         "-",
+        "PS4=",
+        "set -x; ",
+        "declare -i n; ",
+        "n=",
+        "$(eval ",
+        " 2>&1 ",
+        "\\\n",
+        "${X:-'",
+        "\"${X:-",
     ];
 
     const INJECTIONS: &[&str] = &[
