@@ -2,5 +2,6 @@
 
 pub mod child;
 pub mod env;
+pub mod shell;
 pub mod stop;
 pub mod template;

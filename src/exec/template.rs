@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::shell;
+
 /// The values one account gives the placeholders.
 #[derive(Clone, Copy, Debug)]
 pub struct Vars<'a> {
@@ -27,6 +29,22 @@ const PLACEHOLDERS: [(&str, Placeholder); 4] = [
     ("region", Placeholder::Region),
 ];
 
+impl Placeholder {
+    fn name(self) -> &'static str {
+        PLACEHOLDERS.iter().find(|(_, p)| *p == self).map_or("", |(name, _)| name)
+    }
+
+    /// The variable every child gets holding the same value (see `env.rs`).
+    fn env_var(self) -> &'static str {
+        match self {
+            Placeholder::AccountId => "FANOUT_ACCOUNT_ID",
+            Placeholder::AccountName => "FANOUT_ACCOUNT_NAME",
+            Placeholder::Role => "FANOUT_ROLE",
+            Placeholder::Region => "FANOUT_REGION",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
     Text(String),
@@ -43,6 +61,14 @@ pub enum TemplateError {
         "unknown placeholder {{{name}}} in {text:?} (known: {{account_id}}, {{account_name}}, {{role}}, {{region}}; write {{{{ for a literal brace)"
     )]
     Unknown { name: String, text: String },
+    #[error(
+        "refusing {{{placeholder}}} in argument {index} of the command ({arg:?}): {context}; no substitution is safe there, so use \"${var}\" in the script instead"
+    )]
+    ShellScript { placeholder: &'static str, index: usize, arg: String, context: String, var: &'static str },
+    #[error(
+        "refusing {{account_name}} in argument {index} of the command ({arg:?}): it would be {why}, and an account's name must not become code or choose a program; read the name from the environment instead ({instead})"
+    )]
+    AccountName { index: usize, arg: String, why: String, instead: &'static str },
 }
 
 /// `Some((name, rest))` when `text` starts with `{name}`.
@@ -88,6 +114,39 @@ impl Template {
         Ok(Template(pieces))
     }
 
+    fn has(&self, placeholder: Placeholder) -> bool {
+        self.0.contains(&Piece::Var(placeholder))
+    }
+
+    /// This argument as a shell script: each placeholder becomes a reference to the
+    /// variable holding its value, so the script is the same plain text for every account.
+    fn into_script(self, index: usize, arg: &str) -> Result<Self, TemplateError> {
+        let parts: Vec<_> = self
+            .0
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => shell::Part::Text(text),
+                Piece::Var(placeholder) => shell::Part::Var(placeholder.env_var()),
+            })
+            .collect();
+        match shell::rewrite(&parts) {
+            Ok(script) if script.is_empty() => Ok(Template(Vec::new())),
+            Ok(script) => Ok(Template(vec![Piece::Text(script)])),
+            Err(refusal) => {
+                let Some(Piece::Var(placeholder)) = self.0.get(refusal.part) else {
+                    unreachable!("a refusal names a placeholder")
+                };
+                Err(TemplateError::ShellScript {
+                    placeholder: placeholder.name(),
+                    index,
+                    arg: arg.to_owned(),
+                    context: refusal.context,
+                    var: placeholder.env_var(),
+                })
+            }
+        }
+    }
+
     pub fn render(&self, vars: &Vars<'_>) -> String {
         let mut out = String::new();
         for piece in &self.0 {
@@ -108,8 +167,32 @@ impl Template {
 pub struct CommandTemplate(Vec<Template>);
 
 impl CommandTemplate {
+    /// Each argument parsed as a [`Template`]; then a shell's `-c` script has its
+    /// placeholders rewritten into variable references (see `shell.rs`), and
+    /// `{account_name}` is refused where it could become code or choose the program.
     pub fn parse(argv: &[String]) -> Result<Self, TemplateError> {
-        argv.iter().map(|arg| Template::parse(arg)).collect::<Result<_, _>>().map(CommandTemplate)
+        let templates = argv.iter().map(|arg| Template::parse(arg)).collect::<Result<Vec<_>, _>>()?;
+        let script = shell::script_index(argv);
+        let refusals = shell::name_refusals(argv);
+        let mut command = Vec::with_capacity(templates.len());
+        for (index, (template, arg)) in templates.into_iter().zip(argv).enumerate() {
+            if Some(index) == script {
+                command.push(template.into_script(index, arg)?);
+                continue;
+            }
+            if let Some(Some(refusal)) = refusals.get(index)
+                && template.has(Placeholder::AccountName)
+            {
+                return Err(TemplateError::AccountName {
+                    index,
+                    arg: arg.clone(),
+                    why: refusal.why.clone(),
+                    instead: refusal.instead,
+                });
+            }
+            command.push(template);
+        }
+        Ok(CommandTemplate(command))
     }
 
     /// Whether the program itself (not just its arguments) depends on the account.
@@ -169,5 +252,78 @@ mod tests {
         let argv = ["./audit.sh".to_owned(), "{account_id}".to_owned(), "a b".to_owned()];
         let command = CommandTemplate::parse(&argv).unwrap();
         assert_eq!(command.render(&VARS), ["./audit.sh", "111122223333", "a b"]);
+    }
+
+    fn command(words: &[&str]) -> Result<CommandTemplate, TemplateError> {
+        CommandTemplate::parse(&words.iter().map(|&w| w.to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_shell_script_gets_references_not_values() {
+        let c =
+            command(&["sh", "-c", "echo {account_name} '{account_id}' \"{role}\" {region}", "{account_name}"]).unwrap();
+        let script = r#"echo "$FANOUT_ACCOUNT_NAME" ''"$FANOUT_ACCOUNT_ID"'' "${FANOUT_ROLE}" "$FANOUT_REGION""#;
+        // The arguments after the script are $0, $1…: data, substituted as before.
+        assert_eq!(c.render(&VARS), ["sh", "-c", script, "payments-dev"]);
+        let hostile = Vars { account_name: "q$(touch /tmp/p)", ..VARS };
+        assert_eq!(c.render(&hostile)[2], script, "the same script for every account");
+    }
+
+    #[test]
+    fn literal_braces_in_a_script_stay_literal() {
+        let c = command(&["bash", "-ec", "f() {{ echo {account_id}; }}; f; echo ${X:-y}"]).unwrap();
+        assert_eq!(c.render(&VARS)[2], r#"f() { echo "$FANOUT_ACCOUNT_ID"; }; f; echo ${X:-y}"#);
+    }
+
+    #[test]
+    fn unsafe_script_contexts_are_one_line_usage_errors() {
+        let err = command(&["sh", "-c", "echo `echo {account_name}`"]).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, TemplateError::ShellScript { index: 2, placeholder: "account_name", .. }), "{err:?}");
+        assert!(message.contains("backticks"), "{message}");
+        assert!(message.contains(r#"use "$FANOUT_ACCOUNT_NAME" in the script instead"#), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        let err = command(&["bash", "-c", "cat <<EOF\n{region}\nEOF"]).unwrap_err().to_string();
+        assert!(err.contains("{region}") && err.contains("heredoc") && err.contains("$FANOUT_REGION"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        for script in ["sh -c 'echo {account_name}'", "sudo sh -c 'echo {account_id}'", "eval {role}"] {
+            assert!(matches!(command(&["sh", "-c", script]), Err(TemplateError::ShellScript { .. })), "{script}");
+        }
+    }
+
+    #[test]
+    fn the_name_never_becomes_interpreter_code_or_the_program() {
+        for argv in [
+            &["python3", "-c", "print('{account_name}')"][..],
+            &["perl", "-lne", "print '{account_name}'"],
+            &["awk", "{ print \"{account_name}\" }"],
+            &["node", "-e", "console.log('{account_name}')"],
+            &["/no/{account_name}"],
+            &["{account_name}.sh"],
+            &["ssh", "host", "echo {account_name}"],
+            &["xargs", "echo", "{account_name}"],
+        ] {
+            let err = command(argv).unwrap_err();
+            assert!(matches!(err, TemplateError::AccountName { .. }), "{argv:?}: {err:?}");
+            assert!(!err.to_string().contains('\n'));
+        }
+        let err = command(&["python3", "-c", "print('{account_name}')"]).unwrap_err().to_string();
+        assert!(err.contains(r#"os.environ["FANOUT_ACCOUNT_NAME"]"#), "{err}");
+        // The other placeholders are validated to be safe as code, and stay verbatim.
+        let c = command(&["python3", "-c", "print('{account_id}', '{role}', '{region}')", "{account_name}"]).unwrap();
+        assert_eq!(
+            c.render(&VARS),
+            ["python3", "-c", "print('111122223333', 'ReadOnly', 'eu-west-1')", "payments-dev"]
+        );
+        let c = command(&["awk", "-v", "n={account_name}", "{ print n }"]).unwrap();
+        assert_eq!(c.render(&VARS)[2], "n=payments-dev");
+        assert!(command(&["{account_id}.sh"]).unwrap().program_has_placeholders());
+        assert!(command(&["aws", "s3", "ls", "s3://b/{account_name}/"]).is_ok());
+    }
+
+    #[test]
+    fn the_prefix_is_unchanged() {
+        let t = Template::parse("{account_name} $(x) `y`").unwrap();
+        assert_eq!(t.render(&VARS), "payments-dev $(x) `y`");
     }
 }
