@@ -263,7 +263,7 @@ mod tests {
             config(&["--role", "R", "--dry-run", "--", "./not/here.sh"]).is_ok(),
             "a dry run may plan a future script"
         );
-        assert!(config(&["--role", "R", "--", "{account_name}.sh"]).is_ok(), "known per account only");
+        assert!(config(&["--role", "R", "--", "{account_id}.sh"]).is_ok(), "known per account only");
         assert!(config(&["--role", "R", "--", "sh", "-c", "true"]).is_ok());
     }
 

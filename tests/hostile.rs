@@ -320,3 +320,77 @@ fn a_storm_of_errors_spends_the_shared_retry_budget_instead_of_retrying_every_ca
     // 135 accounts have the role; each would be tried 3 times without the budget.
     assert!(calls < 135 * 3, "{calls} calls: every one was retried to its own limit");
 }
+
+#[test]
+fn no_account_name_runs_as_code_in_any_quoting_context() {
+    let env_dir = tempfile::tempdir().unwrap();
+    let marker = env_dir.path().join("pwned");
+    let m = marker.display();
+    let names = [
+        format!("q$(touch {m})"),
+        format!("q`touch {m}`"),
+        format!("it's'; touch {m}; echo '"),
+        format!("say \"hi\"; touch {m}; echo \""),
+        format!("${{IFS}}$(touch {m})\\"),
+        "-n".to_owned(),
+    ];
+    let accounts: Vec<Account> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Account::new(&format!("{:012}", 111_111_111_111u64 + i as u64), name, &["ReadOnly"]))
+        .collect();
+    let env = TestEnv::new(portal_with(accounts));
+    for script in [
+        "printf '%s\\n' {account_name}",
+        "printf '%s\\n' '{account_name}'",
+        "printf '%s\\n' \"{account_name}\"",
+        "printf '%s\\n' \"$(printf '%s' {account_name})\"",
+        "printf '%s\\n' x{account_name}y",
+    ] {
+        for shell in ["sh", "bash"] {
+            let output =
+                env.fanout().args(["--role", "ReadOnly", "-j", "1", "--", shell, "-ec", script]).output().unwrap();
+            assert!(output.status.success(), "{shell} {script}: {}", stderr_of(&output));
+            let printed: Vec<String> =
+                stdout_of(&output).lines().map(|line| line.split_once('|').unwrap().1.to_owned()).collect();
+            let expected: Vec<String> = names
+                .iter()
+                .map(|name| if script.contains("x{") { format!("x{name}y") } else { name.clone() })
+                .collect();
+            assert_eq!(sorted(printed), sorted(expected), "{shell} {script}");
+            assert!(!marker.exists(), "{shell} {script}: a name ran as code");
+        }
+    }
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_name_where_no_quoting_is_safe_is_refused_before_anything_runs() {
+    let env = TestEnv::new(PortalOptions::default());
+    for command in [
+        &["sh", "-c", "sh -c 'echo {account_name}'"][..],
+        &["bash", "-c", "eval echo {account_name}"][..],
+        &["sh", "-c", "cat <<EOF\n{account_name}\nEOF"][..],
+        &["python3", "-c", "print('{account_name}')"][..],
+        &["{account_name}.sh"][..],
+    ] {
+        let output = env.fanout().args(["--role", "ReadOnly", "--"]).args(command).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {}", stderr_of(&output));
+        assert!(stderr_of(&output).contains("FANOUT_ACCOUNT_NAME"), "{command:?}: {}", stderr_of(&output));
+        assert_eq!(env.portal.stats().get_role_credentials, 0);
+    }
+    // Ids are checked to be digits: they stay allowed in interpreter code.
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--match", "team000-dev", "--", "python3", "-c", "print({account_id} + 1)"])
+        .output()
+        .unwrap();
+    if output.status.code() != Some(2) || !stderr_of(&output).contains("not found") {
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        assert_eq!(stdout_of(&output), "100000001111|100000001112\n");
+    }
+}

@@ -182,10 +182,10 @@ fn a_missing_program_is_a_usage_error_before_any_credentials() {
 fn a_command_that_cannot_start_is_a_failure_not_a_crash() {
     let env = TestEnv::new(PortalOptions::default());
     // The program depends on the account, so only its run can find it missing.
-    let args = ["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/{account_name}"];
+    let args = ["--role", "ReadOnly", "--match", "team000-dev", "--", "/no/{account_id}"];
     let output = env.fanout().args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr_of(&output).contains("cannot run /no/team000-dev: No such file"), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("cannot run /no/100000001111: No such file"), "{}", stderr_of(&output));
 }
 
 #[test]
