@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::shell;
+use super::{interpreters, shell};
 
 /// The values one account gives the placeholders.
 #[derive(Clone, Copy, Debug)]
@@ -173,7 +173,7 @@ impl CommandTemplate {
     pub fn parse(argv: &[String]) -> Result<Self, TemplateError> {
         let templates = argv.iter().map(|arg| Template::parse(arg)).collect::<Result<Vec<_>, _>>()?;
         let script = shell::script_index(argv);
-        let refusals = shell::name_refusals(argv);
+        let refusals = interpreters::name_refusals(argv);
         let mut command = Vec::with_capacity(templates.len());
         for (index, (template, arg)) in templates.into_iter().zip(argv).enumerate() {
             if Some(index) == script {
