@@ -64,7 +64,11 @@ pub struct Cli {
     /// The command to run in each account, after `--`. It runs directly, not through a
     /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
     /// {account_name}, {role} and {region}; any other {word} is an error, other braces
-    /// are literal, and `{{` and `}}` are literal braces.
+    /// are literal, and `{{` and `}}` are literal braces. In the script of `sh -c` (bash,
+    /// dash, zsh, ksh, mksh, busybox sh) a placeholder becomes a reference to its
+    /// variable ({account_name} → "$FANOUT_ACCOUNT_NAME"), so no account name can run as
+    /// code; where no form is safe (a heredoc, eval, a nested sh -c, python3 -c, the
+    /// program itself) it is refused with exit 2.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
