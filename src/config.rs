@@ -106,6 +106,8 @@ pub enum ConfigError {
     MissingCommand,
     #[error("an empty role name in --role")]
     EmptyRole,
+    #[error("invalid role {0:?} in --role: an IAM role name is 1-64 of letters, digits and +=,.@_-")]
+    BadRole(String),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -170,6 +172,10 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
     }
     if cli.run.role.iter().any(|r| r.trim().is_empty()) {
         return Err(ConfigError::EmptyRole);
+    }
+    // A role is a placeholder's value too, allowed where a name is not: it must be one.
+    if let Some(role) = cli.run.role.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
+        return Err(ConfigError::BadRole(role.clone()));
     }
     if cli.command.is_empty() {
         return Err(ConfigError::MissingCommand);
@@ -252,6 +258,7 @@ mod tests {
             panic!("expected a run")
         };
         assert_eq!(plan.roles, ["A", "B"]);
+        assert!(matches!(config(&["--role", "A,x$(id)", "--", "true"]), Err(ConfigError::BadRole(_))));
         assert_eq!(plan.concurrency, 3);
     }
 

@@ -127,9 +127,10 @@ fn a_stop_during_endless_throttling_ends_at_once() {
         wait_until("a few 429s", || env.portal.stats().throttled >= 3);
         let sent = Instant::now();
         run.signal(signal);
-        let (exit, stderr, took, _) = run.wait(sent);
+        let (exit, stderr, took, mark) = run.wait(sent);
         assert_eq!(exit, Some(code), "signal {signal}: {stderr}");
         assert!(took < Duration::from_secs(1), "signal {signal} took {took:?}");
+        assert_none_left(&mark);
     }
 }
 
