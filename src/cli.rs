@@ -185,4 +185,25 @@ pub struct RunArgs {
     /// credentials are fetched and nothing is run.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Run the command in the first N selected accounts first, wait for them, and stop
+    /// before touching any other account (not even fetching its credentials) if one of
+    /// them failed. Try a write on a few accounts before all of them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub canary: Option<u32>,
+
+    /// The canary accounts, by id or name, instead of the first N (--canary-accounts
+    /// sandbox-1,111122223333).
+    #[arg(long, value_delimiter = ',', value_name = "ID|NAME,...", conflicts_with = "canary")]
+    pub canary_accounts: Vec<String>,
+
+    /// Stop starting accounts once N have failed, or N% of those selected (--max-failures
+    /// 5, --max-failures 2%); commands already running finish. The summary counts the
+    /// accounts never started.
+    #[arg(long, value_name = "N|N%")]
+    pub max_failures: Option<String>,
+
+    /// Stop starting accounts at the first failure (--max-failures 1).
+    #[arg(long, conflicts_with = "max_failures")]
+    pub fail_fast: bool,
 }

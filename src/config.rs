@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, OutputFormat, Subcommands};
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
+use crate::gate::{FailureLimit, FailureLimitError};
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
@@ -94,6 +95,19 @@ pub struct RunPlan {
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
     pub region: Option<String>,
     pub dry_run: bool,
+    /// `--canary` or `--canary-accounts`.
+    pub canary: Option<Canary>,
+    /// `--max-failures`, `--fail-fast`.
+    pub max_failures: Option<FailureLimit>,
+}
+
+/// Which accounts run first, alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Canary {
+    /// The first N selected.
+    First(usize),
+    /// These ids or names.
+    Accounts(HashSet<String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +136,8 @@ pub enum ConfigError {
     NoHome,
     #[error(transparent)]
     Shard(#[from] ShardError),
+    #[error(transparent)]
+    FailureLimit(#[from] FailureLimitError),
     #[error("--portal-rps must be a positive number of requests a second")]
     BadRate,
     #[error("invalid region {0:?}: a region is lowercase letters, digits and '-', e.g. --region eu-west-1")]
@@ -198,7 +214,22 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
         concurrency: cli.run.concurrency as usize,
         region: cli.run.region.clone(),
         dry_run: cli.run.dry_run,
+        canary: canary(&cli.run),
+        max_failures: match (&cli.run.max_failures, cli.run.fail_fast) {
+            (_, true) => Some(FailureLimit::Count(1)),
+            (Some(limit), false) => Some(FailureLimit::parse(limit)?),
+            (None, false) => None,
+        },
     })
+}
+
+fn canary(run: &crate::cli::RunArgs) -> Option<Canary> {
+    let accounts: HashSet<String> =
+        run.canary_accounts.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+    if !accounts.is_empty() {
+        return Some(Canary::Accounts(accounts));
+    }
+    run.canary.map(|n| Canary::First(n as usize))
 }
 
 /// Whether `program` names an executable file, directly (with a `/`) or through `path`.
@@ -279,6 +310,24 @@ mod tests {
         assert!(matches!(config(&["--role", "R", "--", "echo", "{nope}"]), Err(ConfigError::Template(_))));
         assert!(matches!(config(&["--role", "R", "--prefix", "{x}", "--", "true"]), Err(ConfigError::Template(_))));
         assert!(matches!(config(&["--match", "[", "accounts"]), Err(ConfigError::Glob(_))));
+    }
+
+    #[test]
+    fn canaries_and_failure_limits() {
+        let plan = |args: &[&str]| match config(&[&["--role", "R"], args, &["--", "true"]].concat()).map(|c| c.action) {
+            Ok(Action::Run(plan)) => Ok(plan),
+            Ok(Action::ListAccounts(_)) => unreachable!("a run"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(plan(&["--canary", "3"]).unwrap().canary, Some(Canary::First(3)));
+        assert_eq!(
+            plan(&["--canary-accounts", "a, 111122223333"]).unwrap().canary,
+            Some(Canary::Accounts(["a".to_owned(), "111122223333".to_owned()].into()))
+        );
+        assert_eq!(plan(&["--fail-fast"]).unwrap().max_failures, Some(FailureLimit::Count(1)));
+        assert_eq!(plan(&["--max-failures", "5%"]).unwrap().max_failures, Some(FailureLimit::Percent(5.0)));
+        assert!(matches!(plan(&["--max-failures", "0"]), Err(ConfigError::FailureLimit(_))));
+        assert_eq!(plan(&[]).unwrap().max_failures, None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod exit_code;
 pub mod files;
+pub mod gate;
 pub mod inventory;
 pub mod limits;
 pub mod login;

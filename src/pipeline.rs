@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{ConfigError, RunPlan};
+use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credentials::{self, Credentials};
 use crate::error::Error;
 use crate::exec::child::{self, ChildExit};
 use crate::exec::env::AccountEnv;
 use crate::exec::stop::Stopper;
 use crate::exec::template::Vars;
+use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::SsoLogin;
 use crate::output::report;
@@ -38,6 +39,8 @@ pub struct Run {
     stopper: Stopper,
     /// Set at the first 401 mid-run: every later account would get one too.
     login_rejected: AtomicBool,
+    /// Whether accounts may still start (`--max-failures`, a failed canary).
+    gate: Gate,
 }
 
 impl Run {
@@ -54,7 +57,8 @@ impl Run {
         if !validate::is_region(&region) {
             return Err(ConfigError::BadRegion(region));
         }
-        Ok(Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false) })
+        let gate = Gate::new(plan.max_failures);
+        Ok(Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false), gate })
     }
 }
 
@@ -150,6 +154,7 @@ pub async fn run_everywhere(
     let AccountTasks { mut tally, mut plan_lines, writer, .. } = tasks.finish().await;
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
+    tally.halt = run.gate.halt();
     if run.plan.dry_run {
         plan_lines.sort();
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
@@ -176,14 +181,18 @@ struct AccountTasks {
     /// Records every account for the next run, when the portal is listed.
     writer: Option<InventoryWriter>,
     /// Selected accounts waiting for the whole listing, when `--accounts` names some by
-    /// name: only then is it known whether a name is ambiguous.
+    /// name (only then is it known whether a name is ambiguous) or the canaries are named.
     held: Option<Vec<(Account, Option<Vec<String>>)>>,
+    /// Canaries started so far; `None` once they are done, or without canaries.
+    canaries: Option<usize>,
 }
 
 impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection) -> Self {
         let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
+        let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
+        let canaries = run.plan.canary.as_ref().map(|_| 0);
         AccountTasks {
             run,
             live,
@@ -193,12 +202,13 @@ impl AccountTasks {
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
             writer: None,
-            held: selection.names_listed().then(Vec::new),
+            held: (selection.names_listed() || named_canaries).then(Vec::new),
+            canaries,
         }
     }
 
     /// Takes in one listed account: starts its task if the selection wants it, or holds
-    /// it until the listing is complete when accounts are selected by name.
+    /// it until the listing is complete (accounts or canaries selected by name).
     async fn add(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
         if !selection.selects(&account) {
             inventory::record(&mut self.writer, &InventoryAccount { account, roles });
@@ -209,26 +219,76 @@ impl AccountTasks {
         }
         match &mut self.held {
             Some(held) => held.push((account, roles)),
-            None => self.start(account, roles).await,
+            None => self.start_after_first_canaries(account, roles).await,
         }
     }
 
     /// Once the listing is complete: fails if a name given to `--accounts` names two
-    /// accounts (which one was meant cannot be known), else starts the held accounts.
+    /// accounts (which one was meant cannot be known), else starts the held accounts,
+    /// named canaries first.
     async fn start_held(&mut self, selection: &Selection) -> Result<(), Error> {
         let Some(held) = self.held.take() else { return Ok(()) };
         if let Some((name, ids)) = selection.ambiguous_name(held.iter().map(|(account, _)| account)) {
             return Err(Error::AmbiguousName { name, ids });
         }
-        for (account, roles) in held {
+        let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {
+            for (account, roles) in held {
+                self.start_after_first_canaries(account, roles).await;
+            }
+            return Ok(());
+        };
+        let is_canary = |account: &Account| named.contains(&account.id) || named.contains(&account.name);
+        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| is_canary(account));
+        if canaries.is_empty() && !others.is_empty() {
+            self.run.gate.halt_with(Halt::NoCanary);
+        }
+        for (account, roles) in canaries {
+            self.start(account, roles).await;
+        }
+        self.finish_canaries().await;
+        for (account, roles) in others {
             self.start(account, roles).await;
         }
         Ok(())
     }
 
-    /// Starts `account`'s task once a live slot is free.
+    /// With `--canary N`: the first N accounts start at once; the next waits until they
+    /// are done, and starts only if none of them failed.
+    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<Vec<String>>) {
+        if let (Some(started), Some(Canary::First(wanted))) = (self.canaries, &self.run.plan.canary) {
+            if started < *wanted {
+                self.canaries = Some(started + 1);
+            } else {
+                self.finish_canaries().await;
+            }
+        }
+        self.start(account, roles).await;
+    }
+
+    /// Waits for the canaries (every task started so far) and halts the run if one of
+    /// them failed.
+    async fn finish_canaries(&mut self) {
+        if self.canaries.take().is_none() {
+            return;
+        }
+        while let Some(joined) = self.set.join_next().await {
+            self.record(joined.expect("account tasks do not panic"));
+        }
+        let failed = self.tally.failed.len() + self.tally.interrupted.len();
+        if failed > 0 {
+            self.run.gate.halt_with(Halt::Canary { failed, canaries: self.tally.selected });
+        }
+    }
+
+    /// Starts `account`'s task once a live slot is free; after a halt, records it as
+    /// never started without a task (and so without a portal call).
     async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
         self.tally.selected += 1;
+        self.run.gate.on_selected();
+        if self.run.gate.is_halted() {
+            self.record(TaskResult { account, outcome: Outcome::NotStarted, plan_line: None, listed_roles: None });
+            return;
+        }
         let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
         let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
         self.set.spawn(async move {
@@ -270,6 +330,9 @@ async fn run_account(
     let mut listed_roles = None;
     let mut plan_line = None;
     let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut listed_roles, &mut plan_line).await;
+    if matches!(outcome, Outcome::Failed { .. }) {
+        run.gate.on_failure();
+    }
     tracing::debug!(account = %account.id, ?outcome, "finished");
     TaskResult { account, outcome, plan_line, listed_roles }
 }
@@ -282,7 +345,7 @@ async fn account_outcome(
     listed_roles: &mut Option<Vec<String>>,
     plan_line: &mut Option<PlanLine>,
 ) -> Outcome {
-    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed);
+    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
     if stopped() {
         return Outcome::NotStarted;
     }

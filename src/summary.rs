@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::exit_code;
+use crate::gate::Halt;
 use crate::output::report::sanitize;
 
 /// How one selected account ended.
@@ -86,6 +87,8 @@ pub struct Tally {
     /// A stop came before the listing was complete: accounts not listed yet are not
     /// counted anywhere.
     pub listing_stopped: bool,
+    /// Why the run stopped starting accounts (`--max-failures`, a failed canary).
+    pub halt: Option<Halt>,
     pub throttles: u64,
     pub portal_calls: u64,
 }
@@ -136,6 +139,9 @@ impl Tally {
             count_if_any(self.not_started.len(), "not started"),
             elapsed.as_secs_f64(),
         );
+        if let Some(halt) = &self.halt {
+            let _ = writeln!(text, "  {halt}");
+        }
         for (account, class, reason) in &self.failed {
             let _ = writeln!(text, "  failed       {account} [{}]: {}", class.name(), sanitize(reason));
         }
