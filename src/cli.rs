@@ -89,6 +89,13 @@ pub enum OutputFormat {
     Json,
 }
 
+/// How a run's output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunOutput {
+    Text,
+    Json,
+}
+
 /// Which login to use.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -180,6 +187,13 @@ pub struct RunArgs {
     /// What precedes `|` on each output line; takes the same placeholders as COMMAND.
     #[arg(long, value_name = "TEMPLATE", default_value = "{account_id}")]
     pub prefix: String,
+
+    /// `text`: each line as `prefix|line`, the summary on stderr. `json`: JSON lines on
+    /// stdout, one per output line (with its account and stream), one per finished
+    /// account (status, failure class, exit code, duration), and a final summary; the
+    /// schema is in docs/json-output.md.
+    #[arg(long = "output", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
+    pub run_output: RunOutput,
 
     /// Print each selected account's command, placeholders filled, and stop: no
     /// credentials are fetched and nothing is run.

@@ -99,6 +99,8 @@ pub struct RunPlan {
     pub canary: Option<Canary>,
     /// `--max-failures`, `--fail-fast`.
     pub max_failures: Option<FailureLimit>,
+    /// `--output json`: JSON lines on stdout instead of `prefix|line`.
+    pub json: bool,
 }
 
 /// Which accounts run first, alone.
@@ -215,6 +217,7 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
         region: cli.run.region.clone(),
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run),
+        json: cli.run.run_output == crate::cli::RunOutput::Json,
         max_failures: match (&cli.run.max_failures, cli.run.fail_fast) {
             (_, true) => Some(FailureLimit::Count(1)),
             (Some(limit), false) => Some(FailureLimit::parse(limit)?),

@@ -13,21 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+mod account;
+
+use self::account::{Trace, run_account};
 use crate::config::{Canary, ConfigError, RunPlan};
-use crate::credentials::{self, Credentials};
 use crate::error::Error;
-use crate::exec::child::{self, ChildExit};
-use crate::exec::env::AccountEnv;
 use crate::exec::stop::Stopper;
-use crate::exec::template::Vars;
 use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::SsoLogin;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
 use crate::portal::{Account, Portal, PortalError, validate};
-use crate::select::{Selection, candidate_roles};
-use crate::summary::{AccountReport, FailureClass, Outcome, Tally};
+use crate::select::Selection;
+use crate::summary::{AccountReport, Outcome, Tally};
 
 /// What every account task shares.
 pub struct Run {
@@ -82,9 +81,7 @@ pub enum AccountSource<'c> {
 struct TaskResult {
     account: Account,
     outcome: Outcome,
-    plan_line: Option<PlanLine>,
-    /// The roles the task listed, for the cache.
-    listed_roles: Option<Vec<String>>,
+    trace: Trace,
 }
 
 /// `(account id, name, role, command)` for the dry-run table.
@@ -155,7 +152,7 @@ pub async fn run_everywhere(
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
-    if run.plan.dry_run {
+    if run.plan.dry_run && !run.plan.json {
         plan_lines.sort();
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
@@ -286,7 +283,8 @@ impl AccountTasks {
         self.tally.selected += 1;
         self.run.gate.on_selected();
         if self.run.gate.is_halted() {
-            self.record(TaskResult { account, outcome: Outcome::NotStarted, plan_line: None, listed_roles: None });
+            let result = account::not_started(&self.run, account).await;
+            self.record(result);
             return;
         }
         let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
@@ -309,129 +307,18 @@ impl AccountTasks {
     }
 
     fn record(&mut self, result: TaskResult) {
-        self.plan_lines.extend(result.plan_line);
-        let TaskResult { account, outcome, listed_roles, .. } = result;
+        let TaskResult { account, outcome, trace } = result;
+        if self.run.plan.dry_run
+            && !self.run.plan.json
+            && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
+        {
+            self.plan_lines.push((account.id.clone(), account.name.clone(), role.clone(), shell_words::join(argv)));
+        }
         self.tally.record(AccountReport {
             account_id: account.id.clone(),
             account_name: account.name.clone(),
             outcome,
         });
-        inventory::record(&mut self.writer, &InventoryAccount { account, roles: listed_roles });
+        inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
     }
-}
-
-/// One account, start to end. Never fails: every ending is an [`Outcome`].
-async fn run_account(
-    run: Arc<Run>,
-    child_slots: Arc<Semaphore>,
-    account: Account,
-    known_roles: Option<Vec<String>>,
-) -> TaskResult {
-    let mut listed_roles = None;
-    let mut plan_line = None;
-    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut listed_roles, &mut plan_line).await;
-    if matches!(outcome, Outcome::Failed { .. }) {
-        run.gate.on_failure();
-    }
-    tracing::debug!(account = %account.id, ?outcome, "finished");
-    TaskResult { account, outcome, plan_line, listed_roles }
-}
-
-async fn account_outcome(
-    run: &Run,
-    child_slots: &Semaphore,
-    account: &Account,
-    known_roles: Option<Vec<String>>,
-    listed_roles: &mut Option<Vec<String>>,
-    plan_line: &mut Option<PlanLine>,
-) -> Outcome {
-    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
-    if stopped() {
-        return Outcome::NotStarted;
-    }
-    // A dry run must name the role without fetching credentials, so it lists roles;
-    // a real run skips that call and asks for credentials directly (below).
-    let known_roles = match known_roles {
-        None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
-            Ok(roles) => Some(listed_roles.insert(roles).clone()),
-            Err(error) => return failed(run, &error),
-        },
-        known => known,
-    };
-    let candidates = candidate_roles(&run.plan.roles, known_roles.as_deref());
-    if candidates.is_empty() {
-        return Outcome::NoRole;
-    }
-    if run.plan.dry_run {
-        let vars =
-            Vars { account_id: &account.id, account_name: &account.name, role: candidates[0], region: &run.region };
-        let command = shell_words::join(run.plan.command.render(&vars));
-        *plan_line = Some((account.id.clone(), account.name.clone(), candidates[0].to_owned(), command));
-        return Outcome::Succeeded;
-    }
-    // Credentials are fetched while earlier commands run (bounded by the live tasks),
-    // so a command slot that frees up is filled without a portal round trip.
-    let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Outcome::NoRole,
-        Err(error) => return failed(run, &error),
-    };
-    let _slot = child_slots.acquire().await.expect("the semaphore is never closed");
-    if stopped() {
-        return Outcome::NotStarted;
-    }
-    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
-    let argv = run.plan.command.render(&vars);
-    let env = AccountEnv {
-        account_id: &account.id,
-        account_name: &account.name,
-        role,
-        region: &run.region,
-        credentials: &credentials,
-    };
-    let prefix = report::sanitize(&run.plan.prefix.render(&vars)).into_owned();
-    match child::run(&argv, &env, &prefix, &run.output, &run.stopper).await {
-        Ok(None) => Outcome::NotStarted,
-        Ok(Some(exit)) if run.stopper.is_stopping() => Outcome::Interrupted(exit.to_string()),
-        Ok(Some(exit)) if exit.success() => Outcome::Succeeded,
-        Ok(Some(exit @ ChildExit::Code(_))) => Outcome::Failed { class: FailureClass::Exit, reason: exit.to_string() },
-        Ok(Some(exit @ ChildExit::Signal(_))) => {
-            Outcome::Failed { class: FailureClass::Signal, reason: exit.to_string() }
-        }
-        Err(error) => {
-            Outcome::Failed { class: FailureClass::Spawn, reason: format!("cannot run {}: {error}", argv[0]) }
-        }
-    }
-}
-
-/// Credentials for the first of `roles` the account has. Asking directly saves the
-/// `ListAccountRoles` call: the portal answers 403 `ForbiddenException` for a role the
-/// login does not have in the account, which moves on to the next role.
-async fn first_role_with_credentials<'r>(
-    run: &Run,
-    account_id: &str,
-    roles: &[&'r str],
-) -> Result<Option<(&'r str, Credentials)>, PortalError> {
-    for &role in roles {
-        match credentials::fetch(&run.portal, account_id, role).await {
-            Ok(credentials) => return Ok(Some((role, credentials))),
-            Err(error) if error.is_forbidden() => tracing::debug!(account_id, role, "no such role"),
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(None)
-}
-
-/// The outcome of an account the portal would not give credentials for.
-fn failed(run: &Run, error: &PortalError) -> Outcome {
-    let class = match error {
-        PortalError::Cancelled => return Outcome::NotStarted,
-        PortalError::Unauthorized { .. } => {
-            run.login_rejected.store(true, Ordering::Relaxed);
-            FailureClass::Login
-        }
-        error if error.is_throttled() => FailureClass::Throttled,
-        _ => FailureClass::NoCredentials,
-    };
-    Outcome::Failed { class, reason: error.to_string() }
 }

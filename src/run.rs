@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
+use crate::output::json;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
@@ -64,12 +65,22 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
             if plan.dry_run || config.verbosity > 0 {
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
+            let json = plan.json;
             let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
             };
-            pipeline::run_everywhere(run, &config.selection, source, &login).await.map(Some)
+            let finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            if let Ok(finished) = finished.as_ref()
+                && json
+            {
+                let code = finished.tally.exit_code(stopper.received_signal());
+                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
+                output.send(Stream::Stdout, record).await;
+            }
+            finished.map(Some)
         }
     };
     drop(output);

@@ -69,10 +69,13 @@ fn max_failures_stops_starting_accounts() {
 fn fail_fast_and_percentages() {
     let env = TestEnv::new(PortalOptions { accounts: generated_accounts(40), ..PortalOptions::default() });
     let script = fail_in("*-dev");
-    let fast = env.fanout().args(["--role", "ReadOnly", "--fail-fast", "-j", "1", "--", "sh", "-c", &script]).output();
-    let fast = fast.unwrap();
+    let args =
+        ["--role", "ReadOnly", "--fail-fast", "-j", "1", "--prefix", "{account_name}", "--", "sh", "-c", &script];
+    let fast = env.fanout().args(args).output().unwrap();
     assert_eq!(fast.status.code(), Some(1));
-    assert!(stdout_of(&fast).lines().count() <= 3, "{}", stdout_of(&fast));
+    let stdout = stdout_of(&fast);
+    assert_eq!(stdout.lines().filter(|line| line.contains("-dev|")).count(), 1, "{stdout}");
+    assert!(stdout.lines().count() < 36, "{stdout}");
     assert!(stderr_of(&fast).contains("the limit is 1"), "{}", stderr_of(&fast));
 
     // 6 of 36 accounts with ReadOnly are -dev: 20% is never reached, 10% is.

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
 use super::stop::{GRACE, Stopper, signal_group};
-use crate::output::lines::LineSplitter;
+use crate::output::lines::{LineFormat, LineSplitter};
 use crate::output::writer::{Output, Stream};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
@@ -57,13 +57,20 @@ impl ChildExit {
     }
 }
 
-/// Spawns `argv` in `account`'s environment and streams its output, each line prefixed
-/// with `prefix`, until it exits and its pipes close. `Ok(None)`: the run was stopped
-/// before the command could start.
+/// Where a command's stdout and stderr lines go, and in which form.
+#[derive(Debug)]
+pub struct Streams {
+    pub stdout: (LineFormat, Stream),
+    pub stderr: (LineFormat, Stream),
+}
+
+/// Spawns `argv` in `account`'s environment and streams its output as `streams` says,
+/// until it exits and its pipes close. `Ok(None)`: the run was stopped before the
+/// command could start.
 pub async fn run(
     argv: &[String],
     account: &AccountEnv<'_>,
-    prefix: &str,
+    streams: Streams,
     output: &Output,
     stopper: &Stopper,
 ) -> std::io::Result<Option<ChildExit>> {
@@ -76,7 +83,8 @@ pub async fn run(
 
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let (mut out_lines, mut err_lines) = (LineSplitter::new(prefix), LineSplitter::new(prefix));
+    let Streams { stdout: (out_format, out_stream), stderr: (err_format, err_stream) } = streams;
+    let (mut out_lines, mut err_lines) = (LineSplitter::new(out_format), LineSplitter::new(err_format));
     let (mut out_buf, mut err_buf) = (vec![0; READ_SIZE], vec![0; READ_SIZE]);
     let mut exit = None;
     let mut leftovers = Leftovers::Waiting;
@@ -85,10 +93,10 @@ pub async fn run(
     while exit.is_none() || stdout.is_some() || stderr.is_some() {
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf) => {
-                forward(read, &mut stdout, &out_buf, &mut out_lines, output, Stream::Stdout).await;
+                forward(read, &mut stdout, &out_buf, &mut out_lines, output, out_stream).await;
             }
             read = read_some(&mut stderr, &mut err_buf) => {
-                forward(read, &mut stderr, &err_buf, &mut err_lines, output, Stream::Stderr).await;
+                forward(read, &mut stderr, &err_buf, &mut err_lines, output, err_stream).await;
             }
             status = child.wait(), if exit.is_none() => {
                 exit = Some(ChildExit::from_status(status?));
@@ -110,7 +118,7 @@ pub async fn run(
         }
     }
     // A line without its newline still leaves, even when the pipe never closed.
-    for (lines, stream) in [(&mut out_lines, Stream::Stdout), (&mut err_lines, Stream::Stderr)] {
+    for (lines, stream) in [(&mut out_lines, out_stream), (&mut err_lines, err_stream)] {
         let mut record = Vec::new();
         lines.finish(&mut record);
         output.send(stream, record).await;

@@ -1,4 +1,5 @@
-//! Splits a child's output bytes into `prefix|line\n` records.
+//! Splits a child's output bytes into records: `prefix|line\n`, or with `--output json`
+//! one JSON object a line (see `json.rs`).
 //!
 //! Bytes pass through unchanged (no UTF-8 decoding); a line is emitted only once its
 //! newline has arrived, so a record never holds half a line, and the unfinished tail
@@ -8,29 +9,62 @@
 /// child that never prints a newline cannot exhaust memory.
 pub const MAX_LINE: usize = 1024 * 1024;
 
+/// How each line of a stream becomes a record.
+#[derive(Debug)]
+pub enum LineFormat {
+    /// `prefix|line\n`; holds the rendered prefix and its `|`.
+    Prefixed(Vec<u8>),
+    /// A JSON line record; holds its start, up to the `"line":` key (see `json.rs`).
+    Json(Vec<u8>),
+}
+
+impl LineFormat {
+    pub fn prefixed(prefix: &str) -> Self {
+        let mut bytes = Vec::with_capacity(prefix.len() + 1);
+        bytes.extend_from_slice(prefix.as_bytes());
+        bytes.push(b'|');
+        LineFormat::Prefixed(bytes)
+    }
+
+    /// Appends the record of `line` (without its newline) to `out`.
+    fn emit(&self, line: &[u8], out: &mut Vec<u8>) {
+        match self {
+            LineFormat::Prefixed(prefix) => {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+            LineFormat::Json(head) => {
+                out.extend_from_slice(head);
+                super::json::finish_line_record(line, out);
+            }
+        }
+    }
+}
+
 /// The line splitter for one of a child's streams.
 #[derive(Debug)]
 pub struct LineSplitter {
-    /// The rendered prefix and its `|`.
-    prefix: Vec<u8>,
+    format: LineFormat,
     /// The start of a line whose newline has not arrived yet.
     partial: Vec<u8>,
 }
 
 impl LineSplitter {
-    pub fn new(prefix: &str) -> Self {
-        let mut bytes = Vec::with_capacity(prefix.len() + 1);
-        bytes.extend_from_slice(prefix.as_bytes());
-        bytes.push(b'|');
-        LineSplitter { prefix: bytes, partial: Vec::new() }
+    pub fn new(format: LineFormat) -> Self {
+        LineSplitter { format, partial: Vec::new() }
     }
 
-    /// Appends to `out` every line that `chunk` completes, each as `prefix|line\n`.
+    /// Appends to `out` the record of every line that `chunk` completes.
     pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
         while let Some(newline) = memchr::memchr(b'\n', chunk) {
-            out.extend_from_slice(&self.prefix);
-            out.append(&mut self.partial);
-            out.extend_from_slice(&chunk[..=newline]);
+            if self.partial.is_empty() {
+                self.format.emit(&chunk[..newline], out);
+            } else {
+                self.partial.extend_from_slice(&chunk[..newline]);
+                self.format.emit(&self.partial, out);
+                self.partial.clear();
+            }
             chunk = &chunk[newline + 1..];
         }
         self.partial.extend_from_slice(chunk);
@@ -42,9 +76,8 @@ impl LineSplitter {
     /// At EOF: a last line with no newline still leaves, with one added.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.partial.is_empty() {
-            out.extend_from_slice(&self.prefix);
-            out.append(&mut self.partial);
-            out.push(b'\n');
+            self.format.emit(&self.partial, out);
+            self.partial.clear();
         }
     }
 }
@@ -54,7 +87,7 @@ mod tests {
     use super::*;
 
     fn split_in_chunks(input: &[u8], chunk: usize) -> Vec<u8> {
-        let mut splitter = LineSplitter::new("acct");
+        let mut splitter = LineSplitter::new(LineFormat::prefixed("acct"));
         let mut out = Vec::new();
         for piece in input.chunks(chunk.max(1)) {
             splitter.push(piece, &mut out);
@@ -87,7 +120,7 @@ mod tests {
 
     #[test]
     fn an_endless_line_is_cut_not_hoarded() {
-        let mut splitter = LineSplitter::new("a");
+        let mut splitter = LineSplitter::new(LineFormat::prefixed("a"));
         let mut out = Vec::new();
         splitter.push(&vec![b'x'; MAX_LINE + 10], &mut out);
         assert_eq!(out.len(), 2 + MAX_LINE + 10 + 1);

@@ -1,0 +1,237 @@
+//! One account, start to end: its role, its credentials, a command slot, its command,
+//! and the record of how it ended. Never fails: every ending is an [`Outcome`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{Run, TaskResult};
+use crate::credentials::{self, Credentials};
+use crate::exec::child::{self, ChildExit, Streams};
+use crate::exec::env::AccountEnv;
+use crate::exec::template::Vars;
+use crate::output::json::{self, AccountFields, ResultRecord};
+use crate::output::lines::LineFormat;
+use crate::output::report;
+use crate::output::writer::Stream;
+use crate::portal::{Account, PortalError};
+use crate::select::candidate_roles;
+use crate::summary::{FailureClass, Outcome};
+
+/// What one account's task found out on its way, beside its outcome.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The roles it listed (a dry run does), for the inventory cache.
+    pub listed_roles: Option<Vec<String>>,
+    /// The role it used, or would use in a dry run.
+    pub role: Option<String>,
+    /// The argv it ran, or would run in a dry run.
+    pub argv: Option<Vec<String>>,
+    /// How its command ended.
+    pub exit: Option<ChildExit>,
+    /// Its command slot, held until its failure (if any) is counted, so that no other
+    /// account takes the slot before a `--fail-fast` halt is known.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+pub async fn run_account(
+    run: Arc<Run>,
+    child_slots: Arc<Semaphore>,
+    account: Account,
+    known_roles: Option<Vec<String>>,
+) -> TaskResult {
+    let started = Instant::now();
+    let mut trace = Trace::default();
+    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace).await;
+    if matches!(outcome, Outcome::Failed { .. }) {
+        run.gate.on_failure();
+    }
+    drop(trace.slot.take());
+    tracing::debug!(account = %account.id, ?outcome, "finished");
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    send_result(&run, &account, &outcome, &trace, duration_ms).await;
+    TaskResult { account, outcome, trace }
+}
+
+/// An account a halted run never started: its ending, without a task.
+pub async fn not_started(run: &Run, account: Account) -> TaskResult {
+    let (outcome, trace) = (Outcome::NotStarted, Trace::default());
+    send_result(run, &account, &outcome, &trace, 0).await;
+    TaskResult { account, outcome, trace }
+}
+
+/// With `--output json`, the account's `result` record.
+async fn send_result(run: &Run, account: &Account, outcome: &Outcome, trace: &Trace, duration_ms: u64) {
+    if run.plan.json {
+        let record = result_record(run, account, outcome, trace, duration_ms);
+        run.output.send(Stream::Stdout, record.to_line()).await;
+    }
+}
+
+/// The `result` record of `--output json`.
+fn result_record<'a>(
+    run: &'a Run,
+    account: &'a Account,
+    outcome: &Outcome,
+    trace: &'a Trace,
+    duration_ms: u64,
+) -> ResultRecord<'a> {
+    let (status, class, error) = match outcome {
+        Outcome::Succeeded if run.plan.dry_run => ("planned", None, None),
+        Outcome::Succeeded => ("succeeded", None, None),
+        Outcome::Failed { class, reason } => ("failed", Some(class.name()), Some(reason.clone())),
+        Outcome::Interrupted(how) => ("interrupted", None, Some(how.clone())),
+        Outcome::NoRole => ("no-role", None, None),
+        Outcome::NotStarted => ("not-started", None, None),
+    };
+    ResultRecord {
+        version: json::VERSION,
+        kind: "result",
+        account_id: &account.id,
+        account_name: &account.name,
+        role: trace.role.as_deref(),
+        region: &run.region,
+        status,
+        class,
+        exit_code: match trace.exit {
+            Some(ChildExit::Code(code)) => Some(code),
+            _ => None,
+        },
+        signal: match trace.exit {
+            Some(ChildExit::Signal(signal)) => Some(signal),
+            _ => None,
+        },
+        duration_ms,
+        error,
+        argv: trace.argv.as_deref().filter(|_| run.plan.dry_run),
+    }
+}
+
+async fn account_outcome(
+    run: &Run,
+    child_slots: &Arc<Semaphore>,
+    account: &Account,
+    known_roles: Option<Vec<String>>,
+    trace: &mut Trace,
+) -> Outcome {
+    let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
+    if stopped() {
+        return Outcome::NotStarted;
+    }
+    // A dry run must name the role without fetching credentials, so it lists roles;
+    // a real run skips that call and asks for credentials directly (below).
+    let known_roles = match known_roles {
+        None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
+            Ok(roles) => Some(trace.listed_roles.insert(roles).clone()),
+            Err(error) => return failed(run, &error),
+        },
+        known => known,
+    };
+    let candidates = candidate_roles(&run.plan.roles, known_roles.as_deref());
+    if candidates.is_empty() {
+        return Outcome::NoRole;
+    }
+    if run.plan.dry_run {
+        let vars =
+            Vars { account_id: &account.id, account_name: &account.name, role: candidates[0], region: &run.region };
+        trace.role = Some(candidates[0].to_owned());
+        trace.argv = Some(run.plan.command.render(&vars));
+        return Outcome::Succeeded;
+    }
+    // Credentials are fetched while earlier commands run (bounded by the live tasks),
+    // so a command slot that frees up is filled without a portal round trip.
+    let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Outcome::NoRole,
+        Err(error) => return failed(run, &error),
+    };
+    trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
+    if stopped() {
+        return Outcome::NotStarted;
+    }
+    trace.role = Some(role.to_owned());
+    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
+    let argv = trace.argv.insert(run.plan.command.render(&vars));
+    let env = AccountEnv {
+        account_id: &account.id,
+        account_name: &account.name,
+        role,
+        region: &run.region,
+        credentials: &credentials,
+    };
+    let streams = streams(run, &vars);
+    match child::run(argv, &env, streams, &run.output, &run.stopper).await {
+        Ok(None) => Outcome::NotStarted,
+        Ok(Some(exit)) => {
+            let outcome = match exit {
+                _ if run.stopper.is_stopping() => Outcome::Interrupted(exit.to_string()),
+                _ if exit.success() => Outcome::Succeeded,
+                ChildExit::Code(_) => Outcome::Failed { class: FailureClass::Exit, reason: exit.to_string() },
+                ChildExit::Signal(_) => Outcome::Failed { class: FailureClass::Signal, reason: exit.to_string() },
+            };
+            trace.exit = Some(exit);
+            outcome
+        }
+        Err(error) => {
+            Outcome::Failed { class: FailureClass::Spawn, reason: format!("cannot run {}: {error}", argv[0]) }
+        }
+    }
+}
+
+/// Where the command's lines go: `prefix|line` on stdout and stderr, or with `--output
+/// json` line records on stdout.
+fn streams(run: &Run, vars: &Vars<'_>) -> Streams {
+    if run.plan.json {
+        let fields = AccountFields {
+            account_id: vars.account_id,
+            account_name: vars.account_name,
+            role: vars.role,
+            region: vars.region,
+        };
+        let format = |stream| LineFormat::Json(json::line_record_head(fields, stream));
+        return Streams {
+            stdout: (format(Stream::Stdout), Stream::Stdout),
+            stderr: (format(Stream::Stderr), Stream::Stdout),
+        };
+    }
+    // Control characters of a name are escaped: a name cannot forge a line.
+    let prefix = report::sanitize(&run.plan.prefix.render(vars)).into_owned();
+    Streams {
+        stdout: (LineFormat::prefixed(&prefix), Stream::Stdout),
+        stderr: (LineFormat::prefixed(&prefix), Stream::Stderr),
+    }
+}
+
+/// Credentials for the first of `roles` the account has. Asking directly saves the
+/// `ListAccountRoles` call: the portal answers 403 `ForbiddenException` for a role the
+/// login does not have in the account, which moves on to the next role.
+async fn first_role_with_credentials<'r>(
+    run: &Run,
+    account_id: &str,
+    roles: &[&'r str],
+) -> Result<Option<(&'r str, Credentials)>, PortalError> {
+    for &role in roles {
+        match credentials::fetch(&run.portal, account_id, role).await {
+            Ok(credentials) => return Ok(Some((role, credentials))),
+            Err(error) if error.is_forbidden() => tracing::debug!(account_id, role, "no such role"),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(None)
+}
+
+/// The outcome of an account the portal would not give credentials for.
+fn failed(run: &Run, error: &PortalError) -> Outcome {
+    let class = match error {
+        PortalError::Cancelled => return Outcome::NotStarted,
+        PortalError::Unauthorized { .. } => {
+            run.login_rejected.store(true, Ordering::Relaxed);
+            FailureClass::Login
+        }
+        error if error.is_throttled() => FailureClass::Throttled,
+        _ => FailureClass::NoCredentials,
+    };
+    Outcome::Failed { class, reason: error.to_string() }
+}
