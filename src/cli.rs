@@ -5,6 +5,7 @@
 #![allow(clippy::doc_markdown, reason = "doc comments are clap's help text here")]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
@@ -181,8 +182,33 @@ pub struct RunArgs {
     #[arg(long, value_name = "TEMPLATE", default_value = "{account_id}")]
     pub prefix: String,
 
+    /// Stop a command that runs longer than DURATION (90s, 5m, 1h30m): its whole process
+    /// group gets SIGTERM, then SIGKILL after --kill-after, and the account fails as
+    /// `timeout`. Its output so far, last line included, is still printed. Default: no
+    /// limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// After --timeout's SIGTERM, how long the command's process group has to exit
+    /// before it gets SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kill_after: Duration,
+
     /// Print each selected account's command, placeholders filled, and stop: no
     /// credentials are fetched and nothing is run.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error} (expected a duration such as 90s, 5m or 1h30m)"))
+}
+
+/// A duration longer than zero: a zero timeout would stop every command at its start.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err("a timeout must be longer than zero".to_owned()),
+        duration => Ok(duration),
+    }
 }

@@ -327,11 +327,14 @@ async fn account_outcome(
         credentials: &credentials,
     };
     let prefix = report::sanitize(&run.plan.prefix.render(&vars)).into_owned();
-    match child::run(&argv, &env, &prefix, &run.output, &run.stopper).await {
+    match child::run(&argv, &env, &prefix, &run.output, &run.stopper, run.plan.limits).await {
         Ok(None) => Outcome::NotStarted,
         Ok(Some(exit)) if run.stopper.is_stopping() => Outcome::Interrupted(exit.to_string()),
         Ok(Some(exit)) if exit.success() => Outcome::Succeeded,
         Ok(Some(exit @ ChildExit::Code(_))) => Outcome::Failed { class: FailureClass::Exit, reason: exit.to_string() },
+        Ok(Some(exit @ ChildExit::TimedOut { .. })) => {
+            Outcome::Failed { class: FailureClass::Timeout, reason: exit.to_string() }
+        }
         Ok(Some(exit @ ChildExit::Signal(_))) => {
             Outcome::Failed { class: FailureClass::Signal, reason: exit.to_string() }
         }
