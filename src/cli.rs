@@ -18,8 +18,9 @@ Examples:
 
 Exit codes:
   0    every selected account ran and its command exited 0
-  1    at least one account failed (non-zero exit, killed, no credentials, throttled,
-       spawn error), was interrupted or never started; or output could not be written
+  1    at least one account failed (non-zero exit, killed, timed out, no credentials,
+       throttled, spawn error), was interrupted or never started; or output could not be
+       written
   2    usage or configuration error (bad flag, template, glob, config file, no such
        program, a placeholder where a shell or interpreter would run it as code)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
@@ -202,7 +203,8 @@ pub struct RunArgs {
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("{error} (expected a duration such as 90s, 5m or 1h30m)"))
+    humantime::parse_duration(text)
+        .map_err(|error| format!("not a duration ({error}); write one such as 90s, 5m or 1h30m"))
 }
 
 /// A duration longer than zero: a zero timeout would stop every command at its start.
