@@ -5,6 +5,7 @@
 #![allow(clippy::doc_markdown, reason = "doc comments are clap's help text here")]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
@@ -17,8 +18,9 @@ Examples:
 
 Exit codes:
   0    every selected account ran and its command exited 0
-  1    at least one account failed (non-zero exit, killed, no credentials, throttled,
-       spawn error), was interrupted or never started; or output could not be written
+  1    at least one account failed (non-zero exit, killed, timed out, no credentials,
+       throttled, spawn error), was interrupted or never started; or output could not be
+       written
   2    usage or configuration error (bad flag, template, glob, config file, no such
        program, a placeholder where a shell or interpreter would run it as code)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
@@ -195,6 +197,18 @@ pub struct RunArgs {
     #[arg(long = "output", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
     pub run_output: RunOutput,
 
+    /// Stop a command that runs longer than DURATION (90s, 5m, 1h30m): its whole process
+    /// group gets SIGTERM, then SIGKILL after --kill-after, and the account fails as
+    /// `timeout`. Its output so far, last line included, is still printed. Default: no
+    /// limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// After --timeout's SIGTERM, how long the command's process group has to exit
+    /// before it gets SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kill_after: Duration,
+
     /// Print each selected account's command, placeholders filled, and stop: no
     /// credentials are fetched and nothing is run.
     #[arg(long)]
@@ -220,4 +234,18 @@ pub struct RunArgs {
     /// Stop starting accounts at the first failure (--max-failures 1).
     #[arg(long, conflicts_with = "max_failures")]
     pub fail_fast: bool,
+}
+
+/// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("not a duration ({error}); write one such as 90s, 5m or 1h30m"))
+}
+
+/// A duration longer than zero: a zero timeout would stop every command at its start.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err("a timeout must be longer than zero".to_owned()),
+        duration => Ok(duration),
+    }
 }

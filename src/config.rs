@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, OutputFormat, Subcommands};
+use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
@@ -75,7 +76,7 @@ pub enum Action {
     /// `fanout accounts`.
     ListAccounts(ListFormat),
     /// `fanout [--dry-run] -- COMMAND`.
-    Run(RunPlan),
+    Run(Box<RunPlan>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,8 @@ pub struct RunPlan {
     pub max_failures: Option<FailureLimit>,
     /// `--output json`: JSON lines on stdout instead of `prefix|line`.
     pub json: bool,
+    /// `--timeout` and `--kill-after`, for each command.
+    pub limits: Limits,
 }
 
 /// Which accounts run first, alone.
@@ -163,7 +166,7 @@ impl Config {
                 OutputFormat::Table => ListFormat::Table,
                 OutputFormat::Json => ListFormat::Json,
             }),
-            None => Action::Run(run_plan(&cli, env)?),
+            None => Action::Run(Box::new(run_plan(&cli, env)?)),
         };
         Ok(Config {
             sso_session: cli.login.sso_session,
@@ -223,6 +226,7 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
             (Some(limit), false) => Some(FailureLimit::parse(limit)?),
             (None, false) => None,
         },
+        limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
     })
 }
 
@@ -294,6 +298,25 @@ mod tests {
         assert_eq!(plan.roles, ["A", "B"]);
         assert!(matches!(config(&["--role", "A,x$(id)", "--", "true"]), Err(ConfigError::BadRole(_))));
         assert_eq!(plan.concurrency, 3);
+    }
+
+    #[test]
+    fn timeouts_are_durations_and_off_by_default() {
+        let plan = |args: &[&str]| match config(args).unwrap().action {
+            Action::Run(plan) => plan.limits,
+            Action::ListAccounts(_) => panic!("expected a run"),
+        };
+        assert_eq!(plan(&["--role", "R", "--", "true"]), Limits::default());
+        assert_eq!(Limits::default(), Limits { timeout: None, kill_after: Duration::from_secs(5) });
+        let limits = plan(&["--role", "R", "--timeout", "1h30m", "--kill-after", "500ms", "--", "true"]);
+        assert_eq!(limits.timeout, Some(Duration::from_mins(90)));
+        assert_eq!(limits.kill_after, Duration::from_millis(500));
+        assert_eq!(plan(&["--role", "R", "--timeout", "90s", "--", "true"]).timeout, Some(Duration::from_secs(90)));
+        for bad in [["--timeout", "nonsense"], ["--timeout", "0s"], ["--kill-after", "5"]] {
+            let args = [&["fanout", "--role", "R"][..], &bad[..], &["--", "true"][..]].concat();
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
             let json = plan.json;
-            let run = Arc::new(Run::new(plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
+            let run = Arc::new(Run::new(*plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),

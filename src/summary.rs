@@ -42,6 +42,8 @@ pub enum FailureClass {
     Exit,
     /// The command was killed by a signal.
     Signal,
+    /// The command ran longer than `--timeout` and was stopped.
+    Timeout,
 }
 
 impl FailureClass {
@@ -53,6 +55,7 @@ impl FailureClass {
             FailureClass::Spawn => "spawn",
             FailureClass::Exit => "exit",
             FailureClass::Signal => "signal",
+            FailureClass::Timeout => "timeout",
         }
     }
 }

@@ -27,11 +27,33 @@ const READ_SIZE: usize = 64 * 1024;
 /// descriptors or processes.
 const MAX_SPAWN_BACKOFF: Duration = Duration::from_secs(1);
 
+/// How long one account's command may run: `--timeout` and `--kill-after`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// From the spawn until the command exits; `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// After the timeout's SIGTERM, how long until the group gets SIGKILL.
+    pub kill_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: None, kill_after: DEFAULT_KILL_AFTER }
+    }
+}
+
+/// `--kill-after`'s default.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(5);
+
 /// How one account's command ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChildExit {
     Code(i32),
     Signal(i32),
+    /// It ran longer than `--timeout` and its group was stopped, however it then ended.
+    TimedOut {
+        after: Duration,
+    },
 }
 
 impl std::fmt::Display for ChildExit {
@@ -39,6 +61,7 @@ impl std::fmt::Display for ChildExit {
         match self {
             ChildExit::Code(code) => write!(f, "exit code {code}"),
             ChildExit::Signal(signal) => write!(f, "killed by signal {signal}"),
+            ChildExit::TimedOut { after } => write!(f, "timed out after {}", humantime::format_duration(*after)),
         }
     }
 }
@@ -65,14 +88,16 @@ pub struct Streams {
 }
 
 /// Spawns `argv` in `account`'s environment and streams its output as `streams` says,
-/// until it exits and its pipes close. `Ok(None)`: the run was stopped before the
-/// command could start.
+/// until it exits and its pipes close. Past `limits.timeout` its group gets SIGTERM,
+/// then SIGKILL after `limits.kill_after`, and it ends as [`ChildExit::TimedOut`].
+/// `Ok(None)`: the run was stopped before the command could start.
 pub async fn run(
     argv: &[String],
     account: &AccountEnv<'_>,
     streams: Streams,
     output: &Output,
     stopper: &Stopper,
+    limits: Limits,
 ) -> std::io::Result<Option<ChildExit>> {
     let Some(mut child) = spawn_when_possible(argv, account, stopper).await? else {
         return Ok(None);
@@ -90,6 +115,9 @@ pub async fn run(
     let mut leftovers = Leftovers::Waiting;
     let pipes_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(pipes_deadline);
+    let mut overtime = Overtime::Within;
+    let overtime_deadline = tokio::time::sleep(limits.timeout.unwrap_or(Duration::MAX));
+    tokio::pin!(overtime_deadline);
     while exit.is_none() || stdout.is_some() || stderr.is_some() {
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf) => {
@@ -115,6 +143,22 @@ pub async fn run(
                 };
                 pipes_deadline.as_mut().reset(tokio::time::Instant::now() + wait);
             }
+            // The timeout runs until the command exits; once it has fired, the SIGKILL
+            // follows whether the command exited meanwhile or not.
+            () = &mut overtime_deadline, if limits.timeout.is_some() && overtime.pending(exit.is_some()) => {
+                overtime = overtime.escalate(account.account_id, pid, limits);
+                if overtime == Overtime::Terminated {
+                    overtime_deadline.as_mut().reset(tokio::time::Instant::now() + limits.kill_after);
+                }
+            }
+        }
+    }
+    // The command exited and its pipes closed after the SIGTERM: what is left of its group
+    // (a grandchild that ignores SIGTERM, its output elsewhere) still gets the SIGKILL.
+    while overtime == Overtime::Terminated && group_alive(pid) {
+        tokio::select! {
+            () = &mut overtime_deadline => overtime = overtime.escalate(account.account_id, pid, limits),
+            () = tokio::time::sleep(GROUP_POLL) => {}
         }
     }
     // A line without its newline still leaves, even when the pipe never closed.
@@ -123,7 +167,76 @@ pub async fn run(
         lines.finish(&mut record);
         output.send(stream, record).await;
     }
-    Ok(Some(exit.expect("the loop ends only after the child exits")))
+    let exit = exit.expect("the loop ends only after the child exits");
+    Ok(Some(match (overtime, limits.timeout) {
+        (Overtime::Terminated | Overtime::Killed, Some(after)) => ChildExit::TimedOut { after },
+        _ => exit,
+    }))
+}
+
+/// How often a timed-out command's group is checked for survivors once the command
+/// itself has exited.
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
+/// What has been done about a command that ran past `--timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Overtime {
+    /// Not (yet) past the timeout.
+    Within,
+    /// Its group got SIGTERM; SIGKILL follows after `--kill-after`.
+    Terminated,
+    /// Its group got SIGKILL (or was found gone).
+    Killed,
+}
+
+impl Overtime {
+    /// Whether the timer still has a step to take: the timeout, while the command runs;
+    /// the SIGKILL, once the SIGTERM went.
+    fn pending(self, exited: bool) -> bool {
+        match self {
+            Overtime::Within => !exited,
+            Overtime::Terminated => true,
+            Overtime::Killed => false,
+        }
+    }
+
+    /// The next step, taken now.
+    fn escalate(self, account_id: &str, pid: u32, limits: Limits) -> Self {
+        match self {
+            Overtime::Within => {
+                let timeout = humantime::format_duration(limits.timeout.unwrap_or_default());
+                tracing::warn!(
+                    account = account_id,
+                    "the command ran longer than --timeout {timeout}; stopping its process group"
+                );
+                signal_group(pid, libc::SIGTERM);
+                Overtime::Terminated
+            }
+            Overtime::Terminated => {
+                if group_alive(pid) {
+                    let kill_after = humantime::format_duration(limits.kill_after);
+                    tracing::warn!(
+                        account = account_id,
+                        "the timed-out command's process group outlived SIGTERM by {kill_after}; killing it"
+                    );
+                    signal_group(pid, libc::SIGKILL);
+                }
+                Overtime::Killed
+            }
+            Overtime::Killed => Overtime::Killed,
+        }
+    }
+}
+
+/// Whether any process (a zombie not yet reaped included) is still in the group `pid`
+/// led. The id cannot be reused meanwhile: Linux gives no new process the id of a live
+/// process group.
+fn group_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: killpg with signal 0 only checks that the group exists; no memory is involved.
+    let found = unsafe { libc::killpg(pid, 0) } == 0;
+    // EPERM: a member fanout may not signal (a setuid program), alive all the same.
+    found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// What has been done about processes the command left running after it exited.

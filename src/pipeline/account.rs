@@ -162,7 +162,7 @@ async fn account_outcome(
         credentials: &credentials,
     };
     let streams = streams(run, &vars);
-    match child::run(argv, &env, streams, &run.output, &run.stopper).await {
+    match child::run(argv, &env, streams, &run.output, &run.stopper, run.plan.limits).await {
         Ok(None) => Outcome::NotStarted,
         Ok(Some(exit)) => {
             let outcome = match exit {
@@ -170,6 +170,9 @@ async fn account_outcome(
                 _ if exit.success() => Outcome::Succeeded,
                 ChildExit::Code(_) => Outcome::Failed { class: FailureClass::Exit, reason: exit.to_string() },
                 ChildExit::Signal(_) => Outcome::Failed { class: FailureClass::Signal, reason: exit.to_string() },
+                ChildExit::TimedOut { .. } => {
+                    Outcome::Failed { class: FailureClass::Timeout, reason: exit.to_string() }
+                }
             };
             trace.exit = Some(exit);
             outcome
