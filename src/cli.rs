@@ -234,6 +234,25 @@ pub struct RunArgs {
     /// Stop starting accounts at the first failure (--max-failures 1).
     #[arg(long, conflicts_with = "max_failures")]
     pub fail_fast: bool,
+
+    /// Record every account as it ends in FILE: GNU parallel's joblog columns (Seq, Host,
+    /// Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command) plus AccountId,
+    /// AccountName, Role, Status and Class, tab-separated. For --resume and
+    /// --retry-failed.
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
+
+    /// Run only the accounts the joblog FILE does not show as done (succeeded, failed or
+    /// without the role): finish a run that was stopped. Appends to FILE when it is also
+    /// the --joblog.
+    #[arg(long, value_name = "FILE", conflicts_with = "retry_failed")]
+    pub resume: Option<PathBuf>,
+
+    /// Run again only the accounts that failed, were interrupted or never started in the
+    /// joblog FILE, with its command and roles unless new ones are given. Appends to FILE
+    /// when it is also the --joblog.
+    #[arg(long, value_name = "FILE")]
+    pub retry_failed: Option<PathBuf>,
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.

@@ -11,6 +11,7 @@ use crate::cli::{Cli, OutputFormat, Subcommands};
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::gate::{FailureLimit, FailureLimitError};
+use crate::joblog::{self, JobLogError, Logged};
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
@@ -91,6 +92,8 @@ pub struct RunPlan {
     pub roles: Vec<String>,
     pub command: CommandTemplate,
     pub prefix: Template,
+    /// The command as given, placeholders and all, for the joblog.
+    pub command_argv: Vec<String>,
     /// Commands running at once.
     pub concurrency: usize,
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
@@ -104,6 +107,8 @@ pub struct RunPlan {
     pub json: bool,
     /// `--timeout` and `--kill-after`, for each command.
     pub limits: Limits,
+    /// `--joblog`: the file, and whether to append to it (it is also the log resumed).
+    pub joblog: Option<(PathBuf, bool)>,
 }
 
 /// Which accounts run first, alone.
@@ -143,6 +148,8 @@ pub enum ConfigError {
     Shard(#[from] ShardError),
     #[error(transparent)]
     FailureLimit(#[from] FailureLimitError),
+    #[error(transparent)]
+    JobLog(#[from] JobLogError),
     #[error("--portal-rps must be a positive number of requests a second")]
     BadRate,
     #[error("invalid region {0:?}: a region is lowercase letters, digits and '-', e.g. --region eu-west-1")]
@@ -152,7 +159,8 @@ pub enum ConfigError {
 impl Config {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
         let home = env.home.clone().ok_or(ConfigError::NoHome)?;
-        let selection = selection(&cli)?;
+        let resumed = resumed_log(&cli)?;
+        let selection = selection(&cli, resumed.as_ref())?;
         let shards = selection.shard.map_or(1, |s| s.count);
         let portal_rate = match cli.run.portal_rps {
             Some(rate) if rate.is_finite() && rate > 0.0 => rate,
@@ -166,7 +174,7 @@ impl Config {
                 OutputFormat::Table => ListFormat::Table,
                 OutputFormat::Json => ListFormat::Json,
             }),
-            None => Action::Run(Box::new(run_plan(&cli, env)?)),
+            None => Action::Run(Box::new(run_plan(&cli, env, resumed.as_ref())?)),
         };
         Ok(Config {
             sso_session: cli.login.sso_session,
@@ -187,33 +195,50 @@ impl Config {
     }
 }
 
-fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
-    if cli.run.role.is_empty() {
+/// The joblog of `--resume` or `--retry-failed`, read.
+fn resumed_log(cli: &Cli) -> Result<Option<Logged>, ConfigError> {
+    let path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
+    Ok(path.map(|path| joblog::read(path)).transpose()?)
+}
+
+fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<RunPlan, ConfigError> {
+    // Given none, a resumed or retried run takes the logged run's roles and command.
+    let logged_roles = resumed.and_then(|log| log.roles.clone()).unwrap_or_default();
+    let roles = if cli.run.role.is_empty() { &logged_roles } else { &cli.run.role };
+    let logged_command = resumed.and_then(|log| log.command.clone()).unwrap_or_default();
+    let command_given = if cli.command.is_empty() { &logged_command } else { &cli.command };
+    if roles.is_empty() {
         return Err(ConfigError::MissingRole);
     }
-    if cli.run.role.iter().any(|r| r.trim().is_empty()) {
+    if roles.iter().any(|r| r.trim().is_empty()) {
         return Err(ConfigError::EmptyRole);
     }
     // A role is a placeholder's value too, allowed where a name is not: it must be one.
-    if let Some(role) = cli.run.role.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
+    if let Some(role) = roles.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
         return Err(ConfigError::BadRole(role.clone()));
     }
-    if cli.command.is_empty() {
+    if command_given.is_empty() {
         return Err(ConfigError::MissingCommand);
     }
     if let Some(region) = cli.run.region.as_ref().filter(|r| !crate::portal::validate::is_region(r)) {
         return Err(ConfigError::BadRegion(region.clone()));
     }
-    let command = CommandTemplate::parse(&cli.command)?;
+    let command = CommandTemplate::parse(command_given)?;
     // A missing program would fail every account the same way, after fetching every
     // account's credentials: say so once, up front. A dry run may plan a script that
     // is not written yet, and a program named by a placeholder is only known per account.
-    let program = &cli.command[0];
+    let program = &command_given[0];
     if !cli.run.dry_run && !command.program_has_placeholders() && !program_exists(program, env.path.as_deref()) {
         return Err(ConfigError::CommandNotFound(program.clone()));
     }
+    let resumed_path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
     Ok(RunPlan {
-        roles: cli.run.role.clone(),
+        joblog: cli.run.joblog.clone().map(|path| {
+            let append = resumed_path.is_some_and(|resumed| same_file(resumed, &path));
+            (path, append)
+        }),
+        command_argv: command_given.clone(),
+        roles: roles.clone(),
         command,
         prefix: Template::parse(&cli.run.prefix)?,
         concurrency: cli.run.concurrency as usize,
@@ -239,6 +264,14 @@ fn canary(run: &crate::cli::RunArgs) -> Option<Canary> {
     run.canary.map(|n| Canary::First(n as usize))
 }
 
+/// Whether two paths name one file (the joblog resumed and the one written).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// Whether `program` names an executable file, directly (with a `/`) or through `path`.
 fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -251,7 +284,7 @@ fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
-fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
+fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection, ConfigError> {
     let args = &cli.selection;
     let mut listed: Option<HashSet<String>> = None;
     if !args.accounts.is_empty() {
@@ -267,6 +300,15 @@ fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
         excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         listed,
         shard: args.shard.as_deref().map(Shard::parse).transpose()?,
+        done: match resumed {
+            Some(log) if cli.run.resume.is_some() => {
+                log.entries.values().filter(|e| e.is_done()).map(|e| e.account_id.clone()).collect()
+            }
+            _ => HashSet::new(),
+        },
+        retry: resumed
+            .filter(|_| cli.run.retry_failed.is_some())
+            .map(|log| log.entries.values().filter(|e| e.needs_retry()).map(|e| e.account_id.clone()).collect()),
     })
 }
 

@@ -23,6 +23,12 @@ pub enum Error {
     Portal(PortalError),
     #[error("--accounts names {name:?}, which {} accounts bear ({})", ids.len(), ids.join(", "))]
     AmbiguousName { name: String, ids: Vec<String> },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -34,7 +40,11 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Login(_) | Error::AmbiguousName { .. } | Error::Io { .. } => exit_code::USAGE,
+            Error::Config(_)
+            | Error::Login(_)
+            | Error::AmbiguousName { .. }
+            | Error::Write { .. }
+            | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
         }
@@ -50,7 +60,7 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Io { .. } => None,
+            Error::Config(_) | Error::Write { .. } | Error::Io { .. } => None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod exit_code;
 pub mod files;
 pub mod gate;
 pub mod inventory;
+pub mod joblog;
 pub mod limits;
 pub mod login;
 pub mod output;

@@ -15,12 +15,16 @@ use tokio::task::JoinSet;
 
 mod account;
 
+use std::time::Duration;
+
 use self::account::{Trace, run_account};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::error::Error;
+use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
 use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
+use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
@@ -94,7 +98,14 @@ pub async fn run_everywhere(
     source: AccountSource<'_>,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
-    let mut tasks = AccountTasks::new(Arc::clone(&run), selection);
+    let joblog = match &run.plan.joblog {
+        Some((path, append)) => Some(
+            JobLog::open(path, *append, &run.plan.command_argv, &run.plan.roles)
+                .map_err(|source| Error::Write { path: path.clone(), source })?,
+        ),
+        None => None,
+    };
+    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog);
     let mut complete = false;
     match source {
         AccountSource::Cache(inventory) => {
@@ -182,10 +193,12 @@ struct AccountTasks {
     held: Option<Vec<(Account, Option<Vec<String>>)>>,
     /// Canaries started so far; `None` once they are done, or without canaries.
     canaries: Option<usize>,
+    /// `--joblog`: every account as it ends.
+    joblog: Option<JobLog>,
 }
 
 impl AccountTasks {
-    fn new(run: Arc<Run>, selection: &Selection) -> Self {
+    fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>) -> Self {
         let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
@@ -201,6 +214,7 @@ impl AccountTasks {
             writer: None,
             held: (selection.names_listed() || named_canaries).then(Vec::new),
             canaries,
+            joblog,
         }
     }
 
@@ -308,6 +322,9 @@ impl AccountTasks {
 
     fn record(&mut self, result: TaskResult) {
         let TaskResult { account, outcome, trace } = result;
+        if let Some(joblog) = &mut self.joblog {
+            joblog.record(joblog_entry(&account, &outcome, &trace, self.run.plan.dry_run));
+        }
         if self.run.plan.dry_run
             && !self.run.plan.json
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
@@ -320,5 +337,28 @@ impl AccountTasks {
             outcome,
         });
         inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
+    }
+}
+
+/// An account's joblog line.
+fn joblog_entry(account: &Account, outcome: &Outcome, trace: &Trace, dry_run: bool) -> joblog::Entry {
+    let ran = trace.exit.is_some();
+    let (exit_code, signal) = match trace.exit {
+        Some(ChildExit::Code(code)) => (code, 0),
+        Some(ChildExit::Signal(signal)) => (-1, signal),
+        _ => (-1, 0),
+    };
+    joblog::Entry {
+        seq: 0,
+        started: trace.started.filter(|_| ran),
+        runtime: if ran { trace.runtime } else { Duration::ZERO },
+        exit_code,
+        signal,
+        command: trace.argv.clone().filter(|_| ran).unwrap_or_default(),
+        account_id: account.id.clone(),
+        account_name: account.name.clone(),
+        role: trace.role.clone().unwrap_or_default(),
+        status: outcome.status(dry_run).to_owned(),
+        class: outcome.class().map_or("", |class| class.name()).to_owned(),
     }
 }

@@ -27,6 +27,36 @@ pub enum Outcome {
     NotStarted,
 }
 
+impl Outcome {
+    /// The outcome in a word, as `--output json` and the joblog give it.
+    pub fn status(&self, dry_run: bool) -> &'static str {
+        match self {
+            Outcome::Succeeded if dry_run => "planned",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::NoRole => "no-role",
+            Outcome::NotStarted => "not-started",
+        }
+    }
+
+    /// The failure class, for a failed account.
+    pub fn class(&self) -> Option<FailureClass> {
+        match self {
+            Outcome::Failed { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, in words, if anything did.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed { reason, .. } | Outcome::Interrupted(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// Why an account failed, in a word a CI job can match on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureClass {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -31,6 +31,9 @@ pub struct Trace {
     pub argv: Option<Vec<String>>,
     /// How its command ended.
     pub exit: Option<ChildExit>,
+    /// When its command started, and how long it ran.
+    pub started: Option<SystemTime>,
+    pub runtime: Duration,
     /// Its command slot, held until its failure (if any) is counted, so that no other
     /// account takes the slot before a `--fail-fast` halt is known.
     slot: Option<OwnedSemaphorePermit>,
@@ -78,14 +81,6 @@ fn result_record<'a>(
     trace: &'a Trace,
     duration_ms: u64,
 ) -> ResultRecord<'a> {
-    let (status, class, error) = match outcome {
-        Outcome::Succeeded if run.plan.dry_run => ("planned", None, None),
-        Outcome::Succeeded => ("succeeded", None, None),
-        Outcome::Failed { class, reason } => ("failed", Some(class.name()), Some(reason.clone())),
-        Outcome::Interrupted(how) => ("interrupted", None, Some(how.clone())),
-        Outcome::NoRole => ("no-role", None, None),
-        Outcome::NotStarted => ("not-started", None, None),
-    };
     ResultRecord {
         version: json::VERSION,
         kind: "result",
@@ -93,8 +88,8 @@ fn result_record<'a>(
         account_name: &account.name,
         role: trace.role.as_deref(),
         region: &run.region,
-        status,
-        class,
+        status: outcome.status(run.plan.dry_run),
+        class: outcome.class().map(FailureClass::name),
         exit_code: match trace.exit {
             Some(ChildExit::Code(code)) => Some(code),
             _ => None,
@@ -104,7 +99,7 @@ fn result_record<'a>(
             _ => None,
         },
         duration_ms,
-        error,
+        error: outcome.error().map(str::to_owned),
         argv: trace.argv.as_deref().filter(|_| run.plan.dry_run),
     }
 }
@@ -162,7 +157,11 @@ async fn account_outcome(
         credentials: &credentials,
     };
     let streams = streams(run, &vars);
-    match child::run(argv, &env, streams, &run.output, &run.stopper, run.plan.limits).await {
+    trace.started = Some(SystemTime::now());
+    let command_start = Instant::now();
+    let ended = child::run(argv, &env, streams, &run.output, &run.stopper, run.plan.limits).await;
+    trace.runtime = command_start.elapsed();
+    match ended {
         Ok(None) => Outcome::NotStarted,
         Ok(Some(exit)) => {
             let outcome = match exit {
