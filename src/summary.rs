@@ -62,6 +62,8 @@ impl Outcome {
 pub enum FailureClass {
     /// The portal gave no credentials (an error other than the ones below).
     NoCredentials,
+    /// The portal refused credentials for a role the account lists (HTTP 403).
+    Denied,
     /// The portal throttled its calls past the retry budget.
     Throttled,
     /// The portal rejected the SSO token.
@@ -80,6 +82,7 @@ impl FailureClass {
     pub fn name(self) -> &'static str {
         match self {
             FailureClass::NoCredentials => "no-credentials",
+            FailureClass::Denied => "denied",
             FailureClass::Throttled => "throttled",
             FailureClass::Login => "login",
             FailureClass::Spawn => "spawn",

@@ -137,8 +137,15 @@ async fn account_outcome(
     }
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
+    let roles_known = known_roles.is_some();
     let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
         Ok(Some(found)) => found,
+        // The account lists the role (inventory cache), yet the portal refuses it: that
+        // is a denial to report, not an account to skip.
+        Ok(None) if roles_known => {
+            let reason = format!("the portal refused credentials for {} (HTTP 403)", candidates.join(" and "));
+            return Outcome::Failed { class: FailureClass::Denied, reason };
+        }
         Ok(None) => return Outcome::NoRole,
         Err(error) => return failed(run, &error),
     };
