@@ -83,6 +83,21 @@ pub enum Subcommands {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Run a plan saved by `--dry-run --save-plan FILE`, exactly: its accounts, roles,
+    /// region and commands as they were rendered, under the same login (else exit 2).
+    /// Accounts the portal no longer lists, or whose role is gone, are skipped and
+    /// reported. Run flags go before `apply` (fanout -j 4 --canary 2 apply plan.json).
+    Apply {
+        /// The plan file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+
+        /// The plan's sha256 as its reviewer approved it: runs without asking. A hash
+        /// that is not the plan's is refused (exit 2). Without it, fanout asks on the
+        /// terminal, and without a terminal refuses (exit 2).
+        #[arg(long, value_name = "SHA256")]
+        approve: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -213,6 +228,23 @@ pub struct RunArgs {
     /// credentials are fetched and nothing is run.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// With --dry-run: also write the resolved run to FILE as JSON (the login, and per
+    /// account its id, name, role, region and exact argv) with a sha256 over it, for a
+    /// reviewer to approve and `fanout apply FILE --approve SHA256` to run.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub save_plan: Option<PathBuf>,
+
+    /// On a terminal, ask before running in more than N accounts (0: never ask). The
+    /// prompt shows the count, a few account names, the role(s) and the command.
+    /// Without a terminal on stdin and stderr (CI) fanout never asks.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub confirm_above: u32,
+
+    /// Do not ask before a big run (see --confirm-above). Does not approve a plan: that
+    /// is `apply --approve SHA256`.
+    #[arg(short = 'y', long, env = "FANOUT_YES", action = ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub yes: bool,
 
     /// Run the command in the first N selected accounts first, wait for them, and stop
     /// before touching any other account (not even fetching its credentials) if one of

@@ -23,6 +23,9 @@ pub enum Error {
     Portal(PortalError),
     #[error("--accounts names {name:?}, which {} accounts bear ({})", ids.len(), ids.join(", "))]
     AmbiguousName { name: String, ids: Vec<String> },
+    /// The person asked before a big run did not say yes.
+    #[error("the run was not confirmed: nothing was run")]
+    NotConfirmed,
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -37,6 +40,7 @@ impl Error {
             Error::Config(_) | Error::Login(_) | Error::AmbiguousName { .. } | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
+            Error::NotConfirmed => exit_code::ACCOUNT_FAILED,
         }
     }
 
@@ -50,7 +54,7 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Io { .. } => None,
+            Error::Config(_) | Error::Io { .. } | Error::NotConfirmed => None,
         }
     }
 
