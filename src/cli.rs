@@ -157,6 +157,7 @@ pub struct SelectionArgs {
 
 /// How to run the command.
 #[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "each is an independent on/off flag on the command line")]
 pub struct RunArgs {
     /// The role to assume in each account, or a comma-separated fallback list: the first
     /// one the account has is used (--role ReadOnly,ViewOnly). Accounts with none of them

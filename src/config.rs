@@ -268,7 +268,12 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
 /// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
 /// flags given. Without `--approve` a person must say yes on the terminal, whatever
 /// the plan's size and `--yes`; without a terminal, the run is refused.
-fn apply_plan(cli: &Cli, env: &Environment, file: &std::path::Path, approve: Option<&str>) -> Result<RunPlan, ConfigError> {
+fn apply_plan(
+    cli: &Cli,
+    env: &Environment,
+    file: &std::path::Path,
+    approve: Option<&str>,
+) -> Result<RunPlan, ConfigError> {
     let args = &cli.selection;
     let conflict = [
         (!cli.run.role.is_empty(), "--role"),

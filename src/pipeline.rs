@@ -25,9 +25,9 @@ use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter}
 use crate::login::SsoLogin;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
+use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::select::Selection;
-use crate::plan::PlannedAccount;
 use crate::summary::{AccountReport, Outcome, Tally};
 
 /// What every account task shares.

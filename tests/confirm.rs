@@ -122,7 +122,12 @@ fn on_a_terminal_a_big_run_asks_first_and_runs_on_yes() {
     tmux.run(&fanout_line(&env, dir.path(), &["--role", "ReadOnly", "--", "echo", "ran"]));
     let pane = tmux.wait_for("[y/N]");
     assert!(pane.contains("about to run in 24 accounts"), "{pane}");
-    assert!(pane.contains("accounts: team000-prod, team000-dev, team000-staging, team000-sandbox, team000-audit, … and 19 more"), "{pane}");
+    assert!(
+        pane.contains(
+            "accounts: team000-prod, team000-dev, team000-staging, team000-sandbox, team000-audit, … and 19 more"
+        ),
+        "{pane}"
+    );
     assert!(pane.contains("role:     ReadOnly") && pane.contains("command:  echo ran"), "{pane}");
     assert!(pane.contains("Run in 24 accounts? [y/N]"), "{pane}");
     assert_eq!(env.portal.stats().get_role_credentials, 0, "nothing before the answer");

@@ -10,7 +10,7 @@ use common::{TestEnv, sorted_lines, stderr_of, stdout_of};
 use fake_portal::{Account, FakePortal, PortalOptions, generated_accounts};
 use serde_json::Value;
 
-/// Saves a plan of the `-dev` accounts (ReadOnly) running `echo {account_id} planned`.
+/// Saves a plan of the `-dev` accounts (`ReadOnly`) running `echo {account_id} planned`.
 fn save_plan(env: &TestEnv, path: &Path) -> Value {
     let path = path.to_str().unwrap();
     let args = ["--role", "ReadOnly", "--match", "*-dev", "--dry-run", "--save-plan", path];
