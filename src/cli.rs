@@ -15,14 +15,18 @@ Examples:
   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
   fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
   fanout accounts --output json
+  fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
+  fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
 
 Exit codes:
   0    every selected account ran and its command exited 0
   1    at least one account failed (non-zero exit, killed, timed out, no credentials,
        throttled, spawn error), was interrupted or never started; or output could not be
-       written
+       written; or the run was not confirmed at the prompt (nothing ran)
   2    usage or configuration error (bad flag, template, glob, config file, no such
-       program, a placeholder where a shell or interpreter would run it as code)
+       program, a placeholder where a shell or interpreter would run it as code; a plan
+       edited since it was saved, a wrong --approve, no --approve and no terminal, a plan
+       of another login)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
   4    the SSO portal could not be queried before any command started, or its account
        listing broke off (a repeated page token, an error)

@@ -460,6 +460,43 @@ mod tests {
     }
 
     #[test]
+    fn a_run_asks_only_a_person_and_only_when_it_will_run() {
+        let confirm = |can_ask: bool, args: &[&str]| {
+            let args = [&["fanout", "--role", "R"], args, &["--", "true"]].concat();
+            let env = Environment {
+                home: Some("/home/u".into()),
+                path: Some("/usr/bin:/bin".into()),
+                xdg_cache_home: None,
+                aws_config_file: None,
+                stdout_is_terminal: false,
+                can_ask,
+            };
+            match Config::from_cli(Cli::try_parse_from(args).unwrap(), &env).unwrap().action {
+                Action::Run(plan) => plan.confirm,
+                Action::ListAccounts(_) => unreachable!("a run"),
+            }
+        };
+        assert_eq!(confirm(true, &[]), Some(Confirm { above: 10 }));
+        assert_eq!(confirm(true, &["--confirm-above", "3"]), Some(Confirm { above: 3 }));
+        assert_eq!(confirm(false, &[]), None, "no terminal, no prompt");
+        assert_eq!(confirm(true, &["--yes"]), None);
+        assert_eq!(confirm(true, &["--confirm-above", "0"]), None);
+        assert_eq!(confirm(true, &["--dry-run"]), None);
+    }
+
+    #[test]
+    fn apply_takes_neither_a_role_nor_a_selection() {
+        for args in [
+            &["--role", "R", "apply", "p.json"][..],
+            &["apply", "p.json", "--match", "x"],
+            &["--region", "eu-west-1", "apply", "p.json"],
+        ] {
+            assert!(matches!(config(args), Err(ConfigError::ApplyConflict(_))), "{args:?}");
+        }
+        assert!(matches!(config(&["apply", "/nonexistent/p.json"]), Err(ConfigError::Plan(PlanError::Read { .. }))));
+    }
+
+    #[test]
     fn the_accounts_subcommand_needs_no_role() {
         let config = config(&["accounts", "--output", "json", "--match", "*-dev"]).unwrap();
         assert!(matches!(config.action, Action::ListAccounts(ListFormat::Json)));
