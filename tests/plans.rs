@@ -124,3 +124,28 @@ fn a_plan_made_under_another_login_is_refused() {
     assert!(stderr.contains("the login in force is") && stderr.contains("other.awsapps.com"), "{stderr}");
     assert_eq!(env.portal.stats().get_role_credentials, 0);
 }
+
+#[test]
+fn a_renamed_account_runs_with_the_name_it_was_planned_with() {
+    let env = TestEnv::new(PortalOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    let file = path.to_str().unwrap();
+    let args = ["--role", "ReadOnly", "--accounts", "100000001111", "--dry-run", "--save-plan", file];
+    let saved = env.fanout().args(args).args(["--", "sh", "-c", "echo {account_name}"]).output().unwrap();
+    assert!(saved.status.success(), "{}", stderr_of(&saved));
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(plan["accounts"][0]["argv"][2], "echo \"$FANOUT_ACCOUNT_NAME\"");
+
+    let mut later = generated_accounts(12);
+    later[1].name = "renamed".to_owned();
+    let portal = FakePortal::start(PortalOptions { accounts: later, ..PortalOptions::default() });
+    let output = env
+        .fanout()
+        .env("AWS_ENDPOINT_URL_SSO", portal.url())
+        .args(["apply", file, "--approve", sha(&plan)])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "100000001111|team000-dev\n");
+}
