@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use common::{TestEnv, sorted_lines, stderr_of, stdout_of};
 use fake_portal::{PortalOptions, generated_accounts};
 
-/// A private tmux server, killed when dropped.
+/// A private tmux server on a socket in a temporary directory, killed (and its socket
+/// removed) when dropped.
 struct Tmux {
-    socket: String,
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
     /// `None`, with the reason printed, when tmux cannot be run here.
-    fn start(name: &str) -> Option<Self> {
+    fn start() -> Option<Self> {
         match Command::new("tmux").arg("-V").output() {
             Ok(output) if output.status.success() => {}
             _ => {
@@ -27,12 +28,17 @@ impl Tmux {
                 return None;
             }
         }
-        Some(Tmux { socket: format!("fanout-test-{}-{name}", std::process::id()) })
+        Some(Tmux { dir: tempfile::tempdir().unwrap() })
+    }
+
+    /// Another server, for another session side by side.
+    fn another() -> Self {
+        Tmux { dir: tempfile::tempdir().unwrap() }
     }
 
     fn tmux(&self) -> Command {
         let mut command = Command::new("tmux");
-        command.args(["-L", &self.socket, "-f", "/dev/null"]);
+        command.arg("-S").arg(self.dir.path().join("socket")).args(["-f", "/dev/null"]);
         command
     }
 
@@ -116,7 +122,7 @@ fn big_env() -> TestEnv {
 
 #[test]
 fn on_a_terminal_a_big_run_asks_first_and_runs_on_yes() {
-    let Some(tmux) = Tmux::start("yes") else { return };
+    let Some(tmux) = Tmux::start() else { return };
     let env = big_env();
     let dir = tempfile::tempdir().unwrap();
     tmux.run(&fanout_line(&env, dir.path(), &["--role", "ReadOnly", "--", "echo", "ran"]));
@@ -139,7 +145,7 @@ fn on_a_terminal_a_big_run_asks_first_and_runs_on_yes() {
 
 #[test]
 fn on_a_terminal_anything_but_yes_runs_nothing() {
-    let Some(tmux) = Tmux::start("no") else { return };
+    let Some(tmux) = Tmux::start() else { return };
     let env = big_env();
     let dir = tempfile::tempdir().unwrap();
     tmux.run(&fanout_line(&env, dir.path(), &["--role", "ReadOnly", "--", "echo", "ran"]));
@@ -153,7 +159,7 @@ fn on_a_terminal_anything_but_yes_runs_nothing() {
 
 #[test]
 fn on_a_terminal_small_runs_yes_and_dry_runs_do_not_ask() {
-    let Some(tmux) = Tmux::start("small") else { return };
+    let Some(_skip_unless_tmux) = Tmux::start() else { return };
     let env = big_env();
     let dir = tempfile::tempdir().unwrap();
     // 4 accounts: not above 10. The others: --yes, --confirm-above 0, --dry-run.
@@ -166,7 +172,7 @@ fn on_a_terminal_small_runs_yes_and_dry_runs_do_not_ask() {
     for (name, line) in ["a", "b", "c", "d"].iter().zip(script) {
         let dir = dir.path().join(name);
         std::fs::create_dir(&dir).unwrap();
-        let tmux = Tmux { socket: format!("{}-{name}", tmux.socket) };
+        let tmux = Tmux::another();
         tmux.run(&line);
         assert_eq!(exit_code(&dir), 0, "{name}: {}", tmux.pane());
         assert!(!tmux.pane().contains("[y/N]"), "{name}");
@@ -175,7 +181,7 @@ fn on_a_terminal_small_runs_yes_and_dry_runs_do_not_ask() {
 
 #[test]
 fn on_a_terminal_apply_without_approve_asks() {
-    let Some(tmux) = Tmux::start("apply") else { return };
+    let Some(tmux) = Tmux::start() else { return };
     let env = TestEnv::new(PortalOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
