@@ -29,6 +29,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The person asked before a big run did not say yes.
+    #[error("the run was not confirmed: nothing was run")]
+    NotConfirmed,
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -47,6 +50,7 @@ impl Error {
             | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
+            Error::NotConfirmed => exit_code::ACCOUNT_FAILED,
         }
     }
 
@@ -60,7 +64,7 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Write { .. } | Error::Io { .. } => None,
+            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod credentials;
 pub mod error;
 pub mod exec;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod login;
 pub mod output;
 pub mod pipeline;
+pub mod plan;
 pub mod portal;
 pub mod rate;
 pub mod run;

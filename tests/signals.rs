@@ -144,7 +144,8 @@ fn a_stop_with_fifty_running_children_leaves_none() {
         let args = ["--role", "ReadOnly,AdministratorAccess", "-j", "50", "--", "sh", "-c", "echo ready; sleep 60"];
         let mut run = Marked::spawn(&env, &args, Stdio::piped());
         read_lines_then_drain(&mut run.child, 50);
-        assert_eq!(processes_marked(&run.mark).len(), 1 + 50 * 2, "fanout, 50 shells and 50 sleeps");
+        // fanout, 50 shells and 50 sleeps (a shell forks its sleep just after `ready`).
+        wait_until("every child's sleep", || processes_marked(&run.mark).len() == 1 + 50 * 2);
         let sent = Instant::now();
         run.signal(signal);
         let (exit, stderr, took, mark) = run.wait(sent);

@@ -124,15 +124,20 @@ async fn account_outcome(
         },
         known => known,
     };
-    let candidates = candidate_roles(&run.plan.roles, known_roles.as_deref());
+    // `fanout apply`: the plan's role and argv for this account, never re-rendered.
+    let saved = run.plan.apply.as_ref().and_then(|applied| applied.by_id.get(&account.id));
+    // The saved argv may refer to $FANOUT_ACCOUNT_NAME: it keeps the name it was planned
+    // with, even if the account was renamed since.
+    let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str());
+    let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
+    let candidates = candidate_roles(wanted, known_roles.as_deref());
     if candidates.is_empty() {
         return Outcome::NoRole;
     }
     if run.plan.dry_run {
-        let vars =
-            Vars { account_id: &account.id, account_name: &account.name, role: candidates[0], region: &run.region };
+        let vars = Vars { account_id: &account.id, account_name, role: candidates[0], region: &run.region };
         trace.role = Some(candidates[0].to_owned());
-        trace.argv = Some(run.plan.command.render(&vars));
+        trace.argv = Some(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
         return Outcome::Succeeded;
     }
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
@@ -154,15 +159,10 @@ async fn account_outcome(
         return Outcome::NotStarted;
     }
     trace.role = Some(role.to_owned());
-    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
-    let argv = trace.argv.insert(run.plan.command.render(&vars));
-    let env = AccountEnv {
-        account_id: &account.id,
-        account_name: &account.name,
-        role,
-        region: &run.region,
-        credentials: &credentials,
-    };
+    let vars = Vars { account_id: &account.id, account_name, role, region: &run.region };
+    let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
+    let env =
+        AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials: &credentials };
     let streams = streams(run, &vars);
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
