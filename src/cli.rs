@@ -142,6 +142,7 @@ pub struct SelectionArgs {
 
 /// How to run the command.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "clap's flags are bools")]
 pub struct RunArgs {
     /// The role to assume in each account, or a comma-separated fallback list: the first
     /// one the account has is used (--role ReadOnly,ViewOnly). Accounts with none of them
@@ -234,6 +235,13 @@ pub struct RunArgs {
     /// Stop starting accounts at the first failure (--max-failures 1).
     #[arg(long, conflicts_with = "max_failures")]
     pub fail_fast: bool,
+
+    /// No progress bar, and no summary unless something failed (the exit code is not
+    /// 0). Without it, a progress bar (done, failed and running accounts, rate, ETA) is
+    /// drawn on stderr when stderr is a terminal and the output is not json; the
+    /// commands' lines are printed above it, never cut by it.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.

@@ -27,6 +27,8 @@ pub struct Environment {
     /// `$AWS_CONFIG_FILE`, when set.
     pub aws_config_file: Option<String>,
     pub stdout_is_terminal: bool,
+    /// Whether a progress bar can be drawn.
+    pub stderr_is_terminal: bool,
 }
 
 impl Environment {
@@ -37,6 +39,7 @@ impl Environment {
             xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             aws_config_file: std::env::var("AWS_CONFIG_FILE").ok(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
         }
     }
 }
@@ -68,7 +71,30 @@ pub struct Config {
     pub verbosity: u8,
     /// Flush every output line (a person is watching) rather than when the queue runs dry.
     pub stdout_is_terminal: bool,
+    pub feedback: Feedback,
     pub action: Action,
+}
+
+/// What fanout tells about the run on stderr, beside the commands' own lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// A progress bar while it runs, then the summary: a run with an interactive stderr
+    /// and text output.
+    Bar,
+    /// The summary.
+    Summary,
+    /// `--quiet`: the summary only if something failed.
+    Quiet,
+}
+
+impl Feedback {
+    fn new(quiet: bool, stderr_is_terminal: bool, action: &Action) -> Self {
+        match action {
+            _ if quiet => Feedback::Quiet,
+            Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
+            _ => Feedback::Summary,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -182,6 +208,7 @@ impl Config {
             throttle_timeout: Duration::from_secs(cli.run.throttle_timeout),
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,
+            feedback: Feedback::new(cli.run.quiet, env.stderr_is_terminal, &action),
             action,
         })
     }
@@ -283,6 +310,7 @@ mod tests {
             xdg_cache_home: None,
             aws_config_file: None,
             stdout_is_terminal: false,
+            stderr_is_terminal: false,
         };
         Config::from_cli(cli, &env)
     }
@@ -354,6 +382,20 @@ mod tests {
         assert_eq!(plan(&["--max-failures", "5%"]).unwrap().max_failures, Some(FailureLimit::Percent(5.0)));
         assert!(matches!(plan(&["--max-failures", "0"]), Err(ConfigError::FailureLimit(_))));
         assert_eq!(plan(&[]).unwrap().max_failures, None);
+    }
+
+    #[test]
+    fn the_bar_needs_a_run_a_terminal_and_text_output() {
+        let action = |args: &[&str]| config(args).unwrap().action;
+        let text = action(&["--role", "R", "--", "true"]);
+        let json = action(&["--role", "R", "--output", "json", "--", "true"]);
+        assert_eq!(Feedback::new(false, true, &text), Feedback::Bar);
+        assert_eq!(Feedback::new(false, false, &text), Feedback::Summary);
+        assert_eq!(Feedback::new(false, true, &json), Feedback::Summary);
+        assert_eq!(Feedback::new(false, true, &action(&["accounts"])), Feedback::Summary);
+        assert_eq!(Feedback::new(true, true, &text), Feedback::Quiet);
+        assert_eq!(config(&["-q", "--role", "R", "--", "true"]).unwrap().feedback, Feedback::Quiet);
+        assert_eq!(config(&["--role", "R", "--", "true"]).unwrap().feedback, Feedback::Summary);
     }
 
     #[test]
