@@ -24,6 +24,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 /// How often the counts are copied into the bar (which redraws at most 20 times a second).
 const TICK: Duration = Duration::from_millis(100);
 
+/// Before the first account is selected: no bar, which would look full at 0/0.
+const WAITING: &str = "{elapsed:>4} listing accounts - {msg}";
 /// While the listing streams: no ETA, since the total is not known yet. ASCII only, so
 /// that any terminal and locale shows it.
 const LISTING: &str = "{elapsed:>4} [{wide_bar}] {pos}/{len}+ accounts - {msg} - {rate} - total still growing";
@@ -87,9 +89,17 @@ impl Snapshot {
     }
 }
 
-/// The bar's look before and after the listing is complete.
-fn style(listed: bool) -> ProgressStyle {
-    let template = if listed { LISTED } else { LISTING };
+/// Which look the bar has: before the first account, while the listing streams, after.
+fn template(now: Snapshot) -> &'static str {
+    match now {
+        Snapshot { listed: true, .. } => LISTED,
+        Snapshot { selected: 0, .. } => WAITING,
+        _ => LISTING,
+    }
+}
+
+/// The bar's look for `template`.
+fn style(template: &str) -> ProgressStyle {
     // The templates are constants known to parse; the fallback only keeps this total.
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -108,7 +118,7 @@ impl Progress {
 
     /// A bar drawn on `target` (a hidden one in unit tests), with its ticker thread.
     fn with_target(target: ProgressDrawTarget) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(0), target).with_style(style(false));
+        let bar = ProgressBar::with_draw_target(Some(0), target).with_style(style(WAITING));
         let shared = Arc::new(Shared {
             bar,
             counts: Counts::default(),
@@ -218,8 +228,8 @@ fn tick(shared: &Weak<Shared>) {
 
 /// Updates what changed since `before`, and ticks so the elapsed time and rate move.
 fn show(bar: &ProgressBar, before: Option<Snapshot>, now: Snapshot) {
-    if before.is_none_or(|b| b.listed != now.listed) {
-        bar.set_style(style(now.listed));
+    if before.is_none_or(|before| template(before) != template(now)) {
+        bar.set_style(style(template(now)));
     }
     if before != Some(now) {
         bar.set_length(now.selected as u64);
@@ -278,8 +288,19 @@ mod tests {
     }
 
     #[test]
-    fn both_templates_parse() {
-        for template in [LISTING, LISTED] {
+    fn the_eta_waits_for_the_whole_listing() {
+        let mut now = Snapshot::default();
+        assert_eq!(template(now), WAITING);
+        now.selected = 3;
+        assert_eq!(template(now), LISTING);
+        now.listed = true;
+        assert_eq!(template(now), LISTED);
+        assert!(LISTED.contains("{eta}") && !LISTING.contains("{eta}"));
+    }
+
+    #[test]
+    fn the_templates_parse() {
+        for template in [WAITING, LISTING, LISTED] {
             assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
         }
     }
