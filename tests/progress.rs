@@ -53,6 +53,12 @@ impl Tmux {
 
     /// Runs fanout with `args` in a 150x40 pane and watches it until it exits.
     fn run(&self, env: &TestEnv, args: &[&str]) -> PaneRun {
+        self.run_child(env, args, CHILD, |_| false)
+    }
+
+    /// Runs fanout with `args` and `child` (an `sh -c` script); types Ctrl-C the first
+    /// time `interrupt` says yes to the screen.
+    fn run_child(&self, env: &TestEnv, args: &[&str], child: &str, interrupt: impl Fn(&str) -> bool) -> PaneRun {
         let done = self.dir.path().join("exit-code");
         let script = self.dir.path().join("run.sh");
         let fanout = assert_cmd::cargo::cargo_bin("fanout");
@@ -60,10 +66,11 @@ impl Tmux {
         std::fs::write(
             &script,
             format!(
-                "{} {} -- sh -c {}\necho $? > {}\n",
+                // The shell outlives a Ctrl-C (a trap is reset for fanout) to write the code.
+                "trap : INT\n{} {} -- sh -c {}\necho $? > {}\n",
                 shell_quote(&fanout.to_string_lossy()),
                 quoted.join(" "),
-                shell_quote(CHILD),
+                shell_quote(child),
                 shell_quote(&done.to_string_lossy())
             ),
         )
@@ -77,9 +84,16 @@ impl Tmux {
         assert!(status.success(), "tmux new-session failed");
         let started = Instant::now();
         let mut screens = Vec::new();
+        let mut interrupted = false;
         while !done.exists() {
             assert!(started.elapsed() < Duration::from_mins(2), "fanout did not end in the pane");
-            screens.push(self.capture(env, &["-p"]));
+            let screen = self.capture(env, &["-p"]);
+            if !interrupted && interrupt(&screen) {
+                let sent = self.command(env).args(["send-keys", "-t", "progress", "C-c"]).status();
+                assert!(sent.is_ok_and(|s| s.success()), "tmux send-keys failed");
+                interrupted = true;
+            }
+            screens.push(screen);
             std::thread::sleep(Duration::from_millis(30));
         }
         // The pane may still be drawing the last bytes fanout wrote.
@@ -179,6 +193,22 @@ fn quiet_and_json_draw_no_bar_in_a_terminal() {
     let run = tmux.run(&env, &["--role", "ReadOnly,AdministratorAccess", "-j", "4", "--output", "json"]);
     assert_eq!(run.exit_code, "0", "{}", run.scrollback);
     assert!(run.screens.iter().chain([&run.scrollback]).all(|s| !s.contains(" running")), "{}", run.scrollback);
+}
+
+#[test]
+fn ctrl_c_clears_the_bar_before_the_summary() {
+    let Some(tmux) = Tmux::new() else { return };
+    let env = env_with(12);
+    let child = "echo started; sleep 30";
+    let busy = |screen: &str| screen.lines().any(|l| l.contains(" running") && l.contains(" 4 running"));
+    let run = tmux.run_child(&env, &["--role", "ReadOnly,AdministratorAccess", "-j", "4"], child, busy);
+    assert_eq!(run.exit_code, "130", "{}", run.scrollback);
+    assert!(run.screens.iter().any(|s| busy(s)), "the bar never showed 4 running");
+    let lines: Vec<&str> = run.scrollback.lines().map(str::trim_end).collect();
+    assert!(lines.iter().all(|l| !l.contains(" running")), "the bar was left behind:\n{}", run.scrollback);
+    let summary = lines.iter().position(|l| l.starts_with("fanout: 12 accounts selected"));
+    assert!(summary.is_some(), "{}", run.scrollback);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("  interrupted  ")).count(), 4, "{}", run.scrollback);
 }
 
 #[test]

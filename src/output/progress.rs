@@ -19,7 +19,15 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use console::Term;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
+
+/// Columns the bar leaves free at the right edge. A full-width line would let the `^C`
+/// the terminal echoes on Ctrl-C (or any key typed) wrap to a new line; the bar would
+/// then be cleared one line too low, and left behind above the summary.
+const MARGIN: u16 = 4;
+/// Redraws a second at most, as indicatif's own stderr target.
+const REFRESH_HZ: u8 = 20;
 
 /// How often the counts are copied into the bar (which redraws at most 20 times a second).
 const TICK: Duration = Duration::from_millis(100);
@@ -113,7 +121,12 @@ impl Progress {
     /// The bar on stderr when `shown`, else nothing. Whether stderr is a terminal is
     /// the caller's question (asked once, in `config.rs`).
     pub fn new(shown: bool) -> Self {
-        if shown { Self::with_target(ProgressDrawTarget::stderr()) } else { Progress(None) }
+        if shown {
+            let stderr = Margin(Term::buffered_stderr());
+            Self::with_target(ProgressDrawTarget::term_like_with_hz(Box::new(stderr), REFRESH_HZ))
+        } else {
+            Progress(None)
+        }
     }
 
     /// A bar drawn on `target` (a hidden one in unit tests), with its ticker thread.
@@ -207,6 +220,52 @@ impl Drop for Running {
         if let Some(shared) = &self.0 {
             shared.counts.running.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Stderr as indicatif's own target draws on it, [`MARGIN`] columns narrower.
+#[derive(Debug)]
+struct Margin(Term);
+
+impl TermLike for Margin {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(MARGIN).max(1)
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
