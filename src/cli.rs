@@ -290,6 +290,13 @@ pub struct RunArgs {
     /// when it is also the --joblog.
     #[arg(long, value_name = "FILE")]
     pub retry_failed: Option<PathBuf>,
+
+    /// No progress bar, and no summary unless something failed (the exit code is not
+    /// 0). Without it, a progress bar (done, failed and running accounts, rate, ETA) is
+    /// drawn on stderr when stderr is a terminal and the output is not json; the
+    /// commands' lines are printed above it, never cut by it.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.

@@ -33,6 +33,8 @@ pub struct Environment {
     pub stdout_is_terminal: bool,
     /// Both stdin and stderr are terminals: a person can be asked (`confirm.rs`).
     pub can_ask: bool,
+    /// Whether a progress bar can be drawn.
+    pub stderr_is_terminal: bool,
 }
 
 impl Environment {
@@ -44,6 +46,7 @@ impl Environment {
             aws_config_file: std::env::var("AWS_CONFIG_FILE").ok(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
             can_ask: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
         }
     }
 }
@@ -75,7 +78,30 @@ pub struct Config {
     pub verbosity: u8,
     /// Flush every output line (a person is watching) rather than when the queue runs dry.
     pub stdout_is_terminal: bool,
+    pub feedback: Feedback,
     pub action: Action,
+}
+
+/// What fanout tells about the run on stderr, beside the commands' own lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// A progress bar while it runs, then the summary: a run with an interactive stderr
+    /// and text output.
+    Bar,
+    /// The summary.
+    Summary,
+    /// `--quiet`: the summary only if something failed.
+    Quiet,
+}
+
+impl Feedback {
+    fn new(quiet: bool, stderr_is_terminal: bool, action: &Action) -> Self {
+        match action {
+            _ if quiet => Feedback::Quiet,
+            Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
+            _ => Feedback::Summary,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -224,6 +250,7 @@ impl Config {
             throttle_timeout: Duration::from_secs(cli.run.throttle_timeout),
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,
+            feedback: Feedback::new(cli.run.quiet, env.stderr_is_terminal, &action),
             action,
         })
     }
@@ -432,6 +459,7 @@ mod tests {
             aws_config_file: None,
             stdout_is_terminal: false,
             can_ask: false,
+            stderr_is_terminal: false,
         };
         Config::from_cli(cli, &env)
     }
@@ -516,6 +544,7 @@ mod tests {
                 aws_config_file: None,
                 stdout_is_terminal: false,
                 can_ask,
+                stderr_is_terminal: false,
             };
             match Config::from_cli(Cli::try_parse_from(args).unwrap(), &env).unwrap().action {
                 Action::Run(plan) => plan.confirm,
@@ -540,6 +569,20 @@ mod tests {
             assert!(matches!(config(args), Err(ConfigError::ApplyConflict(_))), "{args:?}");
         }
         assert!(matches!(config(&["apply", "/nonexistent/p.json"]), Err(ConfigError::Plan(PlanError::Read { .. }))));
+    }
+
+    #[test]
+    fn the_bar_needs_a_run_a_terminal_and_text_output() {
+        let action = |args: &[&str]| config(args).unwrap().action;
+        let text = action(&["--role", "R", "--", "true"]);
+        let json = action(&["--role", "R", "--output", "json", "--", "true"]);
+        assert_eq!(Feedback::new(false, true, &text), Feedback::Bar);
+        assert_eq!(Feedback::new(false, false, &text), Feedback::Summary);
+        assert_eq!(Feedback::new(false, true, &json), Feedback::Summary);
+        assert_eq!(Feedback::new(false, true, &action(&["accounts"])), Feedback::Summary);
+        assert_eq!(Feedback::new(true, true, &text), Feedback::Quiet);
+        assert_eq!(config(&["-q", "--role", "R", "--", "true"]).unwrap().feedback, Feedback::Quiet);
+        assert_eq!(config(&["--role", "R", "--", "true"]).unwrap().feedback, Feedback::Summary);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
+use crate::output::progress::Progress;
 use crate::output::report;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
@@ -41,6 +42,8 @@ pub struct Run {
     region: String,
     portal: Arc<Portal>,
     output: Output,
+    /// The bar counts accounts selected, running and finished.
+    progress: Progress,
     stopper: Stopper,
     /// Set at the first 401 mid-run: every later account would get one too.
     login_rejected: AtomicBool,
@@ -56,6 +59,7 @@ impl Run {
         login: &SsoLogin,
         portal: Arc<Portal>,
         output: Output,
+        progress: Progress,
         stopper: Stopper,
     ) -> Result<Self, ConfigError> {
         let region = plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone());
@@ -63,7 +67,7 @@ impl Run {
             return Err(ConfigError::BadRegion(region));
         }
         let gate = Gate::new(plan.max_failures);
-        Ok(Run { plan, region, portal, output, stopper, login_rejected: AtomicBool::new(false), gate })
+        Ok(Run { plan, region, portal, output, progress, stopper, login_rejected: AtomicBool::new(false), gate })
     }
 }
 
@@ -157,6 +161,7 @@ pub async fn run_everywhere(
         }
     }
     tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
+    run.progress.on_listing_complete();
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if let Some(applied) = &run.plan.apply {
@@ -249,6 +254,7 @@ impl AccountTasks {
             inventory::record(&mut self.writer, &InventoryAccount { account, roles });
             return;
         }
+        self.run.progress.on_selected();
         if selection.listed.is_some() {
             self.listed_seen.extend([account.id.clone(), account.name.clone()]);
         }

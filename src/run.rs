@@ -10,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
 
-use crate::config::{Action, Config, ConfigError, ListFormat};
+use crate::config::{Action, Config, ConfigError, Feedback, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
 use crate::output::json;
+use crate::output::progress::Progress;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
@@ -33,7 +34,10 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     // run with the signal's exit code and leaves nothing running.
     let stopper = Stopper::for_current_runtime();
     stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
-    let result = run_with(config, &stopper).await;
+    // Cleared here too, so that an error from any step is printed on a clean line.
+    let progress = Progress::new(config.feedback == Feedback::Bar);
+    let result = run_with(config, &stopper, &progress).await;
+    progress.finish();
     match (result, stopper.received_signal()) {
         (Err(Error::Portal(PortalError::Cancelled)), Some(signal)) => {
             report::eprint_text("fanout: stopped before any command started\n");
@@ -43,7 +47,7 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     }
 }
 
-async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
+async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) -> Result<u8, Error> {
     fit_open_file_limit(&mut config);
     let aws_config = AwsConfig::read(&config.home, config.aws_config_file.as_deref())?;
     let profiles = aws_config.profiles().await?;
@@ -63,7 +67,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     };
     let portal = Arc::new(Portal::connect(&login, &aws_config, token.access_token, limits, stopper.clone()).await);
     let cache = InventoryCache::open(&config, &login);
-    let (output, writer) = writer::start(config.stdout_is_terminal, stopper.clone());
+    let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();
     let result = match config.action {
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
@@ -73,7 +77,8 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
             }
             let json = plan.json;
             let save_plan = plan.save_plan.clone();
-            let run = Arc::new(Run::new(*plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
+            let run = Run::new(*plan, &login, Arc::clone(&portal), output.clone(), progress.clone(), stopper.clone());
+            let run = Arc::new(run?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
@@ -98,6 +103,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     };
     drop(output);
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
+    progress.finish();
     let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
@@ -111,8 +117,10 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     if tally.login_rejected {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
     }
-    let summary_written = report::eprint_text(&summary);
-    Ok(with_output_failures(tally.exit_code(stopper.received_signal()), &writer_end, summary_written))
+    let code = tally.exit_code(stopper.received_signal());
+    let summary_written =
+        (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
+    Ok(with_output_failures(code, &writer_end, summary_written))
 }
 
 /// `--save-plan`: writes what the dry run planned, unless the listing was cut short

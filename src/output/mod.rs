@@ -3,5 +3,6 @@
 
 pub mod json;
 pub mod lines;
+pub mod progress;
 pub mod report;
 pub mod writer;

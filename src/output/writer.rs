@@ -6,6 +6,11 @@
 //! of filling memory. The thread holds a `BufWriter` and flushes whenever the channel
 //! runs dry (fd's `ReceiverBuffer` trick), or after every record on a terminal.
 //!
+//! With a progress bar on the terminal, every record bound for the terminal is written
+//! inside the bar's [`Progress::suspend`], flushed there with whatever else is queued for
+//! the terminal, so the bar is cleared before the lines and redrawn below them, once a
+//! batch. Stdout to a pipe or file is written outside it: a slow reader never holds the bar.
+//!
 //! A closed pipe (EPIPE) on stdout is a reader that has all it wanted: quiet. Any other
 //! write error (a full disk, an I/O error) loses output, so it stops the run and is
 //! reported with a failing exit code, as is a failed write to stderr.
@@ -17,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::exec::stop::Stopper;
+use crate::output::progress::Progress;
 
 /// Records in flight between the children and the writer; each holds one read's worth
 /// of lines (at most 64 KiB plus prefixes), which bounds the memory output can take
@@ -102,8 +108,9 @@ impl WriterHandle {
 }
 
 /// Starts the writer. A failed write to stdout stops the run through `stopper`, so the
-/// children do not go on writing into the void.
-pub fn start(flush_every_record: bool, stopper: Stopper) -> (Output, WriterHandle) {
+/// children do not go on writing into the void. `stdout_is_terminal` flushes every
+/// record; `progress` is the bar the records are written under.
+pub fn start(stdout_is_terminal: bool, progress: Progress, stopper: Stopper) -> (Output, WriterHandle) {
     let (sender, receiver) = mpsc::channel(QUEUE);
     let pool = BufferPool::default();
     let returned = Arc::clone(&pool);
@@ -115,7 +122,7 @@ pub fn start(flush_every_record: bool, stopper: Stopper) -> (Output, WriterHandl
     std::thread::Builder::new()
         .name("fanout-writer".to_owned())
         .spawn(move || {
-            let end = write_all_records(receiver, &returned, flush_every_record, on_stdout_lost);
+            let end = write_all_records(receiver, &returned, stdout_is_terminal, &progress, on_stdout_lost);
             let _ = done.send(end);
         })
         .expect("spawn the writer thread");
@@ -125,20 +132,25 @@ pub fn start(flush_every_record: bool, stopper: Stopper) -> (Output, WriterHandl
 fn write_all_records(
     mut receiver: mpsc::Receiver<Record>,
     pool: &BufferPool,
-    flush_every_record: bool,
+    stdout_is_terminal: bool,
+    progress: &Progress,
     on_stdout_lost: impl FnOnce(),
 ) -> WriterEnd {
-    let mut stdout = StdoutSlot { out: Some(BufWriter::with_capacity(64 * 1024, io::stdout().lock())), end: None };
-    // stderr is not locked for the whole run: tracing writes log lines to it too.
-    let mut stderr = BufWriter::with_capacity(16 * 1024, io::stderr());
-    let mut stderr_failed = false;
-    let mut on_lost = Some(on_stdout_lost);
+    let mut sinks = Sinks {
+        stdout: StdoutSlot { out: Some(BufWriter::with_capacity(64 * 1024, io::stdout().lock())), end: None },
+        // stderr is not locked for the whole run: tracing writes log lines to it too.
+        stderr: BufWriter::with_capacity(16 * 1024, io::stderr()),
+        stderr_failed: false,
+        on_lost: Some(on_stdout_lost),
+        stdout_is_terminal,
+    };
+    let under_bar = |record: &Record| progress.is_shown() && sinks_reach_terminal(record.stream, stdout_is_terminal);
+    let mut next = None;
     loop {
-        let record = match receiver.try_recv() {
+        let record = match next.take().map_or_else(|| receiver.try_recv(), Ok) {
             Ok(record) => record,
             Err(mpsc::error::TryRecvError::Empty) => {
-                stdout.flush(&mut on_lost);
-                stderr_failed |= stderr.flush().is_err();
+                sinks.flush();
                 match receiver.blocking_recv() {
                     Some(record) => record,
                     None => break,
@@ -146,18 +158,77 @@ fn write_all_records(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
+        if under_bar(&record) {
+            next = progress.suspend(|| {
+                sinks.write(record, false, pool);
+                let left = drain_for_terminal(&mut receiver, &mut sinks, pool, under_bar);
+                sinks.flush_terminal();
+                left
+            });
+        } else {
+            sinks.write(record, stdout_is_terminal, pool);
+        }
+    }
+    sinks.flush();
+    WriterEnd { stdout: sinks.stdout.end.unwrap_or(StdoutEnd::Drained), stderr_failed: sinks.stderr_failed }
+}
+
+/// Whether records of `stream` show on the terminal the bar is drawn on.
+fn sinks_reach_terminal(stream: Stream, stdout_is_terminal: bool) -> bool {
+    stream == Stream::Stderr || stdout_is_terminal
+}
+
+/// Writes what is already queued for the terminal, up to a queue's worth (so a flood
+/// still lets the bar be drawn now and then); returns the first record that is not.
+fn drain_for_terminal(
+    receiver: &mut mpsc::Receiver<Record>,
+    sinks: &mut Sinks<impl FnOnce()>,
+    pool: &BufferPool,
+    for_terminal: impl Fn(&Record) -> bool,
+) -> Option<Record> {
+    for _ in 1..QUEUE {
+        match receiver.try_recv() {
+            Ok(record) if for_terminal(&record) => sinks.write(record, false, pool),
+            Ok(record) => return Some(record),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Both streams, and how writing to them has gone.
+struct Sinks<L: FnOnce()> {
+    stdout: StdoutSlot,
+    stderr: BufWriter<io::Stderr>,
+    stderr_failed: bool,
+    on_lost: Option<L>,
+    stdout_is_terminal: bool,
+}
+
+impl<L: FnOnce()> Sinks<L> {
+    fn write(&mut self, record: Record, flush: bool, pool: &BufferPool) {
         match record.stream {
-            Stream::Stdout => stdout.write(&record.bytes, flush_every_record, &mut on_lost),
+            Stream::Stdout => self.stdout.write(&record.bytes, flush, &mut self.on_lost),
             Stream::Stderr => {
-                stderr_failed |=
-                    stderr.write_all(&record.bytes).is_err() || (flush_every_record && stderr.flush().is_err());
+                self.stderr_failed |=
+                    self.stderr.write_all(&record.bytes).is_err() || (flush && self.stderr.flush().is_err());
             }
         }
         recycle(pool, record.bytes);
     }
-    stdout.flush(&mut on_lost);
-    stderr_failed |= stderr.flush().is_err();
-    WriterEnd { stdout: stdout.end.unwrap_or(StdoutEnd::Drained), stderr_failed }
+
+    fn flush(&mut self) {
+        self.stdout.flush(&mut self.on_lost);
+        self.stderr_failed |= self.stderr.flush().is_err();
+    }
+
+    /// Flushes what shows on the terminal, before the bar is drawn again below it.
+    fn flush_terminal(&mut self) {
+        if self.stdout_is_terminal {
+            self.stdout.flush(&mut self.on_lost);
+        }
+        self.stderr_failed |= self.stderr.flush().is_err();
+    }
 }
 
 /// Stdout while it works, and how it stopped working.

@@ -52,6 +52,7 @@ pub async fn run_account(
         run.gate.on_failure();
     }
     drop(trace.slot.take());
+    run.progress.on_finished(matches!(outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
     tracing::debug!(account = %account.id, ?outcome, "finished");
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     send_result(&run, &account, &outcome, &trace, duration_ms).await;
@@ -61,6 +62,7 @@ pub async fn run_account(
 /// An account a halted run never started: its ending, without a task.
 pub async fn not_started(run: &Run, account: Account) -> TaskResult {
     let (outcome, trace) = (Outcome::NotStarted, Trace::default());
+    run.progress.on_finished(false);
     send_result(run, &account, &outcome, &trace, 0).await;
     TaskResult { account, outcome, trace }
 }
@@ -166,7 +168,9 @@ async fn account_outcome(
     let streams = streams(run, &vars);
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
+    let running = run.progress.on_started();
     let ended = child::run(argv, &env, streams, &run.output, &run.stopper, run.plan.limits).await;
+    drop(running);
     trace.runtime = command_start.elapsed();
     match ended {
         Ok(None) => Outcome::NotStarted,
