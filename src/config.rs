@@ -11,6 +11,7 @@ use crate::cli::{Cli, OutputFormat, Subcommands};
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::gate::{FailureLimit, FailureLimitError};
+use crate::output::group::Order;
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
@@ -104,6 +105,10 @@ pub struct RunPlan {
     pub json: bool,
     /// `--timeout` and `--kill-after`, for each command.
     pub limits: Limits,
+    /// `--group`, `--keep-order`: when each account's lines are printed.
+    pub order: Order,
+    /// `--output-dir`: where each account's raw output and the JSON records are written too.
+    pub output_dir: Option<PathBuf>,
 }
 
 /// Which accounts run first, alone.
@@ -227,6 +232,12 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
             (None, false) => None,
         },
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
+        order: match (cli.run.keep_order, cli.run.group) {
+            (true, _) => Order::KeepOrder,
+            (false, true) => Order::Group,
+            (false, false) => Order::Stream,
+        },
+        output_dir: cli.run.output_dir.clone(),
     })
 }
 

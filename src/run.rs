@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
+use crate::output::dir::OutputDir;
 use crate::output::json;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
@@ -59,6 +60,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     let cache = InventoryCache::open(&config, &login);
     let (output, writer) = writer::start(config.stdout_is_terminal, stopper.clone());
     let started = Instant::now();
+    let mut output_dir = None;
     let result = match config.action {
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
         Action::Run(plan) => {
@@ -66,25 +68,41 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
             let json = plan.json;
-            let run = Arc::new(Run::new(*plan, &login, Arc::clone(&portal), output.clone(), stopper.clone())?);
+            let dir = match &plan.output_dir {
+                Some(path) => Some(Arc::new(OutputDir::create(path).map_err(|source| Error::Io {
+                    context: "cannot create the --output-dir directory",
+                    source,
+                })?)),
+                None => None,
+            };
+            output_dir.clone_from(&dir);
+            let run =
+                Arc::new(Run::new(*plan, &login, Arc::clone(&portal), output.clone(), dir.clone(), stopper.clone())?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
             };
             let finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
             if let Ok(finished) = finished.as_ref()
-                && json
+                && (json || dir.is_some())
             {
                 let code = finished.tally.exit_code(stopper.received_signal());
                 let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
-                output.send(Stream::Stdout, record).await;
+                if let Some(dir) = &dir {
+                    dir.write_record(&record);
+                }
+                if json {
+                    output.send(Stream::Stdout, record).await;
+                }
             }
             finished.map(Some)
         }
     };
     drop(output);
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
+    // Output the directory lost is lost output, as a failed stdout is.
+    let dir_written = output_dir.is_none_or(|dir| dir.finish());
     let Some(Finished { mut tally, dry_run, roles }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
@@ -98,7 +116,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     if tally.login_rejected {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
     }
-    let summary_written = report::eprint_text(&summary);
+    let summary_written = report::eprint_text(&summary) && dir_written;
     Ok(with_output_failures(tally.exit_code(stopper.received_signal()), &writer_end, summary_written))
 }
 
