@@ -36,7 +36,14 @@ impl OutputDir {
         let dir = self.root.join(account_id);
         match DirBuilder::new().mode(0o700).create(&dir) {
             Err(error) if error.kind() != io::ErrorKind::AlreadyExists => return Err(error),
-            _ => {}
+            Ok(()) => {}
+            // One an earlier run (or anyone) made: a real directory, and private from now on.
+            Err(_) => {
+                if !std::fs::symlink_metadata(&dir)?.is_dir() {
+                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, "not a directory (or a symlink)"));
+                }
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            }
         }
         Ok([open_private(&dir.join("stdout"))?, open_private(&dir.join("stderr"))?])
     }
@@ -101,6 +108,8 @@ mod tests {
         assert_eq!(mode(&root.join("111122223333/stdout")), 0o600);
         assert_eq!(mode(&root.join("111122223333")), 0o700);
         std::fs::create_dir(root.join("444455556666")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.join("777788889999")).unwrap();
+        assert!(dir.account_files("777788889999").is_err(), "a symlinked account directory");
         std::os::unix::fs::symlink(tmp.path().join("elsewhere"), root.join("444455556666/stdout")).unwrap();
         assert!(dir.account_files("444455556666").is_err());
         assert!(!tmp.path().join("elsewhere").exists());
