@@ -197,17 +197,8 @@ pub struct RunArgs {
     #[arg(long = "output", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
     pub run_output: RunOutput,
 
-    /// Hold each account's output and print it whole when the account ends, so its lines
-    /// stay together (stdout and stderr lines keep their streams; with --output json its
-    /// records stay together). Output past 1 MiB an account waits in a private temp file.
-    #[arg(long)]
-    pub group: bool,
-
-    /// Like --group, and print the accounts in the order they were selected: a finished
-    /// account waits until every account before it has been printed. The output is the
-    /// same as a -j 1 run's.
-    #[arg(long)]
-    pub keep_order: bool,
+    #[command(flatten)]
+    pub order: OrderArgs,
 
     /// Also write each account's raw stdout and stderr to DIR/<account_id>/stdout and
     /// DIR/<account_id>/stderr, and the JSON result and summary records (as --output json
@@ -254,6 +245,22 @@ pub struct RunArgs {
     /// Stop starting accounts at the first failure (--max-failures 1).
     #[arg(long, conflicts_with = "max_failures")]
     pub fail_fast: bool,
+}
+
+/// When each account's lines are printed.
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Hold each account's output and print it whole when the account ends, so its lines
+    /// stay together (stdout and stderr lines keep their streams; with --output json its
+    /// records stay together). Output past 1 MiB an account waits in a private temp file.
+    #[arg(long)]
+    pub group: bool,
+
+    /// Like --group, and print the accounts in the order they were selected: a finished
+    /// account waits until every account before it has been printed. The output is the
+    /// same as a -j 1 run's.
+    #[arg(long)]
+    pub keep_order: bool,
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.

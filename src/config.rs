@@ -232,7 +232,7 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
             (None, false) => None,
         },
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
-        order: match (cli.run.keep_order, cli.run.group) {
+        order: match (cli.run.order.keep_order, cli.run.order.group) {
             (true, _) => Order::KeepOrder,
             (false, true) => Order::Group,
             (false, false) => Order::Stream,

@@ -14,7 +14,7 @@ const INTERLEAVING: &str = r#"n=$(( ($FANOUT_ACCOUNT_ID / 1111) % 10 )); for i i
 
 /// The lines of stderr that are an account's (`prefix|...`), not fanout's own.
 fn account_lines(stderr: &str) -> String {
-    stderr.lines().filter(|l| l.starts_with("1000")).map(|l| format!("{l}\n")).collect()
+    stderr.split_inclusive('\n').filter(|l| l.starts_with("1000")).collect()
 }
 
 /// Whether each prefix's lines come in one unbroken run.

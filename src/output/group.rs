@@ -217,7 +217,7 @@ mod tests {
     fn held_output_past_the_bound_goes_to_disk() {
         let mut held = HeldStream::default();
         let line = [vec![b'a'; 999], b"\n".to_vec()].concat();
-        for _ in 0..(MEMORY_BOUND / 1000 + 1) {
+        for _ in 0..=MEMORY_BOUND / 1000 {
             held.push(&line);
         }
         assert!(held.memory.is_empty() && held.memory.capacity() == 0);
