@@ -183,7 +183,7 @@ mod tests {
         let mut input = vec![b'x'; MAX_LINE + 5];
         input.extend_from_slice(b"\nshort\n");
         let whole = split_in_chunks(&input, input.len());
-        assert_eq!(whole.len(), (2 + MAX_LINE + 1) + (2 + 5 + 1) + (2 + 5 + 1));
+        assert_eq!(whole.len(), (5 + MAX_LINE + 1) + (5 + 5 + 1) + (5 + 5 + 1), "acct|: five bytes");
         assert_eq!(split_in_chunks(&input, 1 << 16), whole);
         assert_eq!(split_in_chunks(&input, MAX_LINE - 3), whole);
     }
