@@ -15,14 +15,18 @@ Examples:
   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
   fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
   fanout accounts --output json
+  fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
+  fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
 
 Exit codes:
   0    every selected account ran and its command exited 0
   1    at least one account failed (non-zero exit, killed, timed out, no credentials,
        throttled, spawn error), was interrupted or never started; or output could not be
-       written
+       written; or the run was not confirmed at the prompt (nothing ran)
   2    usage or configuration error (bad flag, template, glob, config file, no such
-       program, a placeholder where a shell or interpreter would run it as code)
+       program, a placeholder where a shell or interpreter would run it as code; a plan
+       edited since it was saved, a wrong --approve, no --approve and no terminal, a plan
+       of another login)
   3    no valid SSO login: token missing, expired or rejected; run `aws sso login`
   4    the SSO portal could not be queried before any command started, or its account
        listing broke off (a repeated page token, an error)
@@ -83,6 +87,21 @@ pub enum Subcommands {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Run a plan saved by `--dry-run --save-plan FILE`, exactly: its accounts, roles,
+    /// region and commands as they were rendered, under the same login (else exit 2).
+    /// Accounts the portal no longer lists, or whose role is gone, are skipped and
+    /// reported. Run flags go before `apply` (fanout -j 4 --canary 2 apply plan.json).
+    Apply {
+        /// The plan file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+
+        /// The plan's sha256 as its reviewer approved it: runs without asking. A hash
+        /// that is not the plan's is refused (exit 2). Without it, fanout asks on the
+        /// terminal, and without a terminal refuses (exit 2).
+        #[arg(long, value_name = "SHA256")]
+        approve: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,6 +161,7 @@ pub struct SelectionArgs {
 
 /// How to run the command.
 #[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "each is an independent on/off flag on the command line")]
 pub struct RunArgs {
     /// The role to assume in each account, or a comma-separated fallback list: the first
     /// one the account has is used (--role ReadOnly,ViewOnly). Accounts with none of them
@@ -225,6 +245,23 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// With --dry-run: also write the resolved run to FILE as JSON (the login, and per
+    /// account its id, name, role, region and exact argv) with a sha256 over it, for a
+    /// reviewer to approve and `fanout apply FILE --approve SHA256` to run.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub save_plan: Option<PathBuf>,
+
+    /// On a terminal, ask before running in more than N accounts (0: never ask). The
+    /// prompt shows the count, a few account names, the role(s) and the command.
+    /// Without a terminal on stdin and stderr (CI) fanout never asks.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub confirm_above: u32,
+
+    /// Do not ask before a big run (see --confirm-above). Does not approve a plan: that
+    /// is `apply --approve SHA256`.
+    #[arg(short = 'y', long, env = "FANOUT_YES", action = ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub yes: bool,
+
     /// Run the command in the first N selected accounts first, wait for them, and stop
     /// before touching any other account (not even fetching its credentials) if one of
     /// them failed. Try a write on a few accounts before all of them.
@@ -245,6 +282,25 @@ pub struct RunArgs {
     /// Stop starting accounts at the first failure (--max-failures 1).
     #[arg(long, conflicts_with = "max_failures")]
     pub fail_fast: bool,
+
+    /// Record every account as it ends in FILE: GNU parallel's joblog columns (Seq, Host,
+    /// Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command) plus AccountId,
+    /// AccountName, Role, Status and Class, tab-separated. For --resume and
+    /// --retry-failed.
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
+
+    /// Run only the accounts the joblog FILE does not show as done (succeeded, failed or
+    /// without the role): finish a run that was stopped. Appends to FILE when it is also
+    /// the --joblog.
+    #[arg(long, value_name = "FILE", conflicts_with = "retry_failed")]
+    pub resume: Option<PathBuf>,
+
+    /// Run again only the accounts that failed, were interrupted or never started in the
+    /// joblog FILE, with its command and roles unless new ones are given. Appends to FILE
+    /// when it is also the --joblog.
+    #[arg(long, value_name = "FILE")]
+    pub retry_failed: Option<PathBuf>,
 }
 
 /// When each account's lines are printed.

@@ -5,13 +5,17 @@
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{Cli, OutputFormat, Subcommands};
+use crate::confirm::Confirm;
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::gate::{FailureLimit, FailureLimitError};
+use crate::joblog::{self, JobLogError, Logged};
 use crate::output::group::Order;
+use crate::plan::{Applied, Plan, PlanError};
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
@@ -28,6 +32,8 @@ pub struct Environment {
     /// `$AWS_CONFIG_FILE`, when set.
     pub aws_config_file: Option<String>,
     pub stdout_is_terminal: bool,
+    /// Both stdin and stderr are terminals: a person can be asked (`confirm.rs`).
+    pub can_ask: bool,
 }
 
 impl Environment {
@@ -38,6 +44,7 @@ impl Environment {
             xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             aws_config_file: std::env::var("AWS_CONFIG_FILE").ok(),
             stdout_is_terminal: std::io::stdout().is_terminal(),
+            can_ask: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }
     }
 }
@@ -92,6 +99,8 @@ pub struct RunPlan {
     pub roles: Vec<String>,
     pub command: CommandTemplate,
     pub prefix: Template,
+    /// The command as given, placeholders and all, for the joblog.
+    pub command_argv: Vec<String>,
     /// Commands running at once.
     pub concurrency: usize,
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
@@ -105,6 +114,17 @@ pub struct RunPlan {
     pub json: bool,
     /// `--timeout` and `--kill-after`, for each command.
     pub limits: Limits,
+    /// `--joblog`: the file, and whether to append to it (it is also the log resumed).
+    pub joblog: Option<(PathBuf, bool)>,
+    /// The command as given, shell-quoted, for the confirmation prompt.
+    pub command_text: String,
+    /// Ask on the terminal before a run this big; `None` never asks.
+    pub confirm: Option<Confirm>,
+    /// `--save-plan FILE` (with `--dry-run`).
+    pub save_plan: Option<PathBuf>,
+    /// `fanout apply FILE`: the saved accounts, roles and argvs to run instead of the
+    /// selection and the command.
+    pub apply: Option<Arc<Applied>>,
     /// `--group`, `--keep-order`: when each account's lines are printed.
     pub order: Order,
     /// `--output-dir`: where each account's raw output and the JSON records are written too.
@@ -148,16 +168,27 @@ pub enum ConfigError {
     Shard(#[from] ShardError),
     #[error(transparent)]
     FailureLimit(#[from] FailureLimitError),
+    #[error(transparent)]
+    JobLog(#[from] JobLogError),
     #[error("--portal-rps must be a positive number of requests a second")]
     BadRate,
     #[error("invalid region {0:?}: a region is lowercase letters, digits and '-', e.g. --region eu-west-1")]
     BadRegion(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("`apply` runs the plan's accounts, roles and commands; drop {0}")]
+    ApplyConflict(&'static str),
+    #[error(
+        "the plan needs approval and there is no terminal to ask on; give the sha256 its reviewer approved: fanout apply FILE --approve <sha256>"
+    )]
+    ApprovalNeeded,
 }
 
 impl Config {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
         let home = env.home.clone().ok_or(ConfigError::NoHome)?;
-        let selection = selection(&cli)?;
+        let resumed = resumed_log(&cli)?;
+        let selection = selection(&cli, resumed.as_ref())?;
         let shards = selection.shard.map_or(1, |s| s.count);
         let portal_rate = match cli.run.portal_rps {
             Some(rate) if rate.is_finite() && rate > 0.0 => rate,
@@ -166,12 +197,23 @@ impl Config {
             // Center instance, so N shards start at 1/N of the safe rate each.
             None => DEFAULT_PORTAL_RATE / f64::from(shards),
         };
-        let action = match cli.subcommand {
+        let mut selection = selection;
+        let mut refresh = cli.run.refresh;
+        let action = match &cli.subcommand {
             Some(Subcommands::Accounts { output }) => Action::ListAccounts(match output {
                 OutputFormat::Table => ListFormat::Table,
                 OutputFormat::Json => ListFormat::Json,
             }),
-            None => Action::Run(Box::new(run_plan(&cli, env)?)),
+            Some(Subcommands::Apply { file, approve }) => {
+                let plan = apply_plan(&cli, env, file, approve.as_deref())?;
+                // Exactly the plan's accounts, as the portal lists them now (not as a
+                // cache remembers them): one it no longer lists is skipped.
+                let ids = plan.apply.iter().flat_map(|a| a.by_id.keys().cloned()).collect();
+                selection = Selection { listed: Some(ids), ..Selection::default() };
+                refresh = true;
+                Action::Run(Box::new(plan))
+            }
+            None => Action::Run(Box::new(run_plan(&cli, env, resumed.as_ref())?)),
         };
         Ok(Config {
             sso_session: cli.login.sso_session,
@@ -180,7 +222,7 @@ impl Config {
             home,
             aws_config_file: env.aws_config_file.clone(),
             inventory_ttl: Duration::from_secs(cli.run.cache_ttl),
-            refresh: cli.run.refresh,
+            refresh,
             selection,
             portal_concurrency: cli.run.portal_concurrency as usize,
             portal_rate,
@@ -192,33 +234,50 @@ impl Config {
     }
 }
 
-fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
-    if cli.run.role.is_empty() {
+/// The joblog of `--resume` or `--retry-failed`, read.
+fn resumed_log(cli: &Cli) -> Result<Option<Logged>, ConfigError> {
+    let path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
+    Ok(path.map(|path| joblog::read(path)).transpose()?)
+}
+
+fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<RunPlan, ConfigError> {
+    // Given none, a resumed or retried run takes the logged run's roles and command.
+    let logged_roles = resumed.and_then(|log| log.roles.clone()).unwrap_or_default();
+    let roles = if cli.run.role.is_empty() { &logged_roles } else { &cli.run.role };
+    let logged_command = resumed.and_then(|log| log.command.clone()).unwrap_or_default();
+    let command_given = if cli.command.is_empty() { &logged_command } else { &cli.command };
+    if roles.is_empty() {
         return Err(ConfigError::MissingRole);
     }
-    if cli.run.role.iter().any(|r| r.trim().is_empty()) {
+    if roles.iter().any(|r| r.trim().is_empty()) {
         return Err(ConfigError::EmptyRole);
     }
     // A role is a placeholder's value too, allowed where a name is not: it must be one.
-    if let Some(role) = cli.run.role.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
+    if let Some(role) = roles.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
         return Err(ConfigError::BadRole(role.clone()));
     }
-    if cli.command.is_empty() {
+    if command_given.is_empty() {
         return Err(ConfigError::MissingCommand);
     }
     if let Some(region) = cli.run.region.as_ref().filter(|r| !crate::portal::validate::is_region(r)) {
         return Err(ConfigError::BadRegion(region.clone()));
     }
-    let command = CommandTemplate::parse(&cli.command)?;
+    let command = CommandTemplate::parse(command_given)?;
     // A missing program would fail every account the same way, after fetching every
     // account's credentials: say so once, up front. A dry run may plan a script that
     // is not written yet, and a program named by a placeholder is only known per account.
-    let program = &cli.command[0];
+    let program = &command_given[0];
     if !cli.run.dry_run && !command.program_has_placeholders() && !program_exists(program, env.path.as_deref()) {
         return Err(ConfigError::CommandNotFound(program.clone()));
     }
+    let resumed_path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
     Ok(RunPlan {
-        roles: cli.run.role.clone(),
+        joblog: cli.run.joblog.clone().map(|path| {
+            let append = resumed_path.is_some_and(|resumed| same_file(resumed, &path));
+            (path, append)
+        }),
+        command_argv: command_given.clone(),
+        roles: roles.clone(),
         command,
         prefix: Template::parse(&cli.run.prefix)?,
         concurrency: cli.run.concurrency as usize,
@@ -226,18 +285,97 @@ fn run_plan(cli: &Cli, env: &Environment) -> Result<RunPlan, ConfigError> {
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run),
         json: cli.run.run_output == crate::cli::RunOutput::Json,
-        max_failures: match (&cli.run.max_failures, cli.run.fail_fast) {
-            (_, true) => Some(FailureLimit::Count(1)),
-            (Some(limit), false) => Some(FailureLimit::parse(limit)?),
-            (None, false) => None,
-        },
+        max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
-        order: match (cli.run.order.keep_order, cli.run.order.group) {
-            (true, _) => Order::KeepOrder,
-            (false, true) => Order::Group,
-            (false, false) => Order::Stream,
-        },
+        order: order(&cli.run),
         output_dir: cli.run.output_dir.clone(),
+        command_text: shell_words::join(command_given),
+        confirm: (env.can_ask && !cli.run.dry_run && !cli.run.yes && cli.run.confirm_above > 0)
+            .then_some(Confirm { above: cli.run.confirm_above as usize }),
+        save_plan: cli.run.save_plan.clone(),
+        apply: None,
+    })
+}
+
+/// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
+/// flags given. Without `--approve` a person must say yes on the terminal, whatever
+/// the plan's size and `--yes`; without a terminal, the run is refused.
+fn apply_plan(
+    cli: &Cli,
+    env: &Environment,
+    file: &std::path::Path,
+    approve: Option<&str>,
+) -> Result<RunPlan, ConfigError> {
+    let args = &cli.selection;
+    let conflict = [
+        (!cli.run.role.is_empty(), "--role"),
+        (!cli.command.is_empty(), "the command after `--`"),
+        (cli.run.region.is_some(), "--region"),
+        (cli.run.save_plan.is_some(), "--save-plan"),
+        (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
+        (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
+        (args.shard.is_some(), "--shard"),
+        (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
+    ];
+    if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
+        return Err(ConfigError::ApplyConflict(what));
+    }
+    let plan = Plan::read(file)?;
+    let confirm = match approve {
+        Some(given) => {
+            plan.check_approval(given)?;
+            None
+        }
+        None if cli.run.dry_run => None,
+        None if env.can_ask => Some(Confirm { above: 0 }),
+        None => return Err(ConfigError::ApprovalNeeded),
+    };
+    let applied = Applied::new(plan)?;
+    let first = &applied.plan.accounts[0];
+    let command_text = if applied.plan.accounts.iter().all(|a| a.argv == first.argv) {
+        shell_words::join(&first.argv)
+    } else {
+        format!("{} (as saved, per account)", shell_words::join(&first.argv))
+    };
+    Ok(RunPlan {
+        roles: applied.roles(),
+        // Never rendered: each account runs its saved argv.
+        command: CommandTemplate::parse(&[])?,
+        prefix: Template::parse(&cli.run.prefix)?,
+        concurrency: cli.run.concurrency as usize,
+        region: applied.plan.single_region().map(str::to_owned),
+        dry_run: cli.run.dry_run,
+        canary: canary(&cli.run),
+        json: cli.run.run_output == crate::cli::RunOutput::Json,
+        max_failures: max_failures(&cli.run)?,
+        limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
+        order: order(&cli.run),
+        output_dir: cli.run.output_dir.clone(),
+        command_text,
+        confirm,
+        save_plan: None,
+        apply: Some(Arc::new(applied)),
+        // A plan's argvs are per account: a log of its run records no one command.
+        command_argv: Vec::new(),
+        joblog: cli.run.joblog.clone().map(|path| (path, false)),
+    })
+}
+
+/// `--group`, `--keep-order` (which implies `--group`).
+fn order(run: &crate::cli::RunArgs) -> Order {
+    match (run.order.keep_order, run.order.group) {
+        (true, _) => Order::KeepOrder,
+        (false, true) => Order::Group,
+        (false, false) => Order::Stream,
+    }
+}
+
+/// `--max-failures`, or `--fail-fast` as a limit of one.
+fn max_failures(run: &crate::cli::RunArgs) -> Result<Option<FailureLimit>, ConfigError> {
+    Ok(match (&run.max_failures, run.fail_fast) {
+        (_, true) => Some(FailureLimit::Count(1)),
+        (Some(limit), false) => Some(FailureLimit::parse(limit)?),
+        (None, false) => None,
     })
 }
 
@@ -248,6 +386,14 @@ fn canary(run: &crate::cli::RunArgs) -> Option<Canary> {
         return Some(Canary::Accounts(accounts));
     }
     run.canary.map(|n| Canary::First(n as usize))
+}
+
+/// Whether two paths name one file (the joblog resumed and the one written).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Whether `program` names an executable file, directly (with a `/`) or through `path`.
@@ -262,7 +408,7 @@ fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
-fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
+fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection, ConfigError> {
     let args = &cli.selection;
     let mut listed: Option<HashSet<String>> = None;
     if !args.accounts.is_empty() {
@@ -278,6 +424,15 @@ fn selection(cli: &Cli) -> Result<Selection, ConfigError> {
         excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         listed,
         shard: args.shard.as_deref().map(Shard::parse).transpose()?,
+        done: match resumed {
+            Some(log) if cli.run.resume.is_some() => {
+                log.entries.values().filter(|e| e.is_done()).map(|e| e.account_id.clone()).collect()
+            }
+            _ => HashSet::new(),
+        },
+        retry: resumed
+            .filter(|_| cli.run.retry_failed.is_some())
+            .map(|log| log.entries.values().filter(|e| e.needs_retry()).map(|e| e.account_id.clone()).collect()),
     })
 }
 
@@ -294,6 +449,7 @@ mod tests {
             xdg_cache_home: None,
             aws_config_file: None,
             stdout_is_terminal: false,
+            can_ask: false,
         };
         Config::from_cli(cli, &env)
     }
@@ -365,6 +521,43 @@ mod tests {
         assert_eq!(plan(&["--max-failures", "5%"]).unwrap().max_failures, Some(FailureLimit::Percent(5.0)));
         assert!(matches!(plan(&["--max-failures", "0"]), Err(ConfigError::FailureLimit(_))));
         assert_eq!(plan(&[]).unwrap().max_failures, None);
+    }
+
+    #[test]
+    fn a_run_asks_only_a_person_and_only_when_it_will_run() {
+        let confirm = |can_ask: bool, args: &[&str]| {
+            let args = [&["fanout", "--role", "R"], args, &["--", "true"]].concat();
+            let env = Environment {
+                home: Some("/home/u".into()),
+                path: Some("/usr/bin:/bin".into()),
+                xdg_cache_home: None,
+                aws_config_file: None,
+                stdout_is_terminal: false,
+                can_ask,
+            };
+            match Config::from_cli(Cli::try_parse_from(args).unwrap(), &env).unwrap().action {
+                Action::Run(plan) => plan.confirm,
+                Action::ListAccounts(_) => unreachable!("a run"),
+            }
+        };
+        assert_eq!(confirm(true, &[]), Some(Confirm { above: 10 }));
+        assert_eq!(confirm(true, &["--confirm-above", "3"]), Some(Confirm { above: 3 }));
+        assert_eq!(confirm(false, &[]), None, "no terminal, no prompt");
+        assert_eq!(confirm(true, &["--yes"]), None);
+        assert_eq!(confirm(true, &["--confirm-above", "0"]), None);
+        assert_eq!(confirm(true, &["--dry-run"]), None);
+    }
+
+    #[test]
+    fn apply_takes_neither_a_role_nor_a_selection() {
+        for args in [
+            &["--role", "R", "apply", "p.json"][..],
+            &["apply", "p.json", "--match", "x"],
+            &["--region", "eu-west-1", "apply", "p.json"],
+        ] {
+            assert!(matches!(config(args), Err(ConfigError::ApplyConflict(_))), "{args:?}");
+        }
+        assert!(matches!(config(&["apply", "/nonexistent/p.json"]), Err(ConfigError::Plan(PlanError::Read { .. }))));
     }
 
     #[test]

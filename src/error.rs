@@ -23,6 +23,15 @@ pub enum Error {
     Portal(PortalError),
     #[error("--accounts names {name:?}, which {} accounts bear ({})", ids.len(), ids.join(", "))]
     AmbiguousName { name: String, ids: Vec<String> },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The person asked before a big run did not say yes.
+    #[error("the run was not confirmed: nothing was run")]
+    NotConfirmed,
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -34,9 +43,14 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Login(_) | Error::AmbiguousName { .. } | Error::Io { .. } => exit_code::USAGE,
+            Error::Config(_)
+            | Error::Login(_)
+            | Error::AmbiguousName { .. }
+            | Error::Write { .. }
+            | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
+            Error::NotConfirmed => exit_code::ACCOUNT_FAILED,
         }
     }
 
@@ -50,7 +64,7 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Io { .. } => None,
+            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
         }
     }
 

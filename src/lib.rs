@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod credentials;
 pub mod error;
 pub mod exec;
@@ -13,10 +14,12 @@ pub mod exit_code;
 pub mod files;
 pub mod gate;
 pub mod inventory;
+pub mod joblog;
 pub mod limits;
 pub mod login;
 pub mod output;
 pub mod pipeline;
+pub mod plan;
 pub mod portal;
 pub mod rate;
 pub mod run;

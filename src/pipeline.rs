@@ -7,6 +7,7 @@
 //! and live tasks by both together (see [`AccountTasks`]).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,17 +16,22 @@ use tokio::task::JoinSet;
 
 mod account;
 
+use std::time::Duration;
+
 use self::account::{Trace, run_account};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::error::Error;
+use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
 use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
+use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
 use crate::output::dir::OutputDir;
 use crate::output::report;
 use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
+use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::select::Selection;
 use crate::summary::{AccountReport, Outcome, Tally};
@@ -72,6 +78,8 @@ pub struct Finished {
     pub tally: Tally,
     pub roles: Vec<String>,
     pub dry_run: bool,
+    /// With `--save-plan`: every account the dry run planned.
+    pub planned: Vec<PlannedAccount>,
 }
 
 /// Where the accounts come from.
@@ -100,7 +108,14 @@ pub async fn run_everywhere(
     source: AccountSource<'_>,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
-    let mut tasks = AccountTasks::new(Arc::clone(&run), selection);
+    let joblog = match &run.plan.joblog {
+        Some((path, append)) => Some(
+            JobLog::open(path, *append, &run.plan.command_argv, &run.plan.roles)
+                .map_err(|source| Error::Write { path: path.clone(), source })?,
+        ),
+        None => None,
+    };
+    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog);
     let mut complete = false;
     match source {
         AccountSource::Cache(inventory) => {
@@ -150,11 +165,23 @@ pub async fn run_everywhere(
     tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
-    if !missing.is_empty() {
+    if let Some(applied) = &run.plan.apply {
+        let mut text = String::new();
+        for planned in missing.iter().filter_map(|id| applied.by_id.get(*id)) {
+            let _ = writeln!(
+                text,
+                "fanout: skipped {} ({}): the portal no longer lists it",
+                planned.account_id,
+                report::sanitize(&planned.account_name)
+            );
+        }
+        run.output.send(Stream::Stderr, text.into_bytes()).await;
+    } else if !missing.is_empty() {
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, .. } = tasks.finish().await;
+    run.output.send(Stream::Stderr, skipped.into_bytes()).await;
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
@@ -163,7 +190,7 @@ pub async fn run_everywhere(
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
     }
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run })
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned })
 }
 
 /// The account tasks of a run, and what they have reported so far.
@@ -188,14 +215,21 @@ struct AccountTasks {
     held: Option<Vec<(Account, Option<Vec<String>>)>>,
     /// Canaries started so far; `None` once they are done, or without canaries.
     canaries: Option<usize>,
+    /// `--joblog`: every account as it ends.
+    joblog: Option<JobLog>,
+    /// With `--save-plan`: the accounts planned so far.
+    planned: Vec<PlannedAccount>,
+    /// With `apply`: a line for each planned account whose role is gone.
+    skipped: String,
 }
 
 impl AccountTasks {
-    fn new(run: Arc<Run>, selection: &Selection) -> Self {
+    fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>) -> Self {
         let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
+        let run_confirms = run.plan.confirm.is_some();
         AccountTasks {
             run,
             live,
@@ -205,8 +239,12 @@ impl AccountTasks {
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
             writer: None,
-            held: (selection.names_listed() || named_canaries).then(Vec::new),
+            // A prompt needs the count, known once the listing is complete.
+            held: (selection.names_listed() || named_canaries || run_confirms).then(Vec::new),
             canaries,
+            joblog,
+            planned: Vec::new(),
+            skipped: String::new(),
         }
     }
 
@@ -234,6 +272,7 @@ impl AccountTasks {
         if let Some((name, ids)) = selection.ambiguous_name(held.iter().map(|(account, _)| account)) {
             return Err(Error::AmbiguousName { name, ids });
         }
+        self.confirm(&held).await?;
         let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {
             for (account, roles) in held {
                 self.start_after_first_canaries(account, roles).await;
@@ -253,6 +292,30 @@ impl AccountTasks {
             self.start(account, roles).await;
         }
         Ok(())
+    }
+
+    /// Asks on the terminal before starting more accounts than `--confirm-above`, when
+    /// the run asks at all; anything but a yes ends the run before any credentials.
+    async fn confirm(&self, held: &[(Account, Option<Vec<String>>)]) -> Result<(), Error> {
+        let Some(confirm) = self.run.plan.confirm else { return Ok(()) };
+        if held.len() <= confirm.above {
+            return Ok(());
+        }
+        let prompt = crate::confirm::Prompt {
+            count: held.len(),
+            names: held.iter().map(|(account, _)| account.name.as_str()).collect(),
+            roles: &self.run.plan.roles,
+            command: &self.run.plan.command_text,
+        };
+        self.run.output.send(Stream::Stderr, prompt.render().into_bytes()).await;
+        // The read blocks: on its own thread, so that a signal still ends the run (the
+        // thread, stuck in a read, ends with the process).
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || answer.send(crate::confirm::read_answer()));
+        tokio::select! {
+            yes = answered => if yes.unwrap_or(false) { Ok(()) } else { Err(Error::NotConfirmed) },
+            () = self.run.stopper.stopped() => Err(Error::Portal(PortalError::Cancelled)),
+        }
     }
 
     /// With `--canary N`: the first N accounts start at once; the next waits until they
@@ -316,11 +379,36 @@ impl AccountTasks {
 
     fn record(&mut self, result: TaskResult) {
         let TaskResult { account, outcome, trace } = result;
+        if let Some(joblog) = &mut self.joblog {
+            joblog.record(joblog_entry(&account, &outcome, &trace, self.run.plan.dry_run));
+        }
         if self.run.plan.dry_run
             && !self.run.plan.json
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
         {
             self.plan_lines.push((account.id.clone(), account.name.clone(), role.clone(), shell_words::join(argv)));
+        }
+        if self.run.plan.save_plan.is_some()
+            && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
+        {
+            self.planned.push(PlannedAccount {
+                account_id: account.id.clone(),
+                account_name: account.name.clone(),
+                role: role.clone(),
+                region: self.run.region.clone(),
+                argv: argv.clone(),
+            });
+        }
+        if let (Some(applied), Outcome::NoRole) = (&self.run.plan.apply, &outcome)
+            && let Some(planned) = applied.by_id.get(&account.id)
+        {
+            let text = format!(
+                "fanout: skipped {} ({}): it has no role {} any more\n",
+                account.id,
+                report::sanitize(&account.name),
+                planned.role
+            );
+            self.skipped.push_str(&text);
         }
         self.tally.record(AccountReport {
             account_id: account.id.clone(),
@@ -328,5 +416,28 @@ impl AccountTasks {
             outcome,
         });
         inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
+    }
+}
+
+/// An account's joblog line.
+fn joblog_entry(account: &Account, outcome: &Outcome, trace: &Trace, dry_run: bool) -> joblog::Entry {
+    let ran = trace.exit.is_some();
+    let (exit_code, signal) = match trace.exit {
+        Some(ChildExit::Code(code)) => (code, 0),
+        Some(ChildExit::Signal(signal)) => (-1, signal),
+        _ => (-1, 0),
+    };
+    joblog::Entry {
+        seq: 0,
+        started: trace.started.filter(|_| ran),
+        runtime: if ran { trace.runtime } else { Duration::ZERO },
+        exit_code,
+        signal,
+        command: trace.argv.clone().filter(|_| ran).unwrap_or_default(),
+        account_id: account.id.clone(),
+        account_name: account.name.clone(),
+        role: trace.role.clone().unwrap_or_default(),
+        status: outcome.status(dry_run).to_owned(),
+        class: outcome.class().map_or("", |class| class.name()).to_owned(),
     }
 }

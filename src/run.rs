@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
 
-use crate::config::{Action, Config, ListFormat};
+use crate::config::{Action, Config, ConfigError, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
@@ -20,6 +20,7 @@ use crate::output::json;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
+use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::select::Selection;
 use crate::{exit_code, limits, token};
@@ -49,6 +50,11 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     let profiles = aws_config.profiles().await?;
     let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
     tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
+    if let Action::Run(plan) = &config.action
+        && let Some(applied) = &plan.apply
+    {
+        applied.plan.check_login(&PlanLogin::of(&login)).map_err(ConfigError::from)?;
+    }
     let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
     let limits = PortalLimits {
         max_in_flight: config.portal_concurrency,
@@ -76,13 +82,20 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
                 None => None,
             };
             output_dir.clone_from(&dir);
+            let save_plan = plan.save_plan.clone();
             let run =
                 Arc::new(Run::new(*plan, &login, Arc::clone(&portal), output.clone(), dir.clone(), stopper.clone())?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
             };
-            let finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            let mut finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
+                match save(&path, done, &login) {
+                    Ok(text) => output.send(Stream::Stderr, text.into_bytes()).await,
+                    Err(error) => finished = Err(error),
+                }
+            }
             if let Ok(finished) = finished.as_ref()
                 && (json || dir.is_some())
             {
@@ -103,7 +116,7 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
     // Output the directory lost is lost output, as a failed stdout is.
     let dir_written = output_dir.is_none_or(|dir| dir.finish());
-    let Some(Finished { mut tally, dry_run, roles }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
     if writer_end.stdout == StdoutEnd::Closed {
@@ -118,6 +131,29 @@ async fn run_with(mut config: Config, stopper: &Stopper) -> Result<u8, Error> {
     }
     let summary_written = report::eprint_text(&summary) && dir_written;
     Ok(with_output_failures(tally.exit_code(stopper.received_signal()), &writer_end, summary_written))
+}
+
+/// `--save-plan`: writes what the dry run planned, unless the listing was cut short
+/// (a plan of some of the accounts would look whole to its reviewer). Returns what to
+/// say on stderr.
+fn save(path: &std::path::Path, finished: &mut Finished, login: &SsoLogin) -> Result<String, Error> {
+    let tally = &finished.tally;
+    if tally.listing_error.is_some() || tally.listing_stopped || !tally.failed.is_empty() {
+        return Ok(format!(
+            "fanout: the plan was not saved to {}: the dry run did not plan every selected account\n",
+            path.display()
+        ));
+    }
+    let plan = Plan::new(PlanLogin::of(login), std::mem::take(&mut finished.planned));
+    plan.save(path).map_err(ConfigError::from)?;
+    Ok(format!(
+        "fanout: plan of {} saved to {}, sha256 {}\n  after review, run it with: fanout apply {} --approve {}\n",
+        crate::summary::plural(plan.accounts.len(), "account"),
+        path.display(),
+        plan.sha256,
+        shell_words::quote(&path.display().to_string()),
+        plan.sha256
+    ))
 }
 
 /// Output that could not be written is a failure: never exit 0 after losing it. A

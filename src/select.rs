@@ -24,6 +24,10 @@ pub struct Selection {
     pub listed: Option<HashSet<String>>,
     /// `--shard I/N`; `None` keeps every account.
     pub shard: Option<Shard>,
+    /// Account ids to leave out: those a `--resume`d joblog shows as done.
+    pub done: HashSet<String>,
+    /// Only these account ids, when `--retry-failed` names them.
+    pub retry: Option<HashSet<String>>,
 }
 
 /// One of N disjoint slices of the accounts, by a hash of the account id.
@@ -91,6 +95,8 @@ impl Selection {
             && !self.excludes.iter().any(hit)
             && self.listed.as_ref().is_none_or(|l| l.contains(&account.id) || l.contains(&account.name))
             && self.shard.is_none_or(|shard| shard.contains(&account.id))
+            && !self.done.contains(&account.id)
+            && self.retry.as_ref().is_none_or(|ids| ids.contains(&account.id))
     }
 
     /// Whether `--accounts`/`--accounts-file` name some account by name rather than id.

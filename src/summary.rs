@@ -27,11 +27,43 @@ pub enum Outcome {
     NotStarted,
 }
 
+impl Outcome {
+    /// The outcome in a word, as `--output json` and the joblog give it.
+    pub fn status(&self, dry_run: bool) -> &'static str {
+        match self {
+            Outcome::Succeeded if dry_run => "planned",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::NoRole => "no-role",
+            Outcome::NotStarted => "not-started",
+        }
+    }
+
+    /// The failure class, for a failed account.
+    pub fn class(&self) -> Option<FailureClass> {
+        match self {
+            Outcome::Failed { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, in words, if anything did.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed { reason, .. } | Outcome::Interrupted(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// Why an account failed, in a word a CI job can match on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureClass {
     /// The portal gave no credentials (an error other than the ones below).
     NoCredentials,
+    /// The portal refused credentials for a role the account lists (HTTP 403).
+    Denied,
     /// The portal throttled its calls past the retry budget.
     Throttled,
     /// The portal rejected the SSO token.
@@ -50,6 +82,7 @@ impl FailureClass {
     pub fn name(self) -> &'static str {
         match self {
             FailureClass::NoCredentials => "no-credentials",
+            FailureClass::Denied => "denied",
             FailureClass::Throttled => "throttled",
             FailureClass::Login => "login",
             FailureClass::Spawn => "spawn",

@@ -360,3 +360,17 @@ fn no_account_waits_for_the_slowest_ones_credentials() {
     assert_eq!(lines.len(), 11);
     assert_eq!(lines[10], "100000000000|done", "the slow account's command ran last: {lines:?}");
 }
+
+#[test]
+fn a_role_the_account_lists_but_the_portal_refuses_is_denied_not_skipped() {
+    let env = TestEnv::new(PortalOptions::default());
+    assert!(env.fanout().args(["accounts"]).output().unwrap().status.success(), "the inventory is cached");
+    let cache = std::fs::read_dir(env.home().join(".cache/fanout")).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, text.replace(r#""roles":["AdministratorAccess","ReadOnly"]"#, r#""roles":["Ghost"]"#))
+        .unwrap();
+    let output = env.fanout().args(["--role", "Ghost", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("[denied]: the portal refused credentials for Ghost (HTTP 403)"), "{stderr}");
+}

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, stderr_of};
+use common::{TestEnv, assert_none_left, new_mark, processes_marked, stderr_of};
 use fake_portal::{Misbehaviour, PortalOptions, generated_accounts};
 
 /// fanout's grace period before SIGKILL, plus the second the issue allows.
@@ -25,7 +25,7 @@ struct Marked {
 
 impl Marked {
     fn spawn(env: &TestEnv, args: &[&str], stdout: Stdio) -> Self {
-        let mark = format!("{}-{}", std::process::id(), fastrand_suffix());
+        let mark = new_mark();
         let child = env
             .std_fanout()
             .env("FANOUT_TEST_MARK", &mark)
@@ -50,36 +50,6 @@ impl Marked {
         let status = self.child.wait().unwrap();
         (status.code(), stderr, since.elapsed(), self.mark)
     }
-}
-
-fn fastrand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
-
-/// The live processes (zombies aside) whose environment holds `mark`.
-fn processes_marked(mark: &str) -> Vec<u32> {
-    let needle = format!("FANOUT_TEST_MARK={mark}\0");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        let zombie = std::fs::read_to_string(entry.path().join("stat"))
-            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')));
-        if !zombie && environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Waits up to a second for the processes of `mark` to be gone (a killed process is
-/// reaped by init a moment later).
-fn assert_none_left(mark: &str) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while !processes_marked(mark).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(processes_marked(mark), Vec::<u32>::new(), "processes left behind");
 }
 
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
@@ -174,7 +144,8 @@ fn a_stop_with_fifty_running_children_leaves_none() {
         let args = ["--role", "ReadOnly,AdministratorAccess", "-j", "50", "--", "sh", "-c", "echo ready; sleep 60"];
         let mut run = Marked::spawn(&env, &args, Stdio::piped());
         read_lines_then_drain(&mut run.child, 50);
-        assert_eq!(processes_marked(&run.mark).len(), 1 + 50 * 2, "fanout, 50 shells and 50 sleeps");
+        // fanout, 50 shells and 50 sleeps (a shell forks its sleep just after `ready`).
+        wait_until("every child's sleep", || processes_marked(&run.mark).len() == 1 + 50 * 2);
         let sent = Instant::now();
         run.signal(signal);
         let (exit, stderr, took, mark) = run.wait(sent);

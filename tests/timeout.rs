@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, stderr_of, stdout_of};
+use common::{TestEnv, assert_none_left, new_mark, stderr_of, stdout_of};
 use fake_portal::PortalOptions;
 
 /// One account (team000-dev), so each test runs one command.
@@ -26,8 +26,7 @@ struct Marked {
 
 impl Marked {
     fn spawn(env: &TestEnv, args: &[&str]) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let mark = format!("{}-{nanos}", std::process::id());
+        let mark = new_mark();
         let child = env
             .std_fanout()
             .env("FANOUT_TEST_MARK", &mark)
@@ -48,32 +47,6 @@ impl Marked {
         assert_none_left(&self.mark);
         (output.status.code(), stdout_of(&output), stderr_of(&output), took)
     }
-}
-
-/// The live processes (zombies aside) whose environment holds `mark`.
-fn processes_marked(mark: &str) -> Vec<u32> {
-    let needle = format!("FANOUT_TEST_MARK={mark}\0");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        let zombie = std::fs::read_to_string(entry.path().join("stat"))
-            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')));
-        if !zombie && environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Waits up to a second for the processes of `mark` to be gone (a killed process is
-/// reaped by init a moment later).
-fn assert_none_left(mark: &str) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while !processes_marked(mark).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(processes_marked(mark), Vec::<u32>::new(), "processes left behind");
 }
 
 fn sh(script: &str) -> [&str; 3] {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -32,6 +32,9 @@ pub struct Trace {
     pub argv: Option<Vec<String>>,
     /// How its command ended.
     pub exit: Option<ChildExit>,
+    /// When its command started, and how long it ran.
+    pub started: Option<SystemTime>,
+    pub runtime: Duration,
     /// Its command slot, held until its failure (if any) is counted, so that no other
     /// account takes the slot before a `--fail-fast` halt is known.
     slot: Option<OwnedSemaphorePermit>,
@@ -98,14 +101,6 @@ fn result_record<'a>(
     trace: &'a Trace,
     duration_ms: u64,
 ) -> ResultRecord<'a> {
-    let (status, class, error) = match outcome {
-        Outcome::Succeeded if run.plan.dry_run => ("planned", None, None),
-        Outcome::Succeeded => ("succeeded", None, None),
-        Outcome::Failed { class, reason } => ("failed", Some(class.name()), Some(reason.clone())),
-        Outcome::Interrupted(how) => ("interrupted", None, Some(how.clone())),
-        Outcome::NoRole => ("no-role", None, None),
-        Outcome::NotStarted => ("not-started", None, None),
-    };
     ResultRecord {
         version: json::VERSION,
         kind: "result",
@@ -113,8 +108,8 @@ fn result_record<'a>(
         account_name: &account.name,
         role: trace.role.as_deref(),
         region: &run.region,
-        status,
-        class,
+        status: outcome.status(run.plan.dry_run),
+        class: outcome.class().map(FailureClass::name),
         exit_code: match trace.exit {
             Some(ChildExit::Code(code)) => Some(code),
             _ => None,
@@ -124,7 +119,7 @@ fn result_record<'a>(
             _ => None,
         },
         duration_ms,
-        error,
+        error: outcome.error().map(str::to_owned),
         argv: trace.argv.as_deref().filter(|_| run.plan.dry_run),
     }
 }
@@ -150,21 +145,33 @@ async fn account_outcome(
         },
         known => known,
     };
-    let candidates = candidate_roles(&run.plan.roles, known_roles.as_deref());
+    // `fanout apply`: the plan's role and argv for this account, never re-rendered.
+    let saved = run.plan.apply.as_ref().and_then(|applied| applied.by_id.get(&account.id));
+    // The saved argv may refer to $FANOUT_ACCOUNT_NAME: it keeps the name it was planned
+    // with, even if the account was renamed since.
+    let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str());
+    let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
+    let candidates = candidate_roles(wanted, known_roles.as_deref());
     if candidates.is_empty() {
         return Outcome::NoRole;
     }
     if run.plan.dry_run {
-        let vars =
-            Vars { account_id: &account.id, account_name: &account.name, role: candidates[0], region: &run.region };
+        let vars = Vars { account_id: &account.id, account_name, role: candidates[0], region: &run.region };
         trace.role = Some(candidates[0].to_owned());
-        trace.argv = Some(run.plan.command.render(&vars));
+        trace.argv = Some(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
         return Outcome::Succeeded;
     }
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
+    let roles_known = known_roles.is_some();
     let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
         Ok(Some(found)) => found,
+        // The account lists the role (inventory cache), yet the portal refuses it: that
+        // is a denial to report, not an account to skip.
+        Ok(None) if roles_known => {
+            let reason = format!("the portal refused credentials for {} (HTTP 403)", candidates.join(" and "));
+            return Outcome::Failed { class: FailureClass::Denied, reason };
+        }
         Ok(None) => return Outcome::NoRole,
         Err(error) => return failed(run, &error),
     };
@@ -173,17 +180,16 @@ async fn account_outcome(
         return Outcome::NotStarted;
     }
     trace.role = Some(role.to_owned());
-    let vars = Vars { account_id: &account.id, account_name: &account.name, role, region: &run.region };
-    let argv = trace.argv.insert(run.plan.command.render(&vars));
-    let env = AccountEnv {
-        account_id: &account.id,
-        account_name: &account.name,
-        role,
-        region: &run.region,
-        credentials: &credentials,
-    };
+    let vars = Vars { account_id: &account.id, account_name, role, region: &run.region };
+    let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
+    let env =
+        AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials: &credentials };
     sink.start_command(streams(run, &vars));
-    match child::run(argv, &env, sink, &run.stopper, run.plan.limits).await {
+    trace.started = Some(SystemTime::now());
+    let command_start = Instant::now();
+    let ended = child::run(argv, &env, sink, &run.stopper, run.plan.limits).await;
+    trace.runtime = command_start.elapsed();
+    match ended {
         Ok(None) => Outcome::NotStarted,
         Ok(Some(exit)) => {
             let outcome = match exit {

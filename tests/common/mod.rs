@@ -98,3 +98,36 @@ pub fn sorted_lines(text: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// A mark for a test's fanout run: set as `FANOUT_TEST_MARK` in its environment, it is
+/// inherited by every child, so a test can count what is left of them.
+pub fn new_mark() -> String {
+    let nanos = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// The live processes (zombies aside) whose environment holds `mark`.
+pub fn processes_marked(mark: &str) -> Vec<u32> {
+    let needle = format!("FANOUT_TEST_MARK={mark}\0");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')));
+        if !zombie && environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to a second for the processes of `mark` to be gone (a killed process is
+/// reaped by init a moment later), then asserts none is left.
+pub fn assert_none_left(mark: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while !processes_marked(mark).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(processes_marked(mark), Vec::<u32>::new(), "processes left behind");
+}

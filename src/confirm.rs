@@ -1,0 +1,97 @@
+//! Asking a person before a big run: how many accounts, a few of their names, the
+//! role(s) and the command, then `Run in N accounts? [y/N]`.
+//!
+//! The text is built by pure functions; [`read_answer`] is the one that touches the
+//! terminal. Whether to ask at all is decided in `config.rs` (terminals, `--yes`,
+//! `--confirm-above`) and in the pipeline (how many accounts the listing selected).
+
+use std::fmt::Write as _;
+use std::io::BufRead as _;
+
+use crate::output::report::sanitize;
+use crate::summary::plural;
+
+/// How many account names the prompt shows.
+const SAMPLE: usize = 5;
+
+/// When a run asks before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    /// Ask when more accounts than this are selected.
+    pub above: usize,
+}
+
+/// What the prompt shows.
+#[derive(Debug)]
+pub struct Prompt<'a> {
+    pub count: usize,
+    /// The selected accounts' names, in listing order; the first few are shown.
+    pub names: Vec<&'a str>,
+    pub roles: &'a [String],
+    /// The command as the user gave it, shell-quoted.
+    pub command: &'a str,
+}
+
+impl Prompt<'_> {
+    /// The lines before the question, then the question, without a newline after it.
+    /// Names come from the portal: control characters are escaped.
+    pub fn render(&self) -> String {
+        let mut text = format!("fanout: about to run in {}:\n", plural(self.count, "account"));
+        let shown: Vec<String> = self.names.iter().take(SAMPLE).map(|name| sanitize(name).into_owned()).collect();
+        let more = self.count.saturating_sub(shown.len());
+        let _ = write!(text, "  accounts: {}", shown.join(", "));
+        if more > 0 {
+            let _ = write!(text, ", … and {more} more");
+        }
+        let _ = writeln!(text);
+        let _ = writeln!(text, "  role:     {}", sanitize(&self.roles.join(" or ")));
+        let _ = writeln!(text, "  command:  {}", sanitize(self.command));
+        let _ = write!(text, "Run in {}? [y/N] ", plural(self.count, "account"));
+        text
+    }
+}
+
+/// Whether an answer is a yes: `y` or `yes`, any case, spaces aside.
+pub fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Reads one line from standard input (a terminal: `config.rs` checked). An end of
+/// input or a read error is a no.
+pub fn read_answer() -> bool {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => false,
+        Ok(_) => is_yes(&line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_y_and_yes_are_yes() {
+        for yes in ["y", "Y\n", " yes \n", "YES"] {
+            assert!(is_yes(yes), "{yes:?}");
+        }
+        for no in ["", "\n", "n", "no", "yy", "sure", "y es"] {
+            assert!(!is_yes(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn the_prompt_shows_a_sample_of_escaped_names() {
+        let names = vec!["a", "b\x1b[31m", "c", "d", "e", "f", "g"];
+        let roles = ["ReadOnly".to_owned(), "ViewOnly".to_owned()];
+        let prompt = Prompt { count: 7, names, roles: &roles, command: "aws s3 ls" };
+        let text = prompt.render();
+        assert!(text.contains("about to run in 7 accounts"), "{text}");
+        assert!(text.contains("accounts: a, b\\u{1b}[31m, c, d, e, … and 2 more\n"), "{text}");
+        assert!(text.contains("role:     ReadOnly or ViewOnly\n"), "{text}");
+        assert!(text.contains("command:  aws s3 ls\n"), "{text}");
+        assert!(text.ends_with("Run in 7 accounts? [y/N] "), "{text}");
+        let one = Prompt { count: 1, names: vec!["a"], roles: &roles[..1], command: "true" }.render();
+        assert!(one.contains("accounts: a\n") && one.ends_with("Run in 1 account? [y/N] "), "{one}");
+    }
+}

@@ -1,0 +1,297 @@
+//! `--joblog FILE`: one line per account as it ends, in GNU parallel's joblog columns
+//! where they fit, plus the account, the role, the status and the failure class; read
+//! back by `--resume` (run what the log does not show as done) and `--retry-failed`
+//! (run again what failed or never started, with the logged command unless a new one is
+//! given).
+//!
+//! The format is tab-separated with a header line. In the text columns a backslash, a tab,
+//! a newline and a carriage return are written `\\`, `\t`, `\n`, `\r`, so any command or
+//! name survives the round trip. `Command` is the argv that ran, joined with shell quoting
+//! (`shell-words`), as a person would type it. Each run that writes to the log first adds
+//! two comment lines, `# command: …` (the command as given, placeholders and all) and
+//! `# roles: …`: what `--retry-failed` runs again when no new command is given.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::files::{self, ReadLimitError};
+
+/// The first line of every joblog.
+const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAccountId\tAccountName\tRole\tStatus\tClass";
+const COLUMNS: usize = 14;
+/// The largest joblog read back: a line is ~200 bytes, so a million accounts fit.
+const MAX_FILE: u64 = 256 * 1024 * 1024;
+
+/// One account's line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: usize,
+    /// When its command started; `None` when none did.
+    pub started: Option<SystemTime>,
+    pub runtime: Duration,
+    /// -1 when the command did not exit by itself (or never ran).
+    pub exit_code: i32,
+    pub signal: i32,
+    /// The argv that ran; empty when none did.
+    pub command: Vec<String>,
+    pub account_id: String,
+    pub account_name: String,
+    pub role: String,
+    /// `succeeded`, `failed`, `interrupted`, `not-started` or `no-role`, as in the JSON
+    /// results.
+    pub status: String,
+    pub class: String,
+}
+
+impl Entry {
+    /// Whether `--resume` counts the account as done: it ran to an end of its own.
+    pub fn is_done(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "no-role")
+    }
+
+    /// Whether `--retry-failed` runs the account again.
+    pub fn needs_retry(&self) -> bool {
+        matches!(self.status.as_str(), "failed" | "interrupted" | "not-started")
+    }
+
+    fn to_line(&self) -> String {
+        let start = self.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+        format!(
+            "{}\t:\t{}.{:03}\t{}.{:03}\t0\t0\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            self.seq,
+            start.as_secs(),
+            start.subsec_millis(),
+            self.runtime.as_secs(),
+            self.runtime.subsec_millis(),
+            self.exit_code,
+            self.signal,
+            escape(&shell_words::join(&self.command)),
+            escape(&self.account_id),
+            escape(&self.account_name),
+            escape(&self.role),
+            self.status,
+            self.class,
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [seq, _host, start, runtime, _send, _receive, exit, signal, command, id, name, role, status, class] =
+            fields[..]
+        else {
+            return None;
+        };
+        let seconds = |text: &str| text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+        let start = seconds(start)?;
+        Some(Entry {
+            seq: seq.parse().ok()?,
+            started: (start > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(start)),
+            runtime: Duration::from_secs_f64(seconds(runtime)?),
+            exit_code: exit.parse().ok()?,
+            signal: signal.parse().ok()?,
+            command: shell_words::split(&unescape(command)).ok()?,
+            account_id: unescape(id),
+            account_name: unescape(name),
+            role: unescape(role),
+            status: status.to_owned(),
+            class: class.to_owned(),
+        })
+    }
+}
+
+/// What a joblog holds: the last entry of every account, and the command and roles of
+/// the last run that wrote to it.
+#[derive(Debug, Default)]
+pub struct Logged {
+    pub entries: HashMap<String, Entry>,
+    pub command: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}
+
+const COMMAND_COMMENT: &str = "# command: ";
+const ROLES_COMMENT: &str = "# roles: ";
+
+/// The writer of `--joblog`.
+#[derive(Debug)]
+pub struct JobLog {
+    path: PathBuf,
+    file: BufWriter<File>,
+    seq: usize,
+}
+
+impl JobLog {
+    /// Creates (or truncates) `path`, or appends to it when `append` (the log being
+    /// resumed); the header goes first in a new or empty file, then the run's `command`
+    /// template and `roles`.
+    pub fn open(path: &Path, append: bool, command: &[String], roles: &[String]) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .append(append)
+            .truncate(!append)
+            .mode(0o600)
+            .open(path)?;
+        let empty = file.metadata()?.len() == 0;
+        let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0 };
+        if empty {
+            writeln!(log.file, "{HEADER}")?;
+        }
+        writeln!(log.file, "{COMMAND_COMMENT}{}", escape(&shell_words::join(command)))?;
+        writeln!(log.file, "{ROLES_COMMENT}{}", escape(&roles.join(",")))?;
+        log.file.flush()?;
+        Ok(log)
+    }
+
+    /// Appends `entry` with the next sequence number and flushes, so the log is
+    /// complete up to the last account that ended even if fanout is killed.
+    pub fn record(&mut self, mut entry: Entry) {
+        self.seq += 1;
+        entry.seq = self.seq;
+        let written = self.file.write_all(entry.to_line().as_bytes()).and_then(|()| self.file.flush());
+        if let Err(error) = written {
+            tracing::warn!("cannot write the joblog {}: {error}", self.path.display());
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobLogError {
+    #[error("cannot read the joblog {}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: ReadLimitError,
+    },
+    #[error("{} is not a fanout joblog (line {line}); give a file written by --joblog", path.display())]
+    Malformed { path: PathBuf, line: usize },
+}
+
+/// The joblog at `path`: the last entry of every account, the last command and roles.
+pub fn read(path: &Path) -> Result<Logged, JobLogError> {
+    let text = files::read_bounded(path, MAX_FILE)
+        .map_err(|source| JobLogError::Unreadable { path: path.to_owned(), source })?;
+    let mut logged = Logged::default();
+    for (number, line) in text.lines().enumerate() {
+        let malformed = || JobLogError::Malformed { path: path.to_owned(), line: number + 1 };
+        if number == 0 && line != HEADER {
+            return Err(malformed());
+        }
+        if line.is_empty() || line == HEADER {
+            continue;
+        }
+        if let Some(command) = line.strip_prefix(COMMAND_COMMENT) {
+            logged.command = Some(shell_words::split(&unescape(command)).map_err(|_| malformed())?);
+            continue;
+        }
+        if let Some(roles) = line.strip_prefix(ROLES_COMMENT) {
+            logged.roles = Some(unescape(roles).split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect());
+            continue;
+        }
+        if line.split('\t').count() != COLUMNS {
+            return Err(malformed());
+        }
+        let entry = Entry::parse(line).ok_or_else(malformed)?;
+        logged.entries.insert(entry.account_id.clone(), entry);
+    }
+    Ok(logged)
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, status: &str) -> Entry {
+        Entry {
+            seq: 0,
+            started: Some(UNIX_EPOCH + Duration::from_millis(1_795_489_200_250)),
+            runtime: Duration::from_millis(1500),
+            exit_code: 3,
+            signal: 0,
+            command: vec!["sh".to_owned(), "-c".to_owned(), "echo 'a\tb'\nexit 3 \\".to_owned()],
+            account_id: id.to_owned(),
+            account_name: "odd\tname\\".to_owned(),
+            role: "ReadOnly".to_owned(),
+            status: status.to_owned(),
+            class: "exit".to_owned(),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_whatever_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let command = ["sh".to_owned(), "-c".to_owned(), "echo {account_id}\tx".to_owned()];
+        let mut log = JobLog::open(&path, false, &command, &["ReadOnly".to_owned(), "ViewOnly".to_owned()]).unwrap();
+        log.record(entry("111111111111", "failed"));
+        log.record(entry("222222222222", "succeeded"));
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("Seq\tHost\tStarttime"), "{text}");
+        assert!(text.contains("\t:\t1795489200.250\t1.500\t0\t0\t3\t0\t"), "{text}");
+        let logged = read(&path).unwrap();
+        assert_eq!(logged.command.as_deref(), Some(&command[..]));
+        assert_eq!(logged.roles, Some(vec!["ReadOnly".to_owned(), "ViewOnly".to_owned()]));
+        let read = logged.entries;
+        let mut expected = entry("111111111111", "failed");
+        expected.seq = 1;
+        assert_eq!(read["111111111111"], expected);
+        assert_eq!(read["222222222222"].seq, 2);
+    }
+
+    #[test]
+    fn appending_keeps_the_last_entry_of_each_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        JobLog::open(&path, false, &[], &[]).unwrap().record(entry("111111111111", "failed"));
+        JobLog::open(&path, true, &[], &[]).unwrap().record(entry("111111111111", "succeeded"));
+        let read = read(&path).unwrap().entries;
+        assert_eq!(read.len(), 1);
+        assert!(read["111111111111"].is_done() && !read["111111111111"].needs_retry());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().matches("Seq\t").count(), 1, "one header");
+    }
+
+    #[test]
+    fn a_file_that_is_no_joblog_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, format!("{HEADER}\nnot\ta\tjoblog\n")).unwrap();
+        assert!(matches!(read(&path), Err(JobLogError::Malformed { line: 2, .. })));
+    }
+}
