@@ -71,6 +71,7 @@ impl RunOutputs {
             dir: self.dir.clone(),
             command: None,
             said_cut: false,
+            spare: Vec::new(),
         }
     }
 }
@@ -95,6 +96,8 @@ pub struct AccountOutput {
     command: Option<Command>,
     /// A line longer than `MAX_LINE` was cut, and that was said.
     said_cut: bool,
+    /// While output is held: the buffer records are split into, reused for every read.
+    spare: Vec<u8>,
 }
 
 impl AccountOutput {
@@ -123,7 +126,10 @@ impl AccountOutput {
     pub async fn pipe_bytes(&mut self, pipe: Pipe, bytes: &[u8]) {
         let Some(command) = &mut self.command else { return };
         write_raw(&mut command.files[pipe.index()], bytes, self.dir.as_deref(), &self.account_id, pipe);
-        let mut records = self.output.buffer();
+        let mut records = match self.sequencer {
+            Some(_) => std::mem::take(&mut self.spare),
+            None => self.output.buffer(),
+        };
         records.reserve(bytes.len() + bytes.len() / 8);
         let splitter = &mut command.splitters[pipe.index()];
         splitter.push(bytes, &mut records);
@@ -158,7 +164,14 @@ impl AccountOutput {
 
     async fn send(&mut self, stream: Stream, bytes: Vec<u8>) {
         match &mut self.sequencer {
-            Some((_, held)) => held.push(stream, &bytes),
+            Some((_, held)) => {
+                held.push(stream, &bytes);
+                // Kept for the next read, unless a giant line made it one.
+                if bytes.capacity() <= 1024 * 1024 {
+                    self.spare = bytes;
+                    self.spare.clear();
+                }
+            }
             None => self.output.send(stream, bytes).await,
         }
     }
