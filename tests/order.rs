@@ -210,3 +210,23 @@ fn valid_records(bytes: &[u8]) -> Vec<Value> {
         })
         .collect()
 }
+
+#[test]
+fn keep_order_waits_for_no_account_a_halt_never_started() {
+    // The canary fails, the other eleven are never started: each still takes its turn, so
+    // the run ends, with every result in selection order.
+    let accounts = generated_accounts(12);
+    let env = TestEnv::new(PortalOptions { accounts: accounts.clone(), ..PortalOptions::default() });
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--keep-order", "--output", "json", "--canary", "1", "--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let records = valid_records(&output.stdout);
+    let ids: Vec<&str> =
+        records.iter().filter(|r| r["type"] == "result").map(|r| r["account_id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, listed);
+    assert_eq!(records.iter().filter(|r| r["status"] == "not-started").count(), 11);
+}
