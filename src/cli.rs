@@ -217,6 +217,17 @@ pub struct RunArgs {
     #[arg(long = "output", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
     pub run_output: RunOutput,
 
+    #[command(flatten)]
+    pub order: OrderArgs,
+
+    /// Also write each account's raw stdout and stderr to DIR/<account_id>/stdout and
+    /// DIR/<account_id>/stderr, and the JSON result and summary records (as --output json
+    /// prints them) to DIR/results.jsonl, whatever is printed. DIR is created if missing
+    /// and used if it exists: the files of an earlier run are overwritten. Files are
+    /// 0600 and directories 0700 (a command may print secrets).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
     /// Stop a command that runs longer than DURATION (90s, 5m, 1h30m): its whole process
     /// group gets SIGTERM, then SIGKILL after --kill-after, and the account fails as
     /// `timeout`. Its output so far, last line included, is still printed. Default: no
@@ -297,6 +308,22 @@ pub struct RunArgs {
     /// commands' lines are printed above it, never cut by it.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// When each account's lines are printed.
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Hold each account's output and print it whole when the account ends, so its lines
+    /// stay together (stdout and stderr lines keep their streams; with --output json its
+    /// records stay together). Output past 1 MiB an account waits in a private temp file.
+    #[arg(long)]
+    pub group: bool,
+
+    /// Like --group, and print the accounts in the order they were selected: a finished
+    /// account waits until every account before it has been printed. The output is the
+    /// same as a -j 1 run's.
+    #[arg(long)]
+    pub keep_order: bool,
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.

@@ -14,6 +14,7 @@ use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
+use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
@@ -150,6 +151,10 @@ pub struct RunPlan {
     /// `fanout apply FILE`: the saved accounts, roles and argvs to run instead of the
     /// selection and the command.
     pub apply: Option<Arc<Applied>>,
+    /// `--group`, `--keep-order`: when each account's lines are printed.
+    pub order: Order,
+    /// `--output-dir`: where each account's raw output and the JSON records are written too.
+    pub output_dir: Option<PathBuf>,
 }
 
 /// Which accounts run first, alone.
@@ -309,6 +314,8 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
         json: cli.run.run_output == crate::cli::RunOutput::Json,
         max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
+        order: order(&cli.run),
+        output_dir: cli.run.output_dir.clone(),
         command_text: shell_words::join(command_given),
         confirm: (env.can_ask && !cli.run.dry_run && !cli.run.yes && cli.run.confirm_above > 0)
             .then_some(Confirm { above: cli.run.confirm_above as usize }),
@@ -369,6 +376,8 @@ fn apply_plan(
         json: cli.run.run_output == crate::cli::RunOutput::Json,
         max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
+        order: order(&cli.run),
+        output_dir: cli.run.output_dir.clone(),
         command_text,
         confirm,
         save_plan: None,
@@ -377,6 +386,15 @@ fn apply_plan(
         command_argv: Vec::new(),
         joblog: cli.run.joblog.clone().map(|path| (path, false)),
     })
+}
+
+/// `--group`, `--keep-order` (which implies `--group`).
+fn order(run: &crate::cli::RunArgs) -> Order {
+    match (run.order.keep_order, run.order.group) {
+        (true, _) => Order::KeepOrder,
+        (false, true) => Order::Group,
+        (false, false) => Order::Stream,
+    }
 }
 
 /// `--max-failures`, or `--fail-fast` as a limit of one.

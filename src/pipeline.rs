@@ -27,8 +27,10 @@ use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
+use crate::output::dir::OutputDir;
 use crate::output::progress::Progress;
 use crate::output::report;
+use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
@@ -44,6 +46,8 @@ pub struct Run {
     output: Output,
     /// The bar counts accounts selected, running and finished.
     progress: Progress,
+    /// Where each account's output goes (`--group`, `--keep-order`, `--output-dir`).
+    outputs: RunOutputs,
     stopper: Stopper,
     /// Set at the first 401 mid-run: every later account would get one too.
     login_rejected: AtomicBool,
@@ -60,6 +64,7 @@ impl Run {
         portal: Arc<Portal>,
         output: Output,
         progress: Progress,
+        dir: Option<Arc<OutputDir>>,
         stopper: Stopper,
     ) -> Result<Self, ConfigError> {
         let region = plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone());
@@ -67,7 +72,18 @@ impl Run {
             return Err(ConfigError::BadRegion(region));
         }
         let gate = Gate::new(plan.max_failures);
-        Ok(Run { plan, region, portal, output, progress, stopper, login_rejected: AtomicBool::new(false), gate })
+        let outputs = RunOutputs::new(output.clone(), plan.order, dir);
+        Ok(Run {
+            plan,
+            region,
+            portal,
+            output,
+            outputs,
+            progress,
+            stopper,
+            login_rejected: AtomicBool::new(false),
+            gate,
+        })
     }
 }
 
@@ -349,17 +365,19 @@ impl AccountTasks {
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
     async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
+        // Selection order, for --keep-order: every index must reach the output's sequencer.
+        let index = self.tally.selected;
         self.tally.selected += 1;
         self.run.gate.on_selected();
         if self.run.gate.is_halted() {
-            let result = account::not_started(&self.run, account).await;
+            let result = account::not_started(&self.run, account, index).await;
             self.record(result);
             return;
         }
         let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
         let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
         self.set.spawn(async move {
-            let result = run_account(run, child_slots, account, roles).await;
+            let result = run_account(run, child_slots, account, roles, index).await;
             drop(live);
             result
         });

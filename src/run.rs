@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
+use crate::output::dir::OutputDir;
 use crate::output::json;
 use crate::output::progress::Progress;
 use crate::output::report::{self, AccountRoles};
@@ -69,6 +70,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let cache = InventoryCache::open(&config, &login);
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();
+    let mut output_dir = None;
     let result = match config.action {
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
         Action::Run(plan) => {
@@ -76,8 +78,24 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 output.send(Stream::Stderr, cache.describe().into_bytes()).await;
             }
             let json = plan.json;
+            let dir = match &plan.output_dir {
+                Some(path) => Some(Arc::new(
+                    OutputDir::create(path)
+                        .map_err(|source| Error::Io { context: "cannot create the --output-dir directory", source })?,
+                )),
+                None => None,
+            };
+            output_dir.clone_from(&dir);
             let save_plan = plan.save_plan.clone();
-            let run = Run::new(*plan, &login, Arc::clone(&portal), output.clone(), progress.clone(), stopper.clone());
+            let run = Run::new(
+                *plan,
+                &login,
+                Arc::clone(&portal),
+                output.clone(),
+                progress.clone(),
+                dir.clone(),
+                stopper.clone(),
+            );
             let run = Arc::new(run?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
@@ -91,12 +109,17 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 }
             }
             if let Ok(finished) = finished.as_ref()
-                && json
+                && (json || dir.is_some())
             {
                 let code = finished.tally.exit_code(stopper.received_signal());
                 let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
-                output.send(Stream::Stdout, record).await;
+                if let Some(dir) = &dir {
+                    dir.write_record(&record);
+                }
+                if json {
+                    output.send(Stream::Stdout, record).await;
+                }
             }
             finished.map(Some)
         }
@@ -104,6 +127,8 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     drop(output);
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
     progress.finish();
+    // Output the directory lost is lost output, as a failed stdout is.
+    let dir_written = output_dir.is_none_or(|dir| dir.finish());
     let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
@@ -120,7 +145,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let code = tally.exit_code(stopper.received_signal());
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
-    Ok(with_output_failures(code, &writer_end, summary_written))
+    Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
 }
 
 /// `--save-plan`: writes what the dry run planned, unless the listing was cut short

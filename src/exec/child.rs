@@ -13,8 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
 use super::stop::{GRACE, Stopper, signal_group};
-use crate::output::lines::{LineFormat, LineSplitter};
-use crate::output::writer::{Output, Stream};
+use crate::output::sink::{AccountOutput, Pipe};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
 /// background can hold them forever (nextest's `detect_fd_leaks`), and is then stopped.
@@ -80,22 +79,14 @@ impl ChildExit {
     }
 }
 
-/// Where a command's stdout and stderr lines go, and in which form.
-#[derive(Debug)]
-pub struct Streams {
-    pub stdout: (LineFormat, Stream),
-    pub stderr: (LineFormat, Stream),
-}
-
-/// Spawns `argv` in `account`'s environment and streams its output as `streams` says,
+/// Spawns `argv` in `account`'s environment and streams its output to `sink`,
 /// until it exits and its pipes close. Past `limits.timeout` its group gets SIGTERM,
 /// then SIGKILL after `limits.kill_after`, and it ends as [`ChildExit::TimedOut`].
 /// `Ok(None)`: the run was stopped before the command could start.
 pub async fn run(
     argv: &[String],
     account: &AccountEnv<'_>,
-    streams: Streams,
-    output: &Output,
+    sink: &mut AccountOutput,
     stopper: &Stopper,
     limits: Limits,
 ) -> std::io::Result<Option<ChildExit>> {
@@ -108,8 +99,6 @@ pub async fn run(
 
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let Streams { stdout: (out_format, out_stream), stderr: (err_format, err_stream) } = streams;
-    let (mut out_lines, mut err_lines) = (LineSplitter::new(out_format), LineSplitter::new(err_format));
     let (mut out_buf, mut err_buf) = (vec![0; READ_SIZE], vec![0; READ_SIZE]);
     let mut exit = None;
     let mut leftovers = Leftovers::Waiting;
@@ -121,10 +110,10 @@ pub async fn run(
     while exit.is_none() || stdout.is_some() || stderr.is_some() {
         tokio::select! {
             read = read_some(&mut stdout, &mut out_buf) => {
-                forward(read, &mut stdout, &out_buf, &mut out_lines, output, out_stream).await;
+                forward(read, &mut stdout, &out_buf, sink, Pipe::Stdout).await;
             }
             read = read_some(&mut stderr, &mut err_buf) => {
-                forward(read, &mut stderr, &err_buf, &mut err_lines, output, err_stream).await;
+                forward(read, &mut stderr, &err_buf, sink, Pipe::Stderr).await;
             }
             status = child.wait(), if exit.is_none() => {
                 exit = Some(ChildExit::from_status(status?));
@@ -162,11 +151,8 @@ pub async fn run(
         }
     }
     // A line without its newline still leaves, even when the pipe never closed.
-    for (lines, stream) in [(&mut out_lines, out_stream), (&mut err_lines, err_stream)] {
-        let mut record = Vec::new();
-        lines.finish(&mut record);
-        output.send(stream, record).await;
-    }
+    sink.pipe_closed(Pipe::Stdout).await;
+    sink.pipe_closed(Pipe::Stderr).await;
     let exit = exit.expect("the loop ends only after the child exits");
     Ok(Some(match (overtime, limits.timeout) {
         (Overtime::Terminated | Overtime::Killed, Some(after)) => ChildExit::TimedOut { after },
@@ -345,26 +331,20 @@ async fn read_some<R: AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -
     }
 }
 
-/// Sends the lines a read completed; at EOF (or a read error) sends the last partial
-/// line and closes the pipe.
+/// Passes on what a read got; at EOF (or a read error) sends the last partial line and
+/// closes the pipe.
 async fn forward<R>(
     read: std::io::Result<usize>,
     pipe: &mut Option<R>,
     buf: &[u8],
-    lines: &mut LineSplitter,
-    output: &Output,
-    stream: Stream,
+    sink: &mut AccountOutput,
+    which: Pipe,
 ) {
-    let mut record = output.buffer();
     match read {
-        Ok(n) if n > 0 => {
-            record.reserve(n + n / 8);
-            lines.push(&buf[..n], &mut record);
-        }
+        Ok(n) if n > 0 => sink.pipe_bytes(which, &buf[..n]).await,
         _ => {
-            lines.finish(&mut record);
+            sink.pipe_closed(which).await;
             *pipe = None;
         }
     }
-    output.send(stream, record).await;
 }

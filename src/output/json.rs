@@ -4,7 +4,8 @@
 //!
 //! - `line`: one line a command wrote, with its account and stream. A line that is valid
 //!   UTF-8 is `line`; one that is not has `line` with U+FFFD for the bad bytes and
-//!   `line_base64` with the bytes themselves, so no byte is lost.
+//!   `line_base64` with the bytes themselves, so no byte is lost. A line longer than
+//!   `lines::MAX_LINE` (64 MiB) is cut into records marked `"cut": true`.
 //! - `result`: how one account ended, when it ends.
 //! - `summary`: the last record, with the counts and the exit code.
 
@@ -50,15 +51,19 @@ pub fn line_record_head(account: AccountFields<'_>, stream: Stream) -> Vec<u8> {
     head
 }
 
-/// Appends `line` as a JSON string, and `line_base64` when it is not UTF-8, then the
-/// record's end and a newline.
-pub fn finish_line_record(line: &[u8], out: &mut Vec<u8>) {
+/// Appends `line` as a JSON string, and `line_base64` when it is not UTF-8, `"cut":true`
+/// when it is a piece of a line longer than `lines::MAX_LINE`, then the record's end and
+/// a newline.
+pub fn finish_line_record(line: &[u8], cut: bool, out: &mut Vec<u8>) {
     if let Ok(text) = std::str::from_utf8(line) {
         push_json(out, &text);
     } else {
         push_json(out, &String::from_utf8_lossy(line));
         out.extend_from_slice(b",\"line_base64\":");
         push_json(out, &base64::engine::general_purpose::STANDARD.encode(line));
+    }
+    if cut {
+        out.extend_from_slice(b",\"cut\":true");
     }
     out.extend_from_slice(b"}\n");
 }
@@ -151,7 +156,7 @@ mod tests {
 
     fn record(line: &[u8]) -> serde_json::Value {
         let mut out = line_record_head(ACCOUNT, Stream::Stderr);
-        finish_line_record(line, &mut out);
+        finish_line_record(line, false, &mut out);
         assert_eq!(memchr::memchr_iter(b'\n', &out).count(), 1, "one record, one line");
         serde_json::from_slice(&out).unwrap()
     }

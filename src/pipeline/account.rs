@@ -9,12 +9,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Run, TaskResult};
 use crate::credentials::{self, Credentials};
-use crate::exec::child::{self, ChildExit, Streams};
+use crate::exec::child::{self, ChildExit};
 use crate::exec::env::AccountEnv;
 use crate::exec::template::Vars;
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
 use crate::output::report;
+use crate::output::sink::{AccountOutput, Streams};
 use crate::output::writer::Stream;
 use crate::portal::{Account, PortalError};
 use crate::select::candidate_roles;
@@ -44,10 +45,12 @@ pub async fn run_account(
     child_slots: Arc<Semaphore>,
     account: Account,
     known_roles: Option<Vec<String>>,
+    index: usize,
 ) -> TaskResult {
     let started = Instant::now();
     let mut trace = Trace::default();
-    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace).await;
+    let mut sink = run.outputs.account(index, &account.id);
+    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace, &mut sink).await;
     if matches!(outcome, Outcome::Failed { .. }) {
         run.gate.on_failure();
     }
@@ -55,23 +58,40 @@ pub async fn run_account(
     run.progress.on_finished(matches!(outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
     tracing::debug!(account = %account.id, ?outcome, "finished");
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    send_result(&run, &account, &outcome, &trace, duration_ms).await;
+    send_result(&run, &mut sink, &account, &outcome, &trace, duration_ms).await;
+    sink.close().await;
     TaskResult { account, outcome, trace }
 }
 
-/// An account a halted run never started: its ending, without a task.
-pub async fn not_started(run: &Run, account: Account) -> TaskResult {
+/// An account a halted run never started, selected `index`-th: its ending, without a task.
+pub async fn not_started(run: &Run, account: Account, index: usize) -> TaskResult {
     let (outcome, trace) = (Outcome::NotStarted, Trace::default());
     run.progress.on_finished(false);
-    send_result(run, &account, &outcome, &trace, 0).await;
+    let mut sink = run.outputs.account(index, &account.id);
+    send_result(run, &mut sink, &account, &outcome, &trace, 0).await;
+    sink.close().await;
     TaskResult { account, outcome, trace }
 }
 
-/// With `--output json`, the account's `result` record.
-async fn send_result(run: &Run, account: &Account, outcome: &Outcome, trace: &Trace, duration_ms: u64) {
+/// The account's `result` record: on stdout with `--output json`, in `results.jsonl`
+/// with `--output-dir`.
+async fn send_result(
+    run: &Run,
+    sink: &mut AccountOutput,
+    account: &Account,
+    outcome: &Outcome,
+    trace: &Trace,
+    duration_ms: u64,
+) {
+    if !run.plan.json && run.outputs.dir.is_none() {
+        return;
+    }
+    let record = result_record(run, account, outcome, trace, duration_ms).to_line();
+    if let Some(dir) = &run.outputs.dir {
+        dir.write_record(&record);
+    }
     if run.plan.json {
-        let record = result_record(run, account, outcome, trace, duration_ms);
-        run.output.send(Stream::Stdout, record.to_line()).await;
+        sink.record(Stream::Stdout, record).await;
     }
 }
 
@@ -112,6 +132,7 @@ async fn account_outcome(
     account: &Account,
     known_roles: Option<Vec<String>>,
     trace: &mut Trace,
+    sink: &mut AccountOutput,
 ) -> Outcome {
     let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
     if stopped() {
@@ -165,11 +186,11 @@ async fn account_outcome(
     let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
     let env =
         AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials: &credentials };
-    let streams = streams(run, &vars);
+    sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
     let running = run.progress.on_started();
-    let ended = child::run(argv, &env, streams, &run.output, &run.stopper, run.plan.limits).await;
+    let ended = child::run(argv, &env, sink, &run.stopper, run.plan.limits).await;
     drop(running);
     trace.runtime = command_start.elapsed();
     match ended {
