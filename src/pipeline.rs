@@ -365,6 +365,7 @@ impl AccountTasks {
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
     async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
+        self.run.progress.begin();
         // Selection order, for --keep-order: every index must reach the output's sequencer.
         let index = self.tally.selected;
         self.tally.selected += 1;

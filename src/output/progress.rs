@@ -54,6 +54,9 @@ impl fmt::Debug for Progress {
 struct Shared {
     bar: ProgressBar,
     counts: Counts,
+    /// Nothing is drawn before the first account starts: a confirmation prompt may be
+    /// waiting on the terminal until then.
+    begun: AtomicBool,
     ended: AtomicBool,
     ticker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -135,6 +138,7 @@ impl Progress {
         let shared = Arc::new(Shared {
             bar,
             counts: Counts::default(),
+            begun: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             ticker: Mutex::new(None),
         });
@@ -154,6 +158,13 @@ impl Progress {
 
     pub fn is_shown(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// The first account starts (or is passed over): the bar may be drawn from now on.
+    pub fn begin(&self) {
+        if let Some(shared) = &self.0 {
+            shared.begun.store(true, Ordering::Relaxed);
+        }
     }
 
     /// One more account selected: the total grows.
@@ -192,8 +203,9 @@ impl Progress {
     /// `write` prints to the terminal (and flushes) lands above the bar, whole.
     pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
         match &self.0 {
-            Some(shared) => shared.bar.suspend(write),
-            None => write(),
+            // Before the bar begins there is nothing to clear, and nothing to draw after.
+            Some(shared) if shared.begun.load(Ordering::Relaxed) => shared.bar.suspend(write),
+            _ => write(),
         }
     }
 
@@ -276,6 +288,11 @@ fn tick(shared: &Weak<Shared>) {
         let Some(shared) = shared.upgrade() else { return };
         if shared.ended.load(Ordering::Relaxed) {
             return;
+        }
+        if !shared.begun.load(Ordering::Relaxed) {
+            drop(shared);
+            std::thread::park_timeout(TICK);
+            continue;
         }
         let now = shared.counts.snapshot();
         show(&shared.bar, shown, now);
