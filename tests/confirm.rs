@@ -136,6 +136,9 @@ fn on_a_terminal_a_big_run_asks_first_and_runs_on_yes() {
     );
     assert!(pane.contains("role:     ReadOnly") && pane.contains("command:  echo ran"), "{pane}");
     assert!(pane.contains("Run in 24 accounts? [y/N]"), "{pane}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pane = tmux.pane();
+    assert!(!pane.contains("listing accounts") && !pane.contains(" running"), "a bar over the prompt: {pane}");
     assert_eq!(env.portal.stats().get_role_credentials, 0, "nothing before the answer");
     tmux.type_line("y");
     assert_eq!(exit_code(dir.path()), 0, "{}", tmux.pane());
