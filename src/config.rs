@@ -359,7 +359,9 @@ fn apply_plan(
     };
     let applied = Applied::new(plan)?;
     let first = &applied.plan.accounts[0];
-    let command_text = if applied.plan.accounts.iter().all(|a| a.argv == first.argv) {
+    let same_argv =
+        if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
+    let command_text = if !same_argv.is_empty() {
         shell_words::join(&first.argv)
     } else {
         format!("{} (as saved, per account)", shell_words::join(&first.argv))
@@ -382,8 +384,9 @@ fn apply_plan(
         confirm,
         save_plan: None,
         apply: Some(Arc::new(applied)),
-        // A plan's argvs are per account: a log of its run records no one command.
-        command_argv: Vec::new(),
+        // For --retry-failed: the plan's argv when every account runs the same one;
+        // none when they differ (a retry then needs a command given).
+        command_argv: same_argv,
         joblog: cli.run.joblog.clone().map(|path| (path, false)),
     })
 }

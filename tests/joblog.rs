@@ -74,3 +74,33 @@ fn a_file_that_is_no_joblog_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("is not a fanout joblog (line 1)"), "{}", stderr_of(&output));
 }
+
+#[test]
+fn the_blast_radius_recipe_plan_apply_with_a_joblog_then_retry() {
+    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(12), ..PortalOptions::default() });
+    let (plan, log) = (env.home().join("plan.json"), env.home().join("keys.log"));
+    let (plan_arg, log_arg) = (plan.to_str().unwrap(), log.to_str().unwrap());
+    let saved = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--exclude", "*-prod", "--dry-run", "--save-plan", plan_arg, "--"])
+        .args(["sh", "-c", SCRIPT])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", stderr_of(&saved));
+    let hash = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&plan).unwrap()).unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let applied = env
+        .fanout()
+        .args(["--max-failures", "50%", "--joblog", log_arg, "apply", plan_arg, "--approve", &hash])
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(1), "the -dev accounts fail: {}", stderr_of(&applied));
+    assert_eq!(stdout_of(&applied).lines().count(), 7, "9 planned accounts, 2 of them -dev");
+    std::fs::write(env.home().join("fixed"), "").unwrap();
+    let retry = env.fanout().args(["--retry-failed", log_arg, "--joblog", log_arg]).output().unwrap();
+    assert!(retry.status.success(), "{}", stderr_of(&retry));
+    let ran: Vec<String> = sorted_lines(&stdout_of(&retry));
+    assert_eq!(ran, ["100000001111|ok", "100000007777|ok"], "team000-dev and team001-dev");
+}
