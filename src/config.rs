@@ -361,10 +361,10 @@ fn apply_plan(
     let first = &applied.plan.accounts[0];
     let same_argv =
         if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
-    let command_text = if !same_argv.is_empty() {
-        shell_words::join(&first.argv)
-    } else {
+    let command_text = if same_argv.is_empty() {
         format!("{} (as saved, per account)", shell_words::join(&first.argv))
+    } else {
+        shell_words::join(&first.argv)
     };
     Ok(RunPlan {
         roles: applied.roles(),
