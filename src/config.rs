@@ -298,17 +298,35 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
         return Err(ConfigError::CommandNotFound(program.clone()));
     }
     let resumed_path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
+    let base = with_run_flags(cli, roles.clone(), command, cli.run.region.clone(), command_given.clone())?;
     Ok(RunPlan {
         joblog: cli.run.joblog.clone().map(|path| {
             let append = resumed_path.is_some_and(|resumed| same_file(resumed, &path));
             (path, append)
         }),
-        command_argv: command_given.clone(),
-        roles: roles.clone(),
+        command_text: shell_words::join(command_given),
+        confirm: (env.can_ask && !cli.run.dry_run && !cli.run.yes && cli.run.confirm_above > 0)
+            .then_some(Confirm { above: cli.run.confirm_above as usize }),
+        save_plan: cli.run.save_plan.clone(),
+        ..base
+    })
+}
+
+/// A plan from what is common to a run and `apply`: the run flags, and the roles,
+/// command and region given; no joblog, prompt, saved plan or applied plan yet.
+fn with_run_flags(
+    cli: &Cli,
+    roles: Vec<String>,
+    command: CommandTemplate,
+    region: Option<String>,
+    command_argv: Vec<String>,
+) -> Result<RunPlan, ConfigError> {
+    Ok(RunPlan {
+        roles,
         command,
         prefix: Template::parse(&cli.run.prefix)?,
         concurrency: cli.run.concurrency as usize,
-        region: cli.run.region.clone(),
+        region,
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run),
         json: cli.run.run_output == crate::cli::RunOutput::Json,
@@ -316,11 +334,12 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
         order: order(&cli.run),
         output_dir: cli.run.output_dir.clone(),
-        command_text: shell_words::join(command_given),
-        confirm: (env.can_ask && !cli.run.dry_run && !cli.run.yes && cli.run.confirm_above > 0)
-            .then_some(Confirm { above: cli.run.confirm_above as usize }),
-        save_plan: cli.run.save_plan.clone(),
+        command_text: String::new(),
+        confirm: None,
+        save_plan: None,
         apply: None,
+        command_argv,
+        joblog: None,
     })
 }
 
@@ -366,28 +385,17 @@ fn apply_plan(
     } else {
         shell_words::join(&first.argv)
     };
+    // Never rendered: each account runs its saved argv. For --retry-failed the joblog
+    // records the plan's argv when every account runs the same one; none when they
+    // differ (a retry then needs a command given).
+    let region = applied.plan.single_region().map(str::to_owned);
+    let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
     Ok(RunPlan {
-        roles: applied.roles(),
-        // Never rendered: each account runs its saved argv.
-        command: CommandTemplate::parse(&[])?,
-        prefix: Template::parse(&cli.run.prefix)?,
-        concurrency: cli.run.concurrency as usize,
-        region: applied.plan.single_region().map(str::to_owned),
-        dry_run: cli.run.dry_run,
-        canary: canary(&cli.run),
-        json: cli.run.run_output == crate::cli::RunOutput::Json,
-        max_failures: max_failures(&cli.run)?,
-        limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
-        order: order(&cli.run),
-        output_dir: cli.run.output_dir.clone(),
         command_text,
         confirm,
-        save_plan: None,
         apply: Some(Arc::new(applied)),
-        // For --retry-failed: the plan's argv when every account runs the same one;
-        // none when they differ (a retry then needs a command given).
-        command_argv: same_argv,
         joblog: cli.run.joblog.clone().map(|path| (path, false)),
+        ..base
     })
 }
 

@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::{TestEnv, stderr_of};
+use common::{TestEnv, stderr_of, valid_records};
 use fake_portal::{PortalOptions, generated_accounts};
 use serde_json::Value;
-
-fn valid_records(stdout: &[u8]) -> Vec<Value> {
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string("docs/json-output.schema.json").unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
-    stdout
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let record: Value = serde_json::from_slice(line).expect("every line is JSON");
-            let errors: Vec<String> = validator.iter_errors(&record).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{record}: {errors:?}");
-            record
-        })
-        .collect()
-}
 
 fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["type"] == kind).collect()

@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{TestEnv, stderr_of, stdout_of};
+use common::{TestEnv, stderr_of, stdout_of, valid_records};
 use fake_portal::{PortalOptions, generated_accounts};
 use serde_json::Value;
 
@@ -192,23 +192,6 @@ fn output_dir_holds_each_accounts_bytes_and_the_results() {
 
 fn expected_stdout(id: &str) -> Vec<u8> {
     [format!("out {id}\n").as_bytes(), b"\xffno newline"].concat()
-}
-
-/// Every record valid against docs/json-output.schema.json, as tests/json.rs checks.
-fn valid_records(bytes: &[u8]) -> Vec<Value> {
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string("docs/json-output.schema.json").unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let record: Value = serde_json::from_slice(line).expect("every line is JSON");
-            let errors: Vec<String> = validator.iter_errors(&record).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{errors:?}");
-            record
-        })
-        .collect()
 }
 
 #[test]

@@ -131,3 +131,20 @@ pub fn assert_none_left(mark: &str) {
     }
     assert_eq!(processes_marked(mark), Vec::<u32>::new(), "processes left behind");
 }
+
+/// The JSON lines in `bytes`, each checked against docs/json-output.schema.json.
+pub fn valid_records(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/json-output.schema.json").unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_slice(line).expect("every line is JSON");
+            let errors: Vec<String> = validator.iter_errors(&record).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{record}: {errors:?}");
+            record
+        })
+        .collect()
+}
