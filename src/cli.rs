@@ -102,6 +102,16 @@ pub enum Subcommands {
         #[arg(long, value_name = "SHA256")]
         approve: Option<String>,
     },
+    /// Print a completion script for SHELL on stdout (bash, zsh, fish, powershell,
+    /// elvish). Needs no AWS config or login. Where to put it: README, "Everyday use".
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print fanout's man page (roff) on stdout: every flag, the exit codes and the
+    /// environment. Needs no AWS config or login (fanout man > ~/.local/share/man/man1/fanout.1).
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -208,6 +208,8 @@ pub enum ConfigError {
         "the plan needs approval and there is no terminal to ask on; give the sha256 its reviewer approved: fanout apply FILE --approve <sha256>"
     )]
     ApprovalNeeded,
+    #[error("`completions` and `man` print a file and run nothing")]
+    NotARun,
 }
 
 impl Config {
@@ -240,6 +242,8 @@ impl Config {
                 Action::Run(Box::new(plan))
             }
             None => Action::Run(Box::new(run_plan(&cli, env, resumed.as_ref())?)),
+            // `main` prints these before any configuration is read.
+            Some(Subcommands::Completions { .. } | Subcommands::Man) => return Err(ConfigError::NotARun),
         };
         Ok(Config {
             sso_session: cli.login.sso_session,

@@ -24,9 +24,11 @@ pub mod portal;
 pub mod rate;
 pub mod run;
 pub mod select;
+pub mod shell_integration;
 pub mod summary;
 pub mod token;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -37,11 +39,16 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::cli::Cli;
 use crate::config::{Config, Environment};
 use crate::output::report::print_error;
+use crate::shell_integration::Integration;
 
 /// Parses the command line, runs, and maps the result to an exit code.
 pub fn main() -> ExitCode {
     // Help, version and usage errors leave here, before any file is read.
     let cli = Cli::parse();
+    // So do `completions` and `man`: they need no AWS config, HOME or token.
+    if let Some(integration) = Integration::requested(&cli) {
+        return print_generated(&integration.render());
+    }
     init_logging(cli.verbose);
     let result = Config::from_cli(cli, &Environment::real()).map_err(error::Error::from).and_then(|config| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,6 +62,21 @@ pub fn main() -> ExitCode {
         Err(error) => {
             print_error(&error);
             ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Writes a generated script or page to stdout. A closed stdout (`fanout man | head`)
+/// is a quiet 0, as for a run; another write error is reported, exit 1.
+fn print_generated(bytes: &[u8]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(exit_code::SUCCESS),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit_code::SUCCESS),
+        Err(source) => {
+            let error = error::Error::Io { context: "cannot write to standard output", source };
+            print_error(&error);
+            ExitCode::from(exit_code::ACCOUNT_FAILED)
         }
     }
 }
