@@ -15,6 +15,7 @@ Examples:
   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
   fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
   fanout accounts --output json
+  fanout doctor
   fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
   fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
 
@@ -102,6 +103,14 @@ pub enum Subcommands {
         #[arg(long, value_name = "SHA256")]
         approve: Option<String>,
     },
+    /// Check the login end to end and print one screen: the AWS config file, the
+    /// sso-session and why it was chosen, the token file and its expiry, the portal
+    /// endpoint and every override in force, whether the portal answers and how fast,
+    /// clock skew, the inventory cache's age, and the credential variables stripped from
+    /// the commands (names only). Each problem names its fix. Exit 0 when all is well,
+    /// else the code of the first problem (2 config, 3 login, 4 portal). Never prints a
+    /// secret.
+    Doctor,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
