@@ -103,13 +103,14 @@ pub enum Subcommands {
         #[arg(long, value_name = "SHA256")]
         approve: Option<String>,
     },
-    /// Check the login end to end and print one screen: the AWS config file, the
-    /// sso-session and why it was chosen, the token file and its expiry, the portal
+    /// Check the login end to end, each problem with its fix.
+    ///
+    /// Prints one screen: the AWS config file, the sso-session and why it was chosen,
+    /// the token file, its expiry and whether a refresh would be possible, the portal
     /// endpoint and every override in force, whether the portal answers and how fast,
     /// clock skew, the inventory cache's age, and the credential variables stripped from
-    /// the commands (names only). Each problem names its fix. Exit 0 when all is well,
-    /// else the code of the first problem (2 config, 3 login, 4 portal). Never prints a
-    /// secret.
+    /// the commands (names only). Exit 0 when all is well, else the code of the first
+    /// problem (2 config, 3 login, 4 portal). Never prints a secret.
     Doctor,
 }
 

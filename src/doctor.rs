@@ -506,6 +506,15 @@ mod tests {
     }
 
     #[test]
+    fn configured_endpoints_are_ignored_by_the_variable_or_the_profile() {
+        let env = DoctorEnv { ignore_configured_endpoint_urls: Some("TRUE".to_owned()), ..DoctorEnv::default() };
+        assert_eq!(ignored_by(&env, None, "p").as_deref(), Some("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=TRUE"));
+        let by_profile = ignored_by(&DoctorEnv::default(), Some("true"), "p");
+        assert_eq!(by_profile.as_deref(), Some("ignore_configured_endpoint_urls = true in profile p"));
+        assert_eq!(ignored_by(&DoctorEnv::default(), Some("false"), "p"), None);
+    }
+
+    #[test]
     fn the_first_problem_sets_the_exit_code() {
         let mut report = Report::default();
         report.ok("fine".to_owned());

@@ -121,3 +121,22 @@ fn several_sessions_and_none_chosen_exit_2_with_the_fix() {
     assert!(line(&stdout, "✗ sso-session: ").contains("fanout --sso-session corp"), "{stdout}");
     line(&stdout, "✓ credential variables: ");
 }
+
+#[test]
+fn a_profiles_services_endpoint_is_named_and_a_shadowed_one_said_unused() {
+    let env = TestEnv::new(PortalOptions::default());
+    env.write_config(&format!(
+        "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile work]\nsso_session = corp\nservices = local\nendpoint_url = http://user:pw@127.0.0.1:1\n\n\
+         [services local]\nsso =\n  endpoint_url = {}\n",
+        env.portal.url()
+    ));
+    let output = env.bare_fanout().args(["--profile", "work", "doctor"]).output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", stderr_of(&output));
+    assert!(line(&stdout, "✓ sso-session corp: ").contains("the sso_session of profile work"), "{stdout}");
+    assert!(line(&stdout, "✓ endpoint: ").contains("(from [services local] sso endpoint_url (profile work))"));
+    let shadowed = line(&stdout, "    endpoint_url of profile work = ");
+    assert!(shadowed.contains("http://***@127.0.0.1:1") && shadowed.contains("not used"), "{shadowed}");
+    assert!(!stdout.contains("pw@"), "a password in an endpoint was printed:\n{stdout}");
+}
