@@ -15,6 +15,7 @@ Examples:
   fanout --sso-session corp --role ReadOnly --match '*-dev' --dry-run -- ./audit.sh {account_id}
   fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
   fanout accounts --output json
+  fanout doctor
   fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
   fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
 
@@ -112,6 +113,15 @@ pub enum Subcommands {
     /// Print fanout's man page (roff) on stdout: every flag, the exit codes and the
     /// environment. Needs no AWS config or login (fanout man > ~/.local/share/man/man1/fanout.1).
     Man,
+    /// Check the login end to end, each problem with its fix.
+    ///
+    /// Prints one screen: the AWS config file, the sso-session and why it was chosen,
+    /// the token file, its expiry and whether a refresh would be possible, the portal
+    /// endpoint and every override in force, whether the portal answers and how fast,
+    /// clock skew, the inventory cache's age, and the credential variables stripped from
+    /// the commands (names only). Exit 0 when all is well, else the code of the first
+    /// problem (2 config, 3 login, 4 portal). Never prints a secret.
+    Doctor,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

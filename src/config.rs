@@ -111,6 +111,8 @@ pub enum Action {
     ListAccounts(ListFormat),
     /// `fanout [--dry-run] -- COMMAND`.
     Run(Box<RunPlan>),
+    /// `fanout doctor`: check the login end to end (`doctor.rs`).
+    Doctor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +234,7 @@ impl Config {
                 OutputFormat::Table => ListFormat::Table,
                 OutputFormat::Json => ListFormat::Json,
             }),
+            Some(Subcommands::Doctor) => Action::Doctor,
             Some(Subcommands::Apply { file, approve }) => {
                 let plan = apply_plan(&cli, env, file, approve.as_deref())?;
                 // Exactly the plan's accounts, as the portal lists them now (not as a
@@ -514,7 +517,7 @@ mod tests {
     fn timeouts_are_durations_and_off_by_default() {
         let plan = |args: &[&str]| match config(args).unwrap().action {
             Action::Run(plan) => plan.limits,
-            Action::ListAccounts(_) => panic!("expected a run"),
+            Action::ListAccounts(_) | Action::Doctor => panic!("expected a run"),
         };
         assert_eq!(plan(&["--role", "R", "--", "true"]), Limits::default());
         assert_eq!(Limits::default(), Limits { timeout: None, kill_after: Duration::from_secs(5) });
@@ -552,7 +555,7 @@ mod tests {
     fn canaries_and_failure_limits() {
         let plan = |args: &[&str]| match config(&[&["--role", "R"], args, &["--", "true"]].concat()).map(|c| c.action) {
             Ok(Action::Run(plan)) => Ok(plan),
-            Ok(Action::ListAccounts(_)) => unreachable!("a run"),
+            Ok(Action::ListAccounts(_) | Action::Doctor) => unreachable!("a run"),
             Err(error) => Err(error),
         };
         assert_eq!(plan(&["--canary", "3"]).unwrap().canary, Some(Canary::First(3)));
@@ -581,7 +584,7 @@ mod tests {
             };
             match Config::from_cli(Cli::try_parse_from(args).unwrap(), &env).unwrap().action {
                 Action::Run(plan) => plan.confirm,
-                Action::ListAccounts(_) => unreachable!("a run"),
+                Action::ListAccounts(_) | Action::Doctor => unreachable!("a run"),
             }
         };
         assert_eq!(confirm(true, &[]), Some(Confirm { above: 10 }));

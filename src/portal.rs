@@ -26,7 +26,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sso::config::Region;
-use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sso::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_sso::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_sso::error::{BoxError, ProvideErrorMetadata, SdkError};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
@@ -302,6 +304,25 @@ impl Portal {
         .await
     }
 
+    /// One `ListAccounts` call of one item, for `fanout doctor`: whether the portal
+    /// answers this token, and the `Date` it answered with (to measure clock skew, which
+    /// breaks the children's signed requests). Goes through [`Portal::call`] like any call.
+    pub async fn probe(&self) -> Result<Probe, PortalError> {
+        let date = std::sync::Arc::new(Mutex::new(None));
+        self.call("ListAccounts", || {
+            self.client
+                .list_accounts()
+                .access_token(self.token.expose_secret())
+                .max_results(1)
+                .customize()
+                .interceptor(DateHeader(std::sync::Arc::clone(&date)))
+                .send()
+        })
+        .await?;
+        let date = date.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        Ok(Probe { date })
+    }
+
     /// Calls in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
@@ -404,6 +425,35 @@ impl Portal {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |quota| quota.checked_sub(cost))
             .map(drop)
             .map_err(|_| PortalError::RetryBudgetSpent(Box::new(error)))
+    }
+}
+
+/// What [`Portal::probe`] learnt.
+#[derive(Debug)]
+pub struct Probe {
+    /// The portal's `Date` header (an HTTP date), when it sent one.
+    pub date: Option<String>,
+}
+
+/// Keeps the `Date` header of the raw response, which the SDK's output does not carry.
+#[derive(Debug)]
+struct DateHeader(std::sync::Arc<Mutex<Option<String>>>);
+
+impl Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "fanout::DateHeader"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(date.to_owned());
+        }
+        Ok(())
     }
 }
 

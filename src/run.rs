@@ -37,7 +37,10 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     stopper.listen_for_signals().map_err(|source| Error::Io { context: "cannot listen for signals", source })?;
     // Cleared here too, so that an error from any step is printed on a clean line.
     let progress = Progress::new(config.feedback == Feedback::Bar);
-    let result = run_with(config, &stopper, &progress).await;
+    let result = match config.action {
+        Action::Doctor => Ok(doctor(&config, &stopper, &progress).await),
+        _ => run_with(config, &stopper, &progress).await,
+    };
     progress.finish();
     match (result, stopper.received_signal()) {
         (Err(Error::Portal(PortalError::Cancelled)), Some(signal)) => {
@@ -72,6 +75,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let started = Instant::now();
     let mut output_dir = None;
     let result = match config.action {
+        Action::Doctor => Ok(None), // answered by `run` before this
         Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
         Action::Run(plan) => {
             if plan.dry_run || config.verbosity > 0 {
@@ -148,6 +152,17 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
 }
 
+/// `fanout doctor`: the report on stdout, through the writer like any output; its
+/// exit code is that of the first problem found.
+async fn doctor(config: &Config, stopper: &Stopper, progress: &Progress) -> u8 {
+    let report = crate::doctor::check(config, &crate::doctor::DoctorEnv::real(), stopper.clone()).await;
+    let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
+    output.send(Stream::Stdout, report.render().into_bytes()).await;
+    drop(output);
+    let end = writer.finish(None);
+    with_output_failures(report.exit_code(), &end, true)
+}
+
 /// `--save-plan`: writes what the dry run planned, unless the listing was cut short
 /// (a plan of some of the accounts would look whole to its reviewer). Returns what to
 /// say on stderr.
@@ -189,7 +204,7 @@ fn fit_open_file_limit(config: &mut Config) {
     let Some(open_files) = limits::raise_open_file_limit() else { return };
     let concurrency = match &config.action {
         Action::Run(plan) => plan.concurrency,
-        Action::ListAccounts(_) => 1,
+        Action::ListAccounts(_) | Action::Doctor => 1,
     };
     let fitted = limits::fit(open_files, concurrency, config.portal_concurrency);
     if fitted.portal_concurrency < config.portal_concurrency {

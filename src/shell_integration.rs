@@ -52,12 +52,12 @@ pub enum Integration {
 }
 
 impl Integration {
-    /// The integration `cli` asks for; `None` for a run, `accounts` or `apply`.
+    /// The integration `cli` asks for; `None` for a run and the other subcommands.
     pub fn requested(cli: &Cli) -> Option<Self> {
         match cli.subcommand {
             Some(Subcommands::Completions { shell }) => Some(Self::Completions(shell)),
             Some(Subcommands::Man) => Some(Self::Man),
-            Some(Subcommands::Accounts { .. } | Subcommands::Apply { .. }) | None => None,
+            Some(Subcommands::Accounts { .. } | Subcommands::Apply { .. } | Subcommands::Doctor) | None => None,
         }
     }
 

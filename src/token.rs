@@ -105,7 +105,7 @@ fn describe_char(c: char) -> String {
 /// Accepts every RFC 3339 form the AWS CLI and SDKs write: botocore's
 /// `2026-11-24T03:00:00Z`, aws-config's fractional seconds, and a numeric offset
 /// (`+00:00`, `+02:00`), which the smithy parser alone rejects.
-fn parse_expiry(text: &str) -> Option<DateTime> {
+pub(crate) fn parse_expiry(text: &str) -> Option<DateTime> {
     let text = text.trim();
     if let Ok(utc) = DateTime::from_str(text, DateTimeFormat::DateTime) {
         return Some(utc);

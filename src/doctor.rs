@@ -1,0 +1,529 @@
+//! `fanout doctor`: the login checked end to end, on one screen.
+//!
+//! A failed run says what failed; it cannot say what was in force. Doctor follows the
+//! same steps a run takes (config file, login, token, endpoint, portal) and shows each
+//! one's choice and where it came from, then what a run would meet besides (clock skew,
+//! the inventory cache, inherited credential variables). Each problem line ends with its
+//! fix, and the exit code is the documented code of the first problem, so a script can
+//! tell a lapsed login (3) from a portal it cannot reach (4) or a broken config (2).
+//!
+//! Nothing secret is printed: not the token, not the refresh token, not the value of an
+//! inherited credential variable (names only), not a password in an endpoint URL.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::profile::ProfileSet;
+use aws_runtime::env_config::property::PropertiesKey;
+use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::exec::stop::Stopper;
+use crate::inventory::{self, CachedInventory};
+use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_login};
+use crate::output::report::sanitize;
+use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
+use crate::{exit_code, files, token};
+
+/// Clocks further apart than this break `SigV4`: AWS rejects a request signed more than
+/// five minutes off its own time, so every child's AWS call would fail.
+const MAX_SKEW_SECS: f64 = 300.0;
+
+/// What doctor reads from fanout's own environment, asked once so tests can build it.
+#[derive(Clone, Debug, Default)]
+pub struct DoctorEnv {
+    pub endpoint_url_sso: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub ignore_configured_endpoint_urls: Option<String>,
+    /// Names of the credential variables set in fanout's environment, which every
+    /// child has removed; never their values.
+    pub credential_vars: Vec<String>,
+}
+
+impl DoctorEnv {
+    pub fn real() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        DoctorEnv {
+            endpoint_url_sso: var("AWS_ENDPOINT_URL_SSO"),
+            endpoint_url: var("AWS_ENDPOINT_URL"),
+            ignore_configured_endpoint_urls: var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"),
+            credential_vars: crate::exec::env::inherited_credential_vars()
+                .filter(|name| std::env::var_os(name).is_some())
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect(),
+        }
+    }
+}
+
+/// How a line of the report reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    Ok,
+    /// Worth knowing, not a failure: the exit code is unchanged.
+    Warn,
+    /// A detail under the line above.
+    Info,
+    /// A failure, with the exit code it stands for.
+    Problem(u8),
+}
+
+/// The report: lines in the order checked.
+#[derive(Debug, Default)]
+pub struct Report {
+    lines: Vec<(Mark, String)>,
+}
+
+impl Report {
+    fn ok(&mut self, text: String) {
+        self.lines.push((Mark::Ok, text));
+    }
+
+    fn warn(&mut self, text: String) {
+        self.lines.push((Mark::Warn, text));
+    }
+
+    fn info(&mut self, text: String) {
+        self.lines.push((Mark::Info, text));
+    }
+
+    fn problem(&mut self, code: u8, text: String) {
+        self.lines.push((Mark::Problem(code), text));
+    }
+
+    /// The code of the first problem, else 0.
+    pub fn exit_code(&self) -> u8 {
+        self.lines
+            .iter()
+            .find_map(|(mark, _)| match mark {
+                Mark::Problem(code) => Some(*code),
+                _ => None,
+            })
+            .unwrap_or(exit_code::SUCCESS)
+    }
+
+    /// The screen: `✓`, `✗` and `!` lines, details indented under them, a verdict last.
+    /// Every text is sanitized: names and messages can come from files and the network.
+    pub fn render(&self) -> String {
+        let mut text = String::from("fanout doctor\n");
+        for (mark, line) in &self.lines {
+            let prefix = match mark {
+                Mark::Ok => "✓ ",
+                Mark::Warn => "! ",
+                Mark::Info => "    ",
+                Mark::Problem(_) => "✗ ",
+            };
+            let _ = writeln!(text, "{prefix}{}", sanitize(line));
+        }
+        let problems = self.lines.iter().filter(|(mark, _)| matches!(mark, Mark::Problem(_))).count();
+        match problems {
+            0 => text.push_str("all well\n"),
+            n => {
+                let _ = writeln!(text, "{} found; exit {}", crate::summary::plural(n, "problem"), self.exit_code());
+            }
+        }
+        text
+    }
+}
+
+/// Checks everything a run depends on, in the order a run meets it.
+pub async fn check(config: &Config, env: &DoctorEnv, stopper: Stopper) -> Report {
+    let mut report = Report::default();
+    if let Some((aws_config, profiles, login)) = check_login(config, &mut report).await {
+        let token = check_token(config, &login, &mut report);
+        let endpoint = check_endpoint(env, &profiles, &login, &mut report);
+        match token {
+            Some(token) => {
+                check_portal(config, &aws_config, &login, token, &endpoint, stopper, &mut report).await;
+            }
+            None => report.info("portal: not checked: there is no valid token to ask it with".to_owned()),
+        }
+        check_inventory(config, &login, &mut report);
+    }
+    check_credential_vars(env, &mut report);
+    report
+}
+
+/// The config file, and the login chosen from it and why.
+async fn check_login(config: &Config, report: &mut Report) -> Option<(AwsConfig, ProfileSet, SsoLogin)> {
+    let aws_config = match AwsConfig::read(&config.home, config.aws_config_file.as_deref()) {
+        Ok(aws_config) => aws_config,
+        Err(error) => {
+            report.problem(
+                exit_code::USAGE,
+                format!("AWS config: {error}; fix: make it a readable file of at most 1 MiB, or set AWS_CONFIG_FILE"),
+            );
+            return None;
+        }
+    };
+    let origin = if config.aws_config_file.as_deref().is_some_and(|f| !f.is_empty()) {
+        "from AWS_CONFIG_FILE"
+    } else {
+        "the default"
+    };
+    if aws_config.path.is_file() {
+        report.ok(format!("AWS config: {} ({origin})", aws_config.path.display()));
+    } else {
+        report.warn(format!("AWS config: {} ({origin}) does not exist: an empty config", aws_config.path.display()));
+    }
+    let profiles = match aws_config.profiles().await {
+        Ok(profiles) => profiles,
+        Err(error) => {
+            report.problem(exit_code::USAGE, format!("AWS config: {error}; fix: correct that line"));
+            return None;
+        }
+    };
+    match resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref()) {
+        Ok(login) => {
+            report.ok(format!("{}: {}", login_label(&login), why_chosen(config, &login)));
+            report.info(format!("start URL {}, sso_region {}", login.start_url, login.sso_region));
+            Some((aws_config, profiles, login))
+        }
+        Err(error) => {
+            let fix = login_fix(&error);
+            report.problem(exit_code::USAGE, format!("sso-session: {error}; {fix}"));
+            None
+        }
+    }
+}
+
+fn login_label(login: &SsoLogin) -> String {
+    match &login.session {
+        Some(session) => format!("sso-session {session}"),
+        None => "legacy SSO login".to_owned(),
+    }
+}
+
+/// Why this login, in the order `login.rs` chooses.
+fn why_chosen(config: &Config, login: &SsoLogin) -> String {
+    match (&config.sso_session, &login.profile) {
+        (Some(_), _) => "chosen by --sso-session".to_owned(),
+        (None, Some(profile)) if login.session.is_some() => {
+            format!("the sso_session of profile {profile} (--profile or AWS_PROFILE)")
+        }
+        (None, Some(profile)) => format!("the sso_start_url of profile {profile} (--profile or AWS_PROFILE)"),
+        (None, None) => "the only sso-session in the file".to_owned(),
+    }
+}
+
+/// The fix for a login that cannot be chosen, always on the same line.
+fn login_fix(error: &LoginError) -> String {
+    if let Some(hint) = error.hint() {
+        return hint;
+    }
+    match error {
+        LoginError::UnknownSession { .. } => "fix: pass one of those to --sso-session".to_owned(),
+        LoginError::UnknownProfile(_) => "fix: check --profile and AWS_PROFILE".to_owned(),
+        LoginError::NotSso(_) => "fix: run `aws configure sso`, or choose an SSO profile".to_owned(),
+        LoginError::Incomplete { .. } => "fix: add it, or run `aws configure sso-session`".to_owned(),
+        _ => "fix: correct the AWS config".to_owned(),
+    }
+}
+
+/// The token file, its expiry, and whether a refresh would be possible.
+fn check_token(config: &Config, login: &SsoLogin, report: &mut Report) -> Option<token::CachedToken> {
+    let path = token::cache_path(&config.home, login);
+    let now = DateTime::from(SystemTime::now());
+    let token = match token::load_token(&config.home, login, now) {
+        Ok(token) => {
+            let left = token.expires_at.secs() - now.secs();
+            report.ok(format!("token: expires at {} (in {})", rfc3339(token.expires_at), span(left)));
+            Some(token)
+        }
+        Err(error) => {
+            let fix = match error.login_command() {
+                Some(command) => format!("run: {command}"),
+                None => format!("fix: make it a readable file, or run: {}", login.login_command()),
+            };
+            report.problem(exit_code::NO_LOGIN, format!("token: {error}; {fix}"));
+            None
+        }
+    };
+    report.info(format!("file {}", path.display()));
+    report.info(refresh_state(&path, now));
+    token
+}
+
+/// The fields of the cache file a refresh would need; parsed only to be reported on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshFields {
+    refresh_token: Option<SecretString>,
+    registration_expires_at: Option<String>,
+}
+
+/// Whether the cache file would allow a refresh (a refresh token and a client
+/// registration that has not expired). fanout does not refresh yet: this is reported.
+fn refresh_state(path: &Path, now: DateTime) -> String {
+    let state = match files::read_bounded(path, token::MAX_TOKEN_FILE)
+        .ok()
+        .and_then(|text| serde_json::from_str::<RefreshFields>(&text).ok())
+    {
+        None => return "refresh: not possible (no readable cache file)".to_owned(),
+        Some(RefreshFields { refresh_token: None, .. }) => "not possible: no refreshToken".to_owned(),
+        Some(RefreshFields { registration_expires_at: None, .. }) => {
+            "not possible: no registrationExpiresAt".to_owned()
+        }
+        Some(RefreshFields { registration_expires_at: Some(at), .. }) => match token::parse_expiry(&at) {
+            Some(at) if at > now => format!("possible: a refreshToken, registration valid until {}", rfc3339(at)),
+            Some(at) => format!("not possible: the client registration expired at {}", rfc3339(at)),
+            None => "not possible: registrationExpiresAt is not a time".to_owned(),
+        },
+    };
+    format!("refresh: {state} (fanout does not refresh tokens yet)")
+}
+
+/// One endpoint setting, where it came from.
+struct Override {
+    source: String,
+    url: String,
+}
+
+/// The portal endpoint in force, and every override set, in the SDK's order. Returns
+/// the endpoint shown, for the portal line.
+fn check_endpoint(env: &DoctorEnv, profiles: &ProfileSet, login: &SsoLogin, report: &mut Report) -> String {
+    let profile_name = login.profile.as_deref().unwrap_or_else(|| profiles.selected_profile());
+    let profile = profiles.get_profile(profile_name);
+    let mut overrides = Vec::new();
+    let mut add = |source: String, url: Option<&str>| {
+        if let Some(url) = url.filter(|u| !u.is_empty()) {
+            overrides.push(Override { source, url: redact_userinfo(url) });
+        }
+    };
+    add("AWS_ENDPOINT_URL_SSO".to_owned(), env.endpoint_url_sso.as_deref());
+    add("AWS_ENDPOINT_URL".to_owned(), env.endpoint_url.as_deref());
+    if let Some(services) = profile.and_then(|p| p.get("services")) {
+        let key = PropertiesKey::builder()
+            .section_key("services")
+            .section_name(services)
+            .property_name("sso")
+            .sub_property_name("endpoint_url")
+            .build()
+            .ok();
+        let url = key.as_ref().and_then(|key| profiles.other_sections().get(key)).map(String::as_str);
+        add(format!("[services {services}] sso endpoint_url (profile {profile_name})"), url);
+    }
+    add(format!("endpoint_url of profile {profile_name}"), profile.and_then(|p| p.get("endpoint_url")));
+    let ignored_by = ignored_by(env, profile.and_then(|p| p.get("ignore_configured_endpoint_urls")), profile_name);
+    let default = format!("https://portal.sso.{}.amazonaws.com", login.sso_region);
+    let endpoint = if let (None, Some(first)) = (&ignored_by, overrides.first()) {
+        report.ok(format!("endpoint: {} (from {})", first.url, first.source));
+        first.url.clone()
+    } else {
+        report.ok(format!("endpoint: {default} (the default for sso_region {})", login.sso_region));
+        default
+    };
+    for (index, o) in overrides.iter().enumerate() {
+        let status = match (&ignored_by, index) {
+            (Some(by), _) => format!("ignored: {by}"),
+            (None, 0) => "in force".to_owned(),
+            (None, _) => format!("not used: {} comes first", overrides[0].source),
+        };
+        report.info(format!("{} = {} ({status})", o.source, o.url));
+    }
+    if let Some(by) = &ignored_by {
+        report.info(format!("{by}: configured endpoints are ignored"));
+    }
+    endpoint
+}
+
+/// What turns configured endpoints off, if anything.
+fn ignored_by(env: &DoctorEnv, profile_setting: Option<&str>, profile_name: &str) -> Option<String> {
+    let is_true = |v: &str| v.trim().eq_ignore_ascii_case("true");
+    if let Some(value) = env.ignore_configured_endpoint_urls.as_deref().filter(|v| is_true(v)) {
+        return Some(format!("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS={}", value.trim()));
+    }
+    profile_setting
+        .filter(|v| is_true(v))
+        .map(|_| format!("ignore_configured_endpoint_urls = true in profile {profile_name}"))
+}
+
+/// `https://user:password@host/` shows as `https://***@host/`: a proxy's password in an
+/// endpoint URL is a secret too.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// One `ListAccounts` call of one item: whether the portal answers, how fast, and how
+/// far its clock is from ours.
+async fn check_portal(
+    config: &Config,
+    aws_config: &AwsConfig,
+    login: &SsoLogin,
+    token: token::CachedToken,
+    endpoint: &str,
+    stopper: Stopper,
+    report: &mut Report,
+) {
+    // One attempt after an error: doctor reports what it met, without waiting on retries.
+    let retry = RetryPolicy { max_throttled_attempts: 3, max_error_attempts: 1, ..RetryPolicy::default() };
+    let limits = PortalLimits {
+        max_in_flight: 1,
+        initial_rate: config.portal_rate,
+        retry,
+        throttle_timeout: config.throttle_timeout,
+    };
+    let portal = Portal::connect(login, aws_config, token.access_token, limits, stopper).await;
+    let sent = SystemTime::now();
+    let started = Instant::now();
+    match portal.probe().await {
+        Ok(probe) => {
+            let elapsed = started.elapsed();
+            report.ok(format!("portal: answered ListAccounts in {} ms", elapsed.as_millis()));
+            check_clock(probe.date.as_deref(), sent + elapsed / 2, report);
+        }
+        Err(PortalError::Unauthorized { message }) => report.problem(
+            exit_code::NO_LOGIN,
+            format!("portal: rejected the cached token ({message}); run: {}", login.login_command()),
+        ),
+        Err(error) => report.problem(
+            exit_code::PORTAL_UNAVAILABLE,
+            format!(
+                "portal: {endpoint} did not answer: {}; fix: check the network, a proxy, and the endpoint above (AWS_ENDPOINT_URL_SSO, the profile's [services])",
+                with_causes(&error)
+            ),
+        ),
+    }
+}
+
+/// An error and its causes on one line, as `print_error` writes them.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Compares the portal's `Date` with our clock at the middle of the call (the header's
+/// one-second resolution is the precision either way).
+fn check_clock(date: Option<&str>, local: SystemTime, report: &mut Report) {
+    let Some(date) = date else {
+        report.info("clock: not checked: the portal sent no Date header".to_owned());
+        return;
+    };
+    let Ok(portal) = DateTime::from_str(date.trim(), DateTimeFormat::HttpDate) else {
+        report.info(format!("clock: not checked: the portal's Date {date:?} is not an HTTP date"));
+        return;
+    };
+    let local = local.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    #[expect(clippy::cast_precision_loss, reason = "seconds since 1970 fit an f64 exactly")]
+    let skew = local - portal.secs() as f64;
+    let direction = if skew > 0.0 { "ahead of" } else { "behind" };
+    if skew.abs() > MAX_SKEW_SECS {
+        report.warn(format!(
+            "clock: {:.0}s {direction} the portal's; AWS rejects requests signed more than 5 minutes off; fix: sync the clock (e.g. timedatectl set-ntp true)",
+            skew.abs()
+        ));
+    } else {
+        report.ok(format!("clock: within {:.0}s of the portal's Date", skew.abs().max(1.0)));
+    }
+}
+
+/// The inventory cache: off, untrusted, absent, or how old.
+fn check_inventory(config: &Config, login: &SsoLogin, report: &mut Report) {
+    if config.inventory_ttl.is_zero() {
+        report.ok("inventory cache: off (--cache-ttl 0)".to_owned());
+        return;
+    }
+    if let Err(problem) = inventory::check_dir(&config.cache_dir) {
+        report.warn(format!("inventory cache: not used: {}: {problem}", config.cache_dir.display()));
+        return;
+    }
+    let path = inventory::cache_path(&config.cache_dir, login);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match CachedInventory::open(&path, login, now, Duration::MAX) {
+        Some(cached) => {
+            let age = span(i64::try_from(cached.age.as_secs()).unwrap_or(i64::MAX));
+            let verdict = if cached.age < config.inventory_ttl {
+                "fresh: a run uses it; --refresh lists again"
+            } else {
+                "stale: older than --cache-ttl, the next run lists again"
+            };
+            report.ok(format!("inventory cache: {age} old ({verdict})"));
+        }
+        None => report.ok("inventory cache: none for this login yet (the next run lists from the portal)".to_owned()),
+    }
+    report.info(format!("file {}", path.display()));
+}
+
+/// Credential variables set in fanout's environment: names only, never values.
+fn check_credential_vars(env: &DoctorEnv, report: &mut Report) {
+    if env.credential_vars.is_empty() {
+        report.ok("credential variables: none in fanout's environment".to_owned());
+    } else {
+        report.ok(format!(
+            "credential variables: {} set here, stripped from every command (each gets its account's own)",
+            env.credential_vars.join(", ")
+        ));
+    }
+}
+
+fn rfc3339(at: DateTime) -> String {
+    at.fmt(DateTimeFormat::DateTime).unwrap_or_else(|_| "an unknown time".to_owned())
+}
+
+/// `2d3h`, `7h59m`, `12m`, `45s`; a past span reads `5m ago`.
+fn span(secs: i64) -> String {
+    let (past, secs) = (secs < 0, secs.unsigned_abs());
+    let text = match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    };
+    if past { format!("{text} ago") } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_briefly() {
+        assert_eq!(span(45), "45s");
+        assert_eq!(span(12 * 60 + 5), "12m");
+        assert_eq!(span(7 * 3600 + 59 * 60), "7h59m");
+        assert_eq!(span(2 * 86_400 + 3 * 3600), "2d3h");
+        assert_eq!(span(-300), "5m ago");
+    }
+
+    #[test]
+    fn a_password_in_an_endpoint_is_not_shown() {
+        assert_eq!(redact_userinfo("https://u:pw@proxy:8443/x@y"), "https://***@proxy:8443/x@y");
+        assert_eq!(redact_userinfo("http://127.0.0.1:9/"), "http://127.0.0.1:9/");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn configured_endpoints_are_ignored_by_the_variable_or_the_profile() {
+        let env = DoctorEnv { ignore_configured_endpoint_urls: Some("TRUE".to_owned()), ..DoctorEnv::default() };
+        assert_eq!(ignored_by(&env, None, "p").as_deref(), Some("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=TRUE"));
+        let by_profile = ignored_by(&DoctorEnv::default(), Some("true"), "p");
+        assert_eq!(by_profile.as_deref(), Some("ignore_configured_endpoint_urls = true in profile p"));
+        assert_eq!(ignored_by(&DoctorEnv::default(), Some("false"), "p"), None);
+    }
+
+    #[test]
+    fn the_first_problem_sets_the_exit_code() {
+        let mut report = Report::default();
+        report.ok("fine".to_owned());
+        report.warn("odd".to_owned());
+        assert_eq!(report.exit_code(), 0);
+        assert!(report.render().ends_with("all well\n"));
+        report.problem(3, "token".to_owned());
+        report.problem(4, "portal".to_owned());
+        assert_eq!(report.exit_code(), 3);
+        assert!(report.render().contains("✗ token\n"));
+    }
+}
