@@ -218,3 +218,22 @@ fn a_report_in_a_missing_directory_fails_before_any_account_runs() {
     assert!(stderr_of(&output).contains("junit.xml"), "{}", stderr_of(&output));
     assert!(output.stdout.is_empty(), "no account ran");
 }
+
+#[test]
+fn a_halted_run_reports_the_accounts_never_started_as_skipped() {
+    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(12), ..PortalOptions::default() });
+    let path = env.home().join("junit.xml");
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--canary", "1", "--junit", path.to_str().unwrap(), "--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let junit = parse_junit(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!((junit.suite["tests"].as_str(), junit.suite["failures"].as_str()), ("12", "1"));
+    assert_eq!(junit.suite["skipped"], "11");
+    let skipped = junit.cases.iter().filter_map(|c| c.skipped.as_deref());
+    assert!(skipped.clone().count() == 11 && skipped.into_iter().all(|m| m == "not-started"));
+    let failure = junit.cases.iter().find_map(|c| c.failure.as_ref()).unwrap();
+    assert_eq!(failure, &("exit".to_owned(), "exit code 1".to_owned()), "no stderr: no tail");
+}

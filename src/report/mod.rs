@@ -108,7 +108,9 @@ impl Spool {
         let mut out = tempfile::NamedTempFile::new_in(dir)?;
         if append {
             match File::open(path) {
+                // Appending keeps the file's mode: it may be another program's file.
                 Ok(mut existing) => {
+                    out.as_file().set_permissions(existing.metadata()?.permissions())?;
                     io::copy(&mut existing, &mut out)?;
                 }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -128,77 +130,67 @@ impl Spool {
     }
 }
 
-/// The reports a run writes.
+/// The reports a run writes, each with its target.
 #[derive(Debug)]
 pub struct Reports {
-    paths: ReportPaths,
-    markdown: Option<markdown::Markdown>,
-    junit: Option<junit::Junit>,
-    html: Option<html::Html>,
+    markdown: Option<(PathBuf, markdown::Markdown)>,
+    junit: Option<(PathBuf, junit::Junit)>,
+    html: Option<(PathBuf, html::Html)>,
 }
 
 impl Reports {
     /// Gets the reports `paths` asks for ready; `None` when it asks for none. Fails when
-    /// a target's directory cannot be written, before any account starts.
+    /// a target's directory does not exist, before any account starts.
     pub fn open(paths: &ReportPaths, run_start: SystemTime) -> Result<Option<Self>, (PathBuf, io::Error)> {
         if !paths.any() {
             return Ok(None);
         }
-        for path in [&paths.markdown, &paths.junit, &paths.html].into_iter().flatten() {
-            check_writable(path).map_err(|error| (path.clone(), error))?;
-        }
-        let spool = |path: &Option<PathBuf>| match path {
-            Some(path) => Spool::new().map(Some).map_err(|error| (path.clone(), error)),
-            None => Ok(None),
-        };
         Ok(Some(Reports {
-            markdown: spool(&paths.markdown)?.map(markdown::Markdown::new),
-            junit: spool(&paths.junit)?.map(junit::Junit::new),
-            html: spool(&paths.html)?.map(|spool| html::Html::new(spool, run_start)),
-            paths: paths.clone(),
+            markdown: ready(paths.markdown.as_ref(), markdown::Markdown::new)?,
+            junit: ready(paths.junit.as_ref(), junit::Junit::new)?,
+            html: ready(paths.html.as_ref(), |spool| html::Html::new(spool, run_start))?,
         }))
     }
 
     /// One account has ended.
     pub fn record(&mut self, end: &AccountEnd<'_>) {
-        if let Some(markdown) = &mut self.markdown {
+        if let Some((_, markdown)) = &mut self.markdown {
             markdown.record(end);
         }
-        if let Some(junit) = &mut self.junit {
+        if let Some((_, junit)) = &mut self.junit {
             junit.record(end);
         }
-        if let Some(html) = &mut self.html {
+        if let Some((_, html)) = &mut self.html {
             html.record(end);
         }
     }
 
-    /// Writes every report; returns those that could not be written.
+    /// Writes every report; returns those that could not be written, and why.
     pub fn finish(self, totals: &RunTotals<'_>) -> Vec<(PathBuf, io::Error)> {
-        let mut failed = Vec::new();
-        let mut done = |path: Option<PathBuf>, result: io::Result<()>| {
-            if let (Some(path), Err(error)) = (path, result) {
-                failed.push((path, error));
-            }
-        };
-        if let Some(markdown) = self.markdown {
-            let path = self.paths.markdown.clone();
-            done(path.clone(), markdown.finish(path.as_deref().unwrap_or(Path::new("")), totals));
-        }
-        if let Some(junit) = self.junit {
-            let path = self.paths.junit.clone();
-            done(path.clone(), junit.finish(path.as_deref().unwrap_or(Path::new("")), totals));
-        }
-        if let Some(html) = self.html {
-            let path = self.paths.html.clone();
-            done(path.clone(), html.finish(path.as_deref().unwrap_or(Path::new("")), totals));
-        }
-        failed
+        let results = [
+            self.markdown.map(|(path, report)| (report.finish(&path, totals), path)),
+            self.junit.map(|(path, report)| (report.finish(&path, totals), path)),
+            self.html.map(|(path, report)| (report.finish(&path, totals), path)),
+        ];
+        results.into_iter().flatten().filter_map(|(result, path)| result.err().map(|error| (path, error))).collect()
     }
+}
+
+/// A report for `path`, with its spool, when `path` is given.
+fn ready<R>(
+    path: Option<&PathBuf>,
+    new: impl FnOnce(Spool) -> R,
+) -> Result<Option<(PathBuf, R)>, (PathBuf, io::Error)> {
+    let Some(path) = path else { return Ok(None) };
+    check_directory(path)
+        .and_then(|()| Spool::new())
+        .map(|spool| Some((path.clone(), new(spool))))
+        .map_err(|error| (path.clone(), error))
 }
 
 /// Fails early when `path`'s directory does not exist or is no directory: better than
 /// after the whole run.
-fn check_writable(path: &Path) -> io::Result<()> {
+fn check_directory(path: &Path) -> io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if std::fs::metadata(dir)?.is_dir() {
         Ok(())
