@@ -292,7 +292,8 @@ pub struct RunArgs {
 
     /// Append a Markdown summary to FILE when the run ends: the totals, then a table of
     /// the failed accounts with their class, error and last stderr line. Meant for
-    /// `--summary-markdown "$GITHUB_STEP_SUMMARY"`.
+    /// `--summary-markdown "$GITHUB_STEP_SUMMARY"`. The reports are described in
+    /// docs/ci-reports.md.
     #[arg(long, value_name = "FILE")]
     pub summary_markdown: Option<PathBuf>,
 
