@@ -214,8 +214,14 @@ fn a_report_in_a_missing_directory_fails_before_any_account_runs() {
     let path = env.home().join("missing").join("junit.xml");
     let output = env.fanout().args(["--role", "ReadOnly", "--junit", path.to_str().unwrap(), "--", "true"]).output();
     let output = output.unwrap();
-    assert_ne!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("junit.xml"), "{}", stderr_of(&output));
+    assert!(output.stdout.is_empty(), "no account ran");
+    // `--summary-markdown "$GITHUB_STEP_SUMMARY"` outside GitHub Actions.
+    let output = env.fanout().args(["--role", "ReadOnly", "--summary-markdown", "", "--", "echo", "ran"]).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("--summary-markdown"), "{}", stderr_of(&output));
     assert!(output.stdout.is_empty(), "no account ran");
 }
 

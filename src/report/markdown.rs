@@ -11,6 +11,9 @@ use crate::summary::{Outcome, plural};
 
 /// The longest cell, in characters: a step summary is for reading, not for logs.
 const MAX_CELL: usize = 200;
+/// Rows in the table, at most: GitHub refuses a step summary over 1 MiB, and a row is at
+/// most ~1.7 KiB (four cells of 200 characters, each punctuation character doubled).
+const MAX_ROWS: usize = 300;
 
 #[derive(Debug)]
 pub struct Markdown {
@@ -31,6 +34,9 @@ impl Markdown {
             _ => return,
         };
         self.count += 1;
+        if self.count > MAX_ROWS {
+            return;
+        }
         let row = format!(
             "| {} | {} | {} | {} |\n",
             cell(&end.label()),
@@ -46,7 +52,13 @@ impl Markdown {
         if self.count > 0 {
             head.push_str("\n| Account | Class | Error | Last stderr line |\n| --- | --- | --- | --- |\n");
         }
-        self.rows.finish(path, true, &head, "\n")
+        let foot = match self.count.checked_sub(MAX_ROWS) {
+            Some(more) if more > 0 => {
+                format!("\n… and {more} more (the JUnit report and `--joblog` list them all)\n\n")
+            }
+            _ => "\n".to_owned(),
+        };
+        self.rows.finish(path, true, &head, &foot)
     }
 }
 
@@ -101,6 +113,36 @@ fn code_cell(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::summary::{FailureClass, Tally};
+
+    #[test]
+    fn the_table_stops_at_max_rows_and_counts_the_rest() {
+        let mut markdown = Markdown::new(Spool::new().unwrap());
+        let outcome = Outcome::Failed { class: FailureClass::Exit, reason: "exit code 1".to_owned() };
+        for i in 0..MAX_ROWS + 5 {
+            let id = format!("{i:012}");
+            markdown.record(&AccountEnd {
+                account_id: &id,
+                account_name: "a",
+                outcome: &outcome,
+                dry_run: false,
+                began: None,
+                credentials_at: None,
+                started: None,
+                runtime: std::time::Duration::ZERO,
+                ended: None,
+                stderr_tail: "",
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.md");
+        let tally = Tally::default();
+        let totals = RunTotals { tally: &tally, elapsed: std::time::Duration::ZERO, dry_run: false };
+        markdown.finish(&path, &totals).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().filter(|l| l.starts_with("| 0")).count(), MAX_ROWS);
+        assert!(text.contains("\n… and 5 more (the JUnit report"), "{text}");
+    }
 
     #[test]
     fn cells_cannot_break_the_table_or_inject_markup() {

@@ -188,9 +188,13 @@ fn ready<R>(
         .map_err(|error| (path.clone(), error))
 }
 
-/// Fails early when `path`'s directory does not exist or is no directory: better than
-/// after the whole run.
+/// Fails early when `path` names no file (`--summary-markdown "$GITHUB_STEP_SUMMARY"`
+/// outside GitHub gives an empty one) or its directory does not exist: better than after
+/// the whole run.
 fn check_directory(path: &Path) -> io::Result<()> {
+    if path.file_name().is_none() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if std::fs::metadata(dir)?.is_dir() {
         Ok(())
