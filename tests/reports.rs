@@ -243,3 +243,37 @@ fn a_halted_run_reports_the_accounts_never_started_as_skipped() {
     let failure = junit.cases.iter().find_map(|c| c.failure.as_ref()).unwrap();
     assert_eq!(failure, &("exit".to_owned(), "exit code 1".to_owned()), "no stderr: no tail");
 }
+
+#[test]
+fn a_run_stopped_by_sigint_still_writes_its_reports() {
+    use std::io::{BufRead as _, BufReader};
+    let env = TestEnv::new(PortalOptions { accounts: generated_accounts(6), ..PortalOptions::default() });
+    let (junit, summary) = (env.home().join("junit.xml"), env.home().join("summary.md"));
+    let script = "echo started; echo 'about to wait' >&2; exec sleep 30";
+    let mut child = env
+        .std_fanout()
+        .args(["--role", "ReadOnly", "-j", "2", "--junit", junit.to_str().unwrap()])
+        .args(["--summary-markdown", summary.to_str().unwrap(), "--", "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        assert!(lines.next().unwrap().unwrap().ends_with("|started"));
+    }
+    // SAFETY: kill with a valid pid and signal has no memory-safety preconditions.
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) };
+    drop(lines);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let report = parse_junit(&std::fs::read_to_string(&junit).unwrap());
+    assert_eq!(report.cases.len(), 6);
+    let interrupted: Vec<&(String, String)> = report.cases.iter().filter_map(|c| c.failure.as_ref()).collect();
+    assert_eq!(interrupted.len(), 2, "{report:?}");
+    assert!(interrupted.iter().all(|(message, text)| message == "interrupted" && text.ends_with("\nabout to wait")));
+    assert_eq!(report.suite["skipped"], "4", "never started");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains(", 2 interrupted, 4 not started in "), "{text}");
+    assert_eq!(text.matches("| interrupted |").count(), 2, "{text}");
+}
