@@ -310,6 +310,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub joblog: Option<PathBuf>,
 
+    /// Append a Markdown summary to FILE when the run ends: the totals, then a table of
+    /// the failed accounts with their class, error and last stderr line. Meant for
+    /// `--summary-markdown "$GITHUB_STEP_SUMMARY"`. The reports are described in
+    /// docs/ci-reports.md.
+    #[arg(long, value_name = "FILE")]
+    pub summary_markdown: Option<PathBuf>,
+
+    /// Write JUnit XML to FILE when the run ends: one test case per account, a failure
+    /// (its class, error and the end of its stderr) per failed account, skipped for
+    /// accounts without the role or never started. For CI test reports.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write a self-contained HTML page to FILE when the run ends: the totals, the portal
+    /// throttles, and a timeline of each account (waiting for credentials, waiting for a
+    /// command slot, running, its end). For a CI artifact.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
     /// Run only the accounts the joblog FILE does not show as done (succeeded, failed or
     /// without the role): finish a run that was stopped. Appends to FILE when it is also
     /// the --joblog.

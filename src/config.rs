@@ -16,6 +16,7 @@ use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
 use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
+use crate::report::ReportPaths;
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
@@ -157,6 +158,8 @@ pub struct RunPlan {
     pub order: Order,
     /// `--output-dir`: where each account's raw output and the JSON records are written too.
     pub output_dir: Option<PathBuf>,
+    /// `--summary-markdown`, `--junit`, `--report`: the CI reports written at the end.
+    pub reports: ReportPaths,
 }
 
 /// Which accounts run first, alone.
@@ -341,6 +344,11 @@ fn with_run_flags(
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
         order: order(&cli.run),
         output_dir: cli.run.output_dir.clone(),
+        reports: ReportPaths {
+            markdown: cli.run.summary_markdown.clone(),
+            junit: cli.run.junit.clone(),
+            html: cli.run.report.clone(),
+        },
         command_text: String::new(),
         confirm: None,
         save_plan: None,

@@ -34,6 +34,7 @@ use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
+use crate::report::{AccountEnd, Reports};
 use crate::select::Selection;
 use crate::summary::{AccountReport, Outcome, Tally};
 
@@ -72,7 +73,7 @@ impl Run {
             return Err(ConfigError::BadRegion(region));
         }
         let gate = Gate::new(plan.max_failures);
-        let outputs = RunOutputs::new(output.clone(), plan.order, dir);
+        let outputs = RunOutputs::new(output.clone(), plan.order, dir, plan.reports.any());
         Ok(Run {
             plan,
             region,
@@ -94,6 +95,8 @@ pub struct Finished {
     pub dry_run: bool,
     /// With `--save-plan`: every account the dry run planned.
     pub planned: Vec<PlannedAccount>,
+    /// The CI reports asked for, to be written once the run's totals are known.
+    pub reports: Option<Reports>,
 }
 
 /// Where the accounts come from.
@@ -129,7 +132,9 @@ pub async fn run_everywhere(
         ),
         None => None,
     };
-    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog);
+    let reports = Reports::open(&run.plan.reports, std::time::SystemTime::now())
+        .map_err(|(path, source)| Error::Write { path, source })?;
+    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
     let mut complete = false;
     match source {
         AccountSource::Cache(inventory) => {
@@ -195,7 +200,7 @@ pub async fn run_everywhere(
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, .. } = tasks.finish().await;
     run.output.send(Stream::Stderr, skipped.into_bytes()).await;
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
@@ -205,7 +210,7 @@ pub async fn run_everywhere(
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
     }
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned })
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
 }
 
 /// The account tasks of a run, and what they have reported so far.
@@ -236,10 +241,12 @@ struct AccountTasks {
     planned: Vec<PlannedAccount>,
     /// With `apply`: a line for each planned account whose role is gone.
     skipped: String,
+    /// `--summary-markdown`, `--junit`, `--report`: every account as it ends.
+    reports: Option<Reports>,
 }
 
 impl AccountTasks {
-    fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>) -> Self {
+    fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
         let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
@@ -260,6 +267,7 @@ impl AccountTasks {
             joblog,
             planned: Vec::new(),
             skipped: String::new(),
+            reports,
         }
     }
 
@@ -399,6 +407,9 @@ impl AccountTasks {
         if let Some(joblog) = &mut self.joblog {
             joblog.record(joblog_entry(&account, &outcome, &trace, self.run.plan.dry_run));
         }
+        if let Some(reports) = &mut self.reports {
+            reports.record(&report_entry(&account, &outcome, &trace, self.run.plan.dry_run));
+        }
         if self.run.plan.dry_run
             && !self.run.plan.json
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
@@ -433,6 +444,22 @@ impl AccountTasks {
             outcome,
         });
         inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
+    }
+}
+
+/// How an account ended, for the CI reports.
+fn report_entry<'a>(account: &'a Account, outcome: &'a Outcome, trace: &'a Trace, dry_run: bool) -> AccountEnd<'a> {
+    AccountEnd {
+        account_id: &account.id,
+        account_name: &account.name,
+        outcome,
+        dry_run,
+        began: trace.began,
+        credentials_at: trace.credentials_at,
+        started: trace.started,
+        runtime: trace.runtime,
+        ended: trace.ended,
+        stderr_tail: &trace.stderr_tail,
     }
 }
 

@@ -23,7 +23,9 @@ use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
 use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
+use crate::report::{Reports, RunTotals};
 use crate::select::Selection;
+use crate::summary::Tally;
 use crate::{exit_code, limits, token};
 
 /// How long a stopped run waits for a writer whose reader has stopped reading.
@@ -133,15 +135,16 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     progress.finish();
     // Output the directory lost is lost output, as a failed stdout is.
     let dir_written = output_dir.is_none_or(|dir| dir.finish());
-    let Some(Finished { mut tally, dry_run, roles, .. }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles, reports, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
+    tally.throttles = portal.stats.throttles.load(Ordering::Relaxed);
+    tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
+    let reports_written = write_reports(reports, &tally, started.elapsed(), dry_run);
     if writer_end.stdout == StdoutEnd::Closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
         return Ok(exit_code::SUCCESS);
     }
-    tally.throttles = portal.stats.throttles.load(Ordering::Relaxed);
-    tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
     let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
     if tally.login_rejected {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
@@ -149,7 +152,22 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let code = tally.exit_code(stopper.received_signal());
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
-    Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
+    Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
+}
+
+/// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that
+/// cannot be written is said on stderr and, as lost output, fails the run.
+fn write_reports(reports: Option<Reports>, tally: &Tally, elapsed: Duration, dry_run: bool) -> bool {
+    let Some(reports) = reports else { return true };
+    let failed = reports.finish(&RunTotals { tally, elapsed, dry_run });
+    for (path, error) in &failed {
+        report::eprint_text(&format!(
+            "error: cannot write {}: {}\n",
+            report::sanitize(&path.display().to_string()),
+            report::sanitize(&error.to_string())
+        ));
+    }
+    failed.is_empty()
 }
 
 /// `fanout doctor`: the report on stdout, through the writer like any output; its

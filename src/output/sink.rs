@@ -12,6 +12,7 @@ use crate::output::group::{Held, Order, Sequencer};
 use crate::output::lines::{LineFormat, LineSplitter, MAX_LINE};
 use crate::output::report::sanitize;
 use crate::output::writer::{Output, Stream};
+use crate::report::tail::StderrTail;
 
 /// Where a command's stdout and stderr lines go, and in which form.
 #[derive(Debug)]
@@ -49,16 +50,18 @@ pub struct RunOutputs {
     pub output: Output,
     sequencer: Option<Arc<Sequencer>>,
     pub dir: Option<Arc<OutputDir>>,
+    /// Whether each account keeps the end of its stderr, for the CI reports.
+    keep_tails: bool,
 }
 
 impl RunOutputs {
-    pub fn new(output: Output, order: Order, dir: Option<Arc<OutputDir>>) -> Self {
+    pub fn new(output: Output, order: Order, dir: Option<Arc<OutputDir>>, keep_tails: bool) -> Self {
         let sequencer = match order {
             Order::Stream => None,
             Order::Group => Some(Arc::new(Sequencer::new(output.clone(), false))),
             Order::KeepOrder => Some(Arc::new(Sequencer::new(output.clone(), true))),
         };
-        RunOutputs { output, sequencer, dir }
+        RunOutputs { output, sequencer, dir, keep_tails }
     }
 
     /// The output of the account selected `index`-th; it must be [`AccountOutput::close`]d.
@@ -72,6 +75,7 @@ impl RunOutputs {
             command: None,
             said_cut: false,
             spare: Vec::new(),
+            tail: self.keep_tails.then(StderrTail::default),
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct AccountOutput {
     said_cut: bool,
     /// While output is held: the buffer records are split into, reused for every read.
     spare: Vec<u8>,
+    /// For the CI reports: the end of the command's stderr.
+    tail: Option<StderrTail>,
 }
 
 impl AccountOutput {
@@ -125,6 +131,9 @@ impl AccountOutput {
     /// Bytes the command wrote to `pipe`: copied to its file, and its complete lines sent.
     pub async fn pipe_bytes(&mut self, pipe: Pipe, bytes: &[u8]) {
         let Some(command) = &mut self.command else { return };
+        if let (Pipe::Stderr, Some(tail)) = (pipe, &mut self.tail) {
+            tail.push(bytes);
+        }
         write_raw(&mut command.files[pipe.index()], bytes, self.dir.as_deref(), &self.account_id, pipe);
         let mut records = match self.sequencer {
             Some(_) => std::mem::take(&mut self.spare),
@@ -152,6 +161,11 @@ impl AccountOutput {
     /// A record of fanout's about this account (its JSON `result`), printed with its lines.
     pub async fn record(&mut self, stream: Stream, bytes: Vec<u8>) {
         self.send(stream, bytes).await;
+    }
+
+    /// The end of the command's stderr, when the run keeps it (empty otherwise).
+    pub fn stderr_tail(&self) -> String {
+        self.tail.as_ref().map(StderrTail::text).unwrap_or_default()
     }
 
     /// The account has ended: its held output goes to be printed in its turn, and its

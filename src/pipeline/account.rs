@@ -35,6 +35,13 @@ pub struct Trace {
     /// When its command started, and how long it ran.
     pub started: Option<SystemTime>,
     pub runtime: Duration,
+    /// For the CI reports' timeline: when its task began, when its credentials came, and
+    /// when it ended.
+    pub began: Option<SystemTime>,
+    pub credentials_at: Option<SystemTime>,
+    pub ended: Option<SystemTime>,
+    /// For the CI reports: the end of its command's stderr (empty unless one is written).
+    pub stderr_tail: String,
     /// Its command slot, held until its failure (if any) is counted, so that no other
     /// account takes the slot before a `--fail-fast` halt is known.
     slot: Option<OwnedSemaphorePermit>,
@@ -48,7 +55,7 @@ pub async fn run_account(
     index: usize,
 ) -> TaskResult {
     let started = Instant::now();
-    let mut trace = Trace::default();
+    let mut trace = Trace { began: Some(SystemTime::now()), ..Trace::default() };
     let mut sink = run.outputs.account(index, &account.id);
     let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace, &mut sink).await;
     if matches!(outcome, Outcome::Failed { .. }) {
@@ -58,6 +65,8 @@ pub async fn run_account(
     run.progress.on_finished(matches!(outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
     tracing::debug!(account = %account.id, ?outcome, "finished");
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    trace.ended = Some(SystemTime::now());
+    trace.stderr_tail = sink.stderr_tail();
     send_result(&run, &mut sink, &account, &outcome, &trace, duration_ms).await;
     sink.close().await;
     TaskResult { account, outcome, trace }
@@ -177,6 +186,7 @@ async fn account_outcome(
         Ok(None) => return Outcome::NoRole,
         Err(error) => return failed(run, &error),
     };
+    trace.credentials_at = Some(SystemTime::now());
     trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
     if stopped() {
         return Outcome::NotStarted;

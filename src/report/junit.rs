@@ -1,0 +1,104 @@
+//! `--junit FILE`: `JUnit` XML, one test case per account (classname `fanout`, name
+//! `id (name)`), as CI systems (GitLab, Jenkins, GitHub test reporters) render it. A
+//! failed account is a `<failure>` whose message is its class and whose text is its
+//! error and the tail of its stderr; an account without the role, or never started, is
+//! `<skipped/>`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use super::{AccountEnd, RunTotals, Spool, seconds};
+use crate::summary::Outcome;
+
+#[derive(Debug, Default)]
+struct Counts {
+    tests: usize,
+    failures: usize,
+    skipped: usize,
+}
+
+#[derive(Debug)]
+pub struct Junit {
+    cases: Spool,
+    counts: Counts,
+}
+
+impl Junit {
+    pub fn new(cases: Spool) -> Self {
+        Junit { cases, counts: Counts::default() }
+    }
+
+    pub fn record(&mut self, end: &AccountEnd<'_>) {
+        self.counts.tests += 1;
+        let mut case = format!(
+            "    <testcase classname=\"fanout\" name=\"{}\" time=\"{}\"",
+            escape(&end.label()),
+            seconds(end.duration())
+        );
+        match end.outcome {
+            Outcome::Succeeded => case.push_str("/>\n"),
+            Outcome::Failed { .. } | Outcome::Interrupted(_) => {
+                self.counts.failures += 1;
+                let class = end.outcome.class().map_or("interrupted", |class| class.name());
+                let mut text = end.outcome.error().unwrap_or("").to_owned();
+                if !end.stderr_tail.is_empty() {
+                    let _ = write!(text, "\n--- the end of stderr ---\n{}", end.stderr_tail);
+                }
+                let _ = write!(
+                    case,
+                    ">\n      <failure message=\"{class}\" type=\"{class}\">{}</failure>\n    </testcase>\n",
+                    escape(&text)
+                );
+            }
+            Outcome::NoRole | Outcome::NotStarted => {
+                self.counts.skipped += 1;
+                let status = end.outcome.status(end.dry_run);
+                let _ = write!(case, ">\n      <skipped message=\"{status}\"/>\n    </testcase>\n");
+            }
+        }
+        self.cases.write(&case);
+    }
+
+    pub fn finish(self, path: &Path, totals: &RunTotals<'_>) -> io::Result<()> {
+        let Counts { tests, failures, skipped } = self.counts;
+        let time = seconds(totals.elapsed);
+        let head = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <testsuites name=\"fanout\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n  \
+             <testsuite name=\"fanout\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n"
+        );
+        self.cases.finish(path, false, &head, "  </testsuite>\n</testsuites>\n")
+    }
+}
+
+/// Text safe in an XML attribute or element: the five special characters escaped, and
+/// the characters XML 1.0 does not allow at all (control characters but tab, newline and
+/// carriage return; U+FFFE, U+FFFF) removed, so any stderr still makes a valid file.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            '\t' | '\n' | '\r' => escaped.push(c),
+            '\u{fffe}' | '\u{ffff}' => {}
+            c if c.is_control() => {}
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_drops_what_xml_forbids() {
+        assert_eq!(escape("a<b>&\"'\u{1b}[0m\u{0}\n"), "a&lt;b&gt;&amp;&quot;&apos;[0m\n");
+    }
+}

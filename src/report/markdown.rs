@@ -1,0 +1,154 @@
+//! `--summary-markdown FILE`: the run's totals, then a table of the accounts that failed
+//! (class, error, last stderr line), for `$GITHUB_STEP_SUMMARY`. GitHub collects what
+//! each step appends to that file, so an existing file is appended to, never replaced.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use super::{AccountEnd, RunTotals, Spool, clip, seconds, tail, without_controls};
+use crate::summary::{Outcome, plural};
+
+/// The longest cell, in characters: a step summary is for reading, not for logs.
+const MAX_CELL: usize = 200;
+/// Rows in the table, at most: GitHub refuses a step summary over 1 MiB, and a row is at
+/// most ~1.7 KiB (four cells of 200 characters, each punctuation character doubled).
+const MAX_ROWS: usize = 300;
+
+#[derive(Debug)]
+pub struct Markdown {
+    rows: Spool,
+    count: usize,
+}
+
+impl Markdown {
+    pub fn new(rows: Spool) -> Self {
+        Markdown { rows, count: 0 }
+    }
+
+    /// A failed or interrupted account becomes a row; the others are only counted.
+    pub fn record(&mut self, end: &AccountEnd<'_>) {
+        let class = match end.outcome {
+            Outcome::Failed { class, .. } => class.name(),
+            Outcome::Interrupted(_) => "interrupted",
+            _ => return,
+        };
+        self.count += 1;
+        if self.count > MAX_ROWS {
+            return;
+        }
+        let row = format!(
+            "| {} | {} | {} | {} |\n",
+            cell(&end.label()),
+            class,
+            cell(end.outcome.error().unwrap_or("")),
+            code_cell(tail::last_line(end.stderr_tail)),
+        );
+        self.rows.write(&row);
+    }
+
+    pub fn finish(self, path: &Path, totals: &RunTotals<'_>) -> io::Result<()> {
+        let mut head = totals_text(totals);
+        if self.count > 0 {
+            head.push_str("\n| Account | Class | Error | Last stderr line |\n| --- | --- | --- | --- |\n");
+        }
+        let foot = match self.count.checked_sub(MAX_ROWS) {
+            Some(more) if more > 0 => {
+                format!("\n… and {more} more (the JUnit report and `--joblog` list them all)\n\n")
+            }
+            _ => "\n".to_owned(),
+        };
+        self.rows.finish(path, true, &head, &foot)
+    }
+}
+
+/// `## fanout` and the counts, as the summary on stderr gives them.
+fn totals_text(totals: &RunTotals<'_>) -> String {
+    let tally = totals.tally;
+    let mut text = format!(
+        "\n## fanout{}\n\n**{} selected**: {} {}, {} failed, {} skipped (no role)",
+        if totals.dry_run { " (dry run)" } else { "" },
+        plural(tally.selected, "account"),
+        tally.succeeded,
+        if totals.dry_run { "would run" } else { "succeeded" },
+        tally.failed.len(),
+        tally.no_role.len(),
+    );
+    if !tally.interrupted.is_empty() {
+        let _ = write!(text, ", {} interrupted", tally.interrupted.len());
+    }
+    if !tally.not_started.is_empty() {
+        let _ = write!(text, ", {} not started", tally.not_started.len());
+    }
+    let _ = writeln!(text, " in {}s; {} throttled portal calls.", seconds(totals.elapsed), tally.throttles);
+    if let Some(halt) = &tally.halt {
+        let _ = writeln!(text, "\n{}", cell(&halt.to_string()));
+    }
+    if let Some(error) = &tally.listing_error {
+        let _ = writeln!(text, "\nThe account listing stopped early: {}", cell(error));
+    }
+    text
+}
+
+/// Text safe in a Markdown table cell: control characters out, every ASCII punctuation
+/// character backslash-escaped (`CommonMark` allows that for each of them), so no name or
+/// line can end a cell (`|`), open a link, emphasis or HTML (`<`), or break the table.
+pub fn cell(text: &str) -> String {
+    let mut escaped = String::new();
+    for c in clip(&without_controls(text), MAX_CELL).chars() {
+        if c.is_ascii_punctuation() {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A stderr line in monospace: in `<code>`, not a backtick code span, because inside a
+/// code span backslash escapes are shown as they are and a `|` still splits GitHub's cells.
+fn code_cell(line: &str) -> String {
+    if line.is_empty() { String::new() } else { format!("<code>{}</code>", cell(line)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{FailureClass, Tally};
+
+    #[test]
+    fn the_table_stops_at_max_rows_and_counts_the_rest() {
+        let mut markdown = Markdown::new(Spool::new().unwrap());
+        let outcome = Outcome::Failed { class: FailureClass::Exit, reason: "exit code 1".to_owned() };
+        for i in 0..MAX_ROWS + 5 {
+            let id = format!("{i:012}");
+            markdown.record(&AccountEnd {
+                account_id: &id,
+                account_name: "a",
+                outcome: &outcome,
+                dry_run: false,
+                began: None,
+                credentials_at: None,
+                started: None,
+                runtime: std::time::Duration::ZERO,
+                ended: None,
+                stderr_tail: "",
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.md");
+        let tally = Tally::default();
+        let totals = RunTotals { tally: &tally, elapsed: std::time::Duration::ZERO, dry_run: false };
+        markdown.finish(&path, &totals).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().filter(|l| l.starts_with("| 0")).count(), MAX_ROWS);
+        assert!(text.contains("\n… and 5 more (the JUnit report"), "{text}");
+    }
+
+    #[test]
+    fn cells_cannot_break_the_table_or_inject_markup() {
+        assert_eq!(cell("a|b"), "a\\|b");
+        assert_eq!(cell("<img src=x>\n[x](y)"), "\\<img src\\=x\\>\\[x\\]\\(y\\)");
+        assert_eq!(cell("\u{1b}[31mred"), "\\[31mred");
+        assert!(cell(&"x".repeat(500)).ends_with('…'));
+    }
+}

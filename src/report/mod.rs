@@ -1,0 +1,233 @@
+//! Reports for CI systems, written when a run ends: `--summary-markdown` (a GitHub step
+//! summary), `--junit` (`JUnit` XML) and `--report` (a self-contained HTML timeline).
+//!
+//! Memory stays flat in the number of accounts: each report writes its per-account part
+//! to a private temporary file (a [`Spool`]) as accounts end, and only when the run is
+//! over (totals known) writes its file whole: a temporary file next to the target with
+//! the head, the spooled rows and the foot, renamed over the target.
+
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod tail;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::summary::{Outcome, Tally};
+
+/// Where each report goes; all `None` when none was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct ReportPaths {
+    pub markdown: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+}
+
+impl ReportPaths {
+    pub fn any(&self) -> bool {
+        self.markdown.is_some() || self.junit.is_some() || self.html.is_some()
+    }
+}
+
+/// How one account ended, as the reports see it.
+#[derive(Debug)]
+pub struct AccountEnd<'a> {
+    pub account_id: &'a str,
+    pub account_name: &'a str,
+    pub outcome: &'a Outcome,
+    pub dry_run: bool,
+    /// When its task began (before the portal was asked for its credentials).
+    pub began: Option<SystemTime>,
+    /// When its credentials arrived.
+    pub credentials_at: Option<SystemTime>,
+    /// When its command started, and how long it ran.
+    pub started: Option<SystemTime>,
+    pub runtime: Duration,
+    /// When its task ended.
+    pub ended: Option<SystemTime>,
+    /// The end of its command's stderr (see [`tail`]).
+    pub stderr_tail: &'a str,
+}
+
+impl AccountEnd<'_> {
+    /// From its task's start to its end; zero for an account never started.
+    pub fn duration(&self) -> Duration {
+        match (self.began, self.ended) {
+            (Some(began), Some(ended)) => ended.duration_since(began).unwrap_or_default(),
+            _ => self.runtime,
+        }
+    }
+
+    /// `id (name)`, as the summary names accounts.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.account_id, self.account_name)
+    }
+}
+
+/// The run as a whole, once it is over.
+#[derive(Debug)]
+pub struct RunTotals<'a> {
+    pub tally: &'a Tally,
+    pub elapsed: Duration,
+    pub dry_run: bool,
+}
+
+/// A report's rows so far, in an unnamed temporary file (gone when fanout exits).
+#[derive(Debug)]
+pub struct Spool {
+    file: BufWriter<File>,
+    /// The first write that failed; the report is then not written.
+    error: Option<io::Error>,
+}
+
+impl Spool {
+    fn new() -> io::Result<Self> {
+        Ok(Spool { file: BufWriter::new(tempfile::tempfile()?), error: None })
+    }
+
+    fn write(&mut self, text: &str) {
+        if self.error.is_none()
+            && let Err(error) = self.file.write_all(text.as_bytes())
+        {
+            self.error = Some(error);
+        }
+    }
+
+    /// Writes `path` atomically: `before` (for an appended file, its current content),
+    /// `head`, the spooled rows, `foot`.
+    fn finish(self, path: &Path, append: bool, head: &str, foot: &str) -> io::Result<()> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut rows = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        rows.rewind()?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut out = tempfile::NamedTempFile::new_in(dir)?;
+        if append {
+            match File::open(path) {
+                // Appending keeps the file's mode: it may be another program's file.
+                Ok(mut existing) => {
+                    out.as_file().set_permissions(existing.metadata()?.permissions())?;
+                    io::copy(&mut existing, &mut out)?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        {
+            let mut writer = BufWriter::new(out.as_file_mut());
+            writer.write_all(head.as_bytes())?;
+            io::copy(&mut rows, &mut writer)?;
+            writer.write_all(foot.as_bytes())?;
+            writer.flush()?;
+        }
+        out.as_file().sync_all()?;
+        out.persist(path).map_err(|error| error.error)?;
+        Ok(())
+    }
+}
+
+/// The reports a run writes, each with its target.
+#[derive(Debug)]
+pub struct Reports {
+    markdown: Option<(PathBuf, markdown::Markdown)>,
+    junit: Option<(PathBuf, junit::Junit)>,
+    html: Option<(PathBuf, html::Html)>,
+}
+
+impl Reports {
+    /// Gets the reports `paths` asks for ready; `None` when it asks for none. Fails when
+    /// a target's directory does not exist, before any account starts.
+    pub fn open(paths: &ReportPaths, run_start: SystemTime) -> Result<Option<Self>, (PathBuf, io::Error)> {
+        if !paths.any() {
+            return Ok(None);
+        }
+        Ok(Some(Reports {
+            markdown: ready(paths.markdown.as_ref(), markdown::Markdown::new)?,
+            junit: ready(paths.junit.as_ref(), junit::Junit::new)?,
+            html: ready(paths.html.as_ref(), |spool| html::Html::new(spool, run_start))?,
+        }))
+    }
+
+    /// One account has ended.
+    pub fn record(&mut self, end: &AccountEnd<'_>) {
+        if let Some((_, markdown)) = &mut self.markdown {
+            markdown.record(end);
+        }
+        if let Some((_, junit)) = &mut self.junit {
+            junit.record(end);
+        }
+        if let Some((_, html)) = &mut self.html {
+            html.record(end);
+        }
+    }
+
+    /// Writes every report; returns those that could not be written, and why.
+    pub fn finish(self, totals: &RunTotals<'_>) -> Vec<(PathBuf, io::Error)> {
+        let results = [
+            self.markdown.map(|(path, report)| (report.finish(&path, totals), path)),
+            self.junit.map(|(path, report)| (report.finish(&path, totals), path)),
+            self.html.map(|(path, report)| (report.finish(&path, totals), path)),
+        ];
+        results.into_iter().flatten().filter_map(|(result, path)| result.err().map(|error| (path, error))).collect()
+    }
+}
+
+/// A report for `path`, with its spool, when `path` is given.
+fn ready<R>(
+    path: Option<&PathBuf>,
+    new: impl FnOnce(Spool) -> R,
+) -> Result<Option<(PathBuf, R)>, (PathBuf, io::Error)> {
+    let Some(path) = path else { return Ok(None) };
+    check_directory(path)
+        .and_then(|()| Spool::new())
+        .map(|spool| Some((path.clone(), new(spool))))
+        .map_err(|error| (path.clone(), error))
+}
+
+/// Fails early when `path` names no file (`--summary-markdown "$GITHUB_STEP_SUMMARY"`
+/// outside GitHub gives an empty one) or its directory does not exist: better than after
+/// the whole run.
+fn check_directory(path: &Path) -> io::Result<()> {
+    if path.file_name().is_none() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if std::fs::metadata(dir)?.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::NotADirectory, "its directory is not a directory"))
+    }
+}
+
+/// Control characters out (but tabs, which become spaces), for text that is not a
+/// terminal's; used by every report before its own escaping.
+pub fn without_controls(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| {
+            if c == '\t' {
+                Some(' ')
+            } else if c.is_control() {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect()
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Seconds with millisecond precision: `1.234`.
+pub fn seconds(duration: Duration) -> String {
+    format!("{}.{:03}", duration.as_secs(), duration.subsec_millis())
+}
