@@ -121,3 +121,23 @@ fn fanout_config_shows_each_value_and_its_source() {
     assert!(line("kill-after").contains("= 5s") && line("kill-after").ends_with("(default)"));
     assert_eq!(env.portal.stats().served(), 0, "config needs no login");
 }
+
+#[test]
+fn apply_ignores_a_default_role_exclude_and_region_but_takes_the_prefix() {
+    let env = env_with_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let plan = plan_path.to_str().unwrap();
+    let args = ["--role", "ReadOnly", "--match", "*-dev", "--dry-run", "--save-plan", plan, "--", "echo", "planned"];
+    let saved = env.fanout().args(args).output().unwrap();
+    assert_eq!(saved.status.code(), Some(0), "{}", stderr_of(&saved));
+    let plan_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let sha = plan_json["sha256"].as_str().unwrap();
+    write_default_file(
+        &env,
+        "role = [\"ViewOnly\"]\nexclude = [\"team-*\"]\nregion = \"eu-west-1\"\nprefix = \"{account_name}\"\n",
+    );
+    let output = env.fanout().env("FANOUT_ROLE", "ViewOnly").args(["apply", plan, "--approve", sha]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(sorted_lines(&stdout_of(&output)), ["other-dev|planned", "team-dev|planned"]);
+}
