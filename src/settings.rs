@@ -133,7 +133,10 @@ pub struct Layered {
 pub fn parse() -> Result<Layered, SettingsError> {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let matches = Cli::command().get_matches_from(&argv);
-    let (file, values) = match FileLocation::real() {
+    // `completions` and `man` print what clap declares: a broken config file must not
+    // stand between a person and the man page that explains it.
+    let generated = matches!(matches.subcommand_name(), Some("completions" | "man"));
+    let (file, values) = match FileLocation::real().filter(|_| !generated) {
         Some(location) => match read_file(&location)? {
             Some(values) => (Some(location.path), values),
             None => (None, Vec::new()),

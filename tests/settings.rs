@@ -71,6 +71,8 @@ fn an_unknown_key_is_an_error_naming_file_line_and_key() {
     assert!(stderr.contains(&path.display().to_string()) && stderr.contains("line 3"), "{stderr}");
     assert!(stderr.contains("colour"), "{stderr}");
     assert_eq!(env.portal.stats().served(), 0, "nothing was asked of the portal");
+    let man = env.fanout().arg("man").output().unwrap();
+    assert_eq!(man.status.code(), Some(0), "the man page needs no config file: {}", stderr_of(&man));
 }
 
 #[test]
