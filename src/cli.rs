@@ -34,6 +34,14 @@ Exit codes:
   5    the selection matched no account
   130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP), after the children were stopped
 
+Defaults:
+  Options marked [env: FANOUT_...] take their default from that variable, then from the
+  config file FANOUT_CONFIG names (else $XDG_CONFIG_HOME/fanout/config.toml, else
+  ~/.config/fanout/config.toml), keys spelled as the flags (role = [\"ReadOnly\"],
+  exclude = [\"*-prod\"], concurrency = 8, timeout = \"10m\"). A flag beats the
+  environment, which beats the file, which beats the built-in default. `fanout config`
+  shows what is in force and where each value came from.
+
 A closed standard output (`fanout ... | head`) ends fanout quietly with 0, as ripgrep does.";
 
 /// Run one command in every AWS account an IAM Identity Center (AWS SSO) login reaches.
@@ -122,6 +130,10 @@ pub enum Subcommands {
     /// the commands (names only). Exit 0 when all is well, else the code of the first
     /// problem (2 config, 3 login, 4 portal). Never prints a secret.
     Doctor,
+    /// Print the effective defaults, one a line, and where each came from: `flag`,
+    /// `env FANOUT_X`, `file PATH` (the config file) or `default`. Needs no AWS config or
+    /// login.
+    Config,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,7 +154,7 @@ pub enum RunOutput {
 pub struct LoginArgs {
     /// The sso-session in ~/.aws/config to use. Default: the profile's, else the only
     /// sso-session in the file.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, env = "FANOUT_SSO_SESSION", value_name = "NAME")]
     pub sso_session: Option<String>,
 
     /// A profile whose sso_session (or legacy sso_start_url) names the login; its region
@@ -160,7 +172,7 @@ pub struct SelectionArgs {
     pub matches: Vec<String>,
 
     /// Leave out accounts whose name, id or email matches GLOB (repeatable).
-    #[arg(long, global = true, value_name = "GLOB")]
+    #[arg(long, global = true, env = "FANOUT_EXCLUDE", value_name = "GLOB")]
     pub exclude: Vec<String>,
 
     /// Only these accounts, by id or name, comma-separated.
@@ -186,29 +198,29 @@ pub struct RunArgs {
     /// The role to assume in each account, or a comma-separated fallback list: the first
     /// one the account has is used (--role ReadOnly,ViewOnly). Accounts with none of them
     /// are skipped and counted.
-    #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+    #[arg(long, env = "FANOUT_ROLE", value_delimiter = ',', value_name = "ROLE,...")]
     pub role: Vec<String>,
 
     /// How many commands run at once (1 to 10000). Capped, with a warning, to what the
     /// open-file limit (ulimit -n) allows.
-    #[arg(short = 'j', long, value_name = "N", default_value = "16",
+    #[arg(short = 'j', long, env = "FANOUT_CONCURRENCY", value_name = "N", default_value = "16",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
     /// How many SSO portal calls are in flight at once (1 to 1024).
-    #[arg(long, global = true, value_name = "N", default_value = "64",
+    #[arg(long, global = true, env = "FANOUT_PORTAL_CONCURRENCY", value_name = "N", default_value = "64",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub portal_concurrency: u32,
 
     /// Portal requests a second to start at [default: 20, divided by N with --shard I/N].
     /// fanout speeds up while the portal does not throttle and slows the whole client
     /// down at the first 429 (HTTP TooManyRequests), then probes back up.
-    #[arg(long, global = true, value_name = "RATE")]
+    #[arg(long, global = true, env = "FANOUT_PORTAL_RPS", value_name = "RATE")]
     pub portal_rps: Option<f64>,
 
     /// Give up on the portal once it has throttled every call (HTTP 429) for this many
     /// seconds: the accounts not reached yet fail as `throttled`, and the run ends.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60,
+    #[arg(long, global = true, env = "FANOUT_THROTTLE_TIMEOUT", value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub throttle_timeout: u64,
 
@@ -218,23 +230,23 @@ pub struct RunArgs {
     pub refresh: bool,
 
     /// How long the cached inventory is used, in seconds; 0 neither reads nor writes it.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 3600)]
+    #[arg(long, global = true, env = "FANOUT_CACHE_TTL", value_name = "SECONDS", default_value_t = 3600)]
     pub cache_ttl: u64,
 
     /// AWS_REGION and AWS_DEFAULT_REGION for the commands. Default: the profile's region,
     /// else the sso-session's sso_region.
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, env = "FANOUT_REGION", value_name = "REGION")]
     pub region: Option<String>,
 
     /// What precedes `|` on each output line; takes the same placeholders as COMMAND.
-    #[arg(long, value_name = "TEMPLATE", default_value = "{account_id}")]
+    #[arg(long, env = "FANOUT_PREFIX", value_name = "TEMPLATE", default_value = "{account_id}")]
     pub prefix: String,
 
     /// `text`: each line as `prefix|line`, the summary on stderr. `json`: JSON lines on
     /// stdout, one per output line (with its account and stream), one per finished
     /// account (status, failure class, exit code, duration), and a final summary; the
     /// schema is in docs/json-output.md.
-    #[arg(long = "output", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
+    #[arg(long = "output", env = "FANOUT_OUTPUT", value_enum, value_name = "FORMAT", default_value_t = RunOutput::Text)]
     pub run_output: RunOutput,
 
     #[command(flatten)]
@@ -252,12 +264,12 @@ pub struct RunArgs {
     /// group gets SIGTERM, then SIGKILL after --kill-after, and the account fails as
     /// `timeout`. Its output so far, last line included, is still printed. Default: no
     /// limit.
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, env = "FANOUT_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
     /// After --timeout's SIGTERM, how long the command's process group has to exit
     /// before it gets SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "FANOUT_KILL_AFTER", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_after: Duration,
 
     /// Print each selected account's command, placeholders filled, and stop: no
@@ -274,7 +286,7 @@ pub struct RunArgs {
     /// On a terminal, ask before running in more than N accounts (0: never ask). The
     /// prompt shows the count, a few account names, the role(s) and the command.
     /// Without a terminal on stdin and stderr (CI) fanout never asks.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, env = "FANOUT_CONFIRM_ABOVE", value_name = "N", default_value_t = 10)]
     pub confirm_above: u32,
 
     /// Do not ask before a big run (see --confirm-above). Does not approve a plan: that

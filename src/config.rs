@@ -213,7 +213,7 @@ pub enum ConfigError {
         "the plan needs approval and there is no terminal to ask on; give the sha256 its reviewer approved: fanout apply FILE --approve <sha256>"
     )]
     ApprovalNeeded,
-    #[error("`completions` and `man` print a file and run nothing")]
+    #[error("`completions`, `man` and `config` print text and run nothing")]
     NotARun,
 }
 
@@ -249,7 +249,9 @@ impl Config {
             }
             None => Action::Run(Box::new(run_plan(&cli, env, resumed.as_ref())?)),
             // `main` prints these before any configuration is read.
-            Some(Subcommands::Completions { .. } | Subcommands::Man) => return Err(ConfigError::NotARun),
+            Some(Subcommands::Completions { .. } | Subcommands::Man | Subcommands::Config) => {
+                return Err(ConfigError::NotARun);
+            }
         };
         Ok(Config {
             sso_session: cli.login.sso_session,

@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::exit_code;
 use crate::login::LoginError;
 use crate::portal::PortalError;
+use crate::settings::SettingsError;
 use crate::token::TokenError;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,9 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Login(#[from] LoginError),
+    /// The config file of defaults could not be read or is wrong.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Token(#[from] TokenError),
     /// The portal answered 401 before any command started.
@@ -45,6 +49,7 @@ impl Error {
         match self {
             Error::Config(_)
             | Error::Login(_)
+            | Error::Settings(_)
             | Error::AmbiguousName { .. }
             | Error::Write { .. }
             | Error::Io { .. } => exit_code::USAGE,
@@ -64,7 +69,9 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
+            Error::Config(_) | Error::Settings(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => {
+                None
+            }
         }
     }
 

@@ -26,6 +26,7 @@ pub mod rate;
 pub mod report;
 pub mod run;
 pub mod select;
+pub mod settings;
 pub mod shell_integration;
 pub mod summary;
 pub mod token;
@@ -33,20 +34,31 @@ pub mod token;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::cli::Cli;
+use crate::cli::Subcommands;
 use crate::config::{Config, Environment};
 use crate::output::report::print_error;
 use crate::shell_integration::Integration;
 
 /// Parses the command line, runs, and maps the result to an exit code.
 pub fn main() -> ExitCode {
-    // Help, version and usage errors leave here, before any file is read.
-    let cli = Cli::parse();
+    // Help, version and usage errors leave here, before any file is read; then the
+    // FANOUT_* variables and the config file fill in what no flag set.
+    let layered = match settings::parse() {
+        Ok(layered) => layered,
+        Err(error) => {
+            let error = error::Error::from(error);
+            print_error(&error);
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    if matches!(layered.cli.subcommand, Some(Subcommands::Config)) {
+        return print_generated(layered.render().as_bytes());
+    }
+    let cli = layered.cli;
     // So do `completions` and `man`: they need no AWS config, HOME or token.
     if let Some(integration) = Integration::requested(&cli) {
         return print_generated(&integration.render());

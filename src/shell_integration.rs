@@ -23,6 +23,12 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("AWS_PROFILE", "As --profile: the profile whose sso_session (or legacy sso_start_url) names the login."),
     (
+        "FANOUT_CONFIG",
+        "The config file of defaults (TOML, keys spelled as the flags), instead of \
+         $XDG_CONFIG_HOME/fanout/config.toml or ~/.config/fanout/config.toml. The FANOUT_* \
+         variables shown beside the options beat it; flags beat both.",
+    ),
+    (
         "AWS_CONFIG_FILE",
         "The AWS config file to read sso-sessions and profiles from, as the AWS CLI reads \
          it (default ~/.aws/config).",
@@ -57,7 +63,10 @@ impl Integration {
         match cli.subcommand {
             Some(Subcommands::Completions { shell }) => Some(Self::Completions(shell)),
             Some(Subcommands::Man) => Some(Self::Man),
-            Some(Subcommands::Accounts { .. } | Subcommands::Apply { .. } | Subcommands::Doctor) | None => None,
+            Some(
+                Subcommands::Accounts { .. } | Subcommands::Apply { .. } | Subcommands::Doctor | Subcommands::Config,
+            )
+            | None => None,
         }
     }
 

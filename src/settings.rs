@@ -1,0 +1,380 @@
+//! Defaults without flags: the command line layered over the `FANOUT_*` variables, a
+//! config file and the built-in defaults, in that order (as cargo and ripgrep document
+//! theirs). clap reads the flags, the variables and the built-in defaults itself; this
+//! module reads the file and gives each of its keys to clap as if it were a flag, where
+//! neither a flag nor a variable set that option. So a file's value passes through the
+//! same parser as a flag's, and `config.rs` validates it as it validates any other.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::{Cli, Subcommands};
+use crate::files::{ReadLimitError, read_bounded};
+
+/// A config file is a few lines; anything this large is not one.
+const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// The options a default makes sense for: each file key (spelled as its flag) and the
+/// clap id of its argument. Per-run things (--dry-run, --save-plan, --accounts) are not
+/// here, nor options that conflict with a flag (--max-failures with --fail-fast).
+const KEYS: &[(&str, &str)] = &[
+    ("sso-session", "sso_session"),
+    ("profile", "profile"),
+    ("role", "role"),
+    ("exclude", "exclude"),
+    ("concurrency", "concurrency"),
+    ("portal-concurrency", "portal_concurrency"),
+    ("portal-rps", "portal_rps"),
+    ("throttle-timeout", "throttle_timeout"),
+    ("cache-ttl", "cache_ttl"),
+    ("region", "region"),
+    ("prefix", "prefix"),
+    ("output", "run_output"),
+    ("timeout", "timeout"),
+    ("kill-after", "kill_after"),
+    ("confirm-above", "confirm_above"),
+];
+
+/// The config file as written: every key optional, none unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    sso_session: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    role: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    concurrency: Option<Spanned<u32>>,
+    portal_concurrency: Option<Spanned<u32>>,
+    portal_rps: Option<Spanned<f64>>,
+    throttle_timeout: Option<Spanned<u64>>,
+    cache_ttl: Option<Spanned<u64>>,
+    region: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    kill_after: Option<Spanned<String>>,
+    confirm_above: Option<Spanned<u32>>,
+}
+
+/// One key of the file, as the flags clap is given for it.
+#[derive(Clone, Debug, PartialEq)]
+struct FileValue {
+    key: &'static str,
+    /// `--key=value`, once per value of a list.
+    args: Vec<String>,
+    /// Where the value is in the file, for errors.
+    span: Range<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: ReadLimitError,
+    },
+    #[error("config file {}, line {line}{}: {message}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    Invalid { path: PathBuf, line: usize, key: Option<String>, message: String },
+}
+
+/// Where the config file is looked for, and whether it must exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileLocation {
+    pub path: PathBuf,
+    /// Named by `FANOUT_CONFIG`: a missing file is an error, not an absent default.
+    pub explicit: bool,
+}
+
+impl FileLocation {
+    /// `FANOUT_CONFIG`, else `$XDG_CONFIG_HOME/fanout/config.toml`, else
+    /// `~/.config/fanout/config.toml`. An empty `FANOUT_CONFIG` means no file.
+    pub fn find(
+        fanout_config: Option<OsString>,
+        xdg_config_home: Option<OsString>,
+        home: Option<OsString>,
+    ) -> Option<Self> {
+        if let Some(path) = fanout_config {
+            return (!path.is_empty()).then(|| FileLocation { path: PathBuf::from(path), explicit: true });
+        }
+        let base = match (xdg_config_home.filter(|p| !p.is_empty()), home.filter(|p| !p.is_empty())) {
+            (Some(xdg), _) => PathBuf::from(xdg),
+            (None, Some(home)) => PathBuf::from(home).join(".config"),
+            (None, None) => return None,
+        };
+        Some(FileLocation { path: base.join("fanout").join("config.toml"), explicit: false })
+    }
+
+    fn real() -> Option<Self> {
+        Self::find(std::env::var_os("FANOUT_CONFIG"), std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME"))
+    }
+}
+
+/// The parsed command line with every layer applied, and where each value came from.
+#[derive(Debug)]
+pub struct Layered {
+    pub cli: Cli,
+    matches: ArgMatches,
+    /// The file read, if one was.
+    file: Option<PathBuf>,
+    /// The keys the file set (and no flag or variable overrode).
+    from_file: Vec<&'static str>,
+}
+
+/// Parses the real command line and layers the environment and the config file under
+/// it. Help, version and usage errors exit here, as `Cli::parse` would.
+pub fn parse() -> Result<Layered, SettingsError> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&argv);
+    // `completions` and `man` print what clap declares: a broken config file must not
+    // stand between a person and the man page that explains it.
+    let generated = matches!(matches.subcommand_name(), Some("completions" | "man"));
+    let (file, values) = match FileLocation::real().filter(|_| !generated) {
+        Some(location) => match read_file(&location)? {
+            Some(values) => (Some(location.path), values),
+            None => (None, Vec::new()),
+        },
+        None => (None, Vec::new()),
+    };
+    Ok(layer(&argv, &matches, file, &values))
+}
+
+/// The file's values where the command line and the environment left the default, as
+/// flags put before the real ones.
+fn layer(argv: &[OsString], matches: &ArgMatches, file: Option<PathBuf>, values: &[FileValue]) -> Layered {
+    let unset = |value: &&FileValue| {
+        let id = id_of(value.key);
+        matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue))
+    };
+    let used: Vec<&FileValue> = values.iter().filter(unset).collect();
+    let mut layered: Vec<OsString> = argv.iter().take(1).cloned().collect();
+    layered.extend(used.iter().flat_map(|v| v.args.iter().map(OsString::from)));
+    layered.extend(argv.iter().skip(1).cloned());
+    // Each value was checked alone against its parser; together they are still flags.
+    let matches = Cli::command().try_get_matches_from(&layered).unwrap_or_else(|error| error.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let from_file = used.iter().map(|v| v.key).collect();
+    let mut layered = Layered { cli, matches, file, from_file };
+    layered.drop_defaults_for_recorded_runs();
+    layered
+}
+
+impl Layered {
+    /// `apply` runs a plan's roles, selection and region, and `--resume`/`--retry-failed`
+    /// the joblog's roles: a default (from a variable or the file) must neither conflict
+    /// with them nor replace them. Only a flag does.
+    fn drop_defaults_for_recorded_runs(&mut self) {
+        let applying = matches!(self.cli.subcommand, Some(Subcommands::Apply { .. }));
+        let resuming = self.cli.run.resume.is_some() || self.cli.run.retry_failed.is_some();
+        let (role, exclude, region) = (self.is_flag("role"), self.is_flag("exclude"), self.is_flag("region"));
+        if (applying || resuming) && !role {
+            self.cli.run.role.clear();
+        }
+        if applying && !exclude {
+            self.cli.selection.exclude.clear();
+        }
+        if applying && !region {
+            self.cli.run.region = None;
+        }
+    }
+
+    /// Whether `key` was given as a flag on the real command line.
+    fn is_flag(&self, key: &str) -> bool {
+        !self.from_file.contains(&key) && self.matches.value_source(id_of(key)) == Some(ValueSource::CommandLine)
+    }
+
+    /// Where `key`'s value came from: `flag`, `env NAME`, `file PATH` or `default`.
+    fn source(&self, key: &'static str) -> String {
+        let id = id_of(key);
+        match self.matches.value_source(id) {
+            Some(ValueSource::CommandLine) if self.from_file.contains(&key) => {
+                format!("file {}", self.file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default())
+            }
+            Some(ValueSource::CommandLine) => "flag".to_owned(),
+            Some(ValueSource::EnvVariable) => {
+                let command = Cli::command();
+                let env = command
+                    .get_arguments()
+                    .find(|arg| arg.get_id() == id)
+                    .and_then(|arg| arg.get_env())
+                    .map(|env| env.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("env {env}")
+            }
+            _ => "default".to_owned(),
+        }
+    }
+
+    /// `fanout config`: the file looked at, then each setting, its value and its source.
+    pub fn render(&self) -> String {
+        let mut text = match &self.file {
+            Some(path) => format!("# config file: {}\n", path.display()),
+            None => "# config file: none\n".to_owned(),
+        };
+        let width = KEYS.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+        for (key, id) in KEYS {
+            let value = self.matches.get_raw(id).map_or_else(
+                || "(none)".to_owned(),
+                |values| values.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
+            );
+            let _ = writeln!(text, "{key:<width$} = {value}  ({})", self.source(key));
+        }
+        text
+    }
+}
+
+/// The clap id of a file key.
+fn id_of(key: &str) -> &'static str {
+    KEYS.iter().find(|(k, _)| *k == key).map_or("", |(_, id)| id)
+}
+
+/// The file's values, checked: `None` when the default file does not exist.
+fn read_file(location: &FileLocation) -> Result<Option<Vec<FileValue>>, SettingsError> {
+    let path = &location.path;
+    let text = match read_bounded(path, MAX_FILE_SIZE) {
+        Ok(text) => text,
+        Err(ReadLimitError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound && !location.explicit => {
+            return Ok(None);
+        }
+        Err(source) => return Err(SettingsError::Read { path: path.clone(), source }),
+    };
+    parse_file(path, &text).map(Some)
+}
+
+/// The values of `text`, each checked by the parser of its flag.
+fn parse_file(path: &Path, text: &str) -> Result<Vec<FileValue>, SettingsError> {
+    let settings: FileSettings = toml::from_str(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        invalid(path, text, &span, error.message().to_owned())
+    })?;
+    let values = file_values(settings);
+    for value in &values {
+        let argv = std::iter::once("fanout".to_owned()).chain(value.args.iter().cloned());
+        if let Err(error) = Cli::command().try_get_matches_from(argv) {
+            return Err(invalid(path, text, &value.span, clap_message(&error)));
+        }
+    }
+    Ok(values)
+}
+
+/// clap's first line, without its `error: ` (it names the flag and the reason).
+fn clap_message(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+
+/// An error at `span` of `text`, naming the line and the key written on it.
+fn invalid(path: &Path, text: &str, span: &Range<usize>, message: String) -> SettingsError {
+    let start = span.start.min(text.len());
+    let line = text.get(..start).map_or(1, |before| before.matches('\n').count() + 1);
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(key, _)| key.trim().trim_matches('"').to_owned())
+        .filter(|key| !key.is_empty() && !key.starts_with('#'));
+    SettingsError::Invalid { path: path.to_owned(), line, key, message }
+}
+
+/// Each key set, as flags.
+fn file_values(settings: FileSettings) -> Vec<FileValue> {
+    let FileSettings {
+        sso_session,
+        profile,
+        role,
+        exclude,
+        concurrency,
+        portal_concurrency,
+        portal_rps,
+        throttle_timeout,
+        cache_ttl,
+        region,
+        prefix,
+        output,
+        timeout,
+        kill_after,
+        confirm_above,
+    } = settings;
+    [
+        one("sso-session", sso_session),
+        one("profile", profile),
+        many("role", role),
+        many("exclude", exclude),
+        one("concurrency", concurrency),
+        one("portal-concurrency", portal_concurrency),
+        one("portal-rps", portal_rps),
+        one("throttle-timeout", throttle_timeout),
+        one("cache-ttl", cache_ttl),
+        one("region", region),
+        one("prefix", prefix),
+        one("output", output),
+        one("timeout", timeout),
+        one("kill-after", kill_after),
+        one("confirm-above", confirm_above),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A single value as `--key=value` (the `=` keeps a value that starts with `-` a value).
+fn one<T: std::fmt::Display>(key: &'static str, value: Option<Spanned<T>>) -> Option<FileValue> {
+    value.map(|value| FileValue { key, span: value.span(), args: vec![format!("--{key}={}", value.get_ref())] })
+}
+
+/// A list as one `--key=value` per element: a role list stays a fallback list, and a
+/// glob with a comma stays one glob.
+fn many(key: &'static str, value: Option<Spanned<Vec<String>>>) -> Option<FileValue> {
+    value.map(|value| FileValue {
+        key,
+        span: value.span(),
+        args: value.get_ref().iter().map(|item| format!("--{key}={item}")).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<FileValue>, SettingsError> {
+        parse_file(Path::new("/c.toml"), text)
+    }
+
+    #[test]
+    fn keys_become_flags() {
+        let values = parse("role = [\"A\", \"B\"]\nconcurrency = 8\ntimeout = \"10m\"\n").unwrap();
+        let args: Vec<&str> = values.iter().flat_map(|v| v.args.iter().map(String::as_str)).collect();
+        assert_eq!(args, ["--role=A", "--role=B", "--concurrency=8", "--timeout=10m"]);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let error = parse("role = [\"A\"]\ncolour = 1\n").unwrap_err().to_string();
+        assert!(error.contains("line 2") && error.contains("colour"), "{error}");
+        let error = parse("\nconcurrency = \"many\"\n").unwrap_err().to_string();
+        assert!(error.contains("line 2, key `concurrency`"), "{error}");
+        let error = parse("concurrency = 0\n").unwrap_err().to_string();
+        assert!(error.contains("line 1, key `concurrency`") && error.contains("--concurrency"), "{error}");
+        let error = parse("timeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(error.contains("key `timeout`") && error.contains("duration"), "{error}");
+    }
+
+    #[test]
+    fn the_file_is_found_as_documented() {
+        let find = |a: Option<&str>, b: Option<&str>, c: Option<&str>| {
+            FileLocation::find(a.map(Into::into), b.map(Into::into), c.map(Into::into))
+        };
+        assert_eq!(find(Some("/x.toml"), Some("/xdg"), None).unwrap().path, PathBuf::from("/x.toml"));
+        assert!(find(Some("/x.toml"), None, None).unwrap().explicit);
+        assert_eq!(find(Some(""), Some("/xdg"), Some("/h")), None);
+        assert_eq!(find(None, Some("/xdg"), Some("/h")).unwrap().path, PathBuf::from("/xdg/fanout/config.toml"));
+        assert_eq!(find(None, None, Some("/h")).unwrap().path, PathBuf::from("/h/.config/fanout/config.toml"));
+    }
+}
