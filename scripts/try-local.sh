@@ -18,5 +18,6 @@ run() { printf '\n$ %s\n' "$*"; "$@"; }
 # The profile `corp` names a [services] block that points the SSO portal at loopback.
 run "$fanout" --profile corp accounts --match '*-dev'
 run "$fanout" --profile corp --role ReadOnly --match '*-dev' --dry-run -- aws s3api list-buckets --region '{region}'
-run "$fanout" --profile corp --role ReadOnly,AdministratorAccess -- \
+# --yes: on a terminal, a run in more than 10 accounts would ask first (--confirm-above).
+run "$fanout" --profile corp --role ReadOnly,AdministratorAccess --yes -- \
     sh -c 'echo "hello from $FANOUT_ACCOUNT_NAME as $FANOUT_ROLE, key $(printf %.8s "$AWS_ACCESS_KEY_ID")..."'
