@@ -496,18 +496,22 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn config(args: &[&str]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
-        let env = Environment {
+    /// A machine with no terminal, unless `can_ask`.
+    fn environment(can_ask: bool) -> Environment {
+        Environment {
             home: Some("/home/u".into()),
             path: Some("/usr/bin:/bin".into()),
             xdg_cache_home: None,
             aws_config_file: None,
             stdout_is_terminal: false,
-            can_ask: false,
+            can_ask,
             stderr_is_terminal: false,
-        };
-        Config::from_cli(cli, &env)
+        }
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
+        Config::from_cli(cli, &environment(false))
     }
 
     #[test]
@@ -583,16 +587,7 @@ mod tests {
     fn a_run_asks_only_a_person_and_only_when_it_will_run() {
         let confirm = |can_ask: bool, args: &[&str]| {
             let args = [&["fanout", "--role", "R"], args, &["--", "true"]].concat();
-            let env = Environment {
-                home: Some("/home/u".into()),
-                path: Some("/usr/bin:/bin".into()),
-                xdg_cache_home: None,
-                aws_config_file: None,
-                stdout_is_terminal: false,
-                can_ask,
-                stderr_is_terminal: false,
-            };
-            match Config::from_cli(Cli::try_parse_from(args).unwrap(), &env).unwrap().action {
+            match Config::from_cli(Cli::try_parse_from(args).unwrap(), &environment(can_ask)).unwrap().action {
                 Action::Run(plan) => plan.confirm,
                 Action::ListAccounts(_) | Action::Doctor => unreachable!("a run"),
             }

@@ -387,22 +387,10 @@ async fn check_portal(
             exit_code::PORTAL_UNAVAILABLE,
             format!(
                 "portal: {endpoint} did not answer: {}; fix: check the network, a proxy, and the endpoint above (AWS_ENDPOINT_URL_SSO, the profile's [services])",
-                with_causes(&error)
+                crate::output::report::error_chain(&error)
             ),
         ),
     }
-}
-
-/// An error and its causes on one line, as `print_error` writes them.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Compares the portal's `Date` with our clock at the middle of the call (the header's
@@ -441,8 +429,7 @@ fn check_inventory(config: &Config, login: &SsoLogin, report: &mut Report) {
         return;
     }
     let path = inventory::cache_path(&config.cache_dir, login);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    match CachedInventory::open(&path, login, now, Duration::MAX) {
+    match CachedInventory::open(&path, login, inventory::now_secs(), Duration::MAX) {
         Some(cached) => {
             let age = span(i64::try_from(cached.age.as_secs()).unwrap_or(i64::MAX));
             let verdict = if cached.age < config.inventory_ttl {

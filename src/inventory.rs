@@ -65,6 +65,17 @@ pub fn cache_path(cache_dir: &Path, login: &SsoLogin) -> PathBuf {
     cache_dir.join(format!("inventory-{digest:x}.jsonl"))
 }
 
+/// Unix seconds now: the clock `written_at` and a cache's age are read on.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a file or directory belongs to the user fanout runs as.
+fn is_mine(metadata: &std::fs::Metadata) -> bool {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    metadata.uid() == unsafe { libc::getuid() }
+}
+
 /// Whether `dir` may hold the cache: a directory of the user's that no one else can
 /// write to, or, when it is yet to be created (0700), such a parent.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
@@ -81,8 +92,7 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     if !metadata.is_dir() {
         return Err("not a directory".to_owned());
     }
-    // SAFETY: getuid has no preconditions and cannot fail.
-    if metadata.uid() != unsafe { libc::getuid() } {
+    if !is_mine(&metadata) {
         return Err(format!("owned by uid {}, not by you", metadata.uid()));
     }
     if metadata.mode() & 0o022 != 0 {
@@ -172,8 +182,7 @@ fn open_lines(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Resu
     let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
     let metadata = file.metadata()?;
     let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
-    // SAFETY: getuid has no preconditions and cannot fail.
-    if !metadata.is_file() || metadata.uid() != unsafe { libc::getuid() } {
+    if !metadata.is_file() || !is_mine(&metadata) {
         return Err(refuse("not a regular file of yours".to_owned()));
     }
     if metadata.len() > MAX_FILE {

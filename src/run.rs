@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
@@ -265,7 +265,7 @@ impl InventoryCache {
         let fresh = path
             .as_deref()
             .filter(|_| !config.refresh)
-            .and_then(|p| CachedInventory::open(p, login, now_secs(), config.inventory_ttl));
+            .and_then(|p| CachedInventory::open(p, login, inventory::now_secs(), config.inventory_ttl));
         InventoryCache { path, fresh }
     }
 
@@ -284,14 +284,10 @@ impl InventoryCache {
     /// A writer for a new inventory, unless the cache is off or cannot be written.
     fn writer(&self, login: &SsoLogin) -> Option<InventoryWriter> {
         let path = self.path.as_deref()?;
-        InventoryWriter::create(path, &login.start_url, now_secs())
+        InventoryWriter::create(path, &login.start_url, inventory::now_secs())
             .inspect_err(|error| tracing::warn!("cannot write the inventory cache {}: {error}", path.display()))
             .ok()
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn humanize(age: Duration) -> String {

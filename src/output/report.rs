@@ -1,7 +1,6 @@
 //! Text for people: the account table, the dry-run plan, errors.
 
 use std::borrow::Cow;
-use std::error::Error as _;
 use std::io::Write as _;
 
 use serde::Serialize;
@@ -19,19 +18,26 @@ pub fn eprint_text(text: &str) -> bool {
 /// `error: <message>: <cause>: <cause>; <hint>`, on one line: control characters and
 /// line breaks from anywhere in the chain (a portal's message, a file's name) are escaped.
 pub fn print_error(error: &Error) -> bool {
-    let mut line = format!("error: {}", sanitize(&error.to_string()));
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&sanitize(&cause.to_string()));
-        source = cause.source();
-    }
+    let mut line = format!("error: {}", error_chain(error));
     if let Some(hint) = error.hint() {
         line.push_str("; ");
         line.push_str(&hint);
     }
     line.push('\n');
     eprint_text(&line)
+}
+
+/// `error` and its causes as `message: cause: cause`, control characters escaped in each
+/// (a portal's message, a file's name can hold line breaks).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = sanitize(&error.to_string()).into_owned();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&sanitize(&cause.to_string()));
+        source = cause.source();
+    }
+    text
 }
 
 /// Account names come from the network: control characters are escaped before they
