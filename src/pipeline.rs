@@ -466,17 +466,13 @@ fn report_entry<'a>(account: &'a Account, outcome: &'a Outcome, trace: &'a Trace
 /// An account's joblog line.
 fn joblog_entry(account: &Account, outcome: &Outcome, trace: &Trace, dry_run: bool) -> joblog::Entry {
     let ran = trace.exit.is_some();
-    let (exit_code, signal) = match trace.exit {
-        Some(ChildExit::Code(code)) => (code, 0),
-        Some(ChildExit::Signal(signal)) => (-1, signal),
-        _ => (-1, 0),
-    };
     joblog::Entry {
         seq: 0,
         started: trace.started.filter(|_| ran),
         runtime: if ran { trace.runtime } else { Duration::ZERO },
-        exit_code,
-        signal,
+        // GNU parallel's convention: -1 for no exit code of its own, 0 for no signal.
+        exit_code: trace.exit.as_ref().and_then(ChildExit::code).unwrap_or(-1),
+        signal: trace.exit.as_ref().and_then(ChildExit::signal).unwrap_or(0),
         command: trace.argv.clone().filter(|_| ran).unwrap_or_default(),
         account_id: account.id.clone(),
         account_name: account.name.clone(),

@@ -70,6 +70,22 @@ impl ChildExit {
         *self == ChildExit::Code(0)
     }
 
+    /// The exit code, when the command exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ChildExit::Code(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the command, when one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            ChildExit::Signal(signal) => Some(*signal),
+            _ => None,
+        }
+    }
+
     fn from_status(status: ExitStatus) -> Self {
         match (status.code(), status.signal()) {
             (Some(code), _) => ChildExit::Code(code),

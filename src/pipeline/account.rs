@@ -121,14 +121,8 @@ fn result_record<'a>(
         region: &run.region,
         status: outcome.status(run.plan.dry_run),
         class: outcome.class().map(FailureClass::name),
-        exit_code: match trace.exit {
-            Some(ChildExit::Code(code)) => Some(code),
-            _ => None,
-        },
-        signal: match trace.exit {
-            Some(ChildExit::Signal(signal)) => Some(signal),
-            _ => None,
-        },
+        exit_code: trace.exit.as_ref().and_then(ChildExit::code),
+        signal: trace.exit.as_ref().and_then(ChildExit::signal),
         duration_ms,
         error: outcome.error().map(str::to_owned),
         argv: trace.argv.as_deref().filter(|_| run.plan.dry_run),
