@@ -208,6 +208,9 @@ fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            // Any other control character (an ESC in an account's name) would drive the
+            // terminal of whoever reads the log: `\u{1b}`, as the summary writes it.
+            c if c.is_control() => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }
@@ -226,11 +229,25 @@ fn unescape(text: &str) -> String {
             Some('t') => out.push('\t'),
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
+            Some('u') => match unescape_unicode(&mut chars) {
+                Some(c) => out.push(c),
+                None => out.push('u'),
+            },
             Some(other) => out.push(other),
             None => out.push('\\'),
         }
     }
     out
+}
+
+/// The rest of a `\u{1b}` escape, after its `u`; `None` (and nothing consumed) when
+/// the text there is not one.
+fn unescape_unicode(chars: &mut std::str::Chars<'_>) -> Option<char> {
+    let rest = chars.as_str();
+    let (hex, after) = rest.strip_prefix('{')?.split_once('}')?;
+    let c = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)?;
+    *chars = after.chars();
+    Some(c)
 }
 
 #[cfg(test)]
@@ -246,7 +263,7 @@ mod tests {
             signal: 0,
             command: vec!["sh".to_owned(), "-c".to_owned(), "echo 'a\tb'\nexit 3 \\".to_owned()],
             account_id: id.to_owned(),
-            account_name: "odd\tname\\".to_owned(),
+            account_name: "odd\tname\\ \u{1b}[31m\\u{41}".to_owned(),
             role: "ReadOnly".to_owned(),
             status: status.to_owned(),
             class: "exit".to_owned(),
@@ -265,6 +282,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("Seq\tHost\tStarttime"), "{text}");
         assert!(text.contains("\t:\t1795489200.250\t1.500\t0\t0\t3\t0\t"), "{text}");
+        assert!(
+            !text.contains('\x1b') && text.contains("\\u{1b}[31m"),
+            "no control character reaches the file: {text}"
+        );
         let logged = read(&path).unwrap();
         assert_eq!(logged.command.as_deref(), Some(&command[..]));
         assert_eq!(logged.roles, Some(vec!["ReadOnly".to_owned(), "ViewOnly".to_owned()]));
