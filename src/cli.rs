@@ -308,11 +308,13 @@ pub struct RunArgs {
     /// Stop starting accounts once N have failed, or N% of those selected (--max-failures
     /// 5, --max-failures 2%); commands already running finish. The summary counts the
     /// accounts never started.
-    #[arg(long, value_name = "N|N%")]
+    #[arg(long, env = "FANOUT_MAX_FAILURES", value_name = "N|N%")]
     pub max_failures: Option<String>,
 
-    /// Stop starting accounts at the first failure (--max-failures 1).
-    #[arg(long, conflicts_with = "max_failures")]
+    /// Stop starting accounts at the first failure (--max-failures 1). It sets aside a
+    /// default --max-failures (FANOUT_MAX_FAILURES, the config file); with the flag itself it
+    /// is an error.
+    #[arg(long)]
     pub fail_fast: bool,
 
     /// Record every account as it ends in FILE: GNU parallel's joblog columns (Seq, Host,
@@ -357,7 +359,7 @@ pub struct RunArgs {
     /// 0). Without it, a progress bar (done, failed and running accounts, rate, ETA) is
     /// drawn on stderr when stderr is a terminal and the output is not json; the
     /// commands' lines are printed above it, never cut by it.
-    #[arg(short, long)]
+    #[arg(short, long, env = "FANOUT_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
 }
 
@@ -367,13 +369,13 @@ pub struct OrderArgs {
     /// Hold each account's output and print it whole when the account ends, so its lines
     /// stay together (stdout and stderr lines keep their streams; with --output json its
     /// records stay together). Output past 1 MiB an account waits in a private temp file.
-    #[arg(long)]
+    #[arg(long, env = "FANOUT_GROUP", value_parser = clap::builder::FalseyValueParser::new())]
     pub group: bool,
 
     /// Like --group, and print the accounts in the order they were selected: a finished
     /// account waits until every account before it has been printed. The output is the
     /// same as a -j 1 run's.
-    #[arg(long)]
+    #[arg(long, env = "FANOUT_KEEP_ORDER", value_parser = clap::builder::FalseyValueParser::new())]
     pub keep_order: bool,
 }
 

@@ -23,7 +23,7 @@ const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// The options a default makes sense for: each file key (spelled as its flag) and the
 /// clap id of its argument. Per-run things (--dry-run, --save-plan, --accounts) are not
-/// here, nor options that conflict with a flag (--max-failures with --fail-fast).
+/// here.
 const KEYS: &[(&str, &str)] = &[
     ("sso-session", "sso_session"),
     ("profile", "profile"),
@@ -40,7 +40,16 @@ const KEYS: &[(&str, &str)] = &[
     ("timeout", "timeout"),
     ("kill-after", "kill_after"),
     ("confirm-above", "confirm_above"),
+    ("max-failures", "max_failures"),
+    ("group", "group"),
+    ("keep-order", "keep_order"),
+    ("quiet", "quiet"),
 ];
+
+/// Defaults a flag on the command line sets aside although it is another option:
+/// `--fail-fast` is `--max-failures 1`, so it replaces a default limit rather than
+/// conflicting with it.
+const SET_ASIDE_BY: &[(&str, &str)] = &[("max-failures", "fail_fast")];
 
 /// The config file as written: every key optional, none unknown.
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +70,27 @@ struct FileSettings {
     timeout: Option<Spanned<String>>,
     kill_after: Option<Spanned<String>>,
     confirm_above: Option<Spanned<u32>>,
+    max_failures: Option<Spanned<CountOrPercent>>,
+    group: Option<Spanned<bool>>,
+    keep_order: Option<Spanned<bool>>,
+    quiet: Option<Spanned<bool>>,
+}
+
+/// `max-failures = 5` or `max-failures = "2%"`, as the flag takes either.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CountOrPercent {
+    Count(u32),
+    Text(String),
+}
+
+impl std::fmt::Display for CountOrPercent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CountOrPercent::Count(count) => write!(f, "{count}"),
+            CountOrPercent::Text(text) => f.write_str(text),
+        }
+    }
 }
 
 /// One key of the file, as the flags clap is given for it.
@@ -149,21 +179,33 @@ pub fn parse() -> Result<Layered, SettingsError> {
 /// The file's values where the command line and the environment left the default, as
 /// flags put before the real ones.
 fn layer(argv: &[OsString], matches: &ArgMatches, file: Option<PathBuf>, values: &[FileValue]) -> Layered {
-    let unset = |value: &&FileValue| {
-        let id = id_of(value.key);
-        matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue))
-    };
+    let is_default = |id: &str| matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
+    let set_aside = |key: &str| SET_ASIDE_BY.iter().any(|(k, flag)| *k == key && !is_default(flag));
+    let unset = |value: &&FileValue| is_default(id_of(value.key)) && !set_aside(value.key);
     let used: Vec<&FileValue> = values.iter().filter(unset).collect();
     let mut layered: Vec<OsString> = argv.iter().take(1).cloned().collect();
     layered.extend(used.iter().flat_map(|v| v.args.iter().map(OsString::from)));
     layered.extend(argv.iter().skip(1).cloned());
     // Each value was checked alone against its parser; together they are still flags.
     let matches = Cli::command().try_get_matches_from(&layered).unwrap_or_else(|error| error.exit());
+    refuse_conflicting_flags(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let from_file = used.iter().map(|v| v.key).collect();
     let mut layered = Layered { cli, matches, file, from_file };
     layered.drop_defaults_for_recorded_runs();
     layered
+}
+
+/// Flags that contradict each other on the command line itself. clap cannot say it: it
+/// would also refuse a flag against a `FANOUT_*` default, which the flag should set aside.
+fn refuse_conflicting_flags(matches: &ArgMatches) {
+    for (key, flag) in SET_ASIDE_BY {
+        let typed = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        if typed(id_of(key)) && typed(flag) {
+            let message = format!("the argument '--{}' cannot be used with '--{key}'", flag.replace('_', "-"));
+            Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+        }
+    }
 }
 
 impl Layered {
@@ -301,6 +343,10 @@ fn file_values(settings: FileSettings) -> Vec<FileValue> {
         timeout,
         kill_after,
         confirm_above,
+        max_failures,
+        group,
+        keep_order,
+        quiet,
     } = settings;
     [
         one("sso-session", sso_session),
@@ -318,6 +364,10 @@ fn file_values(settings: FileSettings) -> Vec<FileValue> {
         one("timeout", timeout),
         one("kill-after", kill_after),
         one("confirm-above", confirm_above),
+        one("max-failures", max_failures),
+        switch("group", group),
+        switch("keep-order", keep_order),
+        switch("quiet", quiet),
     ]
     .into_iter()
     .flatten()
@@ -327,6 +377,15 @@ fn file_values(settings: FileSettings) -> Vec<FileValue> {
 /// A single value as `--key=value` (the `=` keeps a value that starts with `-` a value).
 fn one<T: std::fmt::Display>(key: &'static str, value: Option<Spanned<T>>) -> Option<FileValue> {
     value.map(|value| FileValue { key, span: value.span(), args: vec![format!("--{key}={}", value.get_ref())] })
+}
+
+/// An on/off option as its flag when on; off is the flag's absence, the default.
+fn switch(key: &'static str, value: Option<Spanned<bool>>) -> Option<FileValue> {
+    value.filter(|value| *value.get_ref()).map(|value| FileValue {
+        key,
+        span: value.span(),
+        args: vec![format!("--{key}")],
+    })
 }
 
 /// A list as one `--key=value` per element: a role list stays a fallback list, and a

@@ -143,3 +143,63 @@ fn apply_ignores_a_default_role_exclude_and_region_but_takes_the_prefix() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_eq!(sorted_lines(&stdout_of(&output)), ["other-dev|planned", "team-dev|planned"]);
 }
+
+/// Fails in the `-dev` accounts.
+const FAIL_IN_DEV: [&str; 4] = ["--", "sh", "-c", "case \"$FANOUT_ACCOUNT_NAME\" in *-dev) exit 3;; esac; echo ok"];
+
+#[test]
+fn on_off_options_and_max_failures_come_from_the_file_and_the_environment() {
+    let env = env_with_accounts();
+    write_default_file(&env, "role = [\"ReadOnly\"]\nquiet = true\nkeep-order = true\nmax-failures = 1\n");
+    let config = env.fanout().arg("config").output().unwrap();
+    let shown = stdout_of(&config);
+    for key in ["quiet", "keep-order", "max-failures"] {
+        let line = shown.lines().find(|l| l.starts_with(&format!("{key} "))).unwrap();
+        assert!(line.contains("(file "), "{line}");
+    }
+    // quiet: no summary after a clean run.
+    let clean = env.fanout().args(["--match", "team-prod", "--", "echo", "hi"]).output().unwrap();
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr_of(&clean));
+    assert_eq!(stderr_of(&clean), "");
+    // keep-order: the accounts in selection order; max-failures 1: the second failure is
+    // never started (-j 1 makes the order of failures certain).
+    let halted = env.fanout().args(["-j", "1"]).args(FAIL_IN_DEV).output().unwrap();
+    assert_eq!(halted.status.code(), Some(1), "{}", stderr_of(&halted));
+    assert!(stderr_of(&halted).contains("not started"), "{}", stderr_of(&halted));
+    // FANOUT_GROUP set to a false value is off, as FANOUT_YES is.
+    let off = env.fanout().env("FANOUT_GROUP", "false").env("FANOUT_QUIET", "0").arg("config").output().unwrap();
+    let quiet_line = stdout_of(&off).lines().find(|l| l.starts_with("quiet ")).map(str::to_owned).unwrap();
+    assert!(quiet_line.contains("(env FANOUT_QUIET)"), "{quiet_line}");
+}
+
+#[test]
+fn fail_fast_sets_aside_a_default_limit_but_not_the_flag() {
+    let env = env_with_accounts();
+    write_default_file(&env, "role = [\"ReadOnly\"]\nmax-failures = 3\n");
+    for (name, value) in [("FANOUT_UNUSED", ""), ("FANOUT_MAX_FAILURES", "2")] {
+        let run = env.fanout().env(name, value).args(["--fail-fast", "-j", "1"]).args(FAIL_IN_DEV).output().unwrap();
+        assert_eq!(run.status.code(), Some(1), "{}", stderr_of(&run));
+        assert!(stderr_of(&run).contains("not started"), "--fail-fast halts at the first failure: {}", stderr_of(&run));
+    }
+    let both = env.fanout().args(["--fail-fast", "--max-failures", "2"]).args(FAIL_IN_DEV).output().unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr_of(&both).contains("'--fail-fast' cannot be used with '--max-failures'"), "{}", stderr_of(&both));
+}
+
+#[test]
+fn resume_and_retry_take_the_joblogs_roles_over_a_default_role() {
+    let env = env_with_accounts();
+    let log = env.home().join("run.log");
+    let log_arg = log.to_str().unwrap();
+    let first = env.fanout().args(["--role", "ViewOnly", "--joblog", log_arg]).args(FAIL_IN_DEV).output().unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", stderr_of(&first));
+    write_default_file(&env, "role = [\"ReadOnly\"]\n");
+    let retry = env
+        .fanout()
+        .env("FANOUT_ROLE", "ReadOnly")
+        .args(["--retry-failed", log_arg, "--", "sh", "-c", "echo $FANOUT_ROLE"])
+        .output()
+        .unwrap();
+    assert_eq!(retry.status.code(), Some(0), "{}", stderr_of(&retry));
+    assert_eq!(sorted_lines(&stdout_of(&retry)), ["111111111111|ViewOnly", "333333333333|ViewOnly"]);
+}
