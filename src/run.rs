@@ -11,6 +11,7 @@ use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
 
 use crate::config::{Action, Config, ConfigError, Feedback, ListFormat};
+use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
@@ -93,6 +94,13 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             };
             output_dir.clone_from(&dir);
             let save_plan = plan.save_plan.clone();
+            // Bound before any account starts; it stops when the run drops it.
+            let credential_server = if plan.credential_server && !plan.dry_run {
+                let started = CredentialServer::start(Arc::clone(&portal), stopper.clone()).await;
+                Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?)
+            } else {
+                None
+            };
             let run = Run::new(
                 *plan,
                 &login,
@@ -102,7 +110,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 dir.clone(),
                 stopper.clone(),
             );
-            let run = Arc::new(run?);
+            let run = Arc::new(run?.with_credential_server(credential_server));
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
