@@ -10,10 +10,11 @@
 //! less.
 //!
 //! Security: the listener is bound to 127.0.0.1 only; every child gets its own random
-//! token (`AWS_CONTAINER_AUTHORIZATION_TOKEN`), which reads only its own account's and
-//! role's credentials, and which is forgotten when the child ends. The server keeps a
-//! SHA-256 of each token, never the token; a request with a wrong or missing token gets
-//! 403 and a warning that does not contain what was sent.
+//! token (`AWS_CONTAINER_AUTHORIZATION_TOKEN`) and a URI whose path names its account
+//! and role. The token reads only that path, and is forgotten when the child ends. The
+//! server keeps a SHA-256 of each token, never the token; a request with a wrong or
+//! missing token, or with a token for another path, gets 403 and a warning that does
+//! not contain what was sent.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -43,8 +44,9 @@ use crate::portal::Portal;
 /// again at once.
 pub const MARGIN: Duration = Duration::from_mins(15);
 
-/// The path in the URI: the Ruby SDK needs one.
-const PATH: &str = "/fanout/credentials";
+/// Where the paths in the URIs begin (the Ruby SDK needs a path); each goes on with
+/// the account and the role, so a token shown on another account's path is refused.
+const PATH_PREFIX: &str = "/fanout";
 
 /// Random bytes in a token: aws-vault uses 30; 32 is a SHA-256's worth.
 const TOKEN_BYTES: usize = 32;
@@ -56,7 +58,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The running server; dropping it (at the end of the run) stops it and closes every
 /// connection.
 pub struct CredentialServer {
-    url: String,
+    /// `http://127.0.0.1:PORT`, without a path.
+    base: String,
     registry: Arc<Registry>,
     task: AbortHandle,
 }
@@ -68,24 +71,30 @@ impl CredentialServer {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         // The literal loopback address: aws-config resolves a hostname and wants every
         // address it finds to be a loopback one.
-        let url = format!("http://{}{PATH}", listener.local_addr()?);
+        let base = format!("http://{}", listener.local_addr()?);
         let registry = Arc::new(Registry::default());
         let state = Arc::new(State { portal, registry: Arc::clone(&registry) });
         let task = tokio::spawn(serve(listener, state, stopper)).abort_handle();
-        tracing::debug!(%url, "credential server listening");
-        Ok(CredentialServer { url, registry, task })
+        tracing::debug!(%base, "credential server listening");
+        Ok(CredentialServer { base, registry, task })
     }
 
     /// A new token for one child that reads `credentials` (and their renewals) for
     /// `role` in `account_id`, until the returned access is dropped. Children of one
     /// account and role share what the server holds, so they renew it once.
-    pub fn admit(&self, account_id: &str, role: &str, credentials: Credentials) -> Result<ChildAccess, getrandom::Error> {
+    pub fn admit(
+        &self,
+        account_id: &str,
+        role: &str,
+        credentials: Credentials,
+    ) -> Result<ChildAccess, getrandom::Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut bytes)?;
         let token = SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
         let key = digest(token.expose_secret().as_bytes());
-        self.registry.insert(key, account_id, role, credentials);
-        Ok(ChildAccess { url: self.url.clone(), token, key, registry: Arc::clone(&self.registry) })
+        let path = self.registry.insert(key, account_id, role, credentials);
+        let url = format!("{}{path}", self.base);
+        Ok(ChildAccess { url, token, key, registry: Arc::clone(&self.registry) })
     }
 }
 
@@ -131,7 +140,7 @@ impl ChildAccess {
 
 impl std::fmt::Debug for ChildAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildAccess").field("url", &self.url).field("token", &"[REDACTED]").finish()
+        f.debug_struct("ChildAccess").field("url", &self.url).field("token", &"[REDACTED]").finish_non_exhaustive()
     }
 }
 
@@ -145,6 +154,8 @@ impl Drop for ChildAccess {
 struct Held {
     account_id: String,
     role: String,
+    /// The only path its children's tokens read.
+    path: String,
     /// Locked across a renewal: requests for the same account wait for one portal call
     /// instead of each making their own.
     credentials: tokio::sync::Mutex<Credentials>,
@@ -158,23 +169,30 @@ struct Registry {
 }
 
 impl Registry {
-    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: Credentials) {
+    /// Registers a child's token; returns the path it reads.
+    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: Credentials) -> String {
         let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let shared = children.values().find(|held| held.account_id == account_id && held.role == role).cloned();
         let held = shared.unwrap_or_else(|| {
             Arc::new(Held {
                 account_id: account_id.to_owned(),
                 role: role.to_owned(),
+                // Account ids are digits and role names `[\w+=,.@-]`: path characters all.
+                path: format!("{PATH_PREFIX}/{account_id}/{role}"),
                 credentials: tokio::sync::Mutex::new(credentials),
             })
         });
+        let path = held.path.clone();
         children.insert(key, held);
+        path
     }
 
-    /// The credentials `token` may read, if it is a running child's.
-    fn lookup(&self, token: Option<&[u8]>) -> Option<Arc<Held>> {
+    /// The credentials `token` may read at `path`, if it is a running child's token and
+    /// `path` its account's and role's.
+    fn lookup(&self, token: Option<&[u8]>, path: &str) -> Option<Arc<Held>> {
         let key = digest(token?);
-        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned()
+        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        children.get(&key).filter(|held| held.path == path).cloned()
     }
 
     fn forget(&self, key: &[u8; 32]) {
@@ -230,18 +248,17 @@ async fn respond(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let token = request.headers().get(AUTHORIZATION).map(hyper::header::HeaderValue::as_bytes);
-    let reply = match state.registry.lookup(token) {
+    let path = request.uri().path();
+    let reply = match state.registry.lookup(token, path) {
         None => {
             // The token sent is a secret (someone's, maybe): never logged, even wrong.
+            // The path is printable ASCII (hyper takes no other) and names an account.
             let sent = if token.is_some() { "a wrong" } else { "no" };
-            tracing::warn!(%peer, "the credential server refused a request with {sent} authorization token (403)");
-            Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token".to_owned())
-        }
-        Some(_) if request.uri().path() != PATH => {
-            Reply::error(StatusCode::NOT_FOUND, "NotFound", format!("credentials are served at {PATH}"))
+            tracing::warn!(%peer, %path, "the credential server refused a request with {sent} authorization token (403)");
+            Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token for this path")
         }
         Some(_) if request.method() != Method::GET => {
-            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is served".to_owned())
+            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is served")
         }
         Some(held) => held.reply(&state.portal).await,
     };
@@ -261,7 +278,7 @@ struct Reply {
 
 impl Reply {
     /// botocore and aws-config show the status and this body in the error they raise.
-    fn error(status: StatusCode, code: &str, message: String) -> Self {
+    fn error(status: StatusCode, code: &str, message: &str) -> Self {
         let body = serde_json::json!({ "Code": code, "Message": message });
         Reply { status, body: body.to_string().into_bytes() }
     }
@@ -284,7 +301,7 @@ impl Held {
                         self.role, self.account_id
                     );
                     tracing::warn!("the credential server answered 502: {message}");
-                    return Reply::error(StatusCode::BAD_GATEWAY, "CredentialsUnavailable", message);
+                    return Reply::error(StatusCode::BAD_GATEWAY, "CredentialsUnavailable", &message);
                 }
             }
         }
@@ -339,16 +356,23 @@ mod tests {
     #[test]
     fn a_token_reads_only_its_own_account_until_forgotten() {
         let registry = Registry::default();
-        registry.insert(digest(b"token-a"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
-        registry.insert(digest(b"token-b"), "222", "ReadOnly", credentials("B", "2026-11-24T03:00:00Z"));
-        assert_eq!(registry.lookup(Some(b"token-a")).map(|held| held.account_id.clone()).as_deref(), Some("111"));
-        assert_eq!(registry.lookup(Some(b"token-b")).map(|held| held.account_id.clone()).as_deref(), Some("222"));
-        assert!(registry.lookup(Some(b"token-c")).is_none());
-        assert!(registry.lookup(Some(b"")).is_none());
-        assert!(registry.lookup(None).is_none());
+        let a = registry.insert(digest(b"token-a"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
+        let b = registry.insert(digest(b"token-b"), "222", "ReadOnly", credentials("B", "2026-11-24T03:00:00Z"));
+        assert_eq!((a.as_str(), b.as_str()), ("/fanout/111/ReadOnly", "/fanout/222/ReadOnly"));
+        let account = |token: &[u8], path: &str| registry.lookup(Some(token), path).map(|held| held.account_id.clone());
+        assert_eq!(account(b"token-a", &a).as_deref(), Some("111"));
+        assert_eq!(account(b"token-b", &b).as_deref(), Some("222"));
+        // Another child's token, on this child's path or on its own.
+        assert_eq!(account(b"token-b", &a), None);
+        assert_eq!(account(b"token-a", &b), None);
+        assert_eq!(account(b"token-a", "/fanout/111/Admin"), None);
+        assert_eq!(account(b"token-a", "/"), None);
+        assert_eq!(account(b"token-c", &a), None);
+        assert_eq!(account(b"", &a), None);
+        assert!(registry.lookup(None, &a).is_none());
         registry.forget(&digest(b"token-a"));
-        assert!(registry.lookup(Some(b"token-a")).is_none());
-        assert!(registry.lookup(Some(b"token-b")).is_some());
+        assert_eq!(account(b"token-a", &a), None);
+        assert_eq!(account(b"token-b", &b).as_deref(), Some("222"));
     }
 
     #[test]
@@ -358,9 +382,9 @@ mod tests {
         registry.insert(digest(b"two"), "111", "ReadOnly", credentials("A2", "2026-11-24T03:00:00Z"));
         registry.insert(digest(b"admin"), "111", "Admin", credentials("C", "2026-11-24T03:00:00Z"));
         let (one, two, admin) = (
-            registry.lookup(Some(b"one")).unwrap(),
-            registry.lookup(Some(b"two")).unwrap(),
-            registry.lookup(Some(b"admin")).unwrap(),
+            registry.lookup(Some(b"one"), "/fanout/111/ReadOnly").unwrap(),
+            registry.lookup(Some(b"two"), "/fanout/111/ReadOnly").unwrap(),
+            registry.lookup(Some(b"admin"), "/fanout/111/Admin").unwrap(),
         );
         assert!(Arc::ptr_eq(&one, &two));
         assert!(!Arc::ptr_eq(&one, &admin));
@@ -403,14 +427,14 @@ mod tests {
 
     #[test]
     fn an_error_body_names_its_code() {
-        let reply = Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "no".to_owned());
+        let reply = Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "no");
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body, serde_json::json!({ "Code": "AccessDenied", "Message": "no" }));
     }
 
     #[test]
     fn debug_never_shows_the_token() {
-        let access = ChildAccess::unregistered("http://127.0.0.1:1/fanout/credentials", "the-token");
+        let access = ChildAccess::unregistered("http://127.0.0.1:1/fanout/1/r", "the-token");
         let shown = format!("{access:?}");
         assert!(!shown.contains("the-token") && shown.contains("REDACTED"), "{shown}");
     }

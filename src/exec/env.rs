@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn with_the_server_the_child_gets_a_uri_and_a_token_and_no_keys_or_files() {
-        let access = ChildAccess::unregistered("http://127.0.0.1:4242/fanout/credentials", "tok");
+        let access = ChildAccess::unregistered("http://127.0.0.1:4242/fanout/1/r", "tok");
         let account = AccountEnv {
             account_id: "1",
             account_name: "n",
@@ -136,7 +136,7 @@ mod tests {
             credentials: ChildCredentials::Server(&access),
         };
         let env = child_env(&account);
-        assert!(env.contains(&("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:4242/fanout/credentials")));
+        assert!(env.contains(&("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:4242/fanout/1/r")));
         assert!(env.contains(&("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok")));
         assert!(env.contains(&("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")));
         assert!(env.contains(&("AWS_CONFIG_FILE", "/dev/null")));
@@ -147,7 +147,8 @@ mod tests {
         }
         // Inherited variables that would point an SDK elsewhere are removed: the token
         // file and the relative URI both take precedence over the variables set.
-        for name in ["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_PROFILE"] {
+        for name in ["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_PROFILE"]
+        {
             assert!(REMOVED_VARS.contains(&name), "{name}");
         }
     }
