@@ -29,7 +29,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
@@ -50,6 +50,11 @@ const PATH_PREFIX: &str = "/fanout";
 
 /// Random bytes in a token: aws-vault uses 30; 32 is a SHA-256's worth.
 const TOKEN_BYTES: usize = 32;
+
+/// A connection that sends no complete request head in this time is closed: a local
+/// process cannot hold connections (and fanout's file descriptors) open by sending
+/// nothing. The SDKs send theirs at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the listener rests after a failed accept (out of file descriptors, say)
 /// before trying again, instead of spinning.
@@ -225,6 +230,8 @@ async fn serve(listener: TcpListener, state: Arc<State>, stopper: Stopper) {
                     connections.spawn(async move {
                         let service = service_fn(move |request| respond(Arc::clone(&state), peer, request));
                         let connection = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT)
                             .serve_connection(TokioIo::new(stream), service);
                         if let Err(error) = connection.await {
                             tracing::debug!(%peer, "credential server connection: {error}");
