@@ -259,8 +259,9 @@ async fn respond(
     let reply = match state.registry.lookup(token, path) {
         None => {
             // The token sent is a secret (someone's, maybe): never logged, even wrong.
-            // The path is printable ASCII (hyper takes no other) and names an account.
+            // The path names the account asked for; control characters are escaped.
             let sent = if token.is_some() { "a wrong" } else { "no" };
+            let path = crate::output::report::sanitize(path);
             tracing::warn!(%peer, %path, "the credential server refused a request with {sent} authorization token (403)");
             Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token for this path")
         }
