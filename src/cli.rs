@@ -272,6 +272,16 @@ pub struct RunArgs {
     #[arg(long, env = "FANOUT_KILL_AFTER", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_after: Duration,
 
+    /// Serve each command its account's credentials from a server on 127.0.0.1 (the
+    /// container-credentials protocol every AWS SDK and the AWS CLI speak), renewed from
+    /// the portal before they expire, instead of setting AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: for commands that run longer than the
+    /// role's session. Each command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and a token of
+    /// its own (AWS_CONTAINER_AUTHORIZATION_TOKEN) that reads only its account's
+    /// credentials, and no AWS config or credentials file; see docs/child-environment.md.
+    #[arg(long)]
+    pub credential_server: bool,
+
     /// Print each selected account's command, placeholders filled, and stop: no
     /// credentials are fetched and nothing is run.
     #[arg(long)]

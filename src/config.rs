@@ -160,6 +160,8 @@ pub struct RunPlan {
     pub output_dir: Option<PathBuf>,
     /// `--summary-markdown`, `--junit`, `--report`: the CI reports written at the end.
     pub reports: ReportPaths,
+    /// `--credential-server`: children read their credentials from a loopback server.
+    pub credential_server: bool,
 }
 
 /// Which accounts run first, alone.
@@ -344,6 +346,7 @@ fn with_run_flags(
         json: cli.run.run_output == crate::cli::RunOutput::Json,
         max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
+        credential_server: cli.run.credential_server,
         order: order(&cli.run),
         output_dir: cli.run.output_dir.clone(),
         reports: ReportPaths {

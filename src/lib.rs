@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod credentials;
+pub mod credserver;
 pub mod doctor;
 pub mod error;
 pub mod exec;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use self::account::{Trace, run_account};
 use crate::config::{Canary, ConfigError, RunPlan};
+use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
@@ -54,6 +55,9 @@ pub struct Run {
     login_rejected: AtomicBool,
     /// Whether accounts may still start (`--max-failures`, a failed canary).
     gate: Gate,
+    /// `--credential-server`: it serves the children their credentials; it stops when
+    /// the run (its last task) drops it.
+    credential_server: Option<CredentialServer>,
 }
 
 impl Run {
@@ -84,7 +88,15 @@ impl Run {
             stopper,
             login_rejected: AtomicBool::new(false),
             gate,
+            credential_server: None,
         })
+    }
+
+    /// `--credential-server`: the children get `server`'s URI and a token each, not keys.
+    #[must_use]
+    pub fn with_credential_server(mut self, server: Option<CredentialServer>) -> Self {
+        self.credential_server = server;
+        self
     }
 }
 

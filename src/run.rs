@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
 
-use crate::config::{Action, Config, ConfigError, Feedback, ListFormat};
+use crate::config::{Action, Config, ConfigError, Feedback, ListFormat, RunPlan};
+use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
@@ -93,6 +94,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             };
             output_dir.clone_from(&dir);
             let save_plan = plan.save_plan.clone();
+            let credential_server = start_credential_server(&plan, &portal, stopper).await?;
             let run = Run::new(
                 *plan,
                 &login,
@@ -102,7 +104,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 dir.clone(),
                 stopper.clone(),
             );
-            let run = Arc::new(run?);
+            let run = Arc::new(run?.with_credential_server(credential_server));
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
@@ -153,6 +155,20 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
+}
+
+/// `--credential-server`: bound before any account starts (a dry run starts nothing);
+/// it stops when the run drops it.
+async fn start_credential_server(
+    plan: &RunPlan,
+    portal: &Arc<Portal>,
+    stopper: &Stopper,
+) -> Result<Option<CredentialServer>, Error> {
+    if !plan.credential_server || plan.dry_run {
+        return Ok(None);
+    }
+    let started = CredentialServer::start(Arc::clone(portal), stopper.clone()).await;
+    Ok(Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?))
 }
 
 /// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that

@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{Run, TaskResult};
 use crate::credentials::{self, Credentials};
 use crate::exec::child::{self, ChildExit};
-use crate::exec::env::AccountEnv;
+use crate::exec::env::{AccountEnv, ChildCredentials};
 use crate::exec::template::Vars;
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
@@ -188,8 +188,20 @@ async fn account_outcome(
     trace.role = Some(role.to_owned());
     let vars = Vars { account_id: &account.id, account_name, role, region: &run.region };
     let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
-    let env =
-        AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials: &credentials };
+    // With the credential server the child gets a token, forgotten when it ends (the
+    // access is dropped with this function), instead of the keys.
+    let mut access = None;
+    let credentials = match &run.credential_server {
+        Some(server) => match server.admit(&account.id, role, credentials) {
+            Ok(granted) => ChildCredentials::Server(access.insert(granted)),
+            Err(error) => {
+                let reason = format!("cannot make a credential server token: {error}");
+                return Outcome::Failed { class: FailureClass::Spawn, reason };
+            }
+        },
+        None => ChildCredentials::Keys(&credentials),
+    };
+    let env = AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials };
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();

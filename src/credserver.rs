@@ -1,0 +1,449 @@
+//! `--credential-server`: each child's credentials served over loopback HTTP through the
+//! container-credentials protocol every AWS SDK and the AWS CLI already speak, instead of
+//! the three key variables.
+//!
+//! Key variables are fixed at spawn: a child that outlives the role session (1 to 12
+//! hours) fails on its first call after that. An SDK reading
+//! `AWS_CONTAINER_CREDENTIALS_FULL_URI` asks again before its credentials expire, and
+//! this server answers each time with credentials that have more than [`MARGIN`] left,
+//! fetched anew from the portal (its rate limiter and retries) when the held ones have
+//! less.
+//!
+//! Security: the listener is bound to 127.0.0.1 only; every child gets its own random
+//! token (`AWS_CONTAINER_AUTHORIZATION_TOKEN`) and a URI whose path names its account
+//! and role. The token reads only that path, and is forgotten when the child ends. The
+//! server keeps a SHA-256 of each token, never the token; a request with a wrong or
+//! missing token, or with a token for another path, gets 403 and a warning that does
+//! not contain what was sent.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
+use base64::Engine as _;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::credentials::{self, Credentials};
+use crate::exec::stop::Stopper;
+use crate::portal::Portal;
+
+/// Credentials handed out have more than this left: botocore refreshes container
+/// credentials 15 minutes before they expire, so anything closer would be asked for
+/// again at once.
+pub const MARGIN: Duration = Duration::from_mins(15);
+
+/// Where the paths in the URIs begin (the Ruby SDK needs a path); each goes on with
+/// the account and the role, so a token shown on another account's path is refused.
+const PATH_PREFIX: &str = "/fanout";
+
+/// Random bytes in a token: aws-vault uses 30; 32 is a SHA-256's worth.
+const TOKEN_BYTES: usize = 32;
+
+/// A connection that sends no complete request head in this time is closed: a local
+/// process cannot hold connections (and fanout's file descriptors) open by sending
+/// nothing. The SDKs send theirs at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the listener rests after a failed accept (out of file descriptors, say)
+/// before trying again, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The running server; dropping it (at the end of the run) stops it and closes every
+/// connection.
+pub struct CredentialServer {
+    /// `http://127.0.0.1:PORT`, without a path.
+    base: String,
+    registry: Arc<Registry>,
+    task: AbortHandle,
+}
+
+impl CredentialServer {
+    /// Binds a free port on 127.0.0.1 and serves until dropped, or until the run's
+    /// children are killed. Credentials are re-fetched through `portal`.
+    pub async fn start(portal: Arc<Portal>, stopper: Stopper) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+        // The literal loopback address: aws-config resolves a hostname and wants every
+        // address it finds to be a loopback one.
+        let base = format!("http://{}", listener.local_addr()?);
+        let registry = Arc::new(Registry::default());
+        let state = Arc::new(State { portal, registry: Arc::clone(&registry) });
+        let task = tokio::spawn(serve(listener, state, stopper)).abort_handle();
+        tracing::debug!(%base, "credential server listening");
+        Ok(CredentialServer { base, registry, task })
+    }
+
+    /// A new token for one child that reads `credentials` (and their renewals) for
+    /// `role` in `account_id`, until the returned access is dropped. Children of one
+    /// account and role share what the server holds, so they renew it once.
+    pub fn admit(
+        &self,
+        account_id: &str,
+        role: &str,
+        credentials: Credentials,
+    ) -> Result<ChildAccess, getrandom::Error> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        getrandom::fill(&mut bytes)?;
+        let token = SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let key = digest(token.expose_secret().as_bytes());
+        let path = self.registry.insert(key, account_id, role, credentials);
+        let url = format!("{}{path}", self.base);
+        Ok(ChildAccess { url, token, key, registry: Arc::clone(&self.registry) })
+    }
+}
+
+impl Drop for CredentialServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What one child is given: the URI and its token. Dropping it (when the child ends)
+/// forgets the token.
+pub struct ChildAccess {
+    url: String,
+    token: SecretString,
+    key: [u8; 32],
+    registry: Arc<Registry>,
+}
+
+impl ChildAccess {
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+    pub fn token(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
+#[cfg(test)]
+impl ChildAccess {
+    /// An access no server knows, for tests of the child's environment.
+    pub(crate) fn unregistered(url: &str, token: &str) -> Self {
+        ChildAccess {
+            url: url.to_owned(),
+            token: SecretString::from(token.to_owned()),
+            key: digest(token.as_bytes()),
+            registry: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ChildAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildAccess").field("url", &self.url).field("token", &"[REDACTED]").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChildAccess {
+    fn drop(&mut self) {
+        self.registry.forget(&self.key);
+    }
+}
+
+/// One account's and role's credentials, shared by the children that run with them.
+struct Held {
+    account_id: String,
+    role: String,
+    /// The only path its children's tokens read.
+    path: String,
+    /// Locked across a renewal: requests for the same account wait for one portal call
+    /// instead of each making their own.
+    credentials: tokio::sync::Mutex<Credentials>,
+}
+
+/// The tokens of the children running now, by their SHA-256: looking up a digest
+/// tells a timing observer nothing about the token itself.
+#[derive(Default)]
+struct Registry {
+    children: Mutex<HashMap<[u8; 32], Arc<Held>>>,
+}
+
+impl Registry {
+    /// Registers a child's token; returns the path it reads.
+    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: Credentials) -> String {
+        let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shared = children.values().find(|held| held.account_id == account_id && held.role == role).cloned();
+        let held = shared.unwrap_or_else(|| {
+            Arc::new(Held {
+                account_id: account_id.to_owned(),
+                role: role.to_owned(),
+                // Account ids are digits and role names `[\w+=,.@-]`: path characters all.
+                path: format!("{PATH_PREFIX}/{account_id}/{role}"),
+                credentials: tokio::sync::Mutex::new(credentials),
+            })
+        });
+        let path = held.path.clone();
+        children.insert(key, held);
+        path
+    }
+
+    /// The credentials `token` may read at `path`, if it is a running child's token and
+    /// `path` its account's and role's.
+    fn lookup(&self, token: Option<&[u8]>, path: &str) -> Option<Arc<Held>> {
+        let key = digest(token?);
+        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        children.get(&key).filter(|held| held.path == path).cloned()
+    }
+
+    fn forget(&self, key: &[u8; 32]) {
+        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+/// What every connection shares.
+struct State {
+    portal: Arc<Portal>,
+    registry: Arc<Registry>,
+}
+
+/// Accepts connections until the children are killed or the task is aborted; the
+/// connections are in a [`JoinSet`], so they end with it.
+async fn serve(listener: TcpListener, state: Arc<State>, stopper: Stopper) {
+    let mut connections = JoinSet::new();
+    let killed = stopper.killed();
+    tokio::pin!(killed);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let state = Arc::clone(&state);
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| respond(Arc::clone(&state), peer, request));
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), service);
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%peer, "credential server connection: {error}");
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!("the credential server cannot accept a connection: {error}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut killed => return,
+        }
+    }
+}
+
+async fn respond(
+    state: Arc<State>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let token = request.headers().get(AUTHORIZATION).map(hyper::header::HeaderValue::as_bytes);
+    let path = request.uri().path();
+    let reply = match state.registry.lookup(token, path) {
+        None => {
+            // The token sent is a secret (someone's, maybe): never logged, even wrong.
+            // The path names the account asked for; control characters are escaped.
+            let sent = if token.is_some() { "a wrong" } else { "no" };
+            let path = crate::output::report::sanitize(path);
+            tracing::warn!(%peer, %path, "the credential server refused a request with {sent} authorization token (403)");
+            Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token for this path")
+        }
+        Some(_) if request.method() != Method::GET => {
+            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is served")
+        }
+        Some(held) => held.reply(&state.portal).await,
+    };
+    let response = Response::builder()
+        .status(reply.status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(reply.body)))
+        .expect("a status and a fixed header make a valid response");
+    Ok(response)
+}
+
+/// A status and its JSON body.
+struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// botocore and aws-config show the status and this body in the error they raise.
+    fn error(status: StatusCode, code: &str, message: &str) -> Self {
+        let body = serde_json::json!({ "Code": code, "Message": message });
+        Reply { status, body: body.to_string().into_bytes() }
+    }
+}
+
+impl Held {
+    /// Credentials with more than [`MARGIN`] left, renewed first if need be; 502 when
+    /// the portal cannot renew them.
+    async fn reply(&self, portal: &Portal) -> Reply {
+        let mut credentials = self.credentials.lock().await;
+        if needs_renewal(expires_at(&credentials), now_secs()) {
+            match credentials::fetch(portal, &self.account_id, &self.role).await {
+                Ok(renewed) => {
+                    tracing::info!(account = %self.account_id, role = %self.role, "the credential server fetched new credentials");
+                    *credentials = renewed;
+                }
+                Err(error) => {
+                    let message = format!(
+                        "fanout could not fetch new credentials for role {} in account {}: {error}",
+                        self.role, self.account_id
+                    );
+                    tracing::warn!("the credential server answered 502: {message}");
+                    return Reply::error(StatusCode::BAD_GATEWAY, "CredentialsUnavailable", &message);
+                }
+            }
+        }
+        Reply { status: StatusCode::OK, body: body(&self.account_id, &credentials) }
+    }
+}
+
+/// The container-credentials answer the SDKs read.
+fn body(account_id: &str, credentials: &Credentials) -> Vec<u8> {
+    serde_json::json!({
+        "AccessKeyId": credentials.access_key_id.expose_secret(),
+        "SecretAccessKey": credentials.secret_access_key.expose_secret(),
+        "Token": credentials.session_token.expose_secret(),
+        "Expiration": credentials.expiration,
+        "AccountId": account_id,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// When `credentials` expire, in seconds since the epoch; `None` if the portal's time
+/// could not be read.
+fn expires_at(credentials: &Credentials) -> Option<i64> {
+    DateTime::from_str(&credentials.expiration, DateTimeFormat::DateTime).ok().map(|time| time.secs())
+}
+
+/// Whether credentials expiring at `expires_at` must be renewed before they are handed
+/// out at `now`: within [`MARGIN`] of their expiry, or of an unknown one.
+fn needs_renewal(expires_at: Option<i64>, now: i64) -> bool {
+    let margin = i64::try_from(MARGIN.as_secs()).unwrap_or(i64::MAX);
+    expires_at.is_none_or(|expires| expires.saturating_sub(now) <= margin)
+}
+
+fn now_secs() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(key: &str, expiration: &str) -> Credentials {
+        Credentials {
+            access_key_id: SecretString::from(key.to_owned()),
+            secret_access_key: SecretString::from(format!("secret-{key}")),
+            session_token: SecretString::from(format!("session-{key}")),
+            expiration: expiration.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_token_reads_only_its_own_account_until_forgotten() {
+        let registry = Registry::default();
+        let a = registry.insert(digest(b"token-a"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
+        let b = registry.insert(digest(b"token-b"), "222", "ReadOnly", credentials("B", "2026-11-24T03:00:00Z"));
+        assert_eq!((a.as_str(), b.as_str()), ("/fanout/111/ReadOnly", "/fanout/222/ReadOnly"));
+        let account = |token: &[u8], path: &str| registry.lookup(Some(token), path).map(|held| held.account_id.clone());
+        assert_eq!(account(b"token-a", &a).as_deref(), Some("111"));
+        assert_eq!(account(b"token-b", &b).as_deref(), Some("222"));
+        // Another child's token, on this child's path or on its own.
+        assert_eq!(account(b"token-b", &a), None);
+        assert_eq!(account(b"token-a", &b), None);
+        assert_eq!(account(b"token-a", "/fanout/111/Admin"), None);
+        assert_eq!(account(b"token-a", "/"), None);
+        assert_eq!(account(b"token-c", &a), None);
+        assert_eq!(account(b"", &a), None);
+        assert!(registry.lookup(None, &a).is_none());
+        registry.forget(&digest(b"token-a"));
+        assert_eq!(account(b"token-a", &a), None);
+        assert_eq!(account(b"token-b", &b).as_deref(), Some("222"));
+    }
+
+    #[test]
+    fn children_of_one_account_and_role_share_what_is_held() {
+        let registry = Registry::default();
+        registry.insert(digest(b"one"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"two"), "111", "ReadOnly", credentials("A2", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"admin"), "111", "Admin", credentials("C", "2026-11-24T03:00:00Z"));
+        let (one, two, admin) = (
+            registry.lookup(Some(b"one"), "/fanout/111/ReadOnly").unwrap(),
+            registry.lookup(Some(b"two"), "/fanout/111/ReadOnly").unwrap(),
+            registry.lookup(Some(b"admin"), "/fanout/111/Admin").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&one, &two));
+        assert!(!Arc::ptr_eq(&one, &admin));
+    }
+
+    #[test]
+    fn renewal_within_the_margin_or_an_unknown_expiry() {
+        let now = 1_000_000;
+        assert!(!needs_renewal(Some(now + 3600), now));
+        assert!(!needs_renewal(Some(now + 15 * 60 + 1), now));
+        assert!(needs_renewal(Some(now + 15 * 60), now));
+        assert!(needs_renewal(Some(now + 5), now));
+        assert!(needs_renewal(Some(now - 5), now));
+        assert!(needs_renewal(None, now));
+        assert!(!needs_renewal(Some(i64::MAX), i64::MIN + 1));
+    }
+
+    #[test]
+    fn the_expiry_is_read_from_the_portals_time() {
+        let held = credentials("A", "2026-11-24T03:00:00Z");
+        assert_eq!(expires_at(&held), Some(1_795_489_200));
+        assert_eq!(expires_at(&credentials("A", "")), None);
+    }
+
+    #[test]
+    fn the_body_is_what_the_sdks_read() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&body("111122223333", &credentials("ASIAKEY", "2026-11-24T03:00:00Z"))).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "AccessKeyId": "ASIAKEY",
+                "SecretAccessKey": "secret-ASIAKEY",
+                "Token": "session-ASIAKEY",
+                "Expiration": "2026-11-24T03:00:00Z",
+                "AccountId": "111122223333",
+            })
+        );
+    }
+
+    #[test]
+    fn an_error_body_names_its_code() {
+        let reply = Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "no");
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body, serde_json::json!({ "Code": "AccessDenied", "Message": "no" }));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let access = ChildAccess::unregistered("http://127.0.0.1:1/fanout/1/r", "the-token");
+        let shown = format!("{access:?}");
+        assert!(!shown.contains("the-token") && shown.contains("REDACTED"), "{shown}");
+    }
+}
