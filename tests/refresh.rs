@@ -144,10 +144,7 @@ fn a_rejected_refresh_is_exit_3_naming_the_login_command() {
 #[test]
 fn a_401_mid_run_is_refreshed_once_and_the_run_completes() {
     let oidc = OidcOptions { revoke_after: Some((DEFAULT_TOKEN.to_owned(), 3)), ..OidcOptions::default() };
-    let env = env_with(
-        PortalOptions { oidc, ..PortalOptions::default() },
-        SystemTime::now() + Duration::from_hours(8),
-    );
+    let env = env_with(PortalOptions { oidc, ..PortalOptions::default() }, SystemTime::now() + Duration::from_hours(8));
     let output = fanout(&env).args(["--role", "ReadOnly", "--", "echo", "done"]).output().unwrap();
     let stderr = stderr_of(&output);
     assert!(output.status.success(), "{stderr}");
@@ -165,12 +162,14 @@ fn a_401_a_refresh_cannot_cure_stops_new_work_and_lets_running_children_finish()
     // The first two accounts' credentials come at once and their commands start; the
     // others' are answered later, after the token was revoked.
     let slow = accounts.iter().skip(2).map(|a| (a.id.clone(), Duration::from_millis(700))).collect();
-    let oidc =
-        OidcOptions { revoke_after: Some((DEFAULT_TOKEN.to_owned(), 3)), reject_refresh: true, ..OidcOptions::default() };
+    let oidc = OidcOptions {
+        revoke_after: Some((DEFAULT_TOKEN.to_owned(), 3)),
+        reject_refresh: true,
+        ..OidcOptions::default()
+    };
     let options = PortalOptions { accounts, slow_credentials: slow, oidc, ..PortalOptions::default() };
     let env = env_with(options, SystemTime::now() + Duration::from_hours(8));
-    let output =
-        fanout(&env).args(["--role", "ReadOnly", "--", "sh", "-c", "sleep 1.5; echo done"]).output().unwrap();
+    let output = fanout(&env).args(["--role", "ReadOnly", "--", "sh", "-c", "sleep 1.5; echo done"]).output().unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert_eq!(stdout_of(&output).lines().filter(|l| l.ends_with("done")).count(), 2, "{stderr}");
@@ -180,4 +179,20 @@ fn a_401_a_refresh_cannot_cure_stops_new_work_and_lets_running_children_finish()
     );
     assert_eq!(env.portal.stats().create_token, 0);
     secrets_absent(&stderr);
+}
+
+#[test]
+fn doctor_calls_an_expired_but_refreshable_token_fine_and_changes_nothing() {
+    let env = env_with(PortalOptions::default(), UNIX_EPOCH + EXPIRED_AT);
+    let (before, _) = cache_file(&env);
+    let output = fanout(&env).arg("doctor").output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("✓ token: expired at 2026-11-24T03:00:00Z; a run refreshes it with the cached refresh token\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("    refresh: possible: a refreshToken, registration valid until "), "{stdout}");
+    secrets_absent(&stdout);
+    assert_eq!((cache_file(&env).0, env.portal.stats().create_token), (before, 0));
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_sso::primitives::DateTime;
 use aws_sdk_ssooidc::error::{DisplayErrorContext, ProvideErrorMetadata as _, SdkError};
+use aws_sdk_ssooidc::operation::create_token::CreateTokenError;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
@@ -71,7 +72,7 @@ pub fn refresh_need(expires_at: DateTime, now: DateTime) -> Need {
 pub enum RefreshError {
     #[error("it cannot be refreshed: {0}")]
     Impossible(super::NoRefresh),
-    #[error("SSO OIDC CreateToken rejected the refresh ({}: {})", sanitize(code), sanitize(message))]
+    #[error("SSO OIDC CreateToken rejected the refresh ({}{})", sanitize(code), detail(message))]
     Rejected { code: String, message: String },
     #[error("SSO OIDC CreateToken failed: {}", sanitize(.0))]
     Failed(String),
@@ -199,18 +200,29 @@ impl Refresher {
 
 /// Sorts a failed `CreateToken`: the service's refusals by their code (never its body,
 /// which could echo the request), anything else by the SDK's description.
-fn describe_failure<R: std::fmt::Debug>(
-    error: &SdkError<aws_sdk_ssooidc::operation::create_token::CreateTokenError, R>,
-) -> RefreshError {
+fn describe_failure<R: std::fmt::Debug>(error: &SdkError<CreateTokenError, R>) -> RefreshError {
     match error {
         SdkError::ServiceError(service) => {
             let err = service.err();
             let code = err.code().unwrap_or("UnknownError").to_owned();
-            let message = err.message().unwrap_or_default().to_owned();
+            // SSO OIDC puts its message in `error_description`, not `message`.
+            let description = match err {
+                CreateTokenError::InvalidGrantException(e) => e.error_description(),
+                CreateTokenError::InvalidClientException(e) => e.error_description(),
+                CreateTokenError::ExpiredTokenException(e) => e.error_description(),
+                CreateTokenError::UnauthorizedClientException(e) => e.error_description(),
+                _ => None,
+            };
+            let message = description.or(err.message()).unwrap_or_default().to_owned();
             RefreshError::Rejected { code, message }
         }
         _ => RefreshError::Failed(DisplayErrorContext(error).to_string()),
     }
+}
+
+/// `: <the service's message>`, when it sent one.
+fn detail(message: &str) -> String {
+    if message.is_empty() { String::new() } else { format!(": {}", sanitize(message)) }
 }
 
 /// Whether the file's token is another refresher's, newer than the one we hold.
