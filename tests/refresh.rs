@@ -95,7 +95,9 @@ print(loaded["accessToken"], provided.token)
 
 #[test]
 fn two_processes_on_the_same_expired_token_refresh_it_once() {
-    let env = env_with(PortalOptions::default(), UNIX_EPOCH + EXPIRED_AT);
+    // A slow CreateToken: the second process finds the lock taken and waits for it.
+    let oidc = OidcOptions { latency: Duration::from_millis(400), ..OidcOptions::default() };
+    let env = env_with(PortalOptions { oidc, ..PortalOptions::default() }, UNIX_EPOCH + EXPIRED_AT);
     let spawn = || {
         env.std_fanout()
             .env("AWS_ENDPOINT_URL_SSO_OIDC", env.portal.url())
@@ -195,4 +197,19 @@ fn doctor_calls_an_expired_but_refreshable_token_fine_and_changes_nothing() {
     assert!(stdout.contains("    refresh: possible: a refreshToken, registration valid until "), "{stdout}");
     secrets_absent(&stdout);
     assert_eq!((cache_file(&env).0, env.portal.stats().create_token), (before, 0));
+}
+
+#[test]
+fn the_profiles_services_sso_oidc_endpoint_is_honoured() {
+    let env = env_with(PortalOptions::default(), UNIX_EPOCH + EXPIRED_AT);
+    let mut config = std::fs::read_to_string(env.config_path()).unwrap();
+    let url = env.portal.url();
+    config.push_str(&format!(
+        "\n[profile corp]\nsso_session = corp\nservices = local\n\n\
+         [services local]\nsso =\n  endpoint_url = {url}\nsso_oidc =\n  endpoint_url = {url}\n"
+    ));
+    env.write_config(&config);
+    let output = env.bare_fanout().args(["--profile", "corp", "--role", "ReadOnly", "--", "true"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(env.portal.stats().create_token, 1);
 }

@@ -118,7 +118,12 @@ impl Refresher {
     /// The OIDC client is built as the portal's is (see `portal::sdk_config`): the login's
     /// `sso_region`, `AWS_ENDPOINT_URL_SSO_OIDC` and the profile's `[services]` `sso_oidc`.
     pub async fn new(home: &Path, login: &SsoLogin, aws_config: &AwsConfig) -> Self {
-        let client = aws_sdk_ssooidc::Client::new(&crate::portal::sdk_config(login, aws_config).await);
+        let sdk = crate::portal::sdk_config(login, aws_config).await;
+        let mut builder = aws_sdk_ssooidc::config::Builder::from(&sdk);
+        if let Some(url) = services_endpoint(login, aws_config).await {
+            builder = builder.endpoint_url(url);
+        }
+        let client = aws_sdk_ssooidc::Client::from_conf(builder.build());
         Refresher { path: cache_path(home, login), login: login.clone(), client }
     }
 
@@ -196,6 +201,33 @@ impl Refresher {
         let rotated = output.refresh_token().filter(|t| !t.is_empty()).map(|t| SecretString::from(t.to_owned()));
         Ok((CachedToken { access_token: SecretString::from(access_token.to_owned()), expires_at }, rotated))
     }
+}
+
+/// The profile's `[services]` `sso_oidc` `endpoint_url`, the key the AWS CLI reads.
+/// aws-sdk-ssooidc looks for `sso-oidc` instead (aws-runtime's
+/// `format_service_id_for_profile` hyphenates the service id), so a config written for
+/// the CLI would go unheeded. `AWS_ENDPOINT_URL_SSO_OIDC` still comes first, and nothing
+/// applies when configured endpoints are ignored.
+async fn services_endpoint(login: &SsoLogin, aws_config: &AwsConfig) -> Option<String> {
+    let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if env("AWS_ENDPOINT_URL_SSO_OIDC").is_some()
+        || env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
+    let profiles = aws_config.profiles().await.ok()?;
+    let profile = profiles.get_profile(login.profile.as_deref().unwrap_or_else(|| profiles.selected_profile()))?;
+    if profile.get("ignore_configured_endpoint_urls").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    let key = aws_runtime::env_config::property::PropertiesKey::builder()
+        .section_key("services")
+        .section_name(profile.get("services")?)
+        .property_name("sso_oidc")
+        .sub_property_name("endpoint_url")
+        .build()
+        .ok()?;
+    profiles.other_sections().get(&key).filter(|url| !url.is_empty()).cloned()
 }
 
 /// Sorts a failed `CreateToken`: the service's refusals by their code (never its body,

@@ -32,7 +32,7 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
     let reply = if (request.method().as_str(), request.uri().path()) == ("POST", "/token") {
         // SSO OIDC's only operation here, the one with a body.
         let body = request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
-        state.create_token(&body)
+        state.create_token(&body).await
     } else {
         let query = request.uri().query().map(parse_query).unwrap_or_default();
         let token = request.headers().get("x-amz-sso_bearer_token").and_then(|v| v.to_str().ok());

@@ -437,8 +437,8 @@ impl State {
     }
 
     /// SSO OIDC `CreateToken` (`POST /token`): see `oidc.rs`.
-    pub fn create_token(&self, body: &[u8]) -> Reply {
-        self.oidc.create_token(body, &self.stats.create_token)
+    pub async fn create_token(&self, body: &[u8]) -> Reply {
+        self.oidc.create_token(body, &self.stats.create_token).await
     }
 
     fn injected_fault(&self, account_id: &str) -> Option<Reply> {

@@ -38,6 +38,8 @@ pub struct OidcOptions {
     pub token_ttl: Duration,
     /// This access token is answered 401 once it has been accepted this many times.
     pub revoke_after: Option<(String, u64)>,
+    /// Added to every `CreateToken` call, so racing refreshers overlap.
+    pub latency: Duration,
 }
 
 impl Default for OidcOptions {
@@ -49,6 +51,7 @@ impl Default for OidcOptions {
             reject_refresh: false,
             token_ttl: Duration::from_hours(8),
             revoke_after: None,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -91,8 +94,16 @@ impl Oidc {
         }
     }
 
-    /// Answers one `CreateToken` request; `calls` counts the ones that minted a token.
-    pub(crate) fn create_token(&self, body: &[u8], calls: &AtomicU64) -> Reply {
+    /// Answers one `CreateToken` request after the configured latency.
+    pub(crate) async fn create_token(&self, body: &[u8], calls: &AtomicU64) -> Reply {
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency).await;
+        }
+        self.answer(body, calls)
+    }
+
+    /// `CreateToken`'s answer; `calls` counts the ones that minted a token.
+    fn answer(&self, body: &[u8], calls: &AtomicU64) -> Reply {
         let Ok(request) = serde_json::from_slice::<Value>(body) else {
             return oidc_error(400, "InvalidRequestException", "invalid_request", "the body is not JSON");
         };
@@ -156,15 +167,15 @@ mod tests {
     fn a_refresh_token_works_once_and_rotates() {
         let oidc = Oidc::new(OidcOptions::default());
         let calls = AtomicU64::new(0);
-        let first = oidc.create_token(&request(DEFAULT_REFRESH_TOKEN), &calls);
+        let first = oidc.answer(&request(DEFAULT_REFRESH_TOKEN), &calls);
         let body = first.json().unwrap();
         assert_eq!(body["accessToken"], "fake-access-token-r1");
         assert_eq!(body["refreshToken"], "fake-refresh-token-r1");
         assert!(oidc.accepts(&[], Some("fake-access-token-r1")));
-        let again = oidc.create_token(&request(DEFAULT_REFRESH_TOKEN), &calls);
+        let again = oidc.answer(&request(DEFAULT_REFRESH_TOKEN), &calls);
         assert_eq!((again.status, again.error_type), (400, Some("InvalidGrantException")));
         assert_eq!(again.json().unwrap()["error"], "invalid_grant");
-        assert_eq!(oidc.create_token(&request("fake-refresh-token-r1"), &calls).status, 200);
+        assert_eq!(oidc.answer(&request("fake-refresh-token-r1"), &calls).status, 200);
         assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
 
