@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -204,10 +205,11 @@ fn the_profiles_services_sso_oidc_endpoint_is_honoured() {
     let env = env_with(PortalOptions::default(), UNIX_EPOCH + EXPIRED_AT);
     let mut config = std::fs::read_to_string(env.config_path()).unwrap();
     let url = env.portal.url();
-    config.push_str(&format!(
+    let _ = write!(
+        config,
         "\n[profile corp]\nsso_session = corp\nservices = local\n\n\
          [services local]\nsso =\n  endpoint_url = {url}\nsso_oidc =\n  endpoint_url = {url}\n"
-    ));
+    );
     env.write_config(&config);
     let output = env.bare_fanout().args(["--profile", "corp", "--role", "ReadOnly", "--", "true"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
