@@ -12,6 +12,9 @@
 //! answers 429 past its rate, as the real portal does under load). A [`Misbehaviour`]
 //! makes the whole portal hostile in one way: a page token that never ends, a call that
 //! is never answered, an HTML login page instead of JSON, or 429 for everything.
+//!
+//! SSO OIDC `CreateToken` (`POST /token`, the refresh-token grant) is served too, from
+//! `oidc.rs`: tests point `AWS_ENDPOINT_URL_SSO_OIDC` here as well.
 
 pub mod home;
 mod http;
