@@ -11,14 +11,11 @@
 //! inherited credential variable (names only), not a password in an endpoint URL.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::profile::ProfileSet;
 use aws_runtime::env_config::property::PropertiesKey;
 use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
-use secrecy::SecretString;
-use serde::Deserialize;
 
 use crate::config::Config;
 use crate::exec::stop::Stopper;
@@ -26,7 +23,8 @@ use crate::inventory::{self, CachedInventory};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_login};
 use crate::output::report::sanitize;
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
-use crate::{exit_code, files, token};
+use crate::token::refresh::{Need, TokenHolder, refresh_need};
+use crate::{exit_code, token};
 
 /// Clocks further apart than this break `SigV4`: AWS rejects a request signed more than
 /// five minutes off its own time, so every child's AWS call would fail.
@@ -222,15 +220,43 @@ fn login_fix(error: &LoginError) -> String {
     }
 }
 
-/// The token file, its expiry, and whether a refresh would be possible.
+/// The token file, its expiry, and whether it can be refreshed. An expired token a run
+/// would refresh is not a problem; doctor itself does not refresh (it changes nothing),
+/// so the portal is then not asked.
 fn check_token(config: &Config, login: &SsoLogin, report: &mut Report) -> Option<token::CachedToken> {
     let path = token::cache_path(&config.home, login);
     let now = DateTime::from(SystemTime::now());
-    let token = match token::load_token(&config.home, login, now) {
-        Ok(token) => {
-            let left = token.expires_at.secs() - now.secs();
-            report.ok(format!("token: expires at {} (in {})", rfc3339(token.expires_at), span(left)));
-            Some(token)
+    let (token, refresh) = match token::read_token_file(&path, login, now) {
+        Ok(file) => {
+            let refresh = match &file.grant {
+                Ok(grant) => format!(
+                    "possible: a refreshToken, registration valid until {}",
+                    rfc3339(grant.registration_expires_at)
+                ),
+                Err(reason) => format!("not possible: {reason}"),
+            };
+            let at = rfc3339(file.token.expires_at);
+            let token = match (token::ensure_token_not_expired(&file.token, login, now), &file.grant) {
+                (Ok(()), grant) => {
+                    let left = file.token.expires_at.secs() - now.secs();
+                    let soon = if grant.is_ok() && refresh_need(file.token.expires_at, now) != Need::None {
+                        "; a run refreshes it first"
+                    } else {
+                        ""
+                    };
+                    report.ok(format!("token: expires at {at} (in {}){soon}", span(left)));
+                    Some(file.token)
+                }
+                (Err(_), Ok(_)) => {
+                    report.ok(format!("token: expired at {at}; a run refreshes it with the cached refresh token"));
+                    None
+                }
+                (Err(error), Err(_)) => {
+                    report.problem(exit_code::NO_LOGIN, format!("token: {error}; run: {}", login.login_command()));
+                    None
+                }
+            };
+            (token, refresh)
         }
         Err(error) => {
             let fix = match error.login_command() {
@@ -238,41 +264,12 @@ fn check_token(config: &Config, login: &SsoLogin, report: &mut Report) -> Option
                 None => format!("fix: make it a readable file, or run: {}", login.login_command()),
             };
             report.problem(exit_code::NO_LOGIN, format!("token: {error}; {fix}"));
-            None
+            (None, "not possible (no readable cache file)".to_owned())
         }
     };
     report.info(format!("file {}", path.display()));
-    report.info(refresh_state(&path, now));
+    report.info(format!("refresh: {refresh}"));
     token
-}
-
-/// The fields of the cache file a refresh would need; parsed only to be reported on.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RefreshFields {
-    refresh_token: Option<SecretString>,
-    registration_expires_at: Option<String>,
-}
-
-/// Whether the cache file would allow a refresh (a refresh token and a client
-/// registration that has not expired). fanout does not refresh yet: this is reported.
-fn refresh_state(path: &Path, now: DateTime) -> String {
-    let state = match files::read_bounded(path, token::MAX_TOKEN_FILE)
-        .ok()
-        .and_then(|text| serde_json::from_str::<RefreshFields>(&text).ok())
-    {
-        None => return "refresh: not possible (no readable cache file)".to_owned(),
-        Some(RefreshFields { refresh_token: None, .. }) => "not possible: no refreshToken".to_owned(),
-        Some(RefreshFields { registration_expires_at: None, .. }) => {
-            "not possible: no registrationExpiresAt".to_owned()
-        }
-        Some(RefreshFields { registration_expires_at: Some(at), .. }) => match token::parse_expiry(&at) {
-            Some(at) if at > now => format!("possible: a refreshToken, registration valid until {}", rfc3339(at)),
-            Some(at) => format!("not possible: the client registration expired at {}", rfc3339(at)),
-            None => "not possible: registrationExpiresAt is not a time".to_owned(),
-        },
-    };
-    format!("refresh: {state} (fanout does not refresh tokens yet)")
 }
 
 /// One endpoint setting, where it came from.
@@ -370,7 +367,7 @@ async fn check_portal(
         retry,
         throttle_timeout: config.throttle_timeout,
     };
-    let portal = Portal::connect(login, aws_config, token.access_token, limits, stopper).await;
+    let portal = Portal::connect(login, aws_config, TokenHolder::fixed(login, token), limits, stopper).await;
     let sent = SystemTime::now();
     let started = Instant::now();
     match portal.probe().await {

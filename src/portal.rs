@@ -13,6 +13,10 @@
 //! was. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
 //! a per-call and a shared budget, and a portal that throttles every call for
 //! `--throttle-timeout` is given up on.
+//!
+//! The token comes from a [`TokenHolder`] shared by every task: it is refreshed before a
+//! call when it nears expiry, and a 401 mid-run causes one refresh (for all the tasks
+//! that met it) and a retry; a 401 the refresh cannot cure is [`PortalError::Unauthorized`].
 
 pub mod validate;
 
@@ -36,7 +40,8 @@ use crate::exec::stop::Stopper;
 use crate::login::{AwsConfig, SsoLogin};
 use crate::output::report::sanitize;
 use crate::rate::RateLimiter;
-use secrecy::{ExposeSecret as _, SecretString};
+use crate::token::refresh::TokenHolder;
+use secrecy::ExposeSecret as _;
 
 /// The portal rejects pages larger than this since 2026.
 const PAGE_SIZE: i32 = 100;
@@ -164,7 +169,7 @@ pub struct PortalStats {
 /// A connected portal client, shared by every task.
 pub struct Portal {
     client: aws_sdk_sso::Client,
-    token: SecretString,
+    token: TokenHolder,
     slots: Semaphore,
     max_in_flight: usize,
     limiter: RateLimiter,
@@ -190,31 +195,37 @@ pub struct PortalLimits {
     pub throttle_timeout: Duration,
 }
 
+/// The SDK configuration for `login`'s services (the portal, SSO OIDC): its `sso_region`,
+/// no credentials (both are unsigned), no SDK retries, and the endpoint override applied
+/// exactly as the AWS CLI does: `AWS_ENDPOINT_URL_SSO` (`_SSO_OIDC`), `AWS_ENDPOINT_URL`,
+/// then the `[services]` section the profile names.
+pub(crate) async fn sdk_config(login: &SsoLogin, aws_config: &AwsConfig) -> aws_types::SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .no_credentials()
+        .region(Region::new(login.sso_region.clone()))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .profile_files(aws_config.profile_files());
+    if let Some(profile) = &login.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
 impl Portal {
-    /// Builds the client for `login`'s `sso_region`. The SDK applies the endpoint
-    /// override exactly as the AWS CLI does: `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL`,
-    /// then the `[services]` section the profile names.
+    /// Builds the client for `login`; see [`sdk_config`].
     pub async fn connect(
         login: &SsoLogin,
         aws_config: &AwsConfig,
-        token: SecretString,
+        token: TokenHolder,
         limits: PortalLimits,
         stopper: Stopper,
     ) -> Self {
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(30))
-            .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .no_credentials()
-            .region(Region::new(login.sso_region.clone()))
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts)
-            .profile_files(aws_config.profile_files());
-        if let Some(profile) = &login.profile {
-            loader = loader.profile_name(profile);
-        }
-        let client = aws_sdk_sso::Client::new(&loader.load().await);
+        let client = aws_sdk_sso::Client::new(&sdk_config(login, aws_config).await);
         Portal {
             client,
             token,
@@ -253,10 +264,10 @@ impl Portal {
         let mut next_token: Option<String> = None;
         for _ in 0..MAX_ROLE_PAGES {
             let page = self
-                .call(OPERATION, || {
+                .call(OPERATION, |token| {
                     self.client
                         .list_account_roles()
-                        .access_token(self.token.expose_secret())
+                        .access_token(token)
                         .account_id(account_id)
                         .max_results(PAGE_SIZE)
                         .set_next_token(next_token.clone())
@@ -293,13 +304,8 @@ impl Portal {
         account_id: &str,
         role: &str,
     ) -> Result<aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsOutput, PortalError> {
-        self.call("GetRoleCredentials", || {
-            self.client
-                .get_role_credentials()
-                .access_token(self.token.expose_secret())
-                .account_id(account_id)
-                .role_name(role)
-                .send()
+        self.call("GetRoleCredentials", |token| {
+            self.client.get_role_credentials().access_token(token).account_id(account_id).role_name(role).send()
         })
         .await
     }
@@ -309,10 +315,10 @@ impl Portal {
     /// breaks the children's signed requests). Goes through [`Portal::call`] like any call.
     pub async fn probe(&self) -> Result<Probe, PortalError> {
         let date = std::sync::Arc::new(Mutex::new(None));
-        self.call("ListAccounts", || {
+        self.call("ListAccounts", |token| {
             self.client
                 .list_accounts()
-                .access_token(self.token.expose_secret())
+                .access_token(token)
                 .max_results(1)
                 .customize()
                 .interceptor(DateHeader(std::sync::Arc::clone(&date)))
@@ -332,7 +338,7 @@ impl Portal {
     /// on a portal that only throttles, ends it wherever it is waiting.
     async fn call<T, E, F, Fut>(&self, operation: &'static str, attempt: F) -> Result<T, PortalError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&str) -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, aws_sdk_sso::config::http::HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -346,11 +352,14 @@ impl Portal {
 
     async fn call_with_retries<T, E, F, Fut>(&self, operation: &'static str, mut attempt: F) -> Result<T, PortalError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&str) -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, aws_sdk_sso::config::http::HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut attempts = 0;
+        let (mut generation, mut token) =
+            self.token.current().await.map_err(|e| PortalError::Unauthorized { message: e.to_string() })?;
+        let mut refreshed_after_401 = false;
         loop {
             attempts += 1;
             let result = {
@@ -358,7 +367,7 @@ impl Portal {
                 self.limiter.acquire().await;
                 self.stats.calls.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(operation, attempts, "portal call");
-                attempt().await
+                attempt(token.expose_secret()).await
             };
             let error = match result {
                 Ok(output) => {
@@ -368,6 +377,13 @@ impl Portal {
                 Err(error) => error,
             };
             match classify(operation, attempts, error) {
+                // One refresh and one retry: a token that expired or was revoked mid-run.
+                Verdict::GiveUp(error @ PortalError::Unauthorized { .. }) => {
+                    let renewed = if refreshed_after_401 { None } else { self.token.after_rejection(generation).await };
+                    let Some(renewed) = renewed else { return Err(error) };
+                    (generation, token) = renewed;
+                    refreshed_after_401 = true;
+                }
                 Verdict::GiveUp(error) => return Err(error),
                 Verdict::Throttled(error) => {
                     // No backoff sleep: the shared limiter now paces every call, this
@@ -479,11 +495,11 @@ impl AccountPages<'_> {
         }
         let portal = self.portal;
         let page = portal
-            .call(OPERATION, || {
+            .call(OPERATION, |token| {
                 portal
                     .client
                     .list_accounts()
-                    .access_token(portal.token.expose_secret())
+                    .access_token(token)
                     .max_results(PAGE_SIZE)
                     .set_next_token(self.next_token.clone())
                     .send()

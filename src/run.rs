@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_sdk_sso::primitives::DateTime;
 use tokio::task::JoinSet;
 
 use crate::config::{Action, Config, ConfigError, Feedback, ListFormat, RunPlan};
@@ -27,7 +26,8 @@ use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::report::{Reports, RunTotals};
 use crate::select::Selection;
 use crate::summary::Tally;
-use crate::{exit_code, limits, token};
+use crate::token::refresh::TokenHolder;
+use crate::{exit_code, limits};
 
 /// How long a stopped run waits for a writer whose reader has stopped reading.
 const BLOCKED_WRITER_PATIENCE: Duration = Duration::from_millis(500);
@@ -65,14 +65,14 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     {
         applied.plan.check_login(&PlanLogin::of(&login)).map_err(ConfigError::from)?;
     }
-    let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
+    let token = TokenHolder::load(&config.home, &login, &aws_config).await?;
     let limits = PortalLimits {
         max_in_flight: config.portal_concurrency,
         initial_rate: config.portal_rate,
         retry: RetryPolicy::default(),
         throttle_timeout: config.throttle_timeout,
     };
-    let portal = Arc::new(Portal::connect(&login, &aws_config, token.access_token, limits, stopper.clone()).await);
+    let portal = Arc::new(Portal::connect(&login, &aws_config, token, limits, stopper.clone()).await);
     let cache = InventoryCache::open(&config, &login);
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();

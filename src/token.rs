@@ -3,6 +3,10 @@
 //! The file is opened by name, exactly where the AWS CLI writes it
 //! (`~/.aws/sso/cache/<sha1 hex of the session name or legacy start URL>.json`), never
 //! found by scanning the directory: a scan can pick another portal's token.
+//!
+//! This module only reads it; [`refresh`] renews it through SSO OIDC and writes it back.
+
+pub mod refresh;
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +26,50 @@ pub struct CachedToken {
     pub expires_at: DateTime,
 }
 
-/// The fields fanout needs; botocore and aws-config write more.
+/// The fields fanout needs; botocore and aws-config write more (`startUrl`, `region`),
+/// which a refresh keeps as they are.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CacheFile {
     access_token: SecretString,
     expires_at: String,
+    refresh_token: Option<SecretString>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    registration_expires_at: Option<String>,
+}
+
+/// What a refresh needs from the cache file: the client registration `aws sso login`
+/// made and the refresh token it was given.
+#[derive(Debug)]
+pub struct RefreshGrant {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub refresh_token: SecretString,
+    pub registration_expires_at: DateTime,
+}
+
+/// Why a cached token cannot be refreshed; the AWS CLI refuses in the same cases.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoRefresh {
+    #[error("a legacy login (sso_start_url in the profile) is never refreshed")]
+    Legacy,
+    #[error("the cache file has no {0}")]
+    Missing(&'static str),
+    #[error("registrationExpiresAt is not a time")]
+    BadRegistrationTime,
+    #[error("the client registration expired at {0}")]
+    RegistrationExpired(String),
+}
+
+/// The cache file as read: the token (not checked for expiry) and whether it can be
+/// refreshed at the time it was read.
+#[derive(Debug)]
+pub struct TokenFile {
+    pub token: CachedToken,
+    pub grant: Result<RefreshGrant, NoRefresh>,
+    /// The whole file, which a refresh rewrites field by field.
+    pub(crate) raw: SecretString,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +110,10 @@ pub fn cache_path(home: &Path, login: &SsoLogin) -> PathBuf {
 /// The largest token cache file read: the AWS CLI writes well under 4 KiB.
 pub const MAX_TOKEN_FILE: u64 = 1024 * 1024;
 
-/// Loads the token for `login` and checks it is still valid at `now`.
-pub fn load_token(home: &Path, login: &SsoLogin, now: DateTime) -> Result<CachedToken, TokenError> {
-    let path = cache_path(home, login);
+/// Reads the cache file at `path` (see [`cache_path`]) for `login`; whether the token has
+/// expired is the caller's question, since an expired token may still be refreshed.
+pub fn read_token_file(path: &Path, login: &SsoLogin, now: DateTime) -> Result<TokenFile, TokenError> {
+    let path = path.to_owned();
     let text = files::read_bounded(&path, MAX_TOKEN_FILE).map_err(|source| match source {
         ReadLimitError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
             TokenError::Missing { login: login.describe(), path: path.clone(), login_command: login.login_command() }
@@ -81,16 +124,56 @@ pub fn load_token(home: &Path, login: &SsoLogin, now: DateTime) -> Result<Cached
         |reason: String| TokenError::Malformed { path: path.clone(), reason, login_command: login.login_command() };
     let file: CacheFile = serde_json::from_str(&text)
         .map_err(|e| malformed(format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())))?;
-    // A header value cannot hold a line break: the SDK would fail to build every request
-    // and the user would be told the portal cannot be reached.
-    if let Some(bad) = file.access_token.expose_secret().chars().find(|c| c.is_control() || *c == ' ') {
+    if let Some(bad) = unusable_char(file.access_token.expose_secret()) {
         return Err(malformed(format!("accessToken holds {}", describe_char(bad))));
     }
     let expires_at = parse_expiry(&file.expires_at)
         .ok_or_else(|| malformed(format!("expiresAt {:?} is not an RFC 3339 time", file.expires_at)))?;
+    let grant = refresh_grant(
+        login,
+        file.refresh_token,
+        file.client_id,
+        file.client_secret,
+        file.registration_expires_at.as_deref(),
+        now,
+    );
     let token = CachedToken { access_token: file.access_token, expires_at };
-    ensure_token_not_expired(&token, login, now)?;
-    Ok(token)
+    Ok(TokenFile { token, grant, raw: SecretString::from(text) })
+}
+
+/// The refresh grant the fields make, when they make one that is still registered at `now`.
+fn refresh_grant(
+    login: &SsoLogin,
+    refresh_token: Option<SecretString>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    registration_expires_at: Option<&str>,
+    now: DateTime,
+) -> Result<RefreshGrant, NoRefresh> {
+    if login.session.is_none() {
+        return Err(NoRefresh::Legacy);
+    }
+    let refresh_token = refresh_token.ok_or(NoRefresh::Missing("refreshToken"))?;
+    let client_id = client_id.ok_or(NoRefresh::Missing("clientId"))?;
+    let client_secret = client_secret.ok_or(NoRefresh::Missing("clientSecret"))?;
+    let at = registration_expires_at.ok_or(NoRefresh::Missing("registrationExpiresAt"))?;
+    let registration_expires_at = parse_expiry(at).ok_or(NoRefresh::BadRegistrationTime)?;
+    if registration_expires_at <= now {
+        return Err(NoRefresh::RegistrationExpired(format_expiry(registration_expires_at)));
+    }
+    Ok(RefreshGrant { client_id, client_secret, refresh_token, registration_expires_at })
+}
+
+/// A character a token may not hold. A header value cannot hold a line break: the SDK
+/// would fail to build every request and the user would be told the portal cannot be
+/// reached.
+pub(crate) fn unusable_char(token: &str) -> Option<char> {
+    token.chars().find(|c| c.is_control() || *c == ' ')
+}
+
+/// A time as botocore writes `expiresAt`: `2026-11-24T03:00:00Z`, whole seconds.
+pub fn format_expiry(at: DateTime) -> String {
+    DateTime::from_secs(at.secs()).fmt(DateTimeFormat::DateTime).unwrap_or_else(|_| "an unknown time".to_owned())
 }
 
 fn describe_char(c: char) -> String {
@@ -129,7 +212,8 @@ pub(crate) fn parse_expiry(text: &str) -> Option<DateTime> {
     Some(DateTime::from_secs_and_nanos(utc_secs, local.subsec_nanos()))
 }
 
-fn ensure_token_not_expired(token: &CachedToken, login: &SsoLogin, now: DateTime) -> Result<(), TokenError> {
+/// The error a token expired at `now` gives: it names the login and `aws sso login`.
+pub fn ensure_token_not_expired(token: &CachedToken, login: &SsoLogin, now: DateTime) -> Result<(), TokenError> {
     if token.expires_at > now {
         return Ok(());
     }
@@ -149,6 +233,13 @@ mod tests {
             profile: None,
             profile_region: None,
         }
+    }
+
+    /// Reads the token and checks it as a run without a refresh would.
+    fn load_token(home: &Path, login: &SsoLogin, now: DateTime) -> Result<CachedToken, TokenError> {
+        let file = read_token_file(&cache_path(home, login), login, now)?;
+        ensure_token_not_expired(&file.token, login, now)?;
+        Ok(file.token)
     }
 
     fn write(home: &Path, body: &str) {
@@ -220,5 +311,29 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let err = load_token(home.path(), &login(), DateTime::from_secs(0)).unwrap_err();
         assert!(matches!(err, TokenError::Missing { .. }));
+    }
+
+    #[test]
+    fn a_refresh_needs_every_field_and_a_live_registration() {
+        let home = tempfile::tempdir().unwrap();
+        let full = r#"{"accessToken":"t","expiresAt":"2026-11-24T03:00:00Z","clientId":"c","clientSecret":"s","refreshToken":"r","registrationExpiresAt":"2027-01-01T00:00:00Z"}"#;
+        write(home.path(), full);
+        let read = |login: &SsoLogin, now| read_token_file(&cache_path(home.path(), login), login, now).unwrap().grant;
+        assert!(read(&login(), DateTime::from_secs(0)).is_ok());
+        assert_eq!(
+            read(&login(), DateTime::from_secs(1_900_000_000)).unwrap_err(),
+            NoRefresh::RegistrationExpired("2027-01-01T00:00:00Z".to_owned())
+        );
+        write(home.path(), &full.replace(r#""refreshToken":"r","#, ""));
+        assert_eq!(read(&login(), DateTime::from_secs(0)).unwrap_err(), NoRefresh::Missing("refreshToken"));
+        let legacy = SsoLogin { session: None, ..login() };
+        write_at(home.path(), &legacy, full);
+        assert_eq!(read(&legacy, DateTime::from_secs(0)).unwrap_err(), NoRefresh::Legacy);
+    }
+
+    fn write_at(home: &Path, login: &SsoLogin, body: &str) {
+        let path = cache_path(home, login);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
     }
 }

@@ -101,7 +101,7 @@ fn a_possible_refresh_is_reported_without_the_refresh_token() {
     let output = env.fanout().arg("doctor").output().unwrap();
     let stdout = stdout_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(line(&stdout, "    refresh: possible").contains("does not refresh tokens yet"), "{stdout}");
+    assert!(line(&stdout, "    refresh: possible").contains("registration valid until"), "{stdout}");
     let everything = all_output(&output);
     for secret in ["refresh-secret-value", "client-secret-value", DEFAULT_TOKEN] {
         assert!(!everything.contains(secret), "{secret} was printed:\n{everything}");

@@ -78,6 +78,57 @@ pub fn write_token(home: &Path, key: &str, token: &str, expires_at: SystemTime) 
     std::fs::write(path, body.to_string())
 }
 
+/// The client registration and refresh token `aws sso login --sso-session` caches beside
+/// the access token; [`write_refreshable_token`] writes them.
+#[derive(Clone, Debug)]
+pub struct RefreshFields {
+    pub client_id: String,
+    pub client_secret: String,
+    pub registration_expires_at: SystemTime,
+    pub refresh_token: String,
+}
+
+impl Default for RefreshFields {
+    /// What the fake `CreateToken` accepts, registered for 90 days as the AWS CLI does.
+    fn default() -> Self {
+        RefreshFields {
+            client_id: crate::oidc::DEFAULT_CLIENT_ID.to_owned(),
+            client_secret: crate::oidc::DEFAULT_CLIENT_SECRET.to_owned(),
+            registration_expires_at: SystemTime::now() + Duration::from_hours(90 * 24),
+            refresh_token: crate::oidc::DEFAULT_REFRESH_TOKEN.to_owned(),
+        }
+    }
+}
+
+/// Writes the cache file for sso-session `session` with every field the AWS CLI writes
+/// after `aws sso login --sso-session` (botocore's `SSOTokenProvider` writes the same
+/// after a refresh): `startUrl`, `region`, `accessToken`, `expiresAt`, `clientId`,
+/// `clientSecret`, `registrationExpiresAt`, `refreshToken`, times as `…T03:00:00Z`, no
+/// whitespace (botocore's `JSONFileCache`), mode 0600.
+pub fn write_refreshable_token(
+    home: &Path,
+    options: &HomeOptions,
+    expires_at: SystemTime,
+    refresh: &RefreshFields,
+) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = token_cache_path(home, &options.session);
+    std::fs::create_dir_all(path.parent().expect("cache dir"))?;
+    let body = json!({
+        "startUrl": options.start_url,
+        "region": options.sso_region,
+        "accessToken": options.token,
+        "expiresAt": rfc3339(expires_at),
+        "clientId": refresh.client_id,
+        "clientSecret": refresh.client_secret,
+        "registrationExpiresAt": rfc3339(refresh.registration_expires_at),
+        "refreshToken": refresh.refresh_token,
+    });
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(body.to_string().as_bytes())
+}
+
 /// `2026-11-24T03:00:00Z` for `at`, by the civil-from-days algorithm (H. Hinnant).
 pub fn rfc3339(at: SystemTime) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -29,9 +29,15 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let query = request.uri().query().map(parse_query).unwrap_or_default();
-    let token = request.headers().get("x-amz-sso_bearer_token").and_then(|v| v.to_str().ok());
-    let reply = state.handle(request.method().as_str(), request.uri().path(), &query, token).await;
+    let reply = if (request.method().as_str(), request.uri().path()) == ("POST", "/token") {
+        // SSO OIDC's only operation here, the one with a body.
+        let body = request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+        state.create_token(&body).await
+    } else {
+        let query = request.uri().query().map(parse_query).unwrap_or_default();
+        let token = request.headers().get("x-amz-sso_bearer_token").and_then(|v| v.to_str().ok());
+        state.handle(request.method().as_str(), request.uri().path(), &query, token).await
+    };
     let mut response = Response::builder()
         .status(reply.status)
         .header("content-type", reply.body.content_type())

@@ -12,9 +12,13 @@
 //! answers 429 past its rate, as the real portal does under load). A [`Misbehaviour`]
 //! makes the whole portal hostile in one way: a page token that never ends, a call that
 //! is never answered, an HTML login page instead of JSON, or 429 for everything.
+//!
+//! SSO OIDC `CreateToken` (`POST /token`, the refresh-token grant) is served too, from
+//! `oidc.rs`: tests point `AWS_ENDPOINT_URL_SSO_OIDC` here as well.
 
 pub mod home;
 mod http;
+pub mod oidc;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -128,6 +132,8 @@ pub struct PortalOptions {
     pub credentials_ttl: Duration,
     /// One way the whole portal misbehaves; `None` is a well-behaved portal.
     pub misbehave: Option<Misbehaviour>,
+    /// SSO OIDC `CreateToken` (refresh) and token revocation.
+    pub oidc: oidc::OidcOptions,
 }
 
 impl Default for PortalOptions {
@@ -145,6 +151,7 @@ impl Default for PortalOptions {
             slow_credentials: HashMap::new(),
             credentials_ttl: Duration::from_hours(1),
             misbehave: None,
+            oidc: oidc::OidcOptions::default(),
         }
     }
 }
@@ -158,6 +165,8 @@ pub struct Stats {
     pub throttled: AtomicU64,
     pub unauthorized: AtomicU64,
     pub server_errors: AtomicU64,
+    /// SSO OIDC `CreateToken` calls that minted a token.
+    pub create_token: AtomicU64,
     /// Requests [`Misbehaviour::Stall`] or [`Misbehaviour::StallCredentials`] left unanswered.
     pub stalled: AtomicU64,
     pub max_in_flight: AtomicU64,
@@ -173,6 +182,7 @@ pub struct StatsSnapshot {
     pub throttled: u64,
     pub unauthorized: u64,
     pub server_errors: u64,
+    pub create_token: u64,
     pub stalled: u64,
     pub max_in_flight: u64,
 }
@@ -191,6 +201,7 @@ impl StatsSnapshot {
             "throttled": self.throttled,
             "unauthorized": self.unauthorized,
             "server_errors": self.server_errors,
+            "CreateToken": self.create_token,
             "stalled": self.stalled,
             "inflight_max": self.max_in_flight,
         })
@@ -207,6 +218,7 @@ impl Stats {
             throttled: get(&self.throttled),
             unauthorized: get(&self.unauthorized),
             server_errors: get(&self.server_errors),
+            create_token: get(&self.create_token),
             stalled: get(&self.stalled),
             max_in_flight: get(&self.max_in_flight),
         }
@@ -240,6 +252,7 @@ pub struct State {
     by_id: HashMap<String, usize>,
     bucket: Option<Mutex<Bucket>>,
     injected: Mutex<HashMap<String, (u32, u32)>>,
+    oidc: oidc::Oidc,
     pub stats: Stats,
 }
 
@@ -313,7 +326,8 @@ impl State {
     pub fn new(options: PortalOptions) -> Self {
         let by_id = options.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
         let bucket = options.rate_limit.map(|rate| Mutex::new(Bucket { rate, tokens: rate, last: Instant::now() }));
-        State { options, by_id, bucket, injected: Mutex::new(HashMap::new()), stats: Stats::default() }
+        let oidc = oidc::Oidc::new(options.oidc.clone());
+        State { options, by_id, bucket, injected: Mutex::new(HashMap::new()), oidc, stats: Stats::default() }
     }
 
     /// Answers one request; `query` is already percent-decoded.
@@ -378,7 +392,7 @@ impl State {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             return Reply::error(429, "TooManyRequestsException", "Rate exceeded");
         }
-        if !token.is_some_and(|t| self.options.tokens.iter().any(|ok| ok == t)) {
+        if !self.oidc.accepts(&self.options.tokens, token) {
             self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
             return Reply::error(401, "UnauthorizedException", "Session token not found or invalid");
         }
@@ -423,6 +437,11 @@ impl State {
         Reply::ok(json!({"roleCredentials": {
             "accessKeyId": key, "secretAccessKey": secret, "sessionToken": session, "expiration": expiration_ms,
         }}))
+    }
+
+    /// SSO OIDC `CreateToken` (`POST /token`): see `oidc.rs`.
+    pub async fn create_token(&self, body: &[u8]) -> Reply {
+        self.oidc.create_token(body, &self.stats.create_token).await
     }
 
     fn injected_fault(&self, account_id: &str) -> Option<Reply> {
@@ -494,7 +513,7 @@ impl FakePortal {
         FakePortal { addr, state, shutdown: Some(shutdown), thread: Some(thread) }
     }
 
-    /// The endpoint to give fanout as `AWS_ENDPOINT_URL_SSO`.
+    /// The endpoint to give fanout as `AWS_ENDPOINT_URL_SSO` (and `AWS_ENDPOINT_URL_SSO_OIDC`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
