@@ -256,17 +256,25 @@ fn a_run_stopped_by_sigint_still_writes_its_reports() {
         .args(["--summary-markdown", summary.to_str().unwrap(), "--", "sh", "-c", script])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for _ in 0..2 {
         assert!(lines.next().unwrap().unwrap().ends_with("|started"));
     }
+    // The stderr lines are read by fanout apart from stdout: wait until both have come
+    // through, so the reports' stderr tails hold them when the stop arrives.
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    for _ in 0..2 {
+        assert!(errors.next().unwrap().unwrap().ends_with("|about to wait"));
+    }
+    let drain = std::thread::spawn(move || errors.count());
     // SAFETY: kill with a valid pid and signal has no memory-safety preconditions.
     unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) };
     drop(lines);
     assert_eq!(child.wait().unwrap().code(), Some(130));
+    drain.join().unwrap();
     let report = parse_junit(&std::fs::read_to_string(&junit).unwrap());
     assert_eq!(report.cases.len(), 6);
     let interrupted: Vec<&(String, String)> = report.cases.iter().filter_map(|c| c.failure.as_ref()).collect();
