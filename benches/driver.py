@@ -51,6 +51,11 @@ SLEEP_CHILD = ["sh", "-c", "sleep 0.5; echo done"]
 DEFAULT_MAX_CONCURRENCY = 256  # issue 9's --max-concurrency default, when the binary has none
 
 
+def stated(n: int, size: int) -> str:
+    """A note on a target measured at another size than the one it is stated for (a trial)."""
+    return "" if n == size else f" (stated for {size} accounts; this run had {n})"
+
+
 # --- what the run needs -------------------------------------------------------------------
 
 
@@ -231,23 +236,19 @@ def moto_tables(t: Tools, args: argparse.Namespace, stack: ExitStack, scratch: P
 
     runners = [seed, fan, creds] if "article" in which else [seed, fan]
     populate = Series()
-    lone = Series()
     if "peers" in which:
         runners.insert(2, fan_j)
         peer_runners, populate = _peers(t, args, portal, env, scratch)
         runners += peer_runners
-        # The floor: one `aws s3api list-buckets` alone, keys in its environment as fanout
-        # runs it. Its CPU is the least of many lone runs (3 first, one after each timed run,
-        # 3 last): a busy moment only ever raises it.
-        lone_argv = ["aws", *LIST_BUCKETS]
-        lone_env = dict(env, **bk.account_keys(moto, holders[0]))
+    # The child-CPU floor: one `aws s3api list-buckets` alone, keys in its environment as
+    # fanout runs it. Its CPU is the least of many lone runs (3 first, one after each timed
+    # run, 3 last): a busy moment only ever raises it.
+    lone = Series()
+    lone_env = dict(env, **bk.account_keys(moto, holders[0]))
 
-        def sample(_: Runner | None = None) -> None:
-            if t.aws:
-                lone.runs.append(bk.timed(lone_argv, lone_env, timeout))
-    else:
-        def sample(_: Runner | None = None) -> None:
-            pass
+    def sample(_: Runner | None = None) -> None:
+        if t.aws:
+            lone.runs.append(bk.timed(["aws", *LIST_BUCKETS], lone_env, timeout))
 
     for _ in range(3):
         sample()
@@ -265,18 +266,21 @@ def moto_tables(t: Tools, args: argparse.Namespace, stack: ExitStack, scratch: P
                f"{t.cores} cores. Rounds: {args.rounds}, every other one in reverse order; "
                "wall is its fastest run, and every run is listed. CPU = user+sys of the runner and all its "
                "children; own = the runner's process alone. fanout's inventory cache is warm.")
+    lone_best = min(lone.runs, key=lambda r: r.cpu) if lone.runs else None
+    floor = len(holders) * lone_best.cpu / t.cores if lone_best else None
+    floor_row = [f"**child-CPU floor**: {len(holders)} `aws` processes × {fmt(lone_best.cpu if lone_best else None)} s "
+                 f"(one alone, keys in its environment, least CPU of {len(lone.runs)} lone runs) / {t.cores} cores",
+                 fmt(floor)]
     if "article" in which:
-        sections.append(_article_table(seed, fan, creds, context))
+        sections.append(_article_table(seed, fan, creds, floor_row, floor, context))
         a, c = seed.series.best(), creds.series.best()
         ratio = a.wall / c.wall if a and c and creds.all_equal() else None
         targets.append(["issue 8: (c) `fanout credentials \\| consumer.py` ≥ 4× faster than (a) the seed script, "
-                        "same lines", f"{fmt(ratio, '.1f')}×" if ratio else creds.skip or "–",
+                        "same lines" + stated(n, 100), f"{fmt(ratio, '.1f')}×" if ratio else creds.skip or "–",
                         verdict(None if ratio is None else ratio >= 4)])
     if "peers" in which:
-        best_cpu = min((r.cpu for r in lone.runs), default=None)
-        floor = len(holders) * best_cpu / t.cores if best_cpu else None
-        sections.append(_peers_table(runners, populate, lone, floor, len(holders), t, context))
-        targets += _peers_targets(fan, runners, floor, t.cores)
+        sections.append(_peers_table(runners, populate, lone_best, floor_row, floor, context))
+        targets += [[what + stated(n, 100), *rest] for what, *rest in _peers_targets(fan, runners, floor, t.cores)]
     return sections, targets
 
 
@@ -335,23 +339,27 @@ def _peers(t: Tools, args: argparse.Namespace, portal: bk.Portal, env: dict[str,
     return [par(16, "16"), par(t.cores, "cores"), awsrun], populate
 
 
-def _article_table(seed: Runner, fan: Runner, creds: Runner, context: str) -> str:
+def _article_table(seed: Runner, fan: Runner, creds: Runner, floor_row: list[str], floor: float | None,
+                   context: str) -> str:
     a = seed.series.best()
     rows = []
     for tag, r in (("(a)", seed), ("(b)", fan), ("(c)", creds)):
         best = r.series.best()
         if r.skip or not best:
-            rows.append([f"{tag} {r.label}", f"skipped: {r.skip}", "–", "–", "–", "–"])
+            rows.append([f"{tag} {r.label}", f"skipped: {r.skip}"] + ["–"] * 5)
             continue
-        rows.append([f"{tag} {r.label}", f"{best.wall:.2f} ({r.series.walls()})", f"{best.cpu:.2f}",
+        # Only (b) starts `aws` processes, so only its wall has the child-CPU floor under it.
+        vs_floor = fmt(best.wall / floor if floor else None) if r is fan else "–"
+        rows.append([f"{tag} {r.label}", f"{best.wall:.2f} ({r.series.walls()})", vs_floor, f"{best.cpu:.2f}",
                      str(best.calls), fmt(a.wall / best.wall if a else None, ".1f") + "×", r.check()])
+    rows.append(floor_row + ["1.00"] + ["–"] * 4)
     return ("### The article's job: every account's S3 buckets (issue 8)\n\n" + context + "\n\n"
-            + table(["row", "wall s (best; all runs)", "CPU s", "portal calls", "(a) ÷ row", "`account\\|bucket` lines"],
-                    rows, {1, 2, 3, 4}))
+            + table(["row", "wall s (best; all runs)", "wall ÷ floor", "CPU s", "portal calls", "(a) ÷ row",
+                     "`account\\|bucket` lines"], rows, {1, 2, 3, 4, 5}))
 
 
-def _peers_table(runners: list[Runner], populate: Series, lone: Series, floor: float | None, n_aws: int,
-                 t: Tools, context: str) -> str:
+def _peers_table(runners: list[Runner], populate: Series, lone: Run | None, floor_row: list[str],
+                 floor: float | None, context: str) -> str:
     rows = []
     for r in [x for x in runners if x.key != "credentials"]:
         best = r.series.best()
@@ -365,11 +373,9 @@ def _peers_table(runners: list[Runner], populate: Series, lone: Series, floor: f
     rows.append(["`aws-sso-util configure populate` (the profiles parallel and awsrun need; apart)",
                  f"{p.wall:.2f} ({populate.walls()})" if p else "–", "–", f"{p.cpu:.2f}" if p else "–",
                  "–", "–", "–", str(p.rc) if p else "–"])
-    lb = min(lone.runs, key=lambda r: r.cpu) if lone.runs else None
-    rows.append([f"one `aws {' '.join(LIST_BUCKETS)}` alone, keys in its environment (least CPU of {len(lone.runs)})",
-                 fmt(lb.wall if lb else None), "–", fmt(lb.cpu if lb else None), "–", "0", "–", "–"])
-    rows.append([f"**child-CPU floor**: {n_aws} `aws` processes × {fmt(lb.cpu if lb else None)} s / {t.cores} cores",
-                 fmt(floor), "1.00", "–", "–", "–", "–", "–"])
+    rows.append([f"one `aws {' '.join(LIST_BUCKETS)}` alone, keys in its environment (its least-CPU run)",
+                 fmt(lone.wall if lone else None), "–", fmt(lone.cpu if lone else None), "–", "0", "–", "–"])
+    rows.append(floor_row + ["1.00", "–", "–", "–", "–", "–"])
     return ("### With the peers: `aws s3api list-buckets` in every account (issue 9)\n\n" + context
             + " Profiles for GNU parallel and awsrun: `aws-sso-util configure populate --components "
               "account_id,role_name` (one per account and role; the ReadOnly ones are used); each `aws` process "
@@ -425,14 +431,14 @@ def net_table(t: Tools, args: argparse.Namespace, stack: ExitStack, scratch: Pat
                  f"{floor:.2f}", "1.00", "–", "–"])
     text = (f"### A child that waits on the network, {n} accounts (issue 9)\n\n"
             f"Harness portal at {args.latency_ms} ms a call (no moto), {n} accounts, {len(holders)} with {ROLE}; "
-            f"inventory cache warm; {t.cores} cores; {args.rounds} rounds, every other in reverse order.\n\n"
+            f"inventory cache warm; {t.cores} cores. Rounds: {args.rounds}, every other one in reverse order.\n\n"
             + table(["run", "wall s (best; all runs)", "wall ÷ floor", "CPU s", "`account\\|done` lines"], rows, {1, 2, 3}))
     d, j = default.series.best(), j16.series.best()
     ok = default.all_equal() and j16.all_equal()
     targets = [
-        ["issue 9: network-bound child, fanout (default) within 1.3× its floor",
+        ["issue 9: network-bound child, fanout (default) within 1.3× its floor" + stated(n, 300),
          f"{d.wall / floor:.2f}×", verdict(d.wall / floor <= 1.3 if ok else None)],
-        ["issue 9: network-bound child, fanout (default) at least 3× faster than -j 16",
+        ["issue 9: network-bound child, fanout (default) at least 3× faster than -j 16" + stated(n, 300),
          f"{j.wall / d.wall:.2f}×", verdict(j.wall / d.wall >= 3 if ok else None)],
     ]
     return [text], targets
@@ -485,16 +491,16 @@ def true_table(t: Tools, args: argparse.Namespace, stack: ExitStack, scratch: Pa
         rows.append([r.label, f"{b.wall:.2f} ({r.series.walls()})", f"{s.wall / b.wall:.1f}×", f"{own:.2f}",
                      f"{own / n * 1000:.2f}", str(b.calls), r.check()])
         ratio = s.wall / b.wall if r.all_equal() and seed.all_equal() else None
-        targets.append([f"issue 9: {n} accounts, child `true`, {r.key.split('-')[1]} run ≥ {need}× faster than the seed "
-                        "script", f"{fmt(ratio, '.1f')}×", verdict(None if ratio is None else ratio >= need)])
+        targets.append([f"issue 9: child `true`, {r.key.split('-')[1]} run ≥ {need}× faster than the seed "
+                        "script" + stated(n, 400), f"{fmt(ratio, '.1f')}×", verdict(None if ratio is None else ratio >= need)])
     own_ms = min(x.own_cpu for x in cold.series.runs) / n * 1000
-    targets.append([f"issue 9: fanout's own CPU ≤ 1 ms an account ({n} accounts, cold run)", f"{own_ms:.2f} ms",
+    targets.append([f"issue 9: fanout's own CPU ≤ 1 ms an account (cold run)" + stated(n, 400), f"{own_ms:.2f} ms",
                     verdict(own_ms <= 1)])
     text = (f"### Child `true`, {n} accounts, against the seed script (issue 9)\n\n"
             f"Harness portal at {args.latency_ms} ms a call (no moto), pages of 100, {n} accounts, {len(holders)} "
             f"with {ROLE}. Each round: the seed script, and fanout cold (its cache directory emptied), then "
             f"`--refresh`, then cached, in that order (each leaves the cache the next one starts from); "
-            f"{args.rounds} rounds, the seed first in every other. fanout's own CPU = its process alone, "
+            f"rounds: {args.rounds}, the seed first in every other one. fanout's own CPU = its process alone, "
             "children excluded, the least of its runs.\n\n"
             + table(["run", "wall s (best; all runs)", "seed ÷ run", "fanout's own CPU s", "ms an account",
                      "portal calls", "check"], rows, {1, 2, 3, 4, 5}))
@@ -565,6 +571,8 @@ def main() -> int:
     unknown = which - {"article", "peers", "net", "true"}
     if unknown:
         raise SystemExit(f"driver: unknown table(s) {', '.join(sorted(unknown))}; pick from article,peers,net,true")
+    if args.doc and args.fanout and "/debug/" in os.path.realpath(args.fanout):
+        raise SystemExit("driver: --doc takes figures from a release build only (cargo build --release; FANOUT_BIN)")
     if args.cpus:
         os.sched_setaffinity(0, cpu_list(args.cpus))  # inherited by every server and runner
     started = time.monotonic()
