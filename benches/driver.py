@@ -29,6 +29,7 @@ a row whose tool is missing is reported as skipped. Real figures need a release 
 from __future__ import annotations
 
 import argparse
+import configparser
 import os
 import platform
 import re
@@ -36,6 +37,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -310,8 +312,6 @@ def _peers(t: Tools, args: argparse.Namespace, portal: bk.Portal, env: dict[str,
                 break
         if not skip:
             profiles = bk.populated_profiles(phome / ".aws/config")
-            import configparser
-
             cfg = configparser.ConfigParser(interpolation=None)
             cfg.read(phome / ".aws/config")
             profile_to_id = {p: cfg[f"profile {p}"]["sso_account_id"] for p in profiles}
@@ -494,7 +494,7 @@ def true_table(t: Tools, args: argparse.Namespace, stack: ExitStack, scratch: Pa
         targets.append([f"issue 9: child `true`, {r.key.split('-')[1]} run ≥ {need}× faster than the seed "
                         "script" + stated(n, 400), f"{fmt(ratio, '.1f')}×", verdict(None if ratio is None else ratio >= need)])
     own_ms = min(x.own_cpu for x in cold.series.runs) / n * 1000
-    targets.append([f"issue 9: fanout's own CPU ≤ 1 ms an account (cold run)" + stated(n, 400), f"{own_ms:.2f} ms",
+    targets.append(["issue 9: fanout's own CPU ≤ 1 ms an account (cold run)" + stated(n, 400), f"{own_ms:.2f} ms",
                     verdict(own_ms <= 1)])
     text = (f"### Child `true`, {n} accounts, against the seed script (issue 9)\n\n"
             f"Harness portal at {args.latency_ms} ms a call (no moto), pages of 100, {n} accounts, {len(holders)} "
@@ -580,8 +580,6 @@ def main() -> int:
     sections: list[str] = []
     targets: list[list[str]] = []
     with ExitStack() as stack:
-        import tempfile
-
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fanout-bench.")))
         t = find_tools(args, scratch)
         log(f"fanout {t.fanout} ({'debug' if t.fanout_debug else 'release'}), {t.cores} cores, aws {t.aws}, "
