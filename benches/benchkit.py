@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -65,15 +66,13 @@ def timed(argv: list[str], env: dict[str, str], timeout: float, cwd: str | None 
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True)
-        deadline = t0 + timeout
-        while True:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-            if info is not None:
-                break
-            if time.monotonic() > deadline:
-                log(f"timeout after {timeout:.0f} s, killing: {shlex.join(argv)[:200]}")
-                os.killpg(proc.pid, signal.SIGKILL)
-            time.sleep(0.005)
+        # A run past its timeout loses its whole process group (it leads a session of its own).
+        timer = threading.Timer(timeout, _kill_group, (proc.pid, argv, timeout))
+        timer.start()
+        try:
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        finally:
+            timer.cancel()
         wall = time.monotonic() - t0
         stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         own = (int(stat[11]) + int(stat[12])) / CLK_TCK
@@ -83,6 +82,14 @@ def timed(argv: list[str], env: dict[str, str], timeout: float, cwd: str | None 
         err.seek(0)
         return Run(wall, usage.ru_utime + usage.ru_stime, own, proc.returncode,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def _kill_group(pgid: int, argv: list[str], timeout: float) -> None:
+    log(f"timeout after {timeout:.0f} s, killing: {shlex.join(argv)[:200]}")
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass

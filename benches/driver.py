@@ -100,6 +100,21 @@ def help_default(help_text: str, flag: str) -> int | None:
     return int(d.group(1)) if d else None
 
 
+def require_moto_tools() -> None:
+    """The S3 tables cannot run at all without boto3 (buckets, the seed script) and moto."""
+    missing = [what for what, ok in (("boto3", _importable("boto3")), ("moto[server]", shutil.which("moto_server")))
+               if not ok]
+    if missing:
+        raise SystemExit(f"driver: the article and peers tables need {' and '.join(missing)}: "
+                         "pip install boto3 'moto[server]' (or --tables net,true)")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def fanout_binary(args: argparse.Namespace) -> str:
     if args.fanout:
         return args.fanout
@@ -585,6 +600,7 @@ def main() -> int:
         log(f"fanout {t.fanout} ({'debug' if t.fanout_debug else 'release'}), {t.cores} cores, aws {t.aws}, "
             f"parallel {t.parallel}, awsrun {t.awsrun}, aws-sso-util {t.sso_util}; load {load[0]:.2f}")
         if which & {"article", "peers"}:
+            require_moto_tools()
             s, tg = moto_tables(t, args, stack, scratch, which)
             sections += s
             targets += tg
