@@ -381,7 +381,8 @@ def _peers_table(runners: list[Runner], populate: Series, lone: Run | None, floo
         if r.skip or not best:
             rows.append([r.label, f"skipped: {r.skip}"] + ["–"] * 6)
             continue
-        ratio = fmt(best.wall / floor if floor else None)
+        # The seed script starts no `aws` process: the floor is not under it.
+        ratio = fmt(best.wall / floor if floor and r.key != "seed" else None)
         rows.append([r.label, f"{best.wall:.2f} ({r.series.walls()})", ratio, f"{best.cpu:.2f}",
                      f"{best.own_cpu:.2f}", str(best.calls), r.check(), str(best.rc)])
     p = populate.best()
