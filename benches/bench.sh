@@ -3,6 +3,12 @@
 #
 #   benches/bench.sh [--reference PATH] [--aws] [--no-doc]
 #
+# The tables of issues 8 and 9 (the article's S3 job with `fanout credentials | consumer.py`;
+# fanout against GNU parallel, awsrun and the seed script; the network-bound child; the
+# 400-account `true` rows) are made by benches/driver.py, not by this script:
+#   FANOUT_BIN=target/release/fanout python3 benches/driver.py [--doc]
+# (docs/benchmarks.md, "The tables of issues 8 and 9").
+#
 # Everything runs on 127.0.0.1: the project's emulated SSO portal (crates/fake-portal), and
 # for --aws the harness portal (shared/harness/sso_portal.py --moto) with a moto server.
 # Sections, each printed as a markdown table and appended to docs/benchmarks.md:
