@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -31,7 +31,14 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let query = request.uri().query().map(parse_query).unwrap_or_default();
     let token = request.headers().get("x-amz-sso_bearer_token").and_then(|v| v.to_str().ok());
-    let reply = state.handle(request.method().as_str(), request.uri().path(), &query, token).await;
+    let reply = if request.uri().path() == "/listRegions" {
+        // The Account API, signed with minted role credentials (account_api.rs).
+        let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        state.list_regions(authorization.as_deref(), &body)
+    } else {
+        state.handle(request.method().as_str(), request.uri().path(), &query, token).await
+    };
     let mut response = Response::builder()
         .status(reply.status)
         .header("content-type", reply.body.content_type())

@@ -13,6 +13,7 @@
 //! makes the whole portal hostile in one way: a page token that never ends, a call that
 //! is never answered, an HTML login page instead of JSON, or 429 for everything.
 
+mod account_api;
 pub mod home;
 mod http;
 
@@ -128,6 +129,11 @@ pub struct PortalOptions {
     pub credentials_ttl: Duration,
     /// One way the whole portal misbehaves; `None` is a well-behaved portal.
     pub misbehave: Option<Misbehaviour>,
+    /// The Account API's `ListRegions`: each account's enabled regions, else
+    /// [`account_api::DEFAULT_REGIONS`].
+    pub enabled_regions: HashMap<String, Vec<String>>,
+    /// Accounts whose role may not call `ListRegions` (403 `AccessDeniedException`).
+    pub regions_denied: HashSet<String>,
 }
 
 impl Default for PortalOptions {
@@ -145,6 +151,8 @@ impl Default for PortalOptions {
             slow_credentials: HashMap::new(),
             credentials_ttl: Duration::from_hours(1),
             misbehave: None,
+            enabled_regions: HashMap::new(),
+            regions_denied: HashSet::new(),
         }
     }
 }
@@ -162,6 +170,9 @@ pub struct Stats {
     pub stalled: AtomicU64,
     pub max_in_flight: AtomicU64,
     in_flight: AtomicU64,
+    /// The Account API's `ListRegions`, answered and refused.
+    pub list_regions: AtomicU64,
+    pub list_regions_denied: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -175,6 +186,8 @@ pub struct StatsSnapshot {
     pub server_errors: u64,
     pub stalled: u64,
     pub max_in_flight: u64,
+    pub list_regions: u64,
+    pub list_regions_denied: u64,
 }
 
 impl StatsSnapshot {
@@ -193,6 +206,8 @@ impl StatsSnapshot {
             "server_errors": self.server_errors,
             "stalled": self.stalled,
             "inflight_max": self.max_in_flight,
+            "ListRegions": self.list_regions,
+            "ListRegionsDenied": self.list_regions_denied,
         })
     }
 }
@@ -209,6 +224,8 @@ impl Stats {
             server_errors: get(&self.server_errors),
             stalled: get(&self.stalled),
             max_in_flight: get(&self.max_in_flight),
+            list_regions: get(&self.list_regions),
+            list_regions_denied: get(&self.list_regions_denied),
         }
     }
 }
@@ -518,6 +535,7 @@ impl Drop for FakePortal {
     }
 }
 
+pub use account_api::DEFAULT_REGIONS;
 pub use http::serve;
 
 #[cfg(test)]
