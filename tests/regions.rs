@@ -52,7 +52,16 @@ fn a_chosen_prefix_stays_and_without_regions_the_prefix_is_the_id() {
     let env = TestEnv::new(three_accounts());
     let output = env
         .fanout()
-        .args(["--role", "ReadOnly", "--accounts", ALPHA, "--regions", "eu-west-1", "--prefix", "{region}:{account_name}"])
+        .args([
+            "--role",
+            "ReadOnly",
+            "--accounts",
+            ALPHA,
+            "--regions",
+            "eu-west-1",
+            "--prefix",
+            "{region}:{account_name}",
+        ])
         .args(["--", "echo", "hi"])
         .output()
         .unwrap();
@@ -127,12 +136,8 @@ fn json_results_per_account_and_region_and_a_failure_named_with_its_region() {
     let env = TestEnv::new(three_accounts());
     let fail_bravo_in_eu = format!("[ \"$FANOUT_ACCOUNT_ID/$AWS_REGION\" != {BRAVO}/eu-west-1 ] || exit 3; echo ok");
     let args = ["--role", "ReadOnly", "--accounts", &format!("{ALPHA},{BRAVO}"), "--regions", "us-east-1,eu-west-1"];
-    let output = env
-        .fanout()
-        .args(args)
-        .args(["--output", "json", "--", "sh", "-c", &fail_bravo_in_eu])
-        .output()
-        .unwrap();
+    let output =
+        env.fanout().args(args).args(["--output", "json", "--", "sh", "-c", &fail_bravo_in_eu]).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     let records = valid_records(&output.stdout);
     let mut results: Vec<(String, String, String)> = records
@@ -201,7 +206,10 @@ fn a_dry_run_shows_a_row_per_account_and_region_and_says_enabled_is_not_known() 
     let stdout = stdout_of(&output);
     let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows[0], ["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"]);
-    assert_eq!(rows[1], [ALPHA, "eu-west-1", "alpha", "ReadOnly", "aws", "ec2", "describe-vpcs", "--region", "eu-west-1"]);
+    assert_eq!(
+        rows[1],
+        [ALPHA, "eu-west-1", "alpha", "ReadOnly", "aws", "ec2", "describe-vpcs", "--region", "eu-west-1"]
+    );
     assert_eq!(rows[2][..2], [ALPHA, "us-east-1"]);
     assert_eq!(env.portal.stats().get_role_credentials, 0);
 

@@ -26,7 +26,7 @@ const OPT_IN: [&str; 2] = ["af-south-1", "me-central-1"];
 const MAX_RESULTS: usize = 50;
 
 impl State {
-    /// Answers `POST /listRegions`; `authorization` is the request's SigV4 header.
+    /// Answers `POST /listRegions`; `authorization` is the request's `SigV4` header.
     pub fn list_regions(&self, authorization: Option<&str>, body: &[u8]) -> Reply {
         let Some(account_id) = authorization.and_then(signing_account) else {
             return Reply::error(403, "UnrecognizedClientException", "The security token included is invalid");
@@ -36,7 +36,9 @@ impl State {
         }
         if self.options.regions_denied.contains(&account_id) {
             self.stats.list_regions_denied.fetch_add(1, Ordering::Relaxed);
-            let message = format!("User: arn:aws:sts::{account_id}:assumed-role/x is not authorized to perform: account:ListRegions");
+            let message = format!(
+                "User: arn:aws:sts::{account_id}:assumed-role/x is not authorized to perform: account:ListRegions"
+            );
             return Reply::error(403, "AccessDeniedException", &message);
         }
         let Ok(request) = serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) else {
@@ -45,14 +47,18 @@ impl State {
         self.stats.list_regions.fetch_add(1, Ordering::Relaxed);
         let wanted: Option<Vec<&str>> =
             request["RegionOptStatusContains"].as_array().map(|s| s.iter().filter_map(Value::as_str).collect());
-        let enabled: Vec<String> = self.options.enabled_regions.get(&account_id).cloned().unwrap_or_else(|| {
-            DEFAULT_REGIONS.iter().map(|r| (*r).to_owned()).collect()
-        });
+        let enabled: Vec<String> = self
+            .options
+            .enabled_regions
+            .get(&account_id)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_REGIONS.iter().map(|r| (*r).to_owned()).collect());
         let mut regions: Vec<(String, &str)> = enabled
             .iter()
             .map(|r| (r.clone(), if DEFAULT_REGIONS.contains(&r.as_str()) { "ENABLED_BY_DEFAULT" } else { "ENABLED" }))
             .collect();
-        regions.extend(OPT_IN.iter().filter(|r| !enabled.iter().any(|e| e == *r)).map(|r| ((*r).to_owned(), "DISABLED")));
+        regions
+            .extend(OPT_IN.iter().filter(|r| !enabled.iter().any(|e| e == *r)).map(|r| ((*r).to_owned(), "DISABLED")));
         regions.sort();
         let listed: Vec<Value> = regions
             .into_iter()
@@ -101,7 +107,10 @@ mod tests {
         let first = state.list_regions(Some(&auth("222222222222")), body);
         let first = first.json().unwrap();
         assert_eq!(first["Regions"], json!([{"RegionName": "af-south-1", "RegionOptStatus": "ENABLED"}]));
-        let next = format!(r#"{{"RegionOptStatusContains":["ENABLED","ENABLED_BY_DEFAULT"],"NextToken":"{}"}}"#, first["NextToken"].as_str().unwrap());
+        let next = format!(
+            r#"{{"RegionOptStatusContains":["ENABLED","ENABLED_BY_DEFAULT"],"NextToken":"{}"}}"#,
+            first["NextToken"].as_str().unwrap()
+        );
         let second = state.list_regions(Some(&auth("222222222222")), next.as_bytes());
         assert_eq!(second.json().unwrap()["Regions"][0]["RegionName"], "us-east-1");
         assert!(second.json().unwrap().get("NextToken").is_none());

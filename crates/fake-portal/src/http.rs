@@ -34,7 +34,7 @@ async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
     let reply = if request.uri().path() == "/listRegions" {
         // The Account API, signed with minted role credentials (account_api.rs).
         let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
         state.list_regions(authorization.as_deref(), &body)
     } else {
         state.handle(request.method().as_str(), request.uri().path(), &query, token).await
