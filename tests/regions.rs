@@ -237,5 +237,8 @@ fn conflicting_and_invalid_regions_are_refused_with_a_hint() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
         assert!(stderr_of(&output).contains(hint), "{args:?}: {}", stderr_of(&output));
     }
+    let apply = env.fanout().args(["--regions", "us-east-1", "apply", "plan.json"]).output().unwrap();
+    assert_eq!(apply.status.code(), Some(2), "{}", stderr_of(&apply));
+    assert!(stderr_of(&apply).contains("drop --regions"), "{}", stderr_of(&apply));
     assert_eq!(env.portal.stats().get_role_credentials, 0);
 }
