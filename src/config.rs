@@ -358,7 +358,7 @@ fn regions(cli: &Cli, resumed: Option<&Logged>) -> Result<Option<Regions>, Confi
         return Ok(None);
     };
     let conflict = if cli.run.region.is_some() {
-        Some("and --region (or FANOUT_REGION) together: give one; --regions sets each child's region")
+        Some("and --region together: give one; --regions sets each child's region")
     } else if resumed.is_some() {
         Some("with --resume/--retry-failed: the joblog cannot tell which regions ran; rerun with --accounts")
     } else if cli.run.save_plan.is_some() {

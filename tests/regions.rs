@@ -71,6 +71,52 @@ fn a_chosen_prefix_stays_and_without_regions_the_prefix_is_the_id() {
 }
 
 #[test]
+fn a_default_region_gives_way_and_only_the_flag_conflicts() {
+    let env = TestEnv::new(three_accounts());
+    let output = env
+        .fanout()
+        .env("FANOUT_REGION", "ca-central-1")
+        .args([
+            "--role",
+            "ReadOnly",
+            "--accounts",
+            ALPHA,
+            "--regions",
+            "eu-west-1",
+            "--",
+            "sh",
+            "-c",
+            "echo $AWS_REGION",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&output), format!("{ALPHA}/eu-west-1|eu-west-1\n"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn a_failed_canary_account_in_one_region_stops_every_other_account_in_every_region() {
+    let env = TestEnv::new(three_accounts());
+    let dir = env.home().join("out");
+    let script = format!("[ \"$FANOUT_ACCOUNT_ID/$AWS_REGION\" != {ALPHA}/eu-west-1 ] || exit 3; echo ok");
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--regions", "us-east-1,eu-west-1", "--canary", "1"])
+        .args(["--output-dir", dir.to_str().unwrap(), "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("6 account-regions selected: 1 succeeded, 1 failed"), "{stderr}");
+    assert!(stderr.contains(", 4 not started in"), "{stderr}");
+    assert_eq!(env.portal.stats().get_role_credentials, 1, "no credentials beyond the canary");
+    assert_eq!(std::fs::read_to_string(dir.join(format!("{ALPHA}-us-east-1/stdout"))).unwrap(), "ok\n");
+    let results = std::fs::read(dir.join("results.jsonl")).unwrap();
+    let records = valid_records(&results);
+    let not_started = records.iter().filter(|r| r["status"] == "not-started").count();
+    assert_eq!(not_started, 4, "bravo and charlie, each in both regions");
+}
+
+#[test]
 fn jobs_bound_children_across_accounts_and_regions() {
     let env = TestEnv::new(three_accounts());
     let running = env.home().join("running");
