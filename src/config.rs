@@ -571,6 +571,26 @@ mod tests {
     }
 
     #[test]
+    fn regions_name_the_prefix_unless_it_is_chosen_and_refuse_region() {
+        use crate::exec::template::Vars;
+        let prefix_of = |args: &[&str]| {
+            let Action::Run(plan) = config(args).unwrap().action else { panic!("a run") };
+            let vars = Vars { account_id: "111122223333", account_name: "n", role: "R", region: "eu-west-1" };
+            (plan.prefix.render(&vars), plan.regions)
+        };
+        let (prefix, regions) = prefix_of(&["--role", "R", "--regions", "eu-west-1", "--", "true"]);
+        assert_eq!(
+            (prefix.as_str(), regions),
+            ("111122223333/eu-west-1", Some(Regions::List(vec!["eu-west-1".into()])))
+        );
+        let (prefix, _) = prefix_of(&["--role", "R", "--regions", "enabled", "--prefix", "{role}", "--", "true"]);
+        assert_eq!(prefix, "R");
+        assert_eq!(prefix_of(&["--role", "R", "--", "true"]).0, "111122223333");
+        let both = config(&["--role", "R", "--regions", "eu-west-1", "--region", "us-east-1", "--", "true"]);
+        assert!(matches!(both, Err(ConfigError::RegionsConflict(_))));
+    }
+
+    #[test]
     fn a_run_needs_a_role_and_a_command() {
         assert!(matches!(config(&["--", "true"]), Err(ConfigError::MissingRole)));
         assert!(matches!(config(&["--role", "R"]), Err(ConfigError::MissingCommand)));

@@ -60,6 +60,8 @@ pub enum RegionsError {
     Empty,
     #[error("invalid region {0:?} in --regions: a region is lowercase letters, digits and '-', e.g. eu-west-1")]
     Bad(String),
+    #[error("--regions enabled stands alone: give `enabled` or a list of regions, not both")]
+    EnabledInList,
 }
 
 impl Regions {
@@ -71,6 +73,9 @@ impl Regions {
         }
         let mut regions: Vec<String> = Vec::new();
         for region in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if region == "enabled" {
+                return Err(RegionsError::EnabledInList);
+            }
             if !validate::is_region(region) {
                 return Err(RegionsError::Bad(region.to_owned()));
             }
@@ -205,6 +210,7 @@ mod tests {
         );
         assert_eq!(Regions::parse("enabled").unwrap(), Regions::Enabled);
         assert_eq!(Regions::parse(" , ").unwrap_err(), RegionsError::Empty);
+        assert_eq!(Regions::parse("us-east-1,enabled").unwrap_err(), RegionsError::EnabledInList);
         assert_eq!(Regions::parse("us-east-1,EU-WEST-1").unwrap_err(), RegionsError::Bad("EU-WEST-1".to_owned()));
         assert_eq!(Regions::parse("us-east-1;rm -rf").unwrap_err(), RegionsError::Bad("us-east-1;rm -rf".to_owned()));
     }
