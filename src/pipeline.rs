@@ -90,6 +90,21 @@ impl Run {
             gate,
         })
     }
+
+    /// The (account, region)s an account selected `index`-th runs in, as far as is known
+    /// before its credentials: the run's region, the `--regions` list, or for `--regions
+    /// enabled` one placeholder (`enabled`) that its task replaces once it has asked.
+    fn targets(&self, index: usize) -> Vec<Target> {
+        let regions = match &self.plan.regions {
+            None => std::slice::from_ref(&self.region),
+            Some(Regions::List(regions)) => &regions[..],
+            Some(Regions::Enabled) => &[],
+        };
+        if regions.is_empty() {
+            return vec![Target { region: ENABLED.to_owned(), index }];
+        }
+        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
+    }
 }
 
 /// How a run ended, for the summary.
@@ -110,23 +125,6 @@ pub enum AccountSource<'c> {
     /// The portal, page by page; the writer, when there is one, records them for the
     /// next run and is committed only if the listing completes.
     Portal(Option<InventoryWriter>),
-}
-
-impl Run {
-    /// The (account, region)s an account selected `index`-th runs in, as far as is known
-    /// before its credentials: the run's region, the `--regions` list, or for `--regions
-    /// enabled` one placeholder (`enabled`) that its task replaces once it has asked.
-    fn targets(&self, index: usize) -> Vec<Target> {
-        let regions = match &self.plan.regions {
-            None => std::slice::from_ref(&self.region),
-            Some(Regions::List(regions)) => &regions[..],
-            Some(Regions::Enabled) => &[],
-        };
-        if regions.is_empty() {
-            return vec![Target { region: ENABLED.to_owned(), index }];
-        }
-        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
-    }
 }
 
 /// The region an account's records name under `--regions enabled` when it ended before
