@@ -238,6 +238,17 @@ pub struct RunArgs {
     #[arg(long, env = "FANOUT_REGION", value_name = "REGION")]
     pub region: Option<String>,
 
+    /// Run the command once per account and region: a comma list (us-east-1,eu-west-1),
+    /// or `enabled` for the regions each account has enabled (asked once per account
+    /// through the Account API's ListRegions with its role's credentials; a role that
+    /// may not call it gets the 17 regions enabled by default, with a warning). Each
+    /// child gets its region as AWS_REGION, AWS_DEFAULT_REGION and FANOUT_REGION and
+    /// {region}; the default prefix becomes {account_id}/{region}. Credentials are
+    /// fetched once per account; -j bounds all children. Not with --region. See
+    /// docs/regions.md.
+    #[arg(long, value_name = "REGIONS|enabled")]
+    pub regions: Option<String>,
+
     /// What precedes `|` on each output line; takes the same placeholders as COMMAND.
     #[arg(long, env = "FANOUT_PREFIX", value_name = "TEMPLATE", default_value = "{account_id}")]
     pub prefix: String,

@@ -16,6 +16,7 @@ use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
 use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
+use crate::regions::{Regions, RegionsError};
 use crate::report::ReportPaths;
 use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
 
@@ -134,6 +135,8 @@ pub struct RunPlan {
     pub concurrency: usize,
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
     pub region: Option<String>,
+    /// `--regions`: one child per account and region instead of one per account.
+    pub regions: Option<Regions>,
     pub dry_run: bool,
     /// `--canary` or `--canary-accounts`.
     pub canary: Option<Canary>,
@@ -209,6 +212,10 @@ pub enum ConfigError {
     BadRegion(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Regions(#[from] RegionsError),
+    #[error("--regions {0}; see docs/regions.md")]
+    RegionsConflict(&'static str),
     #[error("`apply` runs the plan's accounts, roles and commands; drop {0}")]
     ApplyConflict(&'static str),
     #[error(
@@ -303,6 +310,7 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
     if let Some(region) = cli.run.region.as_ref().filter(|r| !crate::portal::validate::is_region(r)) {
         return Err(ConfigError::BadRegion(region.clone()));
     }
+    let regions = regions(cli, resumed)?;
     let command = CommandTemplate::parse(command_given)?;
     // A missing program would fail every account the same way, after fetching every
     // account's credentials: say so once, up front. A dry run may plan a script that
@@ -322,8 +330,54 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
         confirm: (env.can_ask && !cli.run.dry_run && !cli.run.yes && cli.run.confirm_above > 0)
             .then_some(Confirm { above: cli.run.confirm_above as usize }),
         save_plan: cli.run.save_plan.clone(),
+        // Each child's prefix names its region too, unless the prefix was chosen.
+        prefix: match &regions {
+            Some(_) if cli.run.prefix == DEFAULT_PREFIX => Template::parse(REGIONS_PREFIX)?,
+            _ => base.prefix,
+        },
+        regions,
         ..base
     })
+}
+
+/// `--prefix`'s default, and the default with `--regions`.
+const DEFAULT_PREFIX: &str = "{account_id}";
+const REGIONS_PREFIX: &str = "{account_id}/{region}";
+
+/// `--regions`, parsed, with the flags it cannot be combined with refused: `--region`
+/// (which region would a child get?), a joblog resumed (it records an account's last
+/// line, not each region's), `--save-plan` (a plan holds one region an account), and
+/// `--keep-order` with `enabled` (the order needs every account's region count before
+/// its credentials are fetched).
+fn regions(cli: &Cli, resumed: Option<&Logged>) -> Result<Option<Regions>, ConfigError> {
+    let logged_regions = resumed.is_some_and(|log| log.entries.values().any(|e| e.region.is_some()));
+    let Some(text) = &cli.run.regions else {
+        if logged_regions {
+            return Err(ConfigError::RegionsConflict(
+                "wrote this joblog, and --resume/--retry-failed do not read back its regions",
+            ));
+        }
+        return Ok(None);
+    };
+    let conflict = if cli.run.region.is_some() {
+        Some("and --region together: give one; --regions sets each child's region")
+    } else if resumed.is_some() {
+        Some("with --resume/--retry-failed: the joblog cannot tell which regions ran; rerun with --accounts")
+    } else if cli.run.save_plan.is_some() {
+        Some("with --save-plan: a plan holds one region an account; save one plan per region with --region")
+    } else {
+        None
+    };
+    if let Some(conflict) = conflict {
+        return Err(ConfigError::RegionsConflict(conflict));
+    }
+    let regions = Regions::parse(text)?;
+    if regions == Regions::Enabled && cli.run.order.keep_order {
+        return Err(ConfigError::RegionsConflict(
+            "enabled with --keep-order: the order is not known before each account is asked; use --group",
+        ));
+    }
+    Ok(Some(regions))
 }
 
 /// A plan from what is common to a run and `apply`: the run flags, and the roles,
@@ -341,6 +395,7 @@ fn with_run_flags(
         prefix: Template::parse(&cli.run.prefix)?,
         concurrency: cli.run.concurrency as usize,
         region,
+        regions: None,
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run),
         json: cli.run.run_output == crate::cli::RunOutput::Json,
@@ -377,6 +432,7 @@ fn apply_plan(
         (!cli.run.role.is_empty(), "--role"),
         (!cli.command.is_empty(), "the command after `--`"),
         (cli.run.region.is_some(), "--region"),
+        (cli.run.regions.is_some(), "--regions"),
         (cli.run.save_plan.is_some(), "--save-plan"),
         (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
         (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
@@ -515,6 +571,26 @@ mod tests {
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
         Config::from_cli(cli, &environment(false))
+    }
+
+    #[test]
+    fn regions_name_the_prefix_unless_it_is_chosen_and_refuse_region() {
+        use crate::exec::template::Vars;
+        let prefix_of = |args: &[&str]| {
+            let Action::Run(plan) = config(args).unwrap().action else { panic!("a run") };
+            let vars = Vars { account_id: "111122223333", account_name: "n", role: "R", region: "eu-west-1" };
+            (plan.prefix.render(&vars), plan.regions)
+        };
+        let (prefix, regions) = prefix_of(&["--role", "R", "--regions", "eu-west-1", "--", "true"]);
+        assert_eq!(
+            (prefix.as_str(), regions),
+            ("111122223333/eu-west-1", Some(Regions::List(vec!["eu-west-1".into()])))
+        );
+        let (prefix, _) = prefix_of(&["--role", "R", "--regions", "enabled", "--prefix", "{role}", "--", "true"]);
+        assert_eq!(prefix, "R");
+        assert_eq!(prefix_of(&["--role", "R", "--", "true"]).0, "111122223333");
+        let both = config(&["--role", "R", "--regions", "eu-west-1", "--region", "us-east-1", "--", "true"]);
+        assert!(matches!(both, Err(ConfigError::RegionsConflict(_))));
     }
 
     #[test]

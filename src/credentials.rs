@@ -8,7 +8,7 @@ use secrecy::SecretString;
 /// One account's keys. Every value is a [`SecretString`] (zeroized on drop, `[REDACTED]`
 /// in `Debug`): the access key id is not secret by
 /// itself, but it names the account's session in logs nobody should have to scrub.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Credentials {
     pub access_key_id: SecretString,
     pub secret_access_key: SecretString,

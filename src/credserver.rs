@@ -91,7 +91,7 @@ impl CredentialServer {
         &self,
         account_id: &str,
         role: &str,
-        credentials: Credentials,
+        credentials: &Credentials,
     ) -> Result<ChildAccess, getrandom::Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut bytes)?;
@@ -175,7 +175,7 @@ struct Registry {
 
 impl Registry {
     /// Registers a child's token; returns the path it reads.
-    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: Credentials) -> String {
+    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: &Credentials) -> String {
         let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let shared = children.values().find(|held| held.account_id == account_id && held.role == role).cloned();
         let held = shared.unwrap_or_else(|| {
@@ -184,7 +184,7 @@ impl Registry {
                 role: role.to_owned(),
                 // Account ids are digits and role names `[\w+=,.@-]`: path characters all.
                 path: format!("{PATH_PREFIX}/{account_id}/{role}"),
-                credentials: tokio::sync::Mutex::new(credentials),
+                credentials: tokio::sync::Mutex::new(credentials.clone()),
             })
         });
         let path = held.path.clone();
@@ -364,8 +364,8 @@ mod tests {
     #[test]
     fn a_token_reads_only_its_own_account_until_forgotten() {
         let registry = Registry::default();
-        let a = registry.insert(digest(b"token-a"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
-        let b = registry.insert(digest(b"token-b"), "222", "ReadOnly", credentials("B", "2026-11-24T03:00:00Z"));
+        let a = registry.insert(digest(b"token-a"), "111", "ReadOnly", &credentials("A", "2026-11-24T03:00:00Z"));
+        let b = registry.insert(digest(b"token-b"), "222", "ReadOnly", &credentials("B", "2026-11-24T03:00:00Z"));
         assert_eq!((a.as_str(), b.as_str()), ("/fanout/111/ReadOnly", "/fanout/222/ReadOnly"));
         let account = |token: &[u8], path: &str| registry.lookup(Some(token), path).map(|held| held.account_id.clone());
         assert_eq!(account(b"token-a", &a).as_deref(), Some("111"));
@@ -386,9 +386,9 @@ mod tests {
     #[test]
     fn children_of_one_account_and_role_share_what_is_held() {
         let registry = Registry::default();
-        registry.insert(digest(b"one"), "111", "ReadOnly", credentials("A", "2026-11-24T03:00:00Z"));
-        registry.insert(digest(b"two"), "111", "ReadOnly", credentials("A2", "2026-11-24T03:00:00Z"));
-        registry.insert(digest(b"admin"), "111", "Admin", credentials("C", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"one"), "111", "ReadOnly", &credentials("A", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"two"), "111", "ReadOnly", &credentials("A2", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"admin"), "111", "Admin", &credentials("C", "2026-11-24T03:00:00Z"));
         let (one, two, admin) = (
             registry.lookup(Some(b"one"), "/fanout/111/ReadOnly").unwrap(),
             registry.lookup(Some(b"two"), "/fanout/111/ReadOnly").unwrap(),

@@ -10,6 +10,9 @@
 //! (`shell-words`), as a person would type it. Each run that writes to the log first adds
 //! two comment lines, `# command: …` (the command as given, placeholders and all) and
 //! `# roles: …`: what `--retry-failed` runs again when no new command is given.
+//!
+//! `Host` is GNU parallel's "where it ran": `:` (this machine), or with `--regions` the
+//! child's region, so each (account, region) has a line of its own.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -41,6 +44,8 @@ pub struct Entry {
     pub account_id: String,
     pub account_name: String,
     pub role: String,
+    /// With `--regions`: the region the line is for (the `Host` column).
+    pub region: Option<String>,
     /// `succeeded`, `failed`, `interrupted`, `not-started` or `no-role`, as in the JSON
     /// results.
     pub status: String,
@@ -61,8 +66,9 @@ impl Entry {
     fn to_line(&self) -> String {
         let start = self.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
         format!(
-            "{}\t:\t{}.{:03}\t{}.{:03}\t0\t0\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}.{:03}\t{}.{:03}\t0\t0\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             self.seq,
+            self.region.as_deref().map_or(":".into(), escape),
             start.as_secs(),
             start.subsec_millis(),
             self.runtime.as_secs(),
@@ -80,7 +86,7 @@ impl Entry {
 
     fn parse(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [seq, _host, start, runtime, _send, _receive, exit, signal, command, id, name, role, status, class] =
+        let [seq, host, start, runtime, _send, _receive, exit, signal, command, id, name, role, status, class] =
             fields[..]
         else {
             return None;
@@ -97,6 +103,7 @@ impl Entry {
             account_id: unescape(id),
             account_name: unescape(name),
             role: unescape(role),
+            region: (host != ":").then(|| unescape(host)),
             status: status.to_owned(),
             class: class.to_owned(),
         })
@@ -265,6 +272,7 @@ mod tests {
             account_id: id.to_owned(),
             account_name: "odd\tname\\ \u{1b}[31m\\u{41}".to_owned(),
             role: "ReadOnly".to_owned(),
+            region: None,
             status: status.to_owned(),
             class: "exit".to_owned(),
         }
@@ -294,6 +302,17 @@ mod tests {
         expected.seq = 1;
         assert_eq!(read["111111111111"], expected);
         assert_eq!(read["222222222222"].seq, 2);
+    }
+
+    #[test]
+    fn a_region_is_the_host_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut regional = entry("111111111111", "succeeded");
+        regional.region = Some("eu-west-1".to_owned());
+        JobLog::open(&path, false, &[], &[]).unwrap().record(regional);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\n1\teu-west-1\t1795489200.250\t"));
+        assert_eq!(read(&path).unwrap().entries["111111111111"].region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod portal;
 pub mod rate;
+pub mod regions;
 pub mod report;
 pub mod run;
 pub mod select;

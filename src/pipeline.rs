@@ -18,7 +18,7 @@ mod account;
 
 use std::time::Duration;
 
-use self::account::{Trace, run_account};
+use self::account::{RegionEnd, Target, Trace, run_account};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
@@ -35,6 +35,7 @@ use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
+use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
 use crate::select::Selection;
 use crate::summary::{AccountReport, Outcome, Tally};
@@ -42,8 +43,10 @@ use crate::summary::{AccountReport, Outcome, Tally};
 /// What every account task shares.
 pub struct Run {
     plan: RunPlan,
-    /// The children's `AWS_REGION`.
+    /// The children's `AWS_REGION`, without `--regions`.
     region: String,
+    /// With `--regions enabled`: asks each account for its enabled regions.
+    region_lister: RegionLister,
     portal: Arc<Portal>,
     output: Output,
     /// The bar counts accounts selected, running and finished.
@@ -81,6 +84,7 @@ impl Run {
         Ok(Run {
             plan,
             region,
+            region_lister: RegionLister::default(),
             portal,
             output,
             outputs,
@@ -97,6 +101,21 @@ impl Run {
     pub fn with_credential_server(mut self, server: Option<CredentialServer>) -> Self {
         self.credential_server = server;
         self
+    }
+
+    /// The (account, region)s an account selected `index`-th runs in, as far as is known
+    /// before its credentials: the run's region, the `--regions` list, or for `--regions
+    /// enabled` one placeholder (`enabled`) that its task replaces once it has asked.
+    fn targets(&self, index: usize) -> Vec<Target> {
+        let regions = match &self.plan.regions {
+            None => std::slice::from_ref(&self.region),
+            Some(Regions::List(regions)) => &regions[..],
+            Some(Regions::Enabled) => &[],
+        };
+        if regions.is_empty() {
+            return vec![Target { region: ENABLED.to_owned(), index }];
+        }
+        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
     }
 }
 
@@ -120,15 +139,20 @@ pub enum AccountSource<'c> {
     Portal(Option<InventoryWriter>),
 }
 
-/// What one account task hands back.
+/// The region an account's records name under `--regions enabled` when it ended before
+/// its regions were known (no role, no credentials, not started, a dry run).
+const ENABLED: &str = "enabled";
+
+/// What one account task hands back: how it ended in each of its regions.
 struct TaskResult {
     account: Account,
-    outcome: Outcome,
-    trace: Trace,
+    /// The roles it listed (a dry run does), for the inventory cache.
+    listed_roles: Option<Vec<String>>,
+    ends: Vec<RegionEnd>,
 }
 
-/// `(account id, name, role, command)` for the dry-run table.
-type PlanLine = (String, String, String, String);
+/// `[account id, region, name, role, command]` for the dry-run table.
+type PlanLine = [String; 5];
 
 /// Runs the command in every selected account; see the module doc.
 pub async fn run_everywhere(
@@ -182,7 +206,7 @@ pub async fn run_everywhere(
                         break;
                     }
                     Err(PortalError::Cancelled) => break,
-                    Err(error) if tasks.tally.selected == 0 => {
+                    Err(error) if tasks.next_index == 0 => {
                         return Err(Error::from_portal(error, login.login_command()));
                     }
                     Err(error) => {
@@ -217,10 +241,20 @@ pub async fn run_everywhere(
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
+    tally.regions = run.plan.regions.is_some();
     if run.plan.dry_run && !run.plan.json {
         plan_lines.sort();
-        let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
-        run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
+        let table = if tally.regions {
+            report::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
+        } else {
+            let rows = plan_lines.into_iter().map(|[id, _, name, role, command]| [id, name, role, command]);
+            report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)
+        };
+        run.output.send(Stream::Stdout, table).await;
+    }
+    if run.plan.dry_run && run.plan.regions == Some(Regions::Enabled) {
+        let text = "fanout: dry run: --regions enabled asks each account's Account API with its credentials, which a dry run does not fetch; each account is shown once, in region `enabled`\n";
+        run.output.send(Stream::Stderr, text.as_bytes().to_vec()).await;
     }
     Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
 }
@@ -242,6 +276,8 @@ struct AccountTasks {
     plan_lines: Vec<PlanLine>,
     /// Records every account for the next run, when the portal is listed.
     writer: Option<InventoryWriter>,
+    /// The next account's place in the selection (its first region's, with `--regions`).
+    next_index: usize,
     /// Selected accounts waiting for the whole listing, when `--accounts` names some by
     /// name (only then is it known whether a name is ambiguous) or the canaries are named.
     held: Option<Vec<(Account, Option<Vec<String>>)>>,
@@ -272,6 +308,7 @@ impl AccountTasks {
             tally: Tally::default(),
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
+            next_index: 0,
             writer: None,
             // A prompt needs the count, known once the listing is complete.
             held: (selection.names_listed() || named_canaries || run_confirms).then(Vec::new),
@@ -387,18 +424,20 @@ impl AccountTasks {
     async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
         self.run.progress.begin();
         // Selection order, for --keep-order: every index must reach the output's sequencer.
-        let index = self.tally.selected;
-        self.tally.selected += 1;
-        self.run.gate.on_selected();
+        let targets = self.run.targets(self.next_index);
+        self.next_index += targets.len();
+        for _ in &targets {
+            self.run.gate.on_selected();
+        }
         if self.run.gate.is_halted() {
-            let result = account::not_started(&self.run, account, index).await;
+            let result = account::not_started(&self.run, account, targets).await;
             self.record(result);
             return;
         }
         let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
         let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
         self.set.spawn(async move {
-            let result = run_account(run, child_slots, account, roles, index).await;
+            let result = run_account(run, child_slots, account, roles, targets).await;
             drop(live);
             result
         });
@@ -415,18 +454,30 @@ impl AccountTasks {
     }
 
     fn record(&mut self, result: TaskResult) {
-        let TaskResult { account, outcome, trace } = result;
+        let TaskResult { account, listed_roles, ends } = result;
+        for end in ends {
+            self.record_end(&account, end);
+        }
+        inventory::record(&mut self.writer, &InventoryAccount { account, roles: listed_roles });
+    }
+
+    /// One (account, region)'s ending, counted, logged and reported on its own.
+    fn record_end(&mut self, account: &Account, end: RegionEnd) {
+        let RegionEnd { region, outcome, trace } = end;
+        let regional = self.run.plan.regions.as_ref().map(|_| region.as_str());
+        self.tally.selected += 1;
         if let Some(joblog) = &mut self.joblog {
-            joblog.record(joblog_entry(&account, &outcome, &trace, self.run.plan.dry_run));
+            joblog.record(joblog_entry(account, regional, &outcome, &trace, self.run.plan.dry_run));
         }
         if let Some(reports) = &mut self.reports {
-            reports.record(&report_entry(&account, &outcome, &trace, self.run.plan.dry_run));
+            reports.record(&report_entry(account, regional, &outcome, &trace, self.run.plan.dry_run));
         }
         if self.run.plan.dry_run
             && !self.run.plan.json
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
         {
-            self.plan_lines.push((account.id.clone(), account.name.clone(), role.clone(), shell_words::join(argv)));
+            let (id, name) = (account.id.clone(), account.name.clone());
+            self.plan_lines.push([id, region.clone(), name, role.clone(), shell_words::join(argv)]);
         }
         if self.run.plan.save_plan.is_some()
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
@@ -435,7 +486,7 @@ impl AccountTasks {
                 account_id: account.id.clone(),
                 account_name: account.name.clone(),
                 role: role.clone(),
-                region: self.run.region.clone(),
+                region: region.clone(),
                 argv: argv.clone(),
             });
         }
@@ -453,17 +504,24 @@ impl AccountTasks {
         self.tally.record(AccountReport {
             account_id: account.id.clone(),
             account_name: account.name.clone(),
+            region: regional.map(str::to_owned),
             outcome,
         });
-        inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
     }
 }
 
 /// How an account ended, for the CI reports.
-fn report_entry<'a>(account: &'a Account, outcome: &'a Outcome, trace: &'a Trace, dry_run: bool) -> AccountEnd<'a> {
+fn report_entry<'a>(
+    account: &'a Account,
+    region: Option<&'a str>,
+    outcome: &'a Outcome,
+    trace: &'a Trace,
+    dry_run: bool,
+) -> AccountEnd<'a> {
     AccountEnd {
         account_id: &account.id,
         account_name: &account.name,
+        region,
         outcome,
         dry_run,
         began: trace.began,
@@ -476,7 +534,13 @@ fn report_entry<'a>(account: &'a Account, outcome: &'a Outcome, trace: &'a Trace
 }
 
 /// An account's joblog line.
-fn joblog_entry(account: &Account, outcome: &Outcome, trace: &Trace, dry_run: bool) -> joblog::Entry {
+fn joblog_entry(
+    account: &Account,
+    region: Option<&str>,
+    outcome: &Outcome,
+    trace: &Trace,
+    dry_run: bool,
+) -> joblog::Entry {
     let ran = trace.exit.is_some();
     joblog::Entry {
         seq: 0,
@@ -489,6 +553,7 @@ fn joblog_entry(account: &Account, outcome: &Outcome, trace: &Trace, dry_run: bo
         account_id: account.id.clone(),
         account_name: account.name.clone(),
         role: trace.role.clone().unwrap_or_default(),
+        region: region.map(str::to_owned),
         status: outcome.status(dry_run).to_owned(),
         class: outcome.class().map_or("", |class| class.name()).to_owned(),
     }

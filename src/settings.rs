@@ -209,9 +209,9 @@ fn refuse_conflicting_flags(matches: &ArgMatches) {
 }
 
 impl Layered {
-    /// `apply` runs a plan's roles, selection and region, and `--resume`/`--retry-failed`
-    /// the joblog's roles: a default (from a variable or the file) must neither conflict
-    /// with them nor replace them. Only a flag does.
+    /// `apply` runs a plan's roles, selection and region, `--regions` its own regions,
+    /// and `--resume`/`--retry-failed` the joblog's roles: a default (from a variable or
+    /// the file) must neither conflict with them nor replace them. Only a flag does.
     fn drop_defaults_for_recorded_runs(&mut self) {
         let applying = matches!(self.cli.subcommand, Some(Subcommands::Apply { .. }));
         let resuming = self.cli.run.resume.is_some() || self.cli.run.retry_failed.is_some();
@@ -222,7 +222,9 @@ impl Layered {
         if applying && !exclude {
             self.cli.selection.exclude.clear();
         }
-        if applying && !region {
+        // `--regions` sets each child's region: a default region (a variable, the
+        // file, or a parent fanout's FANOUT_REGION) gives way; only a flag conflicts.
+        if (applying || self.cli.run.regions.is_some()) && !region {
             self.cli.run.region = None;
         }
     }

@@ -11,7 +11,7 @@ use crate::gate::Halt;
 use crate::output::report::sanitize;
 
 /// How one selected account ended.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Outcome {
     Succeeded,
     /// The command failed, or the account could not be reached.
@@ -98,6 +98,8 @@ impl FailureClass {
 pub struct AccountReport {
     pub account_id: String,
     pub account_name: String,
+    /// With `--regions`: the region this ending is for; each is counted on its own.
+    pub region: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -127,11 +129,16 @@ pub struct Tally {
     pub halt: Option<Halt>,
     pub throttles: u64,
     pub portal_calls: u64,
+    /// `--regions`: what is counted is each (account, region), named `id/region`.
+    pub regions: bool,
 }
 
 impl Tally {
     pub fn record(&mut self, report: AccountReport) {
-        let name = || format!("{} ({})", report.account_id, sanitize(&report.account_name));
+        let name = || match &report.region {
+            Some(region) => format!("{}/{region} ({})", report.account_id, sanitize(&report.account_name)),
+            None => format!("{} ({})", report.account_id, sanitize(&report.account_name)),
+        };
         match report.outcome {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Failed { class, reason } => self.failed.push((name(), class, reason)),
@@ -165,7 +172,7 @@ impl Tally {
         let mut text = format!(
             "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){}{} in {:.2}s\n",
             if dry_run { "dry run: " } else { "" },
-            plural(self.selected, "account"),
+            plural(self.selected, if self.regions { "account-region" } else { "account" }),
             self.succeeded,
             if dry_run { "would run" } else { "succeeded" },
             self.failed.len(),
@@ -231,7 +238,7 @@ mod tests {
     use super::*;
 
     fn report(outcome: Outcome) -> AccountReport {
-        AccountReport { account_id: "1".to_owned(), account_name: "a".to_owned(), outcome }
+        AccountReport { account_id: "1".to_owned(), account_name: "a".to_owned(), region: None, outcome }
     }
 
     fn exit_failure() -> Outcome {
@@ -280,6 +287,7 @@ mod tests {
         tally.record(AccountReport {
             account_id: "1".to_owned(),
             account_name: "a\n2 (b)\x1b[2J".to_owned(),
+            region: None,
             outcome: exit_failure(),
         });
         let text = tally.render(&["ReadOnly".to_owned()], Duration::from_millis(1500), false, false);
@@ -287,6 +295,16 @@ mod tests {
             text,
             "fanout: 2 accounts selected: 1 succeeded, 1 failed, 0 skipped (no role ReadOnly) in 1.50s\n  failed       1 (a\\n2 (b)\\u{1b}[2J) [exit]: exit code 3\n"
         );
+    }
+
+    #[test]
+    fn with_regions_each_account_region_is_counted_and_named() {
+        let mut tally = Tally { selected: 2, regions: true, ..Tally::default() };
+        tally.record(AccountReport { region: Some("us-east-1".to_owned()), ..report(Outcome::Succeeded) });
+        tally.record(AccountReport { region: Some("eu-west-1".to_owned()), ..report(exit_failure()) });
+        let text = tally.render(&[], Duration::ZERO, false, false);
+        assert!(text.starts_with("fanout: 2 account-regions selected: 1 succeeded, 1 failed"), "{text}");
+        assert!(text.contains("  failed       1/eu-west-1 (a) [exit]: exit code 3\n"), "{text}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! One account, start to end: its role, its credentials, a command slot, its command,
-//! and the record of how it ended. Never fails: every ending is an [`Outcome`].
+//! One account, start to end: its role, its credentials (once), then in each of its
+//! regions a command slot, its command, and the record of how it ended. Never fails:
+//! every ending is an [`Outcome`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use super::{Run, TaskResult};
 use crate::credentials::{self, Credentials};
@@ -18,14 +20,13 @@ use crate::output::report;
 use crate::output::sink::{AccountOutput, Streams};
 use crate::output::writer::Stream;
 use crate::portal::{Account, PortalError};
+use crate::regions::{self, Enabled, Regions};
 use crate::select::candidate_roles;
 use crate::summary::{FailureClass, Outcome};
 
-/// What one account's task found out on its way, beside its outcome.
+/// What one (account, region) found out on its way, beside its outcome.
 #[derive(Debug, Default)]
 pub struct Trace {
-    /// The roles it listed (a dry run does), for the inventory cache.
-    pub listed_roles: Option<Vec<String>>,
     /// The role it used, or would use in a dry run.
     pub role: Option<String>,
     /// The argv it ran, or would run in a dry run.
@@ -47,39 +48,178 @@ pub struct Trace {
     slot: Option<OwnedSemaphorePermit>,
 }
 
+/// One (account, region): what a child, a `result` record, a joblog line, a report
+/// entry and a count in the summary are for. Without `--regions` an account has one,
+/// in the run's region.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub region: String,
+    /// Its place in the selection, for `--keep-order`.
+    pub index: usize,
+}
+
+/// How one (account, region) ended.
+pub struct RegionEnd {
+    pub region: String,
+    pub outcome: Outcome,
+    pub trace: Trace,
+}
+
+/// What an account's regions share once its role and credentials are found: the
+/// credentials are fetched once per account, however many regions it runs in.
+struct Ready {
+    role: String,
+    /// `None` in a dry run, which fetches none.
+    credentials: Option<Credentials>,
+    /// The name its commands see (a plan's, under `fanout apply`).
+    account_name: String,
+    /// Under `fanout apply`: the plan's argv, never re-rendered.
+    saved_argv: Option<Vec<String>>,
+    began: SystemTime,
+    credentials_at: Option<SystemTime>,
+}
+
+/// One account's task: its role and credentials once, then its command in each of
+/// `targets` (with `--regions enabled`, in each region it has enabled, asked now).
 pub async fn run_account(
     run: Arc<Run>,
     child_slots: Arc<Semaphore>,
     account: Account,
     known_roles: Option<Vec<String>>,
-    index: usize,
+    targets: Vec<Target>,
 ) -> TaskResult {
-    let started = Instant::now();
-    let mut trace = Trace { began: Some(SystemTime::now()), ..Trace::default() };
-    let mut sink = run.outputs.account(index, &account.id);
-    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace, &mut sink).await;
+    let began = SystemTime::now();
+    let mut listed_roles = None;
+    let ends = match prepare(&run, &account, known_roles, &mut listed_roles, began).await {
+        Ok(ready) => {
+            let targets = resolve_targets(&run, &account, &ready, targets).await;
+            run_regions(&run, &child_slots, &account, ready, targets).await
+        }
+        Err(outcome) => {
+            let mut ends = Vec::with_capacity(targets.len());
+            for target in targets {
+                let trace = Trace { began: Some(began), ..Trace::default() };
+                ends.push(end_without_child(&run, &account, target, outcome.clone(), trace).await);
+            }
+            ends
+        }
+    };
+    let failed = ends.iter().any(|end| matches!(end.outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
+    run.progress.on_finished(failed);
+    TaskResult { account, listed_roles, ends }
+}
+
+/// An account a halted run never started: its ending in each of `targets`, without a
+/// task (and so without a portal call).
+pub async fn not_started(run: &Run, account: Account, targets: Vec<Target>) -> TaskResult {
+    let mut ends = Vec::with_capacity(targets.len());
+    for target in targets {
+        ends.push(end_without_child(run, &account, target, Outcome::NotStarted, Trace::default()).await);
+    }
+    run.progress.on_finished(false);
+    TaskResult { account, listed_roles: None, ends }
+}
+
+/// With `--regions enabled`: the account's enabled regions, asked with its own
+/// credentials, replace the one placeholder target; a role that may not ask gets the
+/// default-enabled regions and a warning naming the account. A dry run cannot ask.
+async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: Vec<Target>) -> Vec<Target> {
+    let (Some(Regions::Enabled), Some(credentials)) = (&run.plan.regions, &ready.credentials) else {
+        return targets;
+    };
+    let index = targets.first().map_or(0, |t| t.index);
+    let enabled = run.region_lister.enabled(credentials).await;
+    if let Enabled::Default(reason) = &enabled {
+        let text = format!(
+            "fanout: warning: {} ({}): cannot list its enabled regions ({}); running in the {} regions enabled by default\n",
+            account.id,
+            report::sanitize(&account.name),
+            report::sanitize(reason),
+            regions::DEFAULT_ENABLED.len()
+        );
+        run.output.send(Stream::Stderr, text.into_bytes()).await;
+    }
+    let regions = enabled.regions();
+    // The placeholder was counted when the account was selected; the rest count now.
+    for _ in 1..regions.len() {
+        run.gate.on_selected();
+    }
+    regions.into_iter().map(|region| Target { region, index }).collect()
+}
+
+/// Runs the account's command in each target at once: each child waits for its own
+/// command slot, so `-j` bounds children across accounts and regions together.
+async fn run_regions(
+    run: &Arc<Run>,
+    child_slots: &Arc<Semaphore>,
+    account: &Account,
+    ready: Ready,
+    targets: Vec<Target>,
+) -> Vec<RegionEnd> {
+    let (account, ready) = (Arc::new(account.clone()), Arc::new(ready));
+    let mut set = JoinSet::new();
+    for (order, target) in targets.into_iter().enumerate() {
+        let (run, child_slots, account, ready) =
+            (Arc::clone(run), Arc::clone(child_slots), Arc::clone(&account), Arc::clone(&ready));
+        set.spawn(async move { (order, run_region(&run, &child_slots, &account, &ready, target).await) });
+    }
+    let mut ends = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        ends.push(joined.expect("region tasks do not panic"));
+    }
+    ends.sort_by_key(|(order, _)| *order);
+    ends.into_iter().map(|(_, end)| end).collect()
+}
+
+/// One (account, region): its command, and the record of how it ended.
+async fn run_region(
+    run: &Run,
+    child_slots: &Arc<Semaphore>,
+    account: &Account,
+    ready: &Ready,
+    target: Target,
+) -> RegionEnd {
+    let mut trace = Trace { began: Some(ready.began), credentials_at: ready.credentials_at, ..Trace::default() };
+    let mut sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
+    let outcome = region_outcome(run, child_slots, account, ready, &target.region, &mut trace, &mut sink).await;
+    finish(run, account, target, outcome, trace, sink).await
+}
+
+/// An (account, region) that ended before its command: its result record all the same.
+async fn end_without_child(run: &Run, account: &Account, target: Target, outcome: Outcome, trace: Trace) -> RegionEnd {
+    let sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
+    finish(run, account, target, outcome, trace, sink).await
+}
+
+/// Counts a failure (halting the run at `--max-failures`) before giving up the command
+/// slot, sends the `result` record and closes the output.
+async fn finish(
+    run: &Run,
+    account: &Account,
+    target: Target,
+    outcome: Outcome,
+    mut trace: Trace,
+    mut sink: AccountOutput,
+) -> RegionEnd {
     if matches!(outcome, Outcome::Failed { .. }) {
         run.gate.on_failure();
     }
     drop(trace.slot.take());
-    run.progress.on_finished(matches!(outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
-    tracing::debug!(account = %account.id, ?outcome, "finished");
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    trace.ended = Some(SystemTime::now());
+    tracing::debug!(account = %account.id, region = %target.region, ?outcome, "finished");
+    let ended = SystemTime::now();
+    let since = trace.began.and_then(|began| ended.duration_since(began).ok()).unwrap_or_default();
+    let duration_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+    trace.ended = Some(ended);
     trace.stderr_tail = sink.stderr_tail();
-    send_result(&run, &mut sink, &account, &outcome, &trace, duration_ms).await;
+    send_result(run, &mut sink, account, &target.region, &outcome, &trace, duration_ms).await;
     sink.close().await;
-    TaskResult { account, outcome, trace }
+    RegionEnd { region: target.region, outcome, trace }
 }
 
-/// An account a halted run never started, selected `index`-th: its ending, without a task.
-pub async fn not_started(run: &Run, account: Account, index: usize) -> TaskResult {
-    let (outcome, trace) = (Outcome::NotStarted, Trace::default());
-    run.progress.on_finished(false);
-    let mut sink = run.outputs.account(index, &account.id);
-    send_result(run, &mut sink, &account, &outcome, &trace, 0).await;
-    sink.close().await;
-    TaskResult { account, outcome, trace }
+/// What names an (account, region)'s files under `--output-dir`: the account id, or
+/// `<id>-<region>` with `--regions` (both are validated, so it is a safe name).
+fn output_key(run: &Run, account: &Account, region: &str) -> String {
+    if run.plan.regions.is_some() { format!("{}-{region}", account.id) } else { account.id.clone() }
 }
 
 /// The account's `result` record: on stdout with `--output json`, in `results.jsonl`
@@ -88,6 +228,7 @@ async fn send_result(
     run: &Run,
     sink: &mut AccountOutput,
     account: &Account,
+    region: &str,
     outcome: &Outcome,
     trace: &Trace,
     duration_ms: u64,
@@ -95,7 +236,7 @@ async fn send_result(
     if !run.plan.json && run.outputs.dir.is_none() {
         return;
     }
-    let record = result_record(run, account, outcome, trace, duration_ms).to_line();
+    let record = result_record(run, account, region, outcome, trace, duration_ms).to_line();
     if let Some(dir) = &run.outputs.dir {
         dir.write_record(&record);
     }
@@ -108,6 +249,7 @@ async fn send_result(
 fn result_record<'a>(
     run: &'a Run,
     account: &'a Account,
+    region: &'a str,
     outcome: &Outcome,
     trace: &'a Trace,
     duration_ms: u64,
@@ -118,7 +260,7 @@ fn result_record<'a>(
         account_id: &account.id,
         account_name: &account.name,
         role: trace.role.as_deref(),
-        region: &run.region,
+        region,
         status: outcome.status(run.plan.dry_run),
         class: outcome.class().map(FailureClass::name),
         exit_code: trace.exit.as_ref().and_then(ChildExit::code),
@@ -129,24 +271,24 @@ fn result_record<'a>(
     }
 }
 
-async fn account_outcome(
+/// The account's role and credentials, or how it ended without them.
+async fn prepare(
     run: &Run,
-    child_slots: &Arc<Semaphore>,
     account: &Account,
     known_roles: Option<Vec<String>>,
-    trace: &mut Trace,
-    sink: &mut AccountOutput,
-) -> Outcome {
+    listed_roles: &mut Option<Vec<String>>,
+    began: SystemTime,
+) -> Result<Ready, Outcome> {
     let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
     if stopped() {
-        return Outcome::NotStarted;
+        return Err(Outcome::NotStarted);
     }
     // A dry run must name the role without fetching credentials, so it lists roles;
     // a real run skips that call and asks for credentials directly (below).
     let known_roles = match known_roles {
         None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
-            Ok(roles) => Some(trace.listed_roles.insert(roles).clone()),
-            Err(error) => return failed(run, &error),
+            Ok(roles) => Some(listed_roles.insert(roles).clone()),
+            Err(error) => return Err(failed(run, &error)),
         },
         known => known,
     };
@@ -154,17 +296,16 @@ async fn account_outcome(
     let saved = run.plan.apply.as_ref().and_then(|applied| applied.by_id.get(&account.id));
     // The saved argv may refer to $FANOUT_ACCOUNT_NAME: it keeps the name it was planned
     // with, even if the account was renamed since.
-    let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str());
+    let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str()).to_owned();
+    let saved_argv = saved.map(|saved| saved.argv.clone());
     let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
     let candidates = candidate_roles(wanted, known_roles.as_deref());
     if candidates.is_empty() {
-        return Outcome::NoRole;
+        return Err(Outcome::NoRole);
     }
     if run.plan.dry_run {
-        let vars = Vars { account_id: &account.id, account_name, role: candidates[0], region: &run.region };
-        trace.role = Some(candidates[0].to_owned());
-        trace.argv = Some(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
-        return Outcome::Succeeded;
+        let role = candidates[0].to_owned();
+        return Ok(Ready { role, credentials: None, account_name, saved_argv, began, credentials_at: None });
     }
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
@@ -175,19 +316,45 @@ async fn account_outcome(
         // is a denial to report, not an account to skip.
         Ok(None) if roles_known => {
             let reason = format!("the portal refused credentials for {} (HTTP 403)", candidates.join(" and "));
-            return Outcome::Failed { class: FailureClass::Denied, reason };
+            return Err(Outcome::Failed { class: FailureClass::Denied, reason });
         }
-        Ok(None) => return Outcome::NoRole,
-        Err(error) => return failed(run, &error),
+        Ok(None) => return Err(Outcome::NoRole),
+        Err(error) => return Err(failed(run, &error)),
     };
-    trace.credentials_at = Some(SystemTime::now());
+    Ok(Ready {
+        role: role.to_owned(),
+        credentials: Some(credentials),
+        account_name,
+        saved_argv,
+        began,
+        credentials_at: Some(SystemTime::now()),
+    })
+}
+
+/// The command in one region, once a command slot is free; a dry run only renders it.
+async fn region_outcome(
+    run: &Run,
+    child_slots: &Arc<Semaphore>,
+    account: &Account,
+    ready: &Ready,
+    region: &str,
+    trace: &mut Trace,
+    sink: &mut AccountOutput,
+) -> Outcome {
+    let (role, account_name) = (ready.role.as_str(), ready.account_name.as_str());
+    let vars = Vars { account_id: &account.id, account_name, role, region };
+    let render = || ready.saved_argv.clone().unwrap_or_else(|| run.plan.command.render(&vars));
+    let Some(credentials) = &ready.credentials else {
+        trace.role = Some(role.to_owned());
+        trace.argv = Some(render());
+        return Outcome::Succeeded;
+    };
     trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
-    if stopped() {
+    if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
     trace.role = Some(role.to_owned());
-    let vars = Vars { account_id: &account.id, account_name, role, region: &run.region };
-    let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
+    let argv = trace.argv.insert(render());
     // With the credential server the child gets a token, forgotten when it ends (the
     // access is dropped with this function), instead of the keys.
     let mut access = None;
@@ -199,9 +366,9 @@ async fn account_outcome(
                 return Outcome::Failed { class: FailureClass::Spawn, reason };
             }
         },
-        None => ChildCredentials::Keys(&credentials),
+        None => ChildCredentials::Keys(credentials),
     };
-    let env = AccountEnv { account_id: &account.id, account_name, role, region: &run.region, credentials };
+    let env = AccountEnv { account_id: &account.id, account_name, role, region, credentials };
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();

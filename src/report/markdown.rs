@@ -124,6 +124,7 @@ mod tests {
             markdown.record(&AccountEnd {
                 account_id: &id,
                 account_name: "a",
+                region: None,
                 outcome: &outcome,
                 dry_run: false,
                 began: None,

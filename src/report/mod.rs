@@ -37,6 +37,8 @@ impl ReportPaths {
 pub struct AccountEnd<'a> {
     pub account_id: &'a str,
     pub account_name: &'a str,
+    /// With `--regions`: the region this ending is for.
+    pub region: Option<&'a str>,
     pub outcome: &'a Outcome,
     pub dry_run: bool,
     /// When its task began (before the portal was asked for its credentials).
@@ -61,9 +63,12 @@ impl AccountEnd<'_> {
         }
     }
 
-    /// `id (name)`, as the summary names accounts.
+    /// `id (name)`, or `id/region (name)` with `--regions`, as the summary names them.
     pub fn label(&self) -> String {
-        format!("{} ({})", self.account_id, self.account_name)
+        match self.region {
+            Some(region) => format!("{}/{region} ({})", self.account_id, self.account_name),
+            None => format!("{} ({})", self.account_id, self.account_name),
+        }
     }
 }
 

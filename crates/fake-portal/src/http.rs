@@ -29,10 +29,16 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn respond(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let reply = if (request.method().as_str(), request.uri().path()) == ("POST", "/token") {
+    let path = request.uri().path().to_owned();
+    let reply = if (request.method().as_str(), path.as_str()) == ("POST", "/token") {
         // SSO OIDC's only operation here, the one with a body.
         let body = request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
         state.create_token(&body).await
+    } else if path == "/listRegions" {
+        // The Account API, signed with minted role credentials (account_api.rs).
+        let authorization = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+        state.list_regions(authorization.as_deref(), &body)
     } else {
         let query = request.uri().query().map(parse_query).unwrap_or_default();
         let token = request.headers().get("x-amz-sso_bearer_token").and_then(|v| v.to_str().ok());

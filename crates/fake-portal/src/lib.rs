@@ -16,6 +16,7 @@
 //! SSO OIDC `CreateToken` (`POST /token`, the refresh-token grant) is served too, from
 //! `oidc.rs`: tests point `AWS_ENDPOINT_URL_SSO_OIDC` here as well.
 
+mod account_api;
 pub mod home;
 mod http;
 pub mod oidc;
@@ -134,6 +135,11 @@ pub struct PortalOptions {
     pub misbehave: Option<Misbehaviour>,
     /// SSO OIDC `CreateToken` (refresh) and token revocation.
     pub oidc: oidc::OidcOptions,
+    /// The Account API's `ListRegions`: each account's enabled regions, else
+    /// [`account_api::DEFAULT_REGIONS`].
+    pub enabled_regions: HashMap<String, Vec<String>>,
+    /// Accounts whose role may not call `ListRegions` (403 `AccessDeniedException`).
+    pub regions_denied: HashSet<String>,
 }
 
 impl Default for PortalOptions {
@@ -152,6 +158,8 @@ impl Default for PortalOptions {
             credentials_ttl: Duration::from_hours(1),
             misbehave: None,
             oidc: oidc::OidcOptions::default(),
+            enabled_regions: HashMap::new(),
+            regions_denied: HashSet::new(),
         }
     }
 }
@@ -171,6 +179,9 @@ pub struct Stats {
     pub stalled: AtomicU64,
     pub max_in_flight: AtomicU64,
     in_flight: AtomicU64,
+    /// The Account API's `ListRegions`, answered and refused.
+    pub list_regions: AtomicU64,
+    pub list_regions_denied: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -185,6 +196,8 @@ pub struct StatsSnapshot {
     pub create_token: u64,
     pub stalled: u64,
     pub max_in_flight: u64,
+    pub list_regions: u64,
+    pub list_regions_denied: u64,
 }
 
 impl StatsSnapshot {
@@ -204,6 +217,8 @@ impl StatsSnapshot {
             "CreateToken": self.create_token,
             "stalled": self.stalled,
             "inflight_max": self.max_in_flight,
+            "ListRegions": self.list_regions,
+            "ListRegionsDenied": self.list_regions_denied,
         })
     }
 }
@@ -221,6 +236,8 @@ impl Stats {
             create_token: get(&self.create_token),
             stalled: get(&self.stalled),
             max_in_flight: get(&self.max_in_flight),
+            list_regions: get(&self.list_regions),
+            list_regions_denied: get(&self.list_regions_denied),
         }
     }
 }
@@ -537,6 +554,7 @@ impl Drop for FakePortal {
     }
 }
 
+pub use account_api::DEFAULT_REGIONS;
 pub use http::serve;
 
 #[cfg(test)]
