@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::config::{Action, Config, ConfigError, Feedback, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
+use crate::export::ExportSink;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
 use crate::output::dir::OutputDir;
@@ -102,12 +103,13 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 dir.clone(),
                 stopper.clone(),
             );
-            let run = Arc::new(run?);
+            let run = Arc::new(with_export(run?, &output)?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
             };
-            let mut finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            let finished = pipeline::run_everywhere(Arc::clone(&run), &config.selection, source, &login).await;
+            let mut finished = finish_export(run, stopper, &output, finished).await;
             if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
                 match save(&path, done, &login) {
                     Ok(text) => output.send(Stream::Stderr, text.into_bytes()).await,
@@ -153,6 +155,29 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
+}
+
+/// `fanout credentials`: the run with its export sink, opened before any credentials
+/// are fetched (an unwritable --output-file fails first).
+fn with_export(run: Run, output: &Output) -> Result<Run, Error> {
+    let Some(format) = run.export_format() else { return Ok(run) };
+    let sink = ExportSink::open(format, output.clone()).map_err(|(path, source)| Error::Write { path, source })?;
+    Ok(run.with_export(sink))
+}
+
+/// Writes the collected export (`--format json`) once the run is done, and says where
+/// on stderr; a run that failed outright writes none (its temp file goes with it). Ends
+/// the run, which holds an output handle: the writer drains once every handle is gone.
+async fn finish_export(
+    run: Arc<Run>,
+    stopper: &Stopper,
+    output: &Output,
+    finished: Result<Finished, Error>,
+) -> Result<Finished, Error> {
+    let (Ok(_), Some(export)) = (&finished, run.export()) else { return finished };
+    let note = export.finish(stopper.is_stopping()).await.map_err(|(path, source)| Error::Write { path, source })?;
+    output.send(Stream::Stderr, note.unwrap_or_default().into_bytes()).await;
+    finished
 }
 
 /// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that

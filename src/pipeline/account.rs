@@ -57,7 +57,7 @@ pub async fn run_account(
     let started = Instant::now();
     let mut trace = Trace { began: Some(SystemTime::now()), ..Trace::default() };
     let mut sink = run.outputs.account(index, &account.id);
-    let outcome = account_outcome(&run, &child_slots, &account, known_roles, &mut trace, &mut sink).await;
+    let outcome = account_outcome(&run, &child_slots, &account, known_roles, index, &mut trace, &mut sink).await;
     if matches!(outcome, Outcome::Failed { .. }) {
         run.gate.on_failure();
     }
@@ -134,6 +134,7 @@ async fn account_outcome(
     child_slots: &Arc<Semaphore>,
     account: &Account,
     known_roles: Option<Vec<String>>,
+    index: usize,
     trace: &mut Trace,
     sink: &mut AccountOutput,
 ) -> Outcome {
@@ -181,10 +182,19 @@ async fn account_outcome(
         Err(error) => return failed(run, &error),
     };
     trace.credentials_at = Some(SystemTime::now());
+    if let Some(export) = &run.export {
+        trace.role = Some(role.to_owned());
+        export.hand(index, account, role, &credentials).await;
+        return Outcome::Succeeded;
+    }
     trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
     if stopped() {
         return Outcome::NotStarted;
     }
+    let credentials = match fresh_enough(run, &account.id, role, credentials).await {
+        Ok(credentials) => credentials,
+        Err(error) => return failed(run, &error),
+    };
     trace.role = Some(role.to_owned());
     let vars = Vars { account_id: &account.id, account_name, role, region: &run.region };
     let argv = trace.argv.insert(saved.map_or_else(|| run.plan.command.render(&vars), |saved| saved.argv.clone()));
@@ -258,6 +268,24 @@ async fn first_role_with_credentials<'r>(
         }
     }
     Ok(None)
+}
+
+/// `credentials`, or new ones if they expire within `--expiry-margin` now that the
+/// command slot is free: fetched while earlier commands ran, they may have aged for as
+/// long as those commands took. Fetched again at most once (a session shorter than the
+/// margin cannot do better), so the child's `AWS_CREDENTIAL_EXPIRATION` is that of the
+/// credentials it gets.
+async fn fresh_enough(
+    run: &Run,
+    account_id: &str,
+    role: &str,
+    credentials: Credentials,
+) -> Result<Credentials, PortalError> {
+    if !credentials.expire_within(run.plan.expiry_margin, SystemTime::now()) {
+        return Ok(credentials);
+    }
+    tracing::info!(account_id, role, expiration = %credentials.expiration, "credentials expire within --expiry-margin; fetching them again");
+    credentials::fetch(&run.portal, account_id, role).await
 }
 
 /// The outcome of an account the portal would not give credentials for.
