@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -144,7 +145,8 @@ fn jsonl_prints_each_account_as_its_credentials_arrive() {
     assert_eq!(lines.len(), accounts.len(), "one line an account");
     assert_eq!(lines.last().unwrap()["accountId"], slow.as_str(), "the slow account comes last");
     let first_at = first_at.unwrap();
-    assert!(ended_at - first_at >= Duration::from_secs(2), "first line at {first_at:?}, end at {ended_at:?}");
+    let waited = ended_at.checked_sub(first_at).unwrap();
+    assert!(waited >= Duration::from_secs(2), "first line at {first_at:?}, end at {ended_at:?}");
     for line in &lines {
         let id = line["accountId"].as_str().unwrap();
         assert_eq!(line["roles"]["ReadOnly"]["accessKeyId"], credentials_for(id, "ReadOnly").0.as_str());
@@ -292,10 +294,11 @@ fn the_json_file_matches_what_the_articles_script_writes() {
 fn write_process_profile(env: &TestEnv) {
     let fanout = assert_cmd::cargo::cargo_bin("fanout");
     let mut config = std::fs::read_to_string(env.config_path()).unwrap();
-    config.push_str(&format!(
+    let _ = write!(
+        config,
         "\n[profile p]\nregion = eu-west-1\ncredential_process = {} credentials --sso-session corp --account 100000001111 --role ReadOnly --format process\n",
         fanout.display()
-    ));
+    );
     env.write_config(&config);
 }
 
