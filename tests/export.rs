@@ -314,7 +314,8 @@ fn boto3_reads_the_credential_process_profile() {
                   c = boto3.Session(profile_name='p').get_credentials()\n\
                   f = c.get_frozen_credentials()\n\
                   print(c.method, f.access_key, f.secret_key, f.token)";
-    let output = env.isolated("python3").args(["-c", script]).output().unwrap();
+    // As the AWS CLI runs it: AWS_PROFILE names the profile whose process fanout is.
+    let output = env.isolated("python3").args(["-c", script]).env("AWS_PROFILE", "p").output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     let (key, secret, session) = credentials_for("100000001111", "ReadOnly");
     assert_eq!(stdout_of(&output).trim(), format!("custom-process {key} {secret} {session}"));
