@@ -58,16 +58,25 @@ impl ExportFormat {
     }
 }
 
-/// Where each account's credentials go as they arrive.
-#[derive(Debug)]
+/// Where each account's credentials go as they arrive. No `Debug`: it holds them.
 pub struct ExportSink {
     format: ExportFormat,
     output: Output,
-    /// `--format json`: each account's entry with its selection index, so the file lists
-    /// the accounts in the order they were selected, whatever order they finished in.
-    collected: Mutex<Vec<(usize, Value)>>,
+    /// `--format json`: each account with its selection index (the file lists the
+    /// accounts in the order they were selected, whatever order they finished in), its
+    /// role and its credentials, still [`secrecy::SecretString`]s until the file is
+    /// written.
+    collected: Mutex<Vec<Collected>>,
     /// `--format json` to a file: the temp file created at the start, next to it.
     file: Mutex<Option<tempfile::NamedTempFile>>,
+}
+
+/// One account of a json export, waiting for the others.
+struct Collected {
+    index: usize,
+    account: Account,
+    role: String,
+    credentials: Credentials,
 }
 
 impl ExportSink {
@@ -90,18 +99,18 @@ impl ExportSink {
 
     /// Takes one account's credentials: printed at once (jsonl, env, process) or kept for
     /// the file (json).
-    pub async fn hand(&self, index: usize, account: &Account, role: &str, credentials: &Credentials) {
+    pub async fn hand(&self, index: usize, account: &Account, role: &str, credentials: Credentials) {
         let text = match &self.format {
             ExportFormat::Json(_) => {
-                let entry = article_entry(account, role, credentials);
+                let (account, role) = (account.clone(), role.to_owned());
                 if let Ok(mut collected) = self.collected.lock() {
-                    collected.push((index, entry));
+                    collected.push(Collected { index, account, role, credentials });
                 }
                 return;
             }
-            ExportFormat::Jsonl => format!("{}\n", article_entry(account, role, credentials)),
-            ExportFormat::Env => env_lines(account, role, credentials),
-            ExportFormat::Process => format!("{}\n", process_json(credentials)),
+            ExportFormat::Jsonl => format!("{}\n", article_entry(account, role, &credentials)),
+            ExportFormat::Env => env_lines(account, role, &credentials),
+            ExportFormat::Process => format!("{}\n", process_json(&credentials)),
         };
         self.output.send(Stream::Stdout, text.into_bytes()).await;
     }
@@ -122,9 +131,10 @@ impl ExportSink {
             });
         }
         let mut collected = self.collected.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
-        collected.sort_by_key(|(index, _)| *index);
+        collected.sort_by_key(|entry| entry.index);
         let count = collected.len();
-        let array = Value::Array(collected.into_iter().map(|(_, entry)| entry).collect());
+        let entries = collected.iter().map(|entry| article_entry(&entry.account, &entry.role, &entry.credentials));
+        let array = Value::Array(entries.collect());
         let mut text = array.to_string();
         text.push('\n');
         let (JsonTarget::File(path), Some(mut temp)) = (target, temp) else {

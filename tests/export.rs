@@ -362,3 +362,19 @@ fn credentials_near_expiry_are_fetched_again_for_a_late_child() {
         assert!(left >= Duration::from_secs(3) && left <= Duration::from_secs(7), "{line}: {left:?} left");
     }
 }
+
+#[test]
+fn a_zero_margin_fetches_nothing_again() {
+    let env = TestEnv::new(PortalOptions {
+        accounts: generated_accounts(2),
+        credentials_ttl: Duration::from_secs(5),
+        ..PortalOptions::default()
+    });
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "-j", "1", "--expiry-margin", "0s", "--", "sleep", "2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(env.portal.stats().get_role_credentials, 2, "still good when the slot frees: used as fetched");
+}

@@ -184,7 +184,7 @@ async fn account_outcome(
     trace.credentials_at = Some(SystemTime::now());
     if let Some(export) = &run.export {
         trace.role = Some(role.to_owned());
-        export.hand(index, account, role, &credentials).await;
+        export.hand(index, account, role, credentials).await;
         return Outcome::Succeeded;
     }
     trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
