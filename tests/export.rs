@@ -82,6 +82,33 @@ fn the_json_file_is_the_articles_file_0600_and_whole() {
 }
 
 #[test]
+fn a_stopped_export_leaves_no_file_and_no_temp_file() {
+    let env = TestEnv::new(PortalOptions { latency: Duration::from_millis(300), ..PortalOptions::default() });
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("creds.json");
+    let child = env
+        .std_fanout()
+        .args(["credentials", "--role", "ReadOnly", "--portal-concurrency", "1", "--output-file"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the temp file exists the run is under way; then Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(out_dir.path()).unwrap().next().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: a plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr_of(&output));
+    let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(stderr_of(&output).contains("was not written"), "{}", stderr_of(&output));
+}
+
+#[test]
 fn an_existing_file_is_replaced_by_a_0600_one() {
     let env = TestEnv::new(PortalOptions::default());
     let out_dir = tempfile::tempdir().unwrap();
