@@ -16,6 +16,7 @@ Examples:
   fanout --role ReadOnly,ViewOnly --prefix '{account_name}' -- sh -c 'aws iam list-users | wc -l'
   fanout accounts --output json
   fanout doctor
+  fanout credentials --role ReadOnly --output-file sso_role_credentials.json
   fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
   fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
 
@@ -130,6 +131,41 @@ pub enum Subcommands {
     /// the commands (names only). Exit 0 when all is well, else the code of the first
     /// problem (2 config, 3 login, 4 portal). Never prints a secret.
     Doctor,
+    /// Fetch role credentials for the selected accounts and write them out instead of
+    /// running a command: the same selection, portal limiter, retries and inventory cache
+    /// as a run; accounts without the role are skipped; the summary and exit code on
+    /// stderr are a run's. Secrets go only where asked (stdout or --output-file), never
+    /// to logs, the summary or the cache. Guide: docs/credentials-export.md.
+    ///
+    ///   fanout credentials --role ReadOnly --output-file sso_role_credentials.json
+    ///   fanout credentials --role ReadOnly --format jsonl | python3 audit.py
+    ///   eval "$(fanout credentials --account 111122223333 --role ReadOnly --format env)"
+    ///   credential_process = fanout credentials --account 111122223333 --role ReadOnly --format process
+    #[command(verbatim_doc_comment)]
+    Credentials {
+        /// The role whose credentials to fetch, or a comma-separated fallback list (the
+        /// first one each account has). Default: --role given before the subcommand,
+        /// FANOUT_ROLE, or the config file's `role`.
+        #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+        role: Vec<String>,
+
+        /// `json`: the article's sso_role_credentials.json, an array of {accountId,
+        /// accountName, emailAddress, roles: {ROLE: {accessKeyId, secretAccessKey,
+        /// sessionToken, expiration (epoch ms)}}}, written once all accounts are done;
+        /// needs --output-file. `jsonl`: one such object a line on stdout as each account's
+        /// credentials arrive. `env`: `export AWS_ACCESS_KEY_ID=...` lines for `eval`.
+        /// `process`: the credential_process JSON (Version 1), with no summary unless it
+        /// fails. `env` and `process` need exactly one selected account (else exit 2).
+        #[arg(long, value_enum, default_value_t = ExportFormatArg::Json)]
+        format: ExportFormatArg,
+
+        /// With --format json: the file to write, created 0600 and renamed into place
+        /// whole (never partly written, never readable by others); `-` for stdout. A
+        /// stopped run leaves no file. Without it, a json export is refused (exit 2): no
+        /// secrets file is written that was not named.
+        #[arg(long, value_name = "FILE")]
+        output_file: Option<PathBuf>,
+    },
     /// Print the effective defaults, one a line, and where each came from: `flag`,
     /// `env FANOUT_X`, `file PATH` (the config file) or `default`. Needs no AWS config or
     /// login.
@@ -140,6 +176,15 @@ pub enum Subcommands {
 pub enum OutputFormat {
     Table,
     Json,
+}
+
+/// What `fanout credentials` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    Json,
+    Jsonl,
+    Env,
+    Process,
 }
 
 /// How a run's output is written.
@@ -175,8 +220,8 @@ pub struct SelectionArgs {
     #[arg(long, global = true, env = "FANOUT_EXCLUDE", value_name = "GLOB")]
     pub exclude: Vec<String>,
 
-    /// Only these accounts, by id or name, comma-separated.
-    #[arg(long, global = true, value_delimiter = ',', value_name = "ID|NAME,...")]
+    /// Only these accounts, by id or name, comma-separated (--account is the same flag).
+    #[arg(long, global = true, visible_alias = "account", value_delimiter = ',', value_name = "ID|NAME,...")]
     pub accounts: Vec<String>,
 
     /// Only the accounts listed in FILE: one id or name a line; `#` starts a comment.
@@ -292,6 +337,13 @@ pub struct RunArgs {
     /// credentials, and no AWS config or credentials file; see docs/child-environment.md.
     #[arg(long)]
     pub credential_server: bool,
+
+    /// Credentials fetched ahead of a command slot (while earlier commands run) that
+    /// expire within DURATION when the slot frees are fetched again, once, before the
+    /// command starts; AWS_CREDENTIAL_EXPIRATION is always the expiry of the credentials
+    /// the command gets.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub expiry_margin: Duration,
 
     /// Print each selected account's command, placeholders filled, and stop: no
     /// credentials are fetched and nothing is run.

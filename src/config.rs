@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, OutputFormat, Subcommands};
+use crate::cli::{Cli, ExportFormatArg, OutputFormat, Subcommands};
 use crate::confirm::Confirm;
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
+use crate::export::{ExportFormat, JsonTarget};
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
 use crate::output::group::Order;
@@ -101,6 +102,10 @@ impl Feedback {
     fn new(quiet: bool, stderr_is_terminal: bool, action: &Action) -> Self {
         match action {
             _ if quiet => Feedback::Quiet,
+            // A credential_process runs under the AWS CLI or an SDK at every refresh:
+            // it speaks only when something failed. An `env` export is one account.
+            Action::Run(plan) if plan.export == Some(ExportFormat::Process) => Feedback::Quiet,
+            Action::Run(plan) if plan.export == Some(ExportFormat::Env) => Feedback::Summary,
             Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
             _ => Feedback::Summary,
         }
@@ -111,7 +116,8 @@ impl Feedback {
 pub enum Action {
     /// `fanout accounts`.
     ListAccounts(ListFormat),
-    /// `fanout [--dry-run] -- COMMAND`.
+    /// `fanout [--dry-run] -- COMMAND`, and `fanout credentials` (a plan whose
+    /// [`RunPlan::export`] is set).
     Run(Box<RunPlan>),
     /// `fanout doctor`: check the login end to end (`doctor.rs`).
     Doctor,
@@ -165,6 +171,12 @@ pub struct RunPlan {
     pub reports: ReportPaths,
     /// `--credential-server`: children read their credentials from a loopback server.
     pub credential_server: bool,
+    /// `--expiry-margin`: credentials that expire within it when the command slot frees
+    /// are fetched again before the command starts.
+    pub expiry_margin: Duration,
+    /// `fanout credentials`: each account's credentials go to the export instead of a
+    /// command.
+    pub export: Option<ExportFormat>,
 }
 
 /// Which accounts run first, alone.
@@ -224,6 +236,16 @@ pub enum ConfigError {
     ApprovalNeeded,
     #[error("`completions`, `man` and `config` print text and run nothing")]
     NotARun,
+    #[error(
+        "--format json writes secrets to a file only when it is named: give --output-file FILE (or --output-file - for stdout), or stream them with --format jsonl"
+    )]
+    ExportNeedsFile,
+    #[error("--output-file is for --format json; --format {0} prints on stdout")]
+    OutputFileIsForJson(&'static str),
+    #[error(
+        "--format {format} gives one account's credentials, and the selection has {selected}; select one with --account ID (or --match NAME)"
+    )]
+    ExportNeedsOneAccount { format: &'static str, selected: usize },
 }
 
 impl Config {
@@ -247,6 +269,11 @@ impl Config {
                 OutputFormat::Json => ListFormat::Json,
             }),
             Some(Subcommands::Doctor) => Action::Doctor,
+            Some(Subcommands::Credentials { role, format, output_file }) => {
+                let roles = if role.is_empty() { &cli.run.role } else { role };
+                let format = export_format(*format, output_file.as_deref())?;
+                Action::Run(Box::new(export_plan(&cli, roles.clone(), format)?))
+            }
             Some(Subcommands::Apply { file, approve }) => {
                 let plan = apply_plan(&cli, env, file, approve.as_deref())?;
                 // Exactly the plan's accounts, as the portal lists them now (not as a
@@ -294,16 +321,7 @@ fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<Ru
     let roles = if cli.run.role.is_empty() { &logged_roles } else { &cli.run.role };
     let logged_command = resumed.and_then(|log| log.command.clone()).unwrap_or_default();
     let command_given = if cli.command.is_empty() { &logged_command } else { &cli.command };
-    if roles.is_empty() {
-        return Err(ConfigError::MissingRole);
-    }
-    if roles.iter().any(|r| r.trim().is_empty()) {
-        return Err(ConfigError::EmptyRole);
-    }
-    // A role is a placeholder's value too, allowed where a name is not: it must be one.
-    if let Some(role) = roles.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
-        return Err(ConfigError::BadRole(role.clone()));
-    }
+    check_roles(roles)?;
     if command_given.is_empty() {
         return Err(ConfigError::MissingCommand);
     }
@@ -380,6 +398,71 @@ fn regions(cli: &Cli, resumed: Option<&Logged>) -> Result<Option<Regions>, Confi
     Ok(Some(regions))
 }
 
+/// The roles of a run or an export: at least one, each a role's name.
+fn check_roles(roles: &[String]) -> Result<(), ConfigError> {
+    if roles.is_empty() {
+        return Err(ConfigError::MissingRole);
+    }
+    if roles.iter().any(|r| r.trim().is_empty()) {
+        return Err(ConfigError::EmptyRole);
+    }
+    // A role is a placeholder's value too, allowed where a name is not: it must be one.
+    if let Some(role) = roles.iter().find(|r| !crate::portal::validate::is_role_name(r)) {
+        return Err(ConfigError::BadRole(role.clone()));
+    }
+    Ok(())
+}
+
+/// `--format` and `--output-file` of `fanout credentials`: a json export goes to a file
+/// only when one is named, to stdout only with `-`, and never to a default file nobody
+/// asked for (a secrets file left in the working directory).
+fn export_format(format: ExportFormatArg, output_file: Option<&std::path::Path>) -> Result<ExportFormat, ConfigError> {
+    let format = match (format, output_file) {
+        (ExportFormatArg::Json, None) => return Err(ConfigError::ExportNeedsFile),
+        (ExportFormatArg::Json, Some(path)) if path.as_os_str() == "-" => ExportFormat::Json(JsonTarget::Stdout),
+        (ExportFormatArg::Json, Some(path)) => ExportFormat::Json(JsonTarget::File(path.to_owned())),
+        (ExportFormatArg::Jsonl, _) => ExportFormat::Jsonl,
+        (ExportFormatArg::Env, _) => ExportFormat::Env,
+        (ExportFormatArg::Process, _) => ExportFormat::Process,
+    };
+    match output_file {
+        Some(_) if !matches!(format, ExportFormat::Json(_)) => Err(ConfigError::OutputFileIsForJson(format.name())),
+        _ => Ok(format),
+    }
+}
+
+/// `fanout credentials`: a run of the pipeline whose work per account is handing its
+/// credentials to the export. No command, prompt, canary, dry run, joblog or report:
+/// the run flags that shape a command's run do not apply.
+fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<RunPlan, ConfigError> {
+    check_roles(&roles)?;
+    Ok(RunPlan {
+        roles,
+        command: CommandTemplate::parse(&[])?,
+        prefix: Template::parse("{account_id}")?,
+        command_argv: Vec::new(),
+        concurrency: cli.run.concurrency as usize,
+        region: None,
+        dry_run: false,
+        canary: None,
+        max_failures: max_failures(&cli.run)?,
+        json: false,
+        limits: Limits::default(),
+        joblog: None,
+        command_text: String::new(),
+        confirm: None,
+        save_plan: None,
+        apply: None,
+        order: Order::Stream,
+        output_dir: None,
+        reports: ReportPaths::default(),
+        expiry_margin: cli.run.expiry_margin,
+        export: Some(export),
+        credential_server: false,
+        regions: None,
+    })
+}
+
 /// A plan from what is common to a run and `apply`: the run flags, and the roles,
 /// command and region given; no joblog, prompt, saved plan or applied plan yet.
 fn with_run_flags(
@@ -415,6 +498,8 @@ fn with_run_flags(
         apply: None,
         command_argv,
         joblog: None,
+        expiry_margin: cli.run.expiry_margin,
+        export: None,
     })
 }
 

@@ -20,9 +20,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -297,7 +296,7 @@ impl Held {
     /// the portal cannot renew them.
     async fn reply(&self, portal: &Portal) -> Reply {
         let mut credentials = self.credentials.lock().await;
-        if needs_renewal(expires_at(&credentials), now_secs()) {
+        if credentials.expire_within(MARGIN, SystemTime::now()) {
             match credentials::fetch(portal, &self.account_id, &self.role).await {
                 Ok(renewed) => {
                     tracing::info!(account = %self.account_id, role = %self.role, "the credential server fetched new credentials");
@@ -330,35 +329,19 @@ fn body(account_id: &str, credentials: &Credentials) -> Vec<u8> {
     .into_bytes()
 }
 
-/// When `credentials` expire, in seconds since the epoch; `None` if the portal's time
-/// could not be read.
-fn expires_at(credentials: &Credentials) -> Option<i64> {
-    DateTime::from_str(&credentials.expiration, DateTimeFormat::DateTime).ok().map(|time| time.secs())
-}
-
-/// Whether credentials expiring at `expires_at` must be renewed before they are handed
-/// out at `now`: within [`MARGIN`] of their expiry, or of an unknown one.
-fn needs_renewal(expires_at: Option<i64>, now: i64) -> bool {
-    let margin = i64::try_from(MARGIN.as_secs()).unwrap_or(i64::MAX);
-    expires_at.is_none_or(|expires| expires.saturating_sub(now) <= margin)
-}
-
-fn now_secs() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn credentials(key: &str, expiration: &str) -> Credentials {
-        Credentials {
-            access_key_id: SecretString::from(key.to_owned()),
-            secret_access_key: SecretString::from(format!("secret-{key}")),
-            session_token: SecretString::from(format!("session-{key}")),
-            expiration: expiration.to_owned(),
-        }
+        use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
+        let expires_at = DateTime::from_str(expiration, DateTimeFormat::DateTime).unwrap();
+        Credentials::new(
+            SecretString::from(key.to_owned()),
+            SecretString::from(format!("secret-{key}")),
+            SecretString::from(format!("session-{key}")),
+            SystemTime::try_from(expires_at).unwrap(),
+        )
     }
 
     #[test]
@@ -396,25 +379,6 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&one, &two));
         assert!(!Arc::ptr_eq(&one, &admin));
-    }
-
-    #[test]
-    fn renewal_within_the_margin_or_an_unknown_expiry() {
-        let now = 1_000_000;
-        assert!(!needs_renewal(Some(now + 3600), now));
-        assert!(!needs_renewal(Some(now + 15 * 60 + 1), now));
-        assert!(needs_renewal(Some(now + 15 * 60), now));
-        assert!(needs_renewal(Some(now + 5), now));
-        assert!(needs_renewal(Some(now - 5), now));
-        assert!(needs_renewal(None, now));
-        assert!(!needs_renewal(Some(i64::MAX), i64::MIN + 1));
-    }
-
-    #[test]
-    fn the_expiry_is_read_from_the_portals_time() {
-        let held = credentials("A", "2026-11-24T03:00:00Z");
-        assert_eq!(expires_at(&held), Some(1_795_489_200));
-        assert_eq!(expires_at(&credentials("A", "")), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod exit_code;
+pub mod export;
 pub mod files;
 pub mod gate;
 pub mod inventory;

@@ -24,6 +24,7 @@ use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
+use crate::export::{ExportFormat, ExportSink};
 use crate::gate::{Gate, Halt};
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::joblog::{self, JobLog};
@@ -61,6 +62,8 @@ pub struct Run {
     /// `--credential-server`: it serves the children their credentials; it stops when
     /// the run (its last task) drops it.
     credential_server: Option<CredentialServer>,
+    /// `fanout credentials`: where each account's credentials go instead of a command.
+    export: Option<ExportSink>,
 }
 
 impl Run {
@@ -93,6 +96,7 @@ impl Run {
             login_rejected: AtomicBool::new(false),
             gate,
             credential_server: None,
+            export: None,
         })
     }
 
@@ -116,6 +120,21 @@ impl Run {
             return vec![Target { region: ENABLED.to_owned(), index }];
         }
         regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
+    }
+
+    /// The run of `fanout credentials`: each account hands its credentials to `sink`.
+    #[must_use]
+    pub fn with_export(self, sink: ExportSink) -> Self {
+        Run { export: Some(sink), ..self }
+    }
+
+    pub fn export(&self) -> Option<&ExportSink> {
+        self.export.as_ref()
+    }
+
+    /// What `fanout credentials` exports, before its sink is opened.
+    pub fn export_format(&self) -> Option<ExportFormat> {
+        self.plan.export.clone()
     }
 }
 
@@ -300,6 +319,7 @@ impl AccountTasks {
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
         let run_confirms = run.plan.confirm.is_some();
+        let one_account = run.plan.export.as_ref().is_some_and(crate::export::ExportFormat::needs_one_account);
         AccountTasks {
             run,
             live,
@@ -311,7 +331,8 @@ impl AccountTasks {
             next_index: 0,
             writer: None,
             // A prompt needs the count, known once the listing is complete.
-            held: (selection.names_listed() || named_canaries || run_confirms).then(Vec::new),
+            // `env` and `process` refuse any count but one before fetching anything.
+            held: (selection.names_listed() || named_canaries || run_confirms || one_account).then(Vec::new),
             canaries,
             joblog,
             planned: Vec::new(),
@@ -344,6 +365,11 @@ impl AccountTasks {
         let Some(held) = self.held.take() else { return Ok(()) };
         if let Some((name, ids)) = selection.ambiguous_name(held.iter().map(|(account, _)| account)) {
             return Err(Error::AmbiguousName { name, ids });
+        }
+        if let Some(format) = self.run.plan.export.as_ref().filter(|format| format.needs_one_account())
+            && held.len() != 1
+        {
+            return Err(ConfigError::ExportNeedsOneAccount { format: format.name(), selected: held.len() }.into());
         }
         self.confirm(&held).await?;
         let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {

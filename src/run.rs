@@ -13,6 +13,7 @@ use crate::config::{Action, Config, ConfigError, Feedback, ListFormat, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::stop::Stopper;
+use crate::export::ExportSink;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
 use crate::output::dir::OutputDir;
@@ -104,30 +105,22 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 dir.clone(),
                 stopper.clone(),
             );
-            let run = Arc::new(run?.with_credential_server(credential_server));
+            let run = Arc::new(with_export(run?.with_credential_server(credential_server), &output)?);
             let source = match &cache.fresh {
                 Some(inventory) => AccountSource::Cache(inventory),
                 None => AccountSource::Portal(cache.writer(&login)),
             };
-            let mut finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            let finished = pipeline::run_everywhere(Arc::clone(&run), &config.selection, source, &login).await;
+            let mut finished = finish_export(run, stopper, &output, finished).await;
             if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
                 match save(&path, done, &login) {
                     Ok(text) => output.send(Stream::Stderr, text.into_bytes()).await,
                     Err(error) => finished = Err(error),
                 }
             }
-            if let Ok(finished) = finished.as_ref()
-                && (json || dir.is_some())
-            {
+            if let Ok(finished) = finished.as_ref() {
                 let code = finished.tally.exit_code(stopper.received_signal());
-                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
-                if let Some(dir) = &dir {
-                    dir.write_record(&record);
-                }
-                if json {
-                    output.send(Stream::Stdout, record).await;
-                }
+                send_summary_record(finished, code, started.elapsed(), json.then_some(&output), dir.as_deref()).await;
             }
             finished.map(Some)
         }
@@ -169,6 +162,50 @@ async fn start_credential_server(
     }
     let started = CredentialServer::start(Arc::clone(portal), stopper.clone()).await;
     Ok(Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?))
+}
+
+/// `fanout credentials`: the run with its export sink, opened before any credentials
+/// are fetched (an unwritable --output-file fails first).
+fn with_export(run: Run, output: &Output) -> Result<Run, Error> {
+    let Some(format) = run.export_format() else { return Ok(run) };
+    let sink = ExportSink::open(format, output.clone()).map_err(|(path, source)| Error::Write { path, source })?;
+    Ok(run.with_export(sink))
+}
+
+/// Writes the collected export (`--format json`) once the run is done, and says where
+/// on stderr; a run that failed outright writes none (its temp file goes with it). Ends
+/// the run, which holds an output handle: the writer drains once every handle is gone.
+async fn finish_export(
+    run: Arc<Run>,
+    stopper: &Stopper,
+    output: &Output,
+    finished: Result<Finished, Error>,
+) -> Result<Finished, Error> {
+    let (Ok(_), Some(export)) = (&finished, run.export()) else { return finished };
+    let note = export.finish(stopper.is_stopping()).await.map_err(|(path, source)| Error::Write { path, source })?;
+    output.send(Stream::Stderr, note.unwrap_or_default().into_bytes()).await;
+    finished
+}
+
+/// The `summary` record of `--output json` (to `stdout`) and `--output-dir` (to `dir`).
+async fn send_summary_record(
+    finished: &Finished,
+    code: u8,
+    elapsed: Duration,
+    stdout: Option<&Output>,
+    dir: Option<&OutputDir>,
+) {
+    if stdout.is_none() && dir.is_none() {
+        return;
+    }
+    let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
+    if let Some(dir) = dir {
+        dir.write_record(&record);
+    }
+    if let Some(output) = stdout {
+        output.send(Stream::Stdout, record).await;
+    }
 }
 
 /// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that

@@ -64,7 +64,11 @@ impl Integration {
             Some(Subcommands::Completions { shell }) => Some(Self::Completions(shell)),
             Some(Subcommands::Man) => Some(Self::Man),
             Some(
-                Subcommands::Accounts { .. } | Subcommands::Apply { .. } | Subcommands::Doctor | Subcommands::Config,
+                Subcommands::Accounts { .. }
+                | Subcommands::Apply { .. }
+                | Subcommands::Credentials { .. }
+                | Subcommands::Doctor
+                | Subcommands::Config,
             )
             | None => None,
         }

@@ -104,12 +104,12 @@ mod tests {
 
     #[test]
     fn everything_set_is_removed_first_where_it_is_a_credential() {
-        let credentials = Credentials {
-            access_key_id: SecretString::from("AKIA"),
-            secret_access_key: SecretString::from("s"),
-            session_token: SecretString::from("t"),
-            expiration: "2026-11-24T03:00:00Z".to_owned(),
-        };
+        let credentials = Credentials::new(
+            SecretString::from("AKIA"),
+            SecretString::from("s"),
+            SecretString::from("t"),
+            std::time::SystemTime::now(),
+        );
         let account = AccountEnv {
             account_id: "1",
             account_name: "n",

@@ -2,6 +2,7 @@
 //! regions a command slot, its command, and the record of how it ended. Never fails:
 //! every ending is an [`Outcome`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -91,6 +92,7 @@ pub async fn run_account(
     let began = SystemTime::now();
     let mut listed_roles = None;
     let ends = match prepare(&run, &account, known_roles, &mut listed_roles, began).await {
+        Ok(ready) if run.export().is_some() => export(&run, &account, &ready, targets).await,
         Ok(ready) => {
             let targets = resolve_targets(&run, &account, &ready, targets).await;
             run_regions(&run, &child_slots, &account, ready, targets).await
@@ -118,6 +120,21 @@ pub async fn not_started(run: &Run, account: Account, targets: Vec<Target>) -> T
     }
     run.progress.on_finished(false);
     TaskResult { account, listed_roles: None, ends }
+}
+
+/// `fanout credentials`: the account's credentials go to the export, not to a command.
+async fn export(run: &Run, account: &Account, ready: &Ready, targets: Vec<Target>) -> Vec<RegionEnd> {
+    if let (Some(export), Some(credentials)) = (run.export(), &ready.credentials) {
+        let index = targets.first().map_or(0, |target| target.index);
+        export.hand(index, account, &ready.role, credentials.clone()).await;
+    }
+    let mut ends = Vec::with_capacity(targets.len());
+    for target in targets {
+        let role = Some(ready.role.clone());
+        let trace = Trace { began: Some(ready.began), credentials_at: ready.credentials_at, role, ..Trace::default() };
+        ends.push(end_without_child(run, account, target, Outcome::Succeeded, trace).await);
+    }
+    ends
 }
 
 /// With `--regions enabled`: the account's enabled regions, asked with its own
@@ -353,20 +370,24 @@ async fn region_outcome(
     if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
+    let credentials = match fresh_enough(run, &account.id, role, credentials).await {
+        Ok(credentials) => credentials,
+        Err(error) => return failed(run, &error),
+    };
     trace.role = Some(role.to_owned());
     let argv = trace.argv.insert(render());
     // With the credential server the child gets a token, forgotten when it ends (the
     // access is dropped with this function), instead of the keys.
     let mut access = None;
     let credentials = match &run.credential_server {
-        Some(server) => match server.admit(&account.id, role, credentials) {
+        Some(server) => match server.admit(&account.id, role, &credentials) {
             Ok(granted) => ChildCredentials::Server(access.insert(granted)),
             Err(error) => {
                 let reason = format!("cannot make a credential server token: {error}");
                 return Outcome::Failed { class: FailureClass::Spawn, reason };
             }
         },
-        None => ChildCredentials::Keys(credentials),
+        None => ChildCredentials::Keys(&credentials),
     };
     let env = AccountEnv { account_id: &account.id, account_name, role, region, credentials };
     sink.start_command(streams(run, &vars));
@@ -437,6 +458,24 @@ async fn first_role_with_credentials<'r>(
         }
     }
     Ok(None)
+}
+
+/// `credentials`, or new ones if they expire within `--expiry-margin` now that the
+/// command slot is free: fetched while earlier commands ran, they may have aged for as
+/// long as those commands took. Fetched again at most once (a session shorter than the
+/// margin cannot do better), so the child's `AWS_CREDENTIAL_EXPIRATION` is that of the
+/// credentials it gets.
+async fn fresh_enough<'c>(
+    run: &Run,
+    account_id: &str,
+    role: &str,
+    credentials: &'c Credentials,
+) -> Result<Cow<'c, Credentials>, PortalError> {
+    if !credentials.expire_within(run.plan.expiry_margin, SystemTime::now()) {
+        return Ok(Cow::Borrowed(credentials));
+    }
+    tracing::info!(account_id, role, expiration = %credentials.expiration, "credentials expire within --expiry-margin; fetching them again");
+    credentials::fetch(&run.portal, account_id, role).await.map(Cow::Owned)
 }
 
 /// The outcome of an account the portal would not give credentials for.
