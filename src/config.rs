@@ -72,8 +72,10 @@ pub struct Config {
     pub selection: Selection,
     /// Portal calls in flight at once.
     pub portal_concurrency: usize,
-    /// Portal requests a second to start at.
+    /// Portal requests a second to start at when no rate is remembered for the login.
     pub portal_rate: f64,
+    /// `--portal-rps` was given: it overrides the remembered rate.
+    pub portal_rate_given: bool,
     /// How long the portal may throttle every call before the run gives up on it.
     pub throttle_timeout: Duration,
     /// 0 quiet, 1 `-v`, …
@@ -264,6 +266,7 @@ impl Config {
             selection,
             portal_concurrency: cli.run.portal_concurrency as usize,
             portal_rate,
+            portal_rate_given: cli.run.portal_rps.is_some(),
             throttle_timeout: Duration::from_secs(cli.run.throttle_timeout),
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,

@@ -22,6 +22,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod portal;
+pub mod portal_rate;
 pub mod rate;
 pub mod report;
 pub mod run;

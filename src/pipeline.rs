@@ -1,7 +1,7 @@
-//! The run itself: accounts stream in (from the inventory cache, or from the portal page
-//! by page), each selected account gets a task as soon as a live slot is free, and each
-//! task finds its role, fetches its credentials, waits for a command slot and runs its
-//! command.
+//! The run itself: accounts stream in from the portal page by page (the inventory cache
+//! only adds the roles it knows of the accounts listed), each selected account gets a
+//! task as soon as a live slot is free, and each task finds its role, fetches its
+//! credentials, waits for a command slot and runs its command.
 //!
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
 //! and live tasks by both together (see [`AccountTasks`]).
@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
 use crate::gate::{Gate, Halt};
-use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
+use crate::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
 use crate::output::dir::OutputDir;
@@ -99,13 +99,13 @@ pub struct Finished {
     pub reports: Option<Reports>,
 }
 
-/// Where the accounts come from.
-pub enum AccountSource<'c> {
-    /// A fresh inventory cache.
-    Cache(&'c CachedInventory),
-    /// The portal, page by page; the writer, when there is one, records them for the
-    /// next run and is committed only if the listing completes.
-    Portal(Option<InventoryWriter>),
+/// Where the accounts come from: always the portal, page by page, so the cache can
+/// never hide an account created or granted since it was written, nor run one removed.
+pub struct AccountSource {
+    /// Records the accounts for the next run; committed only if the listing completes.
+    pub writer: Option<InventoryWriter>,
+    /// The roles a fresh inventory cache knows, used for the accounts the portal lists.
+    pub cached_roles: RolesCache,
 }
 
 /// What one account task hands back.
@@ -122,7 +122,7 @@ type PlanLine = (String, String, String, String);
 pub async fn run_everywhere(
     run: Arc<Run>,
     selection: &Selection,
-    source: AccountSource<'_>,
+    source: AccountSource,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
     let joblog = match &run.plan.joblog {
@@ -136,48 +136,27 @@ pub async fn run_everywhere(
         .map_err(|(path, source)| Error::Write { path, source })?;
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
     let mut complete = false;
-    match source {
-        AccountSource::Cache(inventory) => {
-            // The cache was checked whole when it was opened; a read failing now (the
-            // file replaced meanwhile) ends the listing like a portal error would.
-            let mut entries = inventory.accounts();
-            while !run.stopper.is_stopping() {
-                match entries.next() {
-                    Some(Ok(entry)) => tasks.add(selection, entry.account, entry.roles).await,
-                    Some(Err(error)) => {
-                        tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
-                        break;
-                    }
-                    None => {
-                        complete = true;
-                        break;
-                    }
+    tasks.writer = source.writer;
+    tasks.cached_roles = source.cached_roles;
+    let mut pages = run.portal.account_pages();
+    while !run.stopper.is_stopping() {
+        match pages.next_page().await {
+            Ok(Some(page)) => {
+                for account in page {
+                    tasks.add(selection, account).await;
                 }
             }
-        }
-        AccountSource::Portal(writer) => {
-            tasks.writer = writer;
-            let mut pages = run.portal.account_pages();
-            while !run.stopper.is_stopping() {
-                match pages.next_page().await {
-                    Ok(Some(page)) => {
-                        for account in page {
-                            tasks.add(selection, account, None).await;
-                        }
-                    }
-                    Ok(None) => {
-                        complete = true;
-                        break;
-                    }
-                    Err(PortalError::Cancelled) => break,
-                    Err(error) if tasks.tally.selected == 0 => {
-                        return Err(Error::from_portal(error, login.login_command()));
-                    }
-                    Err(error) => {
-                        tasks.tally.listing_error = Some(error.to_string());
-                        break;
-                    }
-                }
+            Ok(None) => {
+                complete = true;
+                break;
+            }
+            Err(PortalError::Cancelled) => break,
+            Err(error) if tasks.tally.selected == 0 => {
+                return Err(Error::from_portal(error, login.login_command()));
+            }
+            Err(error) => {
+                tasks.tally.listing_error = Some(error.to_string());
+                break;
             }
         }
     }
@@ -228,11 +207,13 @@ struct AccountTasks {
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: HashSet<String>,
     plan_lines: Vec<PlanLine>,
-    /// Records every account for the next run, when the portal is listed.
+    /// Records every account for the next run.
     writer: Option<InventoryWriter>,
+    /// The roles the inventory cache knows, taken as their accounts are listed.
+    cached_roles: RolesCache,
     /// Selected accounts waiting for the whole listing, when `--accounts` names some by
     /// name (only then is it known whether a name is ambiguous) or the canaries are named.
-    held: Option<Vec<(Account, Option<Vec<String>>)>>,
+    held: Option<Vec<(Account, Option<KnownRoles>)>>,
     /// Canaries started so far; `None` once they are done, or without canaries.
     canaries: Option<usize>,
     /// `--joblog`: every account as it ends.
@@ -261,6 +242,7 @@ impl AccountTasks {
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
             writer: None,
+            cached_roles: RolesCache::default(),
             // A prompt needs the count, known once the listing is complete.
             held: (selection.names_listed() || named_canaries || run_confirms).then(Vec::new),
             canaries,
@@ -271,12 +253,17 @@ impl AccountTasks {
         }
     }
 
-    /// Takes in one listed account: starts its task if the selection wants it, or holds
-    /// it until the listing is complete (accounts or canaries selected by name).
-    async fn add(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
+    /// Takes in one listed account, with the roles the cache knows for it: starts its
+    /// task if the selection wants it, or holds it until the listing is complete
+    /// (accounts or canaries selected by name).
+    async fn add(&mut self, selection: &Selection, account: Account) {
+        let roles = self.cached_roles.take(&account.id);
         if !selection.selects(&account) {
-            inventory::record(&mut self.writer, &InventoryAccount { account, roles });
+            inventory::record(&mut self.writer, &InventoryAccount::new(account, roles));
             return;
+        }
+        if let Some(known) = &roles {
+            self.tally.roles_from_cache.note(known.age(inventory::now_secs()));
         }
         self.run.progress.on_selected();
         if selection.listed.is_some() {
@@ -320,7 +307,7 @@ impl AccountTasks {
 
     /// Asks on the terminal before starting more accounts than `--confirm-above`, when
     /// the run asks at all; anything but a yes ends the run before any credentials.
-    async fn confirm(&self, held: &[(Account, Option<Vec<String>>)]) -> Result<(), Error> {
+    async fn confirm(&self, held: &[(Account, Option<KnownRoles>)]) -> Result<(), Error> {
         let Some(confirm) = self.run.plan.confirm else { return Ok(()) };
         if held.len() <= confirm.above {
             return Ok(());
@@ -344,7 +331,7 @@ impl AccountTasks {
 
     /// With `--canary N`: the first N accounts start at once; the next waits until they
     /// are done, and starts only if none of them failed.
-    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<Vec<String>>) {
+    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<KnownRoles>) {
         if let (Some(started), Some(Canary::First(wanted))) = (self.canaries, &self.run.plan.canary) {
             if started < *wanted {
                 self.canaries = Some(started + 1);
@@ -372,14 +359,14 @@ impl AccountTasks {
 
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
-    async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
+    async fn start(&mut self, account: Account, roles: Option<KnownRoles>) {
         self.run.progress.begin();
         // Selection order, for --keep-order: every index must reach the output's sequencer.
         let index = self.tally.selected;
         self.tally.selected += 1;
         self.run.gate.on_selected();
         if self.run.gate.is_halted() {
-            let result = account::not_started(&self.run, account, index).await;
+            let result = account::not_started(&self.run, account, roles, index).await;
             self.record(result);
             return;
         }
@@ -427,7 +414,7 @@ impl AccountTasks {
                 argv: argv.clone(),
             });
         }
-        if let (Some(applied), Outcome::NoRole) = (&self.run.plan.apply, &outcome)
+        if let (Some(applied), Outcome::NoRole { .. }) = (&self.run.plan.apply, &outcome)
             && let Some(planned) = applied.by_id.get(&account.id)
         {
             let text = format!(
@@ -443,7 +430,7 @@ impl AccountTasks {
             account_name: account.name.clone(),
             outcome,
         });
-        inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
+        inventory::record(&mut self.writer, &InventoryAccount::new(account, trace.roles));
     }
 }
 

@@ -12,6 +12,7 @@ use crate::credentials::{self, Credentials};
 use crate::exec::child::{self, ChildExit};
 use crate::exec::env::AccountEnv;
 use crate::exec::template::Vars;
+use crate::inventory::{self, KnownRoles};
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
 use crate::output::report;
@@ -24,8 +25,9 @@ use crate::summary::{FailureClass, Outcome};
 /// What one account's task found out on its way, beside its outcome.
 #[derive(Debug, Default)]
 pub struct Trace {
-    /// The roles it listed (a dry run does), for the inventory cache.
-    pub listed_roles: Option<Vec<String>>,
+    /// Its roles as known at its end (listed by a dry run, or from the cache), with
+    /// when they were listed: the inventory cache keeps them for the next run.
+    pub roles: Option<KnownRoles>,
     /// The role it used, or would use in a dry run.
     pub role: Option<String>,
     /// The argv it ran, or would run in a dry run.
@@ -51,7 +53,7 @@ pub async fn run_account(
     run: Arc<Run>,
     child_slots: Arc<Semaphore>,
     account: Account,
-    known_roles: Option<Vec<String>>,
+    known_roles: Option<KnownRoles>,
     index: usize,
 ) -> TaskResult {
     let started = Instant::now();
@@ -72,9 +74,10 @@ pub async fn run_account(
     TaskResult { account, outcome, trace }
 }
 
-/// An account a halted run never started, selected `index`-th: its ending, without a task.
-pub async fn not_started(run: &Run, account: Account, index: usize) -> TaskResult {
-    let (outcome, trace) = (Outcome::NotStarted, Trace::default());
+/// An account a halted run never started, selected `index`-th: its ending, without a
+/// task. Its cached roles, if any, stay known for the next run.
+pub async fn not_started(run: &Run, account: Account, roles: Option<KnownRoles>, index: usize) -> TaskResult {
+    let (outcome, trace) = (Outcome::NotStarted, Trace { roles, ..Trace::default() });
     run.progress.on_finished(false);
     let mut sink = run.outputs.account(index, &account.id);
     send_result(run, &mut sink, &account, &outcome, &trace, 0).await;
@@ -133,11 +136,12 @@ async fn account_outcome(
     run: &Run,
     child_slots: &Arc<Semaphore>,
     account: &Account,
-    known_roles: Option<Vec<String>>,
+    known_roles: Option<KnownRoles>,
     trace: &mut Trace,
     sink: &mut AccountOutput,
 ) -> Outcome {
     let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
+    trace.roles.clone_from(&known_roles);
     if stopped() {
         return Outcome::NotStarted;
     }
@@ -145,7 +149,7 @@ async fn account_outcome(
     // a real run skips that call and asks for credentials directly (below).
     let known_roles = match known_roles {
         None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
-            Ok(roles) => Some(trace.listed_roles.insert(roles).clone()),
+            Ok(roles) => Some(trace.roles.insert(KnownRoles::listed_now(roles)).clone()),
             Err(error) => return failed(run, &error),
         },
         known => known,
@@ -156,9 +160,9 @@ async fn account_outcome(
     // with, even if the account was renamed since.
     let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str());
     let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
-    let candidates = candidate_roles(wanted, known_roles.as_deref());
+    let candidates = candidate_roles(wanted, known_roles.as_ref().map(|known| &known.roles[..]));
     if candidates.is_empty() {
-        return Outcome::NoRole;
+        return no_role(wanted, known_roles.as_ref());
     }
     if run.plan.dry_run {
         let vars = Vars { account_id: &account.id, account_name, role: candidates[0], region: &run.region };
@@ -174,10 +178,12 @@ async fn account_outcome(
         // The account lists the role (inventory cache), yet the portal refuses it: that
         // is a denial to report, not an account to skip.
         Ok(None) if roles_known => {
+            // The roles known are not the portal's any more: the next run asks again.
+            trace.roles = None;
             let reason = format!("the portal refused credentials for {} (HTTP 403)", candidates.join(" and "));
             return Outcome::Failed { class: FailureClass::Denied, reason };
         }
-        Ok(None) => return Outcome::NoRole,
+        Ok(None) => return Outcome::NoRole { reason: None },
         Err(error) => return failed(run, &error),
     };
     trace.credentials_at = Some(SystemTime::now());
@@ -216,6 +222,20 @@ async fn account_outcome(
             Outcome::Failed { class: FailureClass::Spawn, reason: format!("cannot run {}: {error}", argv[0]) }
         }
     }
+}
+
+/// The skip of an account that has none of the `wanted` roles. When that was decided
+/// from cached roles it says so, and how old they are: the account may have been granted
+/// the role since, and the user must not take the skip for the portal's word.
+fn no_role(wanted: &[String], known: Option<&KnownRoles>) -> Outcome {
+    let reason = known.filter(|known| known.from_cache).map(|known| {
+        format!(
+            "no role {}, as cached {}; --refresh asks again",
+            wanted.join(" or "),
+            inventory::ago(known.age(inventory::now_secs()))
+        )
+    });
+    Outcome::NoRole { reason }
 }
 
 /// Where the command's lines go: `prefix|line` on stdout and stderr, or with `--output
