@@ -251,8 +251,9 @@ struct InventoryCache {
     /// `None` when `--cache-ttl 0` turns the cache off.
     path: Option<PathBuf>,
     fresh: Option<CachedInventory>,
-    /// `None` when the directory is not the user's alone; `--cache-ttl` does not turn
-    /// it off (it is about the inventory, and a remembered rate has its own age limit).
+    /// Where the portal rate is remembered; `None` when the cache is off (`--cache-ttl
+    /// 0` writes nothing under the cache directory) or its directory is not the user's
+    /// alone. `--refresh` does not turn it off: it is about the inventory.
     rate_path: Option<PathBuf>,
 }
 
@@ -271,7 +272,7 @@ impl InventoryCache {
             .as_deref()
             .filter(|_| !config.refresh)
             .and_then(|p| CachedInventory::open(p, login, inventory::now_secs(), config.inventory_ttl));
-        let rate_path = trusted.then(|| portal_rate::path(&config.cache_dir, login));
+        let rate_path = path.is_some().then(|| portal_rate::path(&config.cache_dir, login));
         InventoryCache { path, fresh, rate_path }
     }
 
