@@ -480,7 +480,7 @@ mod tests {
         let line = std::fs::read_to_string(&path).unwrap();
         assert!(line.contains(r#""roles_listed_at":1000"#) && !line.contains(r#""roles":null,"roles_listed_at""#));
         let cached = CachedInventory::open(&path, &login(), 1030, Duration::from_mins(5)).unwrap();
-        let mut roles = cached.roles(1030, Duration::from_secs(120)).unwrap();
+        let mut roles = cached.roles(1030, Duration::from_mins(2)).unwrap();
         assert_eq!(roles.len(), 1, "unknown, listed too long ago, or in the future: {roles:?}");
         let known = roles.take(&format!("{:0>12}", 1)).unwrap();
         assert_eq!(

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use common::{TestEnv, sorted_lines, stderr_of, stdout_of, valid_records};
 use fake_portal::{Account, PortalOptions, generated_accounts};
 
@@ -121,7 +123,6 @@ fn the_next_run_starts_at_the_rate_the_portal_sustained() {
     assert!(first.status.success(), "{}", stderr_of(&first));
     assert!(env.portal.stats().throttled > 0, "the portal's limit was reached");
 
-    use std::os::unix::fs::PermissionsExt;
     let path = cache_file(&env, "portal-rate-");
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let remembered: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
