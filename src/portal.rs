@@ -231,8 +231,9 @@ impl Portal {
         }
     }
 
-    /// What the portal sustained so far, for the next run to start at.
-    pub fn sustained_rate(&self) -> Sustained {
+    /// What the portal sustained so far, for the next run to start at; `None` if it
+    /// served and throttled nothing.
+    pub fn sustained_rate(&self) -> Option<Sustained> {
         self.limiter.sustained()
     }
 

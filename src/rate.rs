@@ -59,6 +59,8 @@ struct State {
     last_served: u32,
     /// The rate the last 429 brought it down to: just under what the portal allowed.
     throttled_to: Option<f64>,
+    /// Whether the portal has served a call at all: until then the rate is no evidence.
+    served_any: bool,
 }
 
 /// What the portal sustained over a run, for the next one to start at.
@@ -96,16 +98,19 @@ impl RateLimiter {
             served: 0,
             last_served: 0,
             throttled_to: None,
+            served_any: false,
         }))
     }
 
     /// What the portal sustained: the rate the last 429 brought the limiter down to,
-    /// or, if nothing throttled, its rate now (it grew only while in use).
-    pub fn sustained(&self) -> Sustained {
+    /// or, if nothing throttled, its rate now (it grew only while in use). `None` when
+    /// the portal neither served nor throttled a call (a rejected login, say): the rate
+    /// is then only where the run started.
+    pub fn sustained(&self) -> Option<Sustained> {
         let state = self.lock();
         match state.throttled_to {
-            Some(rate) => Sustained { rate, throttled: true },
-            None => Sustained { rate: state.rate, throttled: false },
+            Some(rate) => Some(Sustained { rate, throttled: true }),
+            None => state.served_any.then_some(Sustained { rate: state.rate, throttled: false }),
         }
     }
 
@@ -136,6 +141,7 @@ impl RateLimiter {
         let mut state = self.lock();
         state.roll_window(Instant::now());
         state.served += 1;
+        state.served_any = true;
     }
 
     /// Slows the whole client down: to 90% of what the portal served over the last
@@ -281,14 +287,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn it_reports_its_rate_or_the_one_the_last_throttle_set() {
         let limiter = RateLimiter::new(20.0);
+        assert_eq!(limiter.sustained(), None, "nothing served yet");
         for _ in 0..200 {
             limiter.acquire().await;
             limiter.on_success();
         }
-        let unthrottled = limiter.sustained();
+        let unthrottled = limiter.sustained().unwrap();
         assert!(!unthrottled.throttled && unthrottled.rate > 20.0, "{unthrottled:?}");
         limiter.on_throttle();
-        let after = limiter.sustained();
+        let after = limiter.sustained().unwrap();
         assert!(after.throttled && after.rate < unthrottled.rate, "{after:?}");
     }
 

@@ -296,14 +296,11 @@ impl InventoryCache {
         start
     }
 
-    /// Remembers what the portal sustained, if it answered anything (a run that never
-    /// reached it learned nothing of its rate).
+    /// Remembers what the portal sustained, if it served or throttled anything (a run
+    /// that never got an answer learned nothing of its rate).
     fn remember_rate(&self, portal: &Portal, shards: u32, login: &SsoLogin) {
         let Some(path) = self.rate_path.as_deref() else { return };
-        if portal.stats.calls.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let sustained = portal.sustained_rate();
+        let Some(sustained) = portal.sustained_rate() else { return };
         tracing::debug!(rate = sustained.rate, throttled = sustained.throttled, "portal rate: remembered");
         if let Err(error) = portal_rate::remember(path, &login.start_url, sustained, shards, inventory::now_secs()) {
             tracing::debug!("cannot write the remembered portal rate {}: {error}", path.display());
