@@ -1,10 +1,11 @@
 //! The account and role inventory, cached per login so a repeated run spends no
-//! `ListAccounts` or `ListAccountRoles` calls: at a portal limit of about 20 requests a
-//! second, every call saved is wall time saved.
+//! `ListAccountRoles` calls (nor a forbidden `GetRoleCredentials` for an account known
+//! to lack the role): at a portal limit of about 20 requests a second, every call saved
+//! is wall time saved.
 //!
 //! The file is JSON lines: a header (`start_url`, `written_at`), then one account a line.
-//! It is written as accounts arrive and read as they are needed, so neither side holds
-//! the whole inventory: memory stays flat however many accounts a login reaches.
+//! It is written as accounts arrive; a run reads only the roles it holds into memory
+//! (the accounts come from the portal), and drops each as its account is listed.
 //!
 //! It holds names and roles, never a token or a key. It is still private to the user
 //! (0600, in a 0700 directory) and written atomically (a temporary file renamed over the
