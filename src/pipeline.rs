@@ -138,28 +138,35 @@ pub async fn run_everywhere(
     let mut complete = false;
     tasks.writer = source.writer;
     tasks.cached_roles = source.cached_roles;
-    let mut pages = run.portal.account_pages();
-    while !run.stopper.is_stopping() {
-        match pages.next_page().await {
-            Ok(Some(page)) => {
-                for account in page {
-                    tasks.add(selection, account).await;
+    let (pages_out, mut pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let consume = async {
+        while !run.stopper.is_stopping() {
+            match pages.recv().await {
+                Some(Ok(Some(page))) => {
+                    for account in page {
+                        tasks.add(selection, account).await;
+                    }
+                }
+                Some(Ok(None)) => {
+                    complete = true;
+                    break;
+                }
+                Some(Err(PortalError::Cancelled)) | None => break,
+                Some(Err(error)) if tasks.tally.selected == 0 => {
+                    return Err(Error::from_portal(error, login.login_command()));
+                }
+                Some(Err(error)) => {
+                    tasks.tally.listing_error = Some(error.to_string());
+                    break;
                 }
             }
-            Ok(None) => {
-                complete = true;
-                break;
-            }
-            Err(PortalError::Cancelled) => break,
-            Err(error) if tasks.tally.selected == 0 => {
-                return Err(Error::from_portal(error, login.login_command()));
-            }
-            Err(error) => {
-                tasks.tally.listing_error = Some(error.to_string());
-                break;
-            }
         }
-    }
+        // Ends the listing if it is still going (a stop, an error).
+        drop(pages);
+        Ok(())
+    };
+    let ((), consumed) = tokio::join!(list_ahead(&run.portal, pages_out), consume);
+    consumed?;
     tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
     run.progress.on_listing_complete();
     tasks.start_held(selection).await?;
@@ -190,6 +197,24 @@ pub async fn run_everywhere(
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
     }
     Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
+}
+
+/// `ListAccounts` pages fetched ahead of the accounts being started. Starting an account
+/// waits for a live slot, so without a page in hand the next page would be asked for only
+/// once most of this one's accounts were under way: its round trip would stall the run.
+const PAGES_AHEAD: usize = 4;
+
+/// Lists the accounts page by page into `pages`, ahead of the tasks; ends after the
+/// last page or an error, or when the run stops reading.
+async fn list_ahead(portal: &Portal, pages: tokio::sync::mpsc::Sender<Result<Option<Vec<Account>>, PortalError>>) {
+    let mut listing = portal.account_pages();
+    loop {
+        let page = listing.next_page().await;
+        let last = !matches!(page, Ok(Some(_)));
+        if pages.send(page).await.is_err() || last {
+            return;
+        }
+    }
 }
 
 /// The account tasks of a run, and what they have reported so far.
