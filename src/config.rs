@@ -65,9 +65,10 @@ pub struct Config {
     pub aws_config_file: Option<String>,
     /// Where the inventory cache lives: `$XDG_CACHE_HOME/fanout` or `~/.cache/fanout`.
     pub cache_dir: PathBuf,
-    /// How long a cached inventory is used; zero turns the cache off.
+    /// How long cached roles are used; zero turns the cache (and the remembered portal
+    /// rate) off.
     pub inventory_ttl: Duration,
-    /// `--refresh`: list from the portal even when the cache is fresh.
+    /// `--refresh`: list roles from the portal even when the cache is fresh.
     pub refresh: bool,
     pub selection: Selection,
     /// Portal calls in flight at once.
@@ -642,6 +643,11 @@ mod tests {
         assert_eq!(config(&["accounts"]).unwrap().portal_rate, 20.0);
         assert_eq!(config(&["--shard", "2/4", "accounts"]).unwrap().portal_rate, 5.0);
         assert_eq!(config(&["--shard", "2/4", "--portal-rps", "8", "accounts"]).unwrap().portal_rate, 8.0);
+        assert!(
+            config(&["--portal-rps", "8", "accounts"]).unwrap().portal_rate_given,
+            "it overrides a remembered rate"
+        );
+        assert!(!config(&["accounts"]).unwrap().portal_rate_given);
         assert!(matches!(config(&["--shard", "5/4", "accounts"]), Err(ConfigError::Shard(_))));
         assert!(matches!(config(&["--portal-rps", "0", "accounts"]), Err(ConfigError::BadRate)));
     }
