@@ -257,9 +257,11 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub portal_concurrency: u32,
 
-    /// Portal requests a second to start at [default: 20, divided by N with --shard I/N].
-    /// fanout speeds up while the portal does not throttle and slows the whole client
-    /// down at the first 429 (HTTP TooManyRequests), then probes back up.
+    /// Portal requests a second to start at [default: the rate the portal last sustained
+    /// for this login (remembered beside the inventory cache, at most 400 and at most a
+    /// week old), else 20; divided by N with --shard I/N]. Given, it overrides the
+    /// remembered rate. fanout speeds up while the portal does not throttle and slows the
+    /// whole client down at the first 429 (HTTP TooManyRequests), then probes back up.
     #[arg(long, global = true, env = "FANOUT_PORTAL_RPS", value_name = "RATE")]
     pub portal_rps: Option<f64>,
 
@@ -269,12 +271,16 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub throttle_timeout: u64,
 
-    /// List accounts and roles from the portal again instead of using the inventory
-    /// cached by an earlier run (the cache holds names and roles, never credentials).
+    /// List roles from the portal again instead of using the ones cached by an earlier
+    /// run. Accounts are always listed from the portal, cache or not; the cache only
+    /// saves asking for roles (it holds names and roles, never credentials), and a skip
+    /// it decided says so in the summary and the JSON result.
     #[arg(long, global = true)]
     pub refresh: bool,
 
-    /// How long the cached inventory is used, in seconds; 0 neither reads nor writes it.
+    /// How long cached roles are used, in seconds (counted from when each account's roles
+    /// were listed); 0 neither reads nor writes the inventory cache, nor remembers the
+    /// portal rate.
     #[arg(long, global = true, env = "FANOUT_CACHE_TTL", value_name = "SECONDS", default_value_t = 3600)]
     pub cache_ttl: u64,
 

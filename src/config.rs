@@ -67,15 +67,18 @@ pub struct Config {
     pub aws_config_file: Option<String>,
     /// Where the inventory cache lives: `$XDG_CACHE_HOME/fanout` or `~/.cache/fanout`.
     pub cache_dir: PathBuf,
-    /// How long a cached inventory is used; zero turns the cache off.
+    /// How long cached roles are used; zero turns the cache (and the remembered portal
+    /// rate) off.
     pub inventory_ttl: Duration,
-    /// `--refresh`: list from the portal even when the cache is fresh.
+    /// `--refresh`: list roles from the portal even when the cache is fresh.
     pub refresh: bool,
     pub selection: Selection,
     /// Portal calls in flight at once.
     pub portal_concurrency: usize,
-    /// Portal requests a second to start at.
+    /// Portal requests a second to start at when no rate is remembered for the login.
     pub portal_rate: f64,
+    /// `--portal-rps` was given: it overrides the remembered rate.
+    pub portal_rate_given: bool,
     /// How long the portal may throttle every call before the run gives up on it.
     pub throttle_timeout: Duration,
     /// 0 quiet, 1 `-v`, …
@@ -300,6 +303,7 @@ impl Config {
             selection,
             portal_concurrency: cli.run.portal_concurrency as usize,
             portal_rate,
+            portal_rate_given: cli.run.portal_rps.is_some(),
             throttle_timeout: Duration::from_secs(cli.run.throttle_timeout),
             verbosity: cli.verbose,
             stdout_is_terminal: env.stdout_is_terminal,
@@ -803,6 +807,11 @@ mod tests {
         assert_eq!(config(&["accounts"]).unwrap().portal_rate, 20.0);
         assert_eq!(config(&["--shard", "2/4", "accounts"]).unwrap().portal_rate, 5.0);
         assert_eq!(config(&["--shard", "2/4", "--portal-rps", "8", "accounts"]).unwrap().portal_rate, 8.0);
+        assert!(
+            config(&["--portal-rps", "8", "accounts"]).unwrap().portal_rate_given,
+            "it overrides a remembered rate"
+        );
+        assert!(!config(&["accounts"]).unwrap().portal_rate_given);
         assert!(matches!(config(&["--shard", "5/4", "accounts"]), Err(ConfigError::Shard(_))));
         assert!(matches!(config(&["--portal-rps", "0", "accounts"]), Err(ConfigError::BadRate)));
     }

@@ -363,7 +363,7 @@ async fn check_portal(
     let retry = RetryPolicy { max_throttled_attempts: 3, max_error_attempts: 1, ..RetryPolicy::default() };
     let limits = PortalLimits {
         max_in_flight: 1,
-        initial_rate: config.portal_rate,
+        initial_rate: crate::rate::Sustained { rate: config.portal_rate, throttled: false },
         retry,
         throttle_timeout: config.throttle_timeout,
     };

@@ -1,14 +1,22 @@
 //! The account and role inventory, cached per login so a repeated run spends no
-//! `ListAccounts` or `ListAccountRoles` calls: at a portal limit of about 20 requests a
-//! second, every call saved is wall time saved.
+//! `ListAccountRoles` calls (nor a forbidden `GetRoleCredentials` for an account known
+//! to lack the role): at a portal limit of about 20 requests a second, every call saved
+//! is wall time saved.
 //!
 //! The file is JSON lines: a header (`start_url`, `written_at`), then one account a line.
-//! It is written as accounts arrive and read as they are needed, so neither side holds
-//! the whole inventory: memory stays flat however many accounts a login reaches.
+//! It is written as accounts arrive; a run reads only the roles it holds into memory
+//! (the accounts come from the portal), and drops each as its account is listed.
 //!
 //! It holds names and roles, never a token or a key. It is still private to the user
 //! (0600, in a 0700 directory) and written atomically (a temporary file renamed over the
 //! old one once complete), so a concurrent fanout never reads half a file.
+//!
+//! The cache never decides which accounts run: every run lists the accounts from the
+//! portal (a call per hundred accounts, overlapping the work on the first ones), so an
+//! account created or granted since is run and one removed is not. What the cache saves
+//! is the roles: for an account the portal still lists, roles listed within the TTL are
+//! used instead of asking again ([`RolesCache`]); each line keeps when its roles were
+//! listed, so a roles list carried from run to run still expires.
 //!
 //! Whatever is in the file is not trusted: names in it become placeholders' values, so a
 //! cache another user could write would let them inject names. The directory is used only
@@ -18,7 +26,7 @@
 //! ignored with a warning, and the run lists from the portal and rewrites it: the run is
 //! the same as without a cache.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt as _, OpenOptionsExt};
@@ -46,6 +54,62 @@ pub struct InventoryAccount {
     pub account: Account,
     /// `None` when the run that wrote it did not list the account's roles.
     pub roles: Option<Vec<String>>,
+    /// When `roles` were listed (Unix seconds); absent in older files, where it is the
+    /// header's `written_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_listed_at: Option<u64>,
+}
+
+impl InventoryAccount {
+    /// The line for `account`, with its roles if they are known.
+    pub fn new(account: Account, roles: Option<KnownRoles>) -> Self {
+        let (roles, roles_listed_at) = roles.map_or((None, None), |known| (Some(known.roles), Some(known.listed_at)));
+        InventoryAccount { account, roles, roles_listed_at }
+    }
+}
+
+/// An account's roles as last listed, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownRoles {
+    pub roles: Vec<String>,
+    /// Unix seconds.
+    pub listed_at: u64,
+    /// Read from the cache, not listed by this run: a skip decided on them says so.
+    pub from_cache: bool,
+}
+
+impl KnownRoles {
+    /// Roles this run has just listed.
+    pub fn listed_now(roles: Vec<String>) -> Self {
+        KnownRoles { roles, listed_at: now_secs(), from_cache: false }
+    }
+
+    /// How long ago they were listed.
+    pub fn age(&self, now_secs: u64) -> Duration {
+        Duration::from_secs(now_secs.saturating_sub(self.listed_at))
+    }
+}
+
+/// The roles a fresh cache knows, by account id: consulted only for the accounts the
+/// portal lists now, each taken once (so memory shrinks as the listing goes).
+#[derive(Debug, Default)]
+pub struct RolesCache {
+    by_id: HashMap<String, KnownRoles>,
+}
+
+impl RolesCache {
+    /// The cached roles of `account_id`, if the cache knows them.
+    pub fn take(&mut self, account_id: &str) -> Option<KnownRoles> {
+        self.by_id.remove(account_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
 }
 
 /// The first line of the file.
@@ -61,8 +125,14 @@ struct Header {
 /// Where `login`'s inventory is cached under `cache_dir` (`$XDG_CACHE_HOME/fanout` or
 /// `~/.cache/fanout`).
 pub fn cache_path(cache_dir: &Path, login: &SsoLogin) -> PathBuf {
+    cache_dir.join(format!("inventory-{}.jsonl", login_key(login)))
+}
+
+/// The part of a cache file's name that is `login`'s own: every file kept per login
+/// (the inventory, the remembered portal rate) is named by it.
+pub fn login_key(login: &SsoLogin) -> String {
     let digest = Sha1::digest(format!("{}\n{}", login.cache_key(), login.start_url).as_bytes());
-    cache_dir.join(format!("inventory-{digest:x}.jsonl"))
+    format!("{digest:x}")
 }
 
 /// Unix seconds now: the clock `written_at` and a cache's age are read on.
@@ -70,8 +140,17 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// `45 s ago`, `12 min ago`, `3 h ago`: how long ago roles were listed, for a reader.
+pub fn ago(age: Duration) -> String {
+    match age.as_secs() {
+        s if s < 120 => format!("{s} s ago"),
+        s if s < 2 * 3600 => format!("{} min ago", s / 60),
+        s => format!("{} h ago", s / 3600),
+    }
+}
+
 /// Whether a file or directory belongs to the user fanout runs as.
-fn is_mine(metadata: &std::fs::Metadata) -> bool {
+pub(crate) fn is_mine(metadata: &std::fs::Metadata) -> bool {
     // SAFETY: getuid has no preconditions and cannot fail.
     metadata.uid() == unsafe { libc::getuid() }
 }
@@ -106,6 +185,8 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
 pub struct CachedInventory {
     path: PathBuf,
     pub age: Duration,
+    /// Unix seconds, from the header.
+    written_at: u64,
 }
 
 impl CachedInventory {
@@ -145,11 +226,28 @@ impl CachedInventory {
             }
         }
         let age = Duration::from_secs(now_secs.saturating_sub(header.written_at));
-        Ok(Some(CachedInventory { path: path.to_owned(), age }))
+        Ok(Some(CachedInventory { path: path.to_owned(), age, written_at: header.written_at }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The roles it knows that were listed less than `ttl` before `now_secs`. The file
+    /// was checked whole when opened; a read failing now (the file replaced meanwhile)
+    /// is an error.
+    pub fn roles(&self, now_secs: u64, ttl: Duration) -> std::io::Result<RolesCache> {
+        let mut by_id = HashMap::new();
+        for entry in self.accounts() {
+            let InventoryAccount { account, roles, roles_listed_at } = entry?;
+            let Some(roles) = roles else { continue };
+            let known = KnownRoles { roles, listed_at: roles_listed_at.unwrap_or(self.written_at), from_cache: true };
+            // A time to come is not one this clock wrote: the roles are not known.
+            if known.listed_at <= now_secs && known.age(now_secs) < ttl {
+                by_id.insert(account.id, known);
+            }
+        }
+        Ok(RolesCache { by_id })
     }
 
     /// The accounts, read one line at a time.
@@ -291,7 +389,12 @@ mod tests {
     fn account(id: &str, roles: Option<&[&str]>) -> InventoryAccount {
         let id = format!("{id:0>12}");
         let account = Account { name: format!("n{id}"), email: format!("{id}@x"), id };
-        InventoryAccount { account, roles: roles.map(|r| r.iter().map(|s| (*s).to_owned()).collect()) }
+        let roles = roles.map(|r| KnownRoles {
+            roles: r.iter().map(|s| (*s).to_owned()).collect(),
+            listed_at: 1000,
+            from_cache: false,
+        });
+        InventoryAccount::new(account, roles)
     }
 
     fn write(path: &Path, start_url: &str, written_at: u64, accounts: &[InventoryAccount]) {
@@ -364,6 +467,32 @@ mod tests {
         assert!(check_dir(&shared).unwrap_err().contains("writable by others"));
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(check_dir(&shared).is_ok() && check_dir(&dir.path().join("absent")).is_ok());
+    }
+
+    #[test]
+    fn roles_are_known_until_their_own_listing_is_older_than_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), &login());
+        let mut old = account("3", Some(&["Old"]));
+        old.roles_listed_at = Some(900);
+        let mut future = account("4", Some(&["Later"]));
+        future.roles_listed_at = Some(5000);
+        write(&path, &login().start_url, 1000, &[account("1", Some(&["ReadOnly"])), account("2", None), old, future]);
+        let line = std::fs::read_to_string(&path).unwrap();
+        assert!(line.contains(r#""roles_listed_at":1000"#) && !line.contains(r#""roles":null,"roles_listed_at""#));
+        let cached = CachedInventory::open(&path, &login(), 1030, Duration::from_mins(5)).unwrap();
+        let mut roles = cached.roles(1030, Duration::from_mins(2)).unwrap();
+        assert_eq!(roles.len(), 1, "unknown, listed too long ago, or in the future: {roles:?}");
+        let known = roles.take(&format!("{:0>12}", 1)).unwrap();
+        assert_eq!(
+            (known.roles.clone(), known.age(1030), known.from_cache),
+            (vec!["ReadOnly".to_owned()], Duration::from_secs(30), true)
+        );
+        assert!(roles.is_empty(), "each is taken once");
+        assert_eq!(
+            (ago(Duration::from_secs(45)), ago(Duration::from_mins(12)), ago(Duration::from_hours(3))),
+            ("45 s ago".to_owned(), "12 min ago".to_owned(), "3 h ago".to_owned())
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod portal;
+pub mod portal_rate;
 pub mod rate;
 pub mod regions;
 pub mod report;

@@ -1,7 +1,7 @@
-//! The run itself: accounts stream in (from the inventory cache, or from the portal page
-//! by page), each selected account gets a task as soon as a live slot is free, and each
-//! task finds its role, fetches its credentials, waits for a command slot and runs its
-//! command.
+//! The run itself: accounts stream in from the portal page by page (the inventory cache
+//! only adds the roles it knows of the accounts listed), each selected account gets a
+//! task as soon as a live slot is free, and each task finds its role, fetches its
+//! credentials, waits for a command slot and runs its command.
 //!
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
 //! and live tasks by both together (see [`AccountTasks`]).
@@ -26,7 +26,7 @@ use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
 use crate::export::{ExportFormat, ExportSink};
 use crate::gate::{Gate, Halt};
-use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
+use crate::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
 use crate::output::dir::OutputDir;
@@ -149,13 +149,13 @@ pub struct Finished {
     pub reports: Option<Reports>,
 }
 
-/// Where the accounts come from.
-pub enum AccountSource<'c> {
-    /// A fresh inventory cache.
-    Cache(&'c CachedInventory),
-    /// The portal, page by page; the writer, when there is one, records them for the
-    /// next run and is committed only if the listing completes.
-    Portal(Option<InventoryWriter>),
+/// Where the accounts come from: always the portal, page by page, so the cache can
+/// never hide an account created or granted since it was written, nor run one removed.
+pub struct AccountSource {
+    /// Records the accounts for the next run; committed only if the listing completes.
+    pub writer: Option<InventoryWriter>,
+    /// The roles a fresh inventory cache knows, used for the accounts the portal lists.
+    pub cached_roles: RolesCache,
 }
 
 /// The region an account's records name under `--regions enabled` when it ended before
@@ -165,8 +165,9 @@ const ENABLED: &str = "enabled";
 /// What one account task hands back: how it ended in each of its regions.
 struct TaskResult {
     account: Account,
-    /// The roles it listed (a dry run does), for the inventory cache.
-    listed_roles: Option<Vec<String>>,
+    /// Its roles as known at its end (listed by a dry run, or from the cache), with when
+    /// they were listed: the inventory cache keeps them for the next run.
+    roles: Option<KnownRoles>,
     ends: Vec<RegionEnd>,
 }
 
@@ -177,7 +178,7 @@ type PlanLine = [String; 5];
 pub async fn run_everywhere(
     run: Arc<Run>,
     selection: &Selection,
-    source: AccountSource<'_>,
+    source: AccountSource,
     login: &SsoLogin,
 ) -> Result<Finished, Error> {
     let joblog = match &run.plan.joblog {
@@ -191,51 +192,37 @@ pub async fn run_everywhere(
         .map_err(|(path, source)| Error::Write { path, source })?;
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
     let mut complete = false;
-    match source {
-        AccountSource::Cache(inventory) => {
-            // The cache was checked whole when it was opened; a read failing now (the
-            // file replaced meanwhile) ends the listing like a portal error would.
-            let mut entries = inventory.accounts();
-            while !run.stopper.is_stopping() {
-                match entries.next() {
-                    Some(Ok(entry)) => tasks.add(selection, entry.account, entry.roles).await,
-                    Some(Err(error)) => {
-                        tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
-                        break;
+    tasks.writer = source.writer;
+    tasks.cached_roles = source.cached_roles;
+    let (pages_out, mut pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let consume = async {
+        while !run.stopper.is_stopping() {
+            match pages.recv().await {
+                Some(Ok(Some(page))) => {
+                    for account in page {
+                        tasks.add(selection, account).await;
                     }
-                    None => {
-                        complete = true;
-                        break;
-                    }
+                }
+                Some(Ok(None)) => {
+                    complete = true;
+                    break;
+                }
+                Some(Err(PortalError::Cancelled)) | None => break,
+                Some(Err(error)) if tasks.next_index == 0 => {
+                    return Err(Error::from_portal(error, login.login_command()));
+                }
+                Some(Err(error)) => {
+                    tasks.tally.listing_error = Some(error.to_string());
+                    break;
                 }
             }
         }
-        AccountSource::Portal(writer) => {
-            tasks.writer = writer;
-            let mut pages = run.portal.account_pages();
-            while !run.stopper.is_stopping() {
-                match pages.next_page().await {
-                    Ok(Some(page)) => {
-                        for account in page {
-                            tasks.add(selection, account, None).await;
-                        }
-                    }
-                    Ok(None) => {
-                        complete = true;
-                        break;
-                    }
-                    Err(PortalError::Cancelled) => break,
-                    Err(error) if tasks.next_index == 0 => {
-                        return Err(Error::from_portal(error, login.login_command()));
-                    }
-                    Err(error) => {
-                        tasks.tally.listing_error = Some(error.to_string());
-                        break;
-                    }
-                }
-            }
-        }
-    }
+        // Ends the listing if it is still going (a stop, an error).
+        drop(pages);
+        Ok(())
+    };
+    let ((), consumed) = tokio::join!(list_ahead(&run.portal, pages_out), consume);
+    consumed?;
     tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
     run.progress.on_listing_complete();
     tasks.start_held(selection).await?;
@@ -278,6 +265,24 @@ pub async fn run_everywhere(
     Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
 }
 
+/// `ListAccounts` pages fetched ahead of the accounts being started. Starting an account
+/// waits for a live slot, so without a page in hand the next page would be asked for only
+/// once most of this one's accounts were under way: its round trip would stall the run.
+const PAGES_AHEAD: usize = 4;
+
+/// Lists the accounts page by page into `pages`, ahead of the tasks; ends after the
+/// last page or an error, or when the run stops reading.
+async fn list_ahead(portal: &Portal, pages: tokio::sync::mpsc::Sender<Result<Option<Vec<Account>>, PortalError>>) {
+    let mut listing = portal.account_pages();
+    loop {
+        let page = listing.next_page().await;
+        let last = !matches!(page, Ok(Some(_)));
+        if pages.send(page).await.is_err() || last {
+            return;
+        }
+    }
+}
+
 /// The account tasks of a run, and what they have reported so far.
 ///
 /// At most `-j` + `--portal-concurrency` tasks are alive at once: `-j` running commands
@@ -293,13 +298,15 @@ struct AccountTasks {
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: HashSet<String>,
     plan_lines: Vec<PlanLine>,
-    /// Records every account for the next run, when the portal is listed.
+    /// Records every account for the next run.
     writer: Option<InventoryWriter>,
     /// The next account's place in the selection (its first region's, with `--regions`).
     next_index: usize,
+    /// The roles the inventory cache knows, taken as their accounts are listed.
+    cached_roles: RolesCache,
     /// Selected accounts waiting for the whole listing, when `--accounts` names some by
     /// name (only then is it known whether a name is ambiguous) or the canaries are named.
-    held: Option<Vec<(Account, Option<Vec<String>>)>>,
+    held: Option<Vec<(Account, Option<KnownRoles>)>>,
     /// Canaries started so far; `None` once they are done, or without canaries.
     canaries: Option<usize>,
     /// `--joblog`: every account as it ends.
@@ -330,6 +337,7 @@ impl AccountTasks {
             plan_lines: Vec::new(),
             next_index: 0,
             writer: None,
+            cached_roles: RolesCache::default(),
             // A prompt needs the count, known once the listing is complete.
             // `env` and `process` refuse any count but one before fetching anything.
             held: (selection.names_listed() || named_canaries || run_confirms || one_account).then(Vec::new),
@@ -341,12 +349,17 @@ impl AccountTasks {
         }
     }
 
-    /// Takes in one listed account: starts its task if the selection wants it, or holds
-    /// it until the listing is complete (accounts or canaries selected by name).
-    async fn add(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
+    /// Takes in one listed account, with the roles the cache knows for it: starts its
+    /// task if the selection wants it, or holds it until the listing is complete
+    /// (accounts or canaries selected by name).
+    async fn add(&mut self, selection: &Selection, account: Account) {
+        let roles = self.cached_roles.take(&account.id);
         if !selection.selects(&account) {
-            inventory::record(&mut self.writer, &InventoryAccount { account, roles });
+            inventory::record(&mut self.writer, &InventoryAccount::new(account, roles));
             return;
+        }
+        if let Some(known) = &roles {
+            self.tally.roles_from_cache.note(known.age(inventory::now_secs()));
         }
         self.run.progress.on_selected();
         if selection.listed.is_some() {
@@ -395,7 +408,7 @@ impl AccountTasks {
 
     /// Asks on the terminal before starting more accounts than `--confirm-above`, when
     /// the run asks at all; anything but a yes ends the run before any credentials.
-    async fn confirm(&self, held: &[(Account, Option<Vec<String>>)]) -> Result<(), Error> {
+    async fn confirm(&self, held: &[(Account, Option<KnownRoles>)]) -> Result<(), Error> {
         let Some(confirm) = self.run.plan.confirm else { return Ok(()) };
         if held.len() <= confirm.above {
             return Ok(());
@@ -419,7 +432,7 @@ impl AccountTasks {
 
     /// With `--canary N`: the first N accounts start at once; the next waits until they
     /// are done, and starts only if none of them failed.
-    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<Vec<String>>) {
+    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<KnownRoles>) {
         if let (Some(started), Some(Canary::First(wanted))) = (self.canaries, &self.run.plan.canary) {
             if started < *wanted {
                 self.canaries = Some(started + 1);
@@ -447,7 +460,7 @@ impl AccountTasks {
 
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
-    async fn start(&mut self, account: Account, roles: Option<Vec<String>>) {
+    async fn start(&mut self, account: Account, roles: Option<KnownRoles>) {
         self.run.progress.begin();
         // Selection order, for --keep-order: every index must reach the output's sequencer.
         let targets = self.run.targets(self.next_index);
@@ -456,7 +469,7 @@ impl AccountTasks {
             self.run.gate.on_selected();
         }
         if self.run.gate.is_halted() {
-            let result = account::not_started(&self.run, account, targets).await;
+            let result = account::not_started(&self.run, account, roles, targets).await;
             self.record(result);
             return;
         }
@@ -480,11 +493,11 @@ impl AccountTasks {
     }
 
     fn record(&mut self, result: TaskResult) {
-        let TaskResult { account, listed_roles, ends } = result;
+        let TaskResult { account, roles, ends } = result;
         for end in ends {
             self.record_end(&account, end);
         }
-        inventory::record(&mut self.writer, &InventoryAccount { account, roles: listed_roles });
+        inventory::record(&mut self.writer, &InventoryAccount::new(account, roles));
     }
 
     /// One (account, region)'s ending, counted, logged and reported on its own.
@@ -516,7 +529,7 @@ impl AccountTasks {
                 argv: argv.clone(),
             });
         }
-        if let (Some(applied), Outcome::NoRole) = (&self.run.plan.apply, &outcome)
+        if let (Some(applied), Outcome::NoRole { .. }) = (&self.run.plan.apply, &outcome)
             && let Some(planned) = applied.by_id.get(&account.id)
         {
             let text = format!(

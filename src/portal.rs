@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use crate::exec::stop::Stopper;
 use crate::login::{AwsConfig, SsoLogin};
 use crate::output::report::sanitize;
-use crate::rate::RateLimiter;
+use crate::rate::{RateLimiter, Sustained};
 use crate::token::refresh::TokenHolder;
 use secrecy::ExposeSecret as _;
 
@@ -188,8 +188,8 @@ pub struct Portal {
 pub struct PortalLimits {
     /// Calls in flight at once.
     pub max_in_flight: usize,
-    /// Requests a second to start at; see `rate.rs` for how it adapts.
-    pub initial_rate: f64,
+    /// The rate to start at, and whether a 429 set it; see `rate.rs` for how it adapts.
+    pub initial_rate: Sustained,
     pub retry: RetryPolicy,
     /// How long the portal may throttle every call before fanout gives up on it.
     pub throttle_timeout: Duration,
@@ -231,7 +231,7 @@ impl Portal {
             token,
             slots: Semaphore::new(limits.max_in_flight),
             max_in_flight: limits.max_in_flight,
-            limiter: RateLimiter::new(limits.initial_rate),
+            limiter: RateLimiter::starting(limits.initial_rate),
             retry: limits.retry,
             retry_quota: AtomicU32::new(RETRY_QUOTA),
             throttle_timeout: limits.throttle_timeout,
@@ -240,6 +240,12 @@ impl Portal {
             stopper,
             stats: PortalStats::default(),
         }
+    }
+
+    /// What the portal sustained so far, for the next run to start at; `None` if it
+    /// served and throttled nothing.
+    pub fn sustained_rate(&self) -> Option<Sustained> {
+        self.limiter.sustained()
     }
 
     /// The accounts the login reaches, a `ListAccounts` page at a time, so the next stage

@@ -16,6 +16,10 @@
 //!
 //! The rate only grows while it is what holds the client back (a call had to wait), so
 //! a quiet spell does not build up a rate that would flood the portal later.
+//!
+//! At its end a run reports what the portal sustained ([`RateLimiter::sustained`]), and
+//! the next run starts there (`portal_rate.rs`): in slow start when the portal never
+//! throttled it, else in additive increase, just under the rate that drew the 429.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -53,6 +57,20 @@ struct State {
     window_start: Instant,
     served: u32,
     last_served: u32,
+    /// The rate the last 429 brought it down to: just under what the portal allowed.
+    throttled_to: Option<f64>,
+    /// Whether the portal has served a call at all: until then the rate is no evidence.
+    served_any: bool,
+}
+
+/// What the portal sustained over a run, for the next one to start at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sustained {
+    /// Requests a second.
+    pub rate: f64,
+    /// The rate came from a 429 (just under the rate that drew it), not from a run
+    /// the portal never throttled: the next run must not double it blindly.
+    pub throttled: bool,
 }
 
 #[derive(Debug)]
@@ -60,10 +78,16 @@ pub struct RateLimiter(Mutex<State>);
 
 impl RateLimiter {
     pub fn new(initial_rate: f64) -> Self {
+        Self::starting(Sustained { rate: initial_rate, throttled: false })
+    }
+
+    /// A limiter that starts where a run left off: probing up by doubling if the portal
+    /// never throttled that run, else by the additive increase that follows a 429.
+    pub fn starting(at: Sustained) -> Self {
         let now = Instant::now();
         RateLimiter(Mutex::new(State {
-            rate: initial_rate.max(MIN_RATE),
-            slow_start: true,
+            rate: at.rate.max(MIN_RATE),
+            slow_start: !at.throttled,
             limited: false,
             tokens: 1.0,
             last_refill: now,
@@ -73,7 +97,21 @@ impl RateLimiter {
             window_start: now,
             served: 0,
             last_served: 0,
+            throttled_to: None,
+            served_any: false,
         }))
+    }
+
+    /// What the portal sustained: the rate the last 429 brought the limiter down to,
+    /// or, if nothing throttled, its rate now (it grew only while in use). `None` when
+    /// the portal neither served nor throttled a call (a rejected login, say): the rate
+    /// is then only where the run started.
+    pub fn sustained(&self) -> Option<Sustained> {
+        let state = self.lock();
+        match state.throttled_to {
+            Some(rate) => Some(Sustained { rate, throttled: true }),
+            None => state.served_any.then_some(Sustained { rate: state.rate, throttled: false }),
+        }
     }
 
     /// Waits for this call's turn. A waiter does not book a slot in the future: it
@@ -103,6 +141,7 @@ impl RateLimiter {
         let mut state = self.lock();
         state.roll_window(Instant::now());
         state.served += 1;
+        state.served_any = true;
     }
 
     /// Slows the whole client down: to 90% of what the portal served over the last
@@ -123,6 +162,7 @@ impl RateLimiter {
         state.sent_since_growth = 0;
         state.last_decrease = Some(now);
         state.last_growth = now;
+        state.throttled_to = Some(state.rate);
         tracing::info!(from = before, to = state.rate, "portal throttled: slowing down");
     }
 
@@ -242,5 +282,32 @@ mod tests {
         }
         assert!(limiter.rate() > 1000.0, "rate {}", limiter.rate());
         assert!(calls > 300, "{calls} calls in the first second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_reports_its_rate_or_the_one_the_last_throttle_set() {
+        let limiter = RateLimiter::new(20.0);
+        assert_eq!(limiter.sustained(), None, "nothing served yet");
+        for _ in 0..200 {
+            limiter.acquire().await;
+            limiter.on_success();
+        }
+        let unthrottled = limiter.sustained().unwrap();
+        assert!(!unthrottled.throttled && unthrottled.rate > 20.0, "{unthrottled:?}");
+        limiter.on_throttle();
+        let after = limiter.sustained().unwrap();
+        assert!(after.throttled && after.rate < unthrottled.rate, "{after:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_known_from_a_throttle_is_not_doubled_but_probed_additively() {
+        let limiter = RateLimiter::starting(Sustained { rate: 50.0, throttled: true });
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            limiter.acquire().await;
+            limiter.on_success();
+        }
+        let rate = limiter.rate();
+        assert!(rate > 50.0 && rate < 55.0, "additive increase of about 2 a second: {rate}");
     }
 }

@@ -14,7 +14,7 @@ use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::export::ExportSink;
-use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
+use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::login::{AwsConfig, SsoLogin, resolve_login};
 use crate::output::dir::OutputDir;
 use crate::output::json;
@@ -24,8 +24,9 @@ use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run};
 use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
+use crate::portal_rate;
+use crate::rate::Sustained;
 use crate::report::{Reports, RunTotals};
-use crate::select::Selection;
 use crate::summary::Tally;
 use crate::token::refresh::TokenHolder;
 use crate::{exit_code, limits};
@@ -67,14 +68,15 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
         applied.plan.check_login(&PlanLogin::of(&login)).map_err(ConfigError::from)?;
     }
     let token = TokenHolder::load(&config.home, &login, &aws_config).await?;
+    let cache = InventoryCache::open(&config, &login);
+    let shards = shard_count(&config);
     let limits = PortalLimits {
         max_in_flight: config.portal_concurrency,
-        initial_rate: config.portal_rate,
+        initial_rate: cache.start_rate(&config, &login),
         retry: RetryPolicy::default(),
         throttle_timeout: config.throttle_timeout,
     };
     let portal = Arc::new(Portal::connect(&login, &aws_config, token, limits, stopper.clone()).await);
-    let cache = InventoryCache::open(&config, &login);
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();
     let mut output_dir = None;
@@ -106,10 +108,8 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 stopper.clone(),
             );
             let run = Arc::new(with_export(run?.with_credential_server(credential_server), &output)?);
-            let source = match &cache.fresh {
-                Some(inventory) => AccountSource::Cache(inventory),
-                None => AccountSource::Portal(cache.writer(&login)),
-            };
+            let source =
+                AccountSource { cached_roles: cache.roles(config.inventory_ttl), writer: cache.writer(&login) };
             let finished = pipeline::run_everywhere(Arc::clone(&run), &config.selection, source, &login).await;
             let mut finished = finish_export(run, stopper, &output, finished).await;
             if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
@@ -126,6 +126,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
         }
     };
     drop(output);
+    cache.remember_rate(&portal, shards, &login);
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
     progress.finish();
     // Output the directory lost is lost output, as a failed stdout is.
@@ -297,11 +298,16 @@ fn fit_open_file_limit(config: &mut Config) {
     }
 }
 
-/// The inventory cache for this login: where it lives, and what it holds if fresh.
+/// The inventory cache for this login: where it lives, and what it holds if fresh; and
+/// beside it the portal rate remembered for the login.
 struct InventoryCache {
     /// `None` when `--cache-ttl 0` turns the cache off.
     path: Option<PathBuf>,
     fresh: Option<CachedInventory>,
+    /// Where the portal rate is remembered; `None` when the cache is off (`--cache-ttl
+    /// 0` writes nothing under the cache directory) or its directory is not the user's
+    /// alone. `--refresh` does not turn it off: it is about the inventory.
+    rate_path: Option<PathBuf>,
 }
 
 impl InventoryCache {
@@ -319,19 +325,63 @@ impl InventoryCache {
             .as_deref()
             .filter(|_| !config.refresh)
             .and_then(|p| CachedInventory::open(p, login, inventory::now_secs(), config.inventory_ttl));
-        InventoryCache { path, fresh }
+        let rate_path = path.is_some().then(|| portal_rate::path(&config.cache_dir, login));
+        InventoryCache { path, fresh, rate_path }
     }
 
-    /// One line for stderr: where the account list came from.
+    /// The portal rate to start at: `--portal-rps`, else the one remembered for the login
+    /// (capped, divided among the shards), else the cold default.
+    fn start_rate(&self, config: &Config, login: &SsoLogin) -> Sustained {
+        let cold = Sustained { rate: config.portal_rate, throttled: false };
+        if config.portal_rate_given {
+            return cold;
+        }
+        let remembered =
+            self.rate_path.as_deref().and_then(|p| portal_rate::recall(p, &login.start_url, inventory::now_secs()));
+        let start = portal_rate::start(config.portal_rate, remembered, shard_count(config));
+        if start != cold {
+            tracing::info!(
+                rate = start.rate,
+                after_a_throttle = start.throttled,
+                "portal rate: starting where the last run left off (--portal-rps overrides)"
+            );
+        }
+        start
+    }
+
+    /// Remembers what the portal sustained, if it served or throttled anything (a run
+    /// that never got an answer learned nothing of its rate).
+    fn remember_rate(&self, portal: &Portal, shards: u32, login: &SsoLogin) {
+        let Some(path) = self.rate_path.as_deref() else { return };
+        let Some(sustained) = portal.sustained_rate() else { return };
+        tracing::debug!(rate = sustained.rate, throttled = sustained.throttled, "portal rate: remembered");
+        if let Err(error) = portal_rate::remember(path, &login.start_url, sustained, shards, inventory::now_secs()) {
+            tracing::debug!("cannot write the remembered portal rate {}: {error}", path.display());
+        }
+    }
+
+    /// One line for stderr: where the accounts and their roles come from.
     fn describe(&self) -> String {
         match &self.fresh {
             Some(inventory) => format!(
-                "fanout: inventory from cache ({} old, {}); --refresh lists again\n",
+                "fanout: accounts listed from the portal, roles known from the inventory cache ({} old, {}); --refresh lists them again\n",
                 humanize(inventory.age),
                 inventory.path().display()
             ),
             None => "fanout: inventory listed from the portal\n".to_owned(),
         }
+    }
+
+    /// The roles the fresh cache knows (listed within the TTL); none when there is no
+    /// fresh cache or it cannot be read now (then with a warning: the roles are asked).
+    fn roles(&self, ttl: Duration) -> RolesCache {
+        let Some(inventory) = &self.fresh else { return RolesCache::default() };
+        inventory
+            .roles(inventory::now_secs(), ttl)
+            .inspect_err(|error| {
+                tracing::warn!("ignoring the inventory cache {}: {error}", inventory.path().display());
+            })
+            .unwrap_or_default()
     }
 
     /// A writer for a new inventory, unless the cache is off or cannot be written.
@@ -343,6 +393,11 @@ impl InventoryCache {
     }
 }
 
+/// N of `--shard I/N`, 1 without it.
+fn shard_count(config: &Config) -> u32 {
+    config.selection.shard.map_or(1, |shard| shard.count)
+}
+
 fn humanize(age: Duration) -> String {
     match age.as_secs() {
         s if s < 120 => format!("{s}s"),
@@ -350,8 +405,8 @@ fn humanize(age: Duration) -> String {
     }
 }
 
-/// `fanout accounts`: every selected account with its roles, sorted by id, from the
-/// cache when it knows every selected account's roles, else from the portal.
+/// `fanout accounts`: every selected account with its roles, sorted by id. The accounts
+/// are always the portal's; roles the fresh cache knows are not asked again.
 async fn list_accounts(
     portal: &Arc<Portal>,
     config: &Config,
@@ -360,18 +415,11 @@ async fn list_accounts(
     login: &SsoLogin,
     cache: &InventoryCache,
 ) -> Result<Option<Finished>, Error> {
-    let cached = match &cache.fresh {
-        Some(inventory) => selected_from_cache(inventory, &config.selection),
-        None => None,
-    };
-    let mut accounts = if let Some(accounts) = cached {
-        if config.verbosity > 0 {
-            output.send(Stream::Stderr, cache.describe().into_bytes()).await;
-        }
-        accounts
-    } else {
-        list_from_portal(portal, config, login, cache.writer(login)).await?
-    };
+    if config.verbosity > 0 {
+        output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+    }
+    let mut accounts =
+        list_from_portal(portal, config, login, cache.roles(config.inventory_ttl), cache.writer(login)).await?;
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
         ListFormat::Table => report::accounts_table(&accounts),
@@ -381,24 +429,14 @@ async fn list_accounts(
     Ok(None)
 }
 
-/// The selected accounts with their roles, if the cache knows every one's roles.
-fn selected_from_cache(inventory: &CachedInventory, selection: &Selection) -> Option<Vec<AccountRoles>> {
-    let mut selected = Vec::new();
-    for entry in inventory.accounts() {
-        let InventoryAccount { account, roles } = entry.ok()?;
-        if selection.selects(&account) {
-            selected.push(AccountRoles { account, roles: roles? });
-        }
-    }
-    Some(selected)
-}
-
-/// The selected accounts with their roles listed, from the portal; every account goes
-/// to `writer`, committed once the listing is complete.
+/// The selected accounts as the portal lists them, with their roles: from `cached`
+/// when it knows them, else listed. Every account goes to `writer`, committed once the
+/// listing is complete.
 async fn list_from_portal(
     portal: &Arc<Portal>,
     config: &Config,
     login: &SsoLogin,
+    mut cached: RolesCache,
     mut writer: Option<InventoryWriter>,
 ) -> Result<Vec<AccountRoles>, Error> {
     let portal_error = |e| Error::from_portal(e, login.login_command());
@@ -406,23 +444,27 @@ async fn list_from_portal(
     let mut pages = portal.account_pages();
     while let Some(page) = pages.next_page().await.map_err(portal_error)? {
         for account in page {
+            let known = cached.take(&account.id);
             if !config.selection.selects(&account) {
-                inventory::record(&mut writer, &InventoryAccount { account, roles: None });
+                inventory::record(&mut writer, &InventoryAccount::new(account, known));
                 continue;
             }
             let portal = Arc::clone(portal);
             lookups.spawn(async move {
-                let mut roles = portal.list_roles(&account.id).await?;
-                roles.sort();
-                Ok(AccountRoles { account, roles })
+                let mut known = match known {
+                    Some(known) => known,
+                    None => KnownRoles::listed_now(portal.list_roles(&account.id).await?),
+                };
+                known.roles.sort();
+                Ok((account, known))
             });
         }
     }
     let mut accounts = Vec::new();
     while let Some(joined) = lookups.join_next().await {
-        let listed: AccountRoles = joined.expect("role lookups do not panic").map_err(portal_error)?;
-        let entry = InventoryAccount { account: listed.account.clone(), roles: Some(listed.roles.clone()) };
-        inventory::record(&mut writer, &entry);
+        let (account, known) = joined.expect("role lookups do not panic").map_err(portal_error)?;
+        let listed = AccountRoles { account: account.clone(), roles: known.roles.clone() };
+        inventory::record(&mut writer, &InventoryAccount::new(account, Some(known)));
         accounts.push(listed);
     }
     inventory::commit(writer);

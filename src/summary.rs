@@ -21,8 +21,11 @@ pub enum Outcome {
     },
     /// The command was running when the run was stopped; how it ended.
     Interrupted(String),
-    /// The account has none of the roles asked for.
-    NoRole,
+    /// The account has none of the roles asked for. `reason` is set when that was
+    /// decided from cached roles, and says so.
+    NoRole {
+        reason: Option<String>,
+    },
     /// The run was stopped (signal, closed stdout, rejected login) before it started.
     NotStarted,
 }
@@ -35,7 +38,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed { .. } => "failed",
             Outcome::Interrupted(_) => "interrupted",
-            Outcome::NoRole => "no-role",
+            Outcome::NoRole { .. } => "no-role",
             Outcome::NotStarted => "not-started",
         }
     }
@@ -51,7 +54,9 @@ impl Outcome {
     /// What went wrong, in words, if anything did.
     pub fn error(&self) -> Option<&str> {
         match self {
-            Outcome::Failed { reason, .. } | Outcome::Interrupted(reason) => Some(reason),
+            Outcome::Failed { reason, .. }
+            | Outcome::Interrupted(reason)
+            | Outcome::NoRole { reason: Some(reason) } => Some(reason),
             _ => None,
         }
     }
@@ -116,8 +121,11 @@ pub struct Tally {
     pub failed: Vec<(String, FailureClass, String)>,
     /// `(account, how it ended)`.
     pub interrupted: Vec<(String, String)>,
-    pub no_role: Vec<String>,
+    /// `(account, why, when the roles it was decided on were cached)`.
+    pub no_role: Vec<(String, Option<String>)>,
     pub not_started: Vec<String>,
+    /// The selected accounts whose roles came from the inventory cache.
+    pub roles_from_cache: CachedRolesUse,
     /// The portal rejected the token mid-run: the user must log in again.
     pub login_rejected: bool,
     /// Why the account listing stopped early, after commands had started.
@@ -143,7 +151,7 @@ impl Tally {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Failed { class, reason } => self.failed.push((name(), class, reason)),
             Outcome::Interrupted(how) => self.interrupted.push((name(), how)),
-            Outcome::NoRole => self.no_role.push(name()),
+            Outcome::NoRole { reason } => self.no_role.push((name(), reason)),
             Outcome::NotStarted => self.not_started.push(name()),
         }
     }
@@ -170,7 +178,7 @@ impl Tally {
     /// `verbose` also lists the skipped accounts and portal figures.
     pub fn render(&self, roles: &[String], elapsed: Duration, dry_run: bool, verbose: bool) -> String {
         let mut text = format!(
-            "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){}{} in {:.2}s\n",
+            "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){}{} in {:.2}s{}\n",
             if dry_run { "dry run: " } else { "" },
             plural(self.selected, if self.regions { "account-region" } else { "account" }),
             self.succeeded,
@@ -181,6 +189,7 @@ impl Tally {
             count_if_any(self.interrupted.len(), "interrupted"),
             count_if_any(self.not_started.len(), "not started"),
             elapsed.as_secs_f64(),
+            self.roles_from_cache.describe(),
         );
         if let Some(halt) = &self.halt {
             let _ = writeln!(text, "  {halt}");
@@ -192,6 +201,14 @@ impl Tally {
             let _ = writeln!(text, "  interrupted  {account}: {how}");
         }
         name_some(&mut text, "not started ", &self.not_started, verbose);
+        // A skip the cache decided is named even without -v: the account may have been
+        // granted the role since, and the run must not pass for complete.
+        let cached_skips: Vec<String> = self
+            .no_role
+            .iter()
+            .filter_map(|(account, reason)| Some(format!("{account}: {}", reason.as_deref()?)))
+            .collect();
+        name_some(&mut text, "skipped     ", &cached_skips, verbose);
         if let Some(error) = &self.listing_error {
             let _ = writeln!(text, "  the account listing stopped early: {}", sanitize(error));
         }
@@ -199,7 +216,7 @@ impl Tally {
             let _ = writeln!(text, "  the run was stopped before the account listing was complete");
         }
         if verbose {
-            for account in &self.no_role {
+            for (account, _) in self.no_role.iter().filter(|(_, reason)| reason.is_none()) {
                 let _ = writeln!(text, "  skipped      {account}: has no role {}", roles.join(" or "));
             }
             let _ = writeln!(
@@ -210,6 +227,33 @@ impl Tally {
             );
         }
         text
+    }
+}
+
+/// How many selected accounts ran on roles from the inventory cache, and the oldest
+/// such roles' age: the summary says so, as the roles may have changed since.
+#[derive(Debug, Default)]
+pub struct CachedRolesUse {
+    pub accounts: usize,
+    pub oldest: Duration,
+}
+
+impl CachedRolesUse {
+    pub fn note(&mut self, age: Duration) {
+        self.accounts += 1;
+        self.oldest = self.oldest.max(age);
+    }
+
+    /// `; roles of 30 from the inventory cache (12 min old; --refresh lists them)`, or nothing.
+    fn describe(&self) -> String {
+        if self.accounts == 0 {
+            return String::new();
+        }
+        let age = crate::inventory::ago(self.oldest);
+        format!(
+            "; roles of {} from the inventory cache (listed {age}; --refresh lists them again)",
+            plural(self.accounts, "account")
+        )
     }
 }
 
@@ -249,7 +293,7 @@ mod tests {
     fn all_succeeded_is_zero() {
         let mut tally = Tally { selected: 2, ..Tally::default() };
         tally.record(report(Outcome::Succeeded));
-        tally.record(report(Outcome::NoRole));
+        tally.record(report(Outcome::NoRole { reason: None }));
         assert_eq!(tally.exit_code(None), exit_code::SUCCESS);
     }
 
@@ -268,7 +312,7 @@ mod tests {
     #[test]
     fn nothing_run_is_five_and_signals_logins_and_listings_win() {
         let mut tally = Tally::default();
-        tally.record(report(Outcome::NoRole));
+        tally.record(report(Outcome::NoRole { reason: None }));
         assert_eq!(tally.exit_code(None), exit_code::NOTHING_SELECTED);
         tally.record(report(exit_failure()));
         tally.listing_error = Some("loops".to_owned());
@@ -319,5 +363,21 @@ mod tests {
         assert!(text.contains("  interrupted  1 (a): exit code 130\n"), "{text}");
         assert_eq!(text.matches("  not started  1 (a)\n").count(), NAMED, "{text}");
         assert!(text.contains("… and 5 more"), "{text}");
+    }
+
+    #[test]
+    fn a_skip_decided_from_cached_roles_is_named_and_the_cache_is_said() {
+        let mut tally = Tally { selected: 3, ..Tally::default() };
+        tally.record(report(Outcome::Succeeded));
+        tally.record(report(Outcome::NoRole { reason: None }));
+        let reason = "no role ReadOnly, as cached 12 min ago; --refresh asks again".to_owned();
+        tally.record(report(Outcome::NoRole { reason: Some(reason) }));
+        tally.roles_from_cache.note(Duration::from_mins(12));
+        tally.roles_from_cache.note(Duration::from_mins(3));
+        let text = tally.render(&["ReadOnly".to_owned()], Duration::from_secs(1), false, false);
+        assert_eq!(
+            text,
+            "fanout: 3 accounts selected: 1 succeeded, 0 failed, 2 skipped (no role ReadOnly) in 1.00s; roles of 2 accounts from the inventory cache (listed 12 min ago; --refresh lists them again)\n  skipped      1 (a): no role ReadOnly, as cached 12 min ago; --refresh asks again\n"
+        );
     }
 }

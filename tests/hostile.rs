@@ -199,7 +199,11 @@ fn a_corrupt_inventory_cache_is_ignored_and_rewritten() {
     let env = TestEnv::new(PortalOptions::default());
     let first = env.fanout().args(["--role", "ReadOnly", "--", "echo", "ran"]).output().unwrap();
     assert!(first.status.success());
-    let cache = std::fs::read_dir(env.home().join(".cache/fanout")).unwrap().next().unwrap().unwrap().path();
+    let cache = std::fs::read_dir(env.home().join(".cache/fanout"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("inventory-"))
+        .unwrap();
     let good = std::fs::read_to_string(&cache).unwrap();
     let mut lines: Vec<&str> = good.lines().collect();
     lines[4] = "{\"account_id\": oops";

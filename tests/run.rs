@@ -311,12 +311,20 @@ fn the_inventory_is_cached_privately_and_refresh_bypasses_it() {
     assert_eq!((calls.list_accounts, calls.list_account_roles), (1, 12));
 
     let (cached_plan, cached) = dry_run(&[]);
-    assert!(cached.starts_with("fanout: inventory from cache ("), "{cached}");
+    assert!(
+        cached.starts_with("fanout: accounts listed from the portal, roles known from the inventory cache ("),
+        "{cached}"
+    );
     assert_eq!(cached_plan, first_plan);
-    assert_eq!(env.portal.stats(), calls, "a fresh cache costs no portal call");
+    let after = env.portal.stats();
+    assert_eq!((after.list_accounts, after.list_account_roles), (2, 12), "a fresh cache costs one ListAccounts call");
 
     let cache_dir = env.home().join(".cache/fanout");
-    let files: Vec<_> = std::fs::read_dir(&cache_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("inventory-"))
+        .collect();
     assert_eq!(files.len(), 1);
     assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
     let text = std::fs::read_to_string(&files[0]).unwrap();
@@ -324,14 +332,14 @@ fn the_inventory_is_cached_privately_and_refresh_bypasses_it() {
 
     let (_, refreshed) = dry_run(&["--refresh"]);
     assert!(refreshed.starts_with("fanout: inventory listed from the portal\n"), "{refreshed}");
-    assert_eq!(env.portal.stats().list_accounts, 2);
+    assert_eq!(env.portal.stats().list_accounts, 3);
 
-    // A real run from the cache spends only GetRoleCredentials.
+    // A real run with a fresh cache spends one ListAccounts and GetRoleCredentials.
     let before = env.portal.stats();
     let output = env.fanout().args(["--role", "ReadOnly", "--", "true"]).output().unwrap();
     assert!(output.status.success());
     let after = env.portal.stats();
-    assert_eq!((after.list_accounts, after.list_account_roles), (before.list_accounts, before.list_account_roles));
+    assert_eq!((after.list_accounts, after.list_account_roles), (before.list_accounts + 1, before.list_account_roles));
     assert_eq!(after.get_role_credentials - before.get_role_credentials, 11, "the cache knows who lacks the role");
 }
 
@@ -365,7 +373,11 @@ fn no_account_waits_for_the_slowest_ones_credentials() {
 fn a_role_the_account_lists_but_the_portal_refuses_is_denied_not_skipped() {
     let env = TestEnv::new(PortalOptions::default());
     assert!(env.fanout().args(["accounts"]).output().unwrap().status.success(), "the inventory is cached");
-    let cache = std::fs::read_dir(env.home().join(".cache/fanout")).unwrap().next().unwrap().unwrap().path();
+    let cache = std::fs::read_dir(env.home().join(".cache/fanout"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("inventory-"))
+        .unwrap();
     let text = std::fs::read_to_string(&cache).unwrap();
     std::fs::write(&cache, text.replace(r#""roles":["AdministratorAccess","ReadOnly"]"#, r#""roles":["Ghost"]"#))
         .unwrap();

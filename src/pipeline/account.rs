@@ -15,6 +15,7 @@ use crate::credentials::{self, Credentials};
 use crate::exec::child::{self, ChildExit};
 use crate::exec::env::{AccountEnv, ChildCredentials};
 use crate::exec::template::Vars;
+use crate::inventory::{self, KnownRoles};
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
 use crate::output::report;
@@ -86,12 +87,12 @@ pub async fn run_account(
     run: Arc<Run>,
     child_slots: Arc<Semaphore>,
     account: Account,
-    known_roles: Option<Vec<String>>,
+    known_roles: Option<KnownRoles>,
     targets: Vec<Target>,
 ) -> TaskResult {
     let began = SystemTime::now();
-    let mut listed_roles = None;
-    let ends = match prepare(&run, &account, known_roles, &mut listed_roles, began).await {
+    let mut roles = None;
+    let ends = match prepare(&run, &account, known_roles, &mut roles, began).await {
         Ok(ready) if run.export().is_some() => export(&run, &account, &ready, targets).await,
         Ok(ready) => {
             let targets = resolve_targets(&run, &account, &ready, targets).await;
@@ -108,18 +109,19 @@ pub async fn run_account(
     };
     let failed = ends.iter().any(|end| matches!(end.outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
     run.progress.on_finished(failed);
-    TaskResult { account, listed_roles, ends }
+    TaskResult { account, roles, ends }
 }
 
 /// An account a halted run never started: its ending in each of `targets`, without a
-/// task (and so without a portal call).
-pub async fn not_started(run: &Run, account: Account, targets: Vec<Target>) -> TaskResult {
+/// task (and so without a portal call). Its cached roles, if any, stay known for the
+/// next run.
+pub async fn not_started(run: &Run, account: Account, roles: Option<KnownRoles>, targets: Vec<Target>) -> TaskResult {
     let mut ends = Vec::with_capacity(targets.len());
     for target in targets {
         ends.push(end_without_child(run, &account, target, Outcome::NotStarted, Trace::default()).await);
     }
     run.progress.on_finished(false);
-    TaskResult { account, listed_roles: None, ends }
+    TaskResult { account, roles, ends }
 }
 
 /// `fanout credentials`: the account's credentials go to the export, not to a command.
@@ -292,11 +294,12 @@ fn result_record<'a>(
 async fn prepare(
     run: &Run,
     account: &Account,
-    known_roles: Option<Vec<String>>,
-    listed_roles: &mut Option<Vec<String>>,
+    known_roles: Option<KnownRoles>,
+    roles: &mut Option<KnownRoles>,
     began: SystemTime,
 ) -> Result<Ready, Outcome> {
     let stopped = || run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted();
+    roles.clone_from(&known_roles);
     if stopped() {
         return Err(Outcome::NotStarted);
     }
@@ -304,7 +307,7 @@ async fn prepare(
     // a real run skips that call and asks for credentials directly (below).
     let known_roles = match known_roles {
         None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
-            Ok(roles) => Some(listed_roles.insert(roles).clone()),
+            Ok(listed) => Some(roles.insert(KnownRoles::listed_now(listed)).clone()),
             Err(error) => return Err(failed(run, &error)),
         },
         known => known,
@@ -316,9 +319,9 @@ async fn prepare(
     let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str()).to_owned();
     let saved_argv = saved.map(|saved| saved.argv.clone());
     let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
-    let candidates = candidate_roles(wanted, known_roles.as_deref());
+    let candidates = candidate_roles(wanted, known_roles.as_ref().map(|known| &known.roles[..]));
     if candidates.is_empty() {
-        return Err(Outcome::NoRole);
+        return Err(no_role(wanted, known_roles.as_ref()));
     }
     if run.plan.dry_run {
         let role = candidates[0].to_owned();
@@ -332,10 +335,12 @@ async fn prepare(
         // The account lists the role (inventory cache), yet the portal refuses it: that
         // is a denial to report, not an account to skip.
         Ok(None) if roles_known => {
+            // The roles known are not the portal's any more: the next run asks again.
+            *roles = None;
             let reason = format!("the portal refused credentials for {} (HTTP 403)", candidates.join(" and "));
             return Err(Outcome::Failed { class: FailureClass::Denied, reason });
         }
-        Ok(None) => return Err(Outcome::NoRole),
+        Ok(None) => return Err(Outcome::NoRole { reason: None }),
         Err(error) => return Err(failed(run, &error)),
     };
     Ok(Ready {
@@ -416,6 +421,20 @@ async fn region_outcome(
             Outcome::Failed { class: FailureClass::Spawn, reason: format!("cannot run {}: {error}", argv[0]) }
         }
     }
+}
+
+/// The skip of an account that has none of the `wanted` roles. When that was decided
+/// from cached roles it says so, and how old they are: the account may have been granted
+/// the role since, and the user must not take the skip for the portal's word.
+fn no_role(wanted: &[String], known: Option<&KnownRoles>) -> Outcome {
+    let reason = known.filter(|known| known.from_cache).map(|known| {
+        format!(
+            "no role {}, as cached {}; --refresh asks again",
+            wanted.join(" or "),
+            inventory::ago(known.age(inventory::now_secs()))
+        )
+    });
+    Outcome::NoRole { reason }
 }
 
 /// Where the command's lines go: `prefix|line` on stdout and stderr, or with `--output

@@ -51,7 +51,7 @@ impl Junit {
                     escape(&text)
                 );
             }
-            Outcome::NoRole | Outcome::NotStarted => {
+            Outcome::NoRole { .. } | Outcome::NotStarted => {
                 self.counts.skipped += 1;
                 let status = end.outcome.status(end.dry_run);
                 let _ = write!(case, ">\n      <skipped message=\"{status}\"/>\n    </testcase>\n");

@@ -31,7 +31,7 @@ impl State {
         let Some(account_id) = authorization.and_then(signing_account) else {
             return Reply::error(403, "UnrecognizedClientException", "The security token included is invalid");
         };
-        if !self.by_id.contains_key(&account_id) {
+        if !self.accounts.read().unwrap().by_id.contains_key(&account_id) {
             return Reply::error(403, "UnrecognizedClientException", "The security token included is invalid");
         }
         if self.options.regions_denied.contains(&account_id) {

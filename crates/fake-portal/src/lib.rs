@@ -24,7 +24,7 @@ pub mod oidc;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -265,12 +265,26 @@ impl Bucket {
 
 /// The portal's state, shared by every connection.
 pub struct State {
+    /// Its `accounts` are taken into `accounts`, where [`State::set_accounts`] changes them.
     options: PortalOptions,
-    by_id: HashMap<String, usize>,
+    accounts: RwLock<Accounts>,
     bucket: Option<Mutex<Bucket>>,
     injected: Mutex<HashMap<String, (u32, u32)>>,
     oidc: oidc::Oidc,
     pub stats: Stats,
+}
+
+/// The accounts served, and where each id is among them.
+struct Accounts {
+    list: Vec<Account>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Accounts {
+    fn new(list: Vec<Account>) -> Self {
+        let by_id = list.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        Accounts { list, by_id }
+    }
 }
 
 /// An HTTP reply: status, `x-amzn-ErrorType` (for errors) and a body.
@@ -340,11 +354,17 @@ impl Drop for InFlight<'_> {
 }
 
 impl State {
-    pub fn new(options: PortalOptions) -> Self {
-        let by_id = options.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+    pub fn new(mut options: PortalOptions) -> Self {
+        let accounts = RwLock::new(Accounts::new(std::mem::take(&mut options.accounts)));
         let bucket = options.rate_limit.map(|rate| Mutex::new(Bucket { rate, tokens: rate, last: Instant::now() }));
         let oidc = oidc::Oidc::new(options.oidc.clone());
-        State { options, by_id, bucket, injected: Mutex::new(HashMap::new()), oidc, stats: Stats::default() }
+        State { options, accounts, bucket, injected: Mutex::new(HashMap::new()), oidc, stats: Stats::default() }
+    }
+
+    /// Serves `accounts` from now on, as a portal where accounts were created, removed
+    /// or granted roles between two runs.
+    pub fn set_accounts(&self, accounts: Vec<Account>) {
+        *self.accounts.write().unwrap() = Accounts::new(accounts);
     }
 
     /// Answers one request; `query` is already percent-decoded.
@@ -416,18 +436,17 @@ impl State {
         if query.get("max_result").and_then(|m| m.parse::<usize>().ok()).is_some_and(|m| m > MAX_PAGE) {
             return Reply::error(400, "InvalidRequestException", "max_result must be at most 100");
         }
+        let accounts = self.accounts.read().unwrap();
         if path == "/assignment/accounts" {
             counter.fetch_add(1, Ordering::Relaxed);
-            let items: Vec<Value> = self
-                .options
-                .accounts
+            let items: Vec<Value> = accounts
+                .list
                 .iter()
                 .map(|a| json!({"accountId": a.id, "accountName": a.name, "emailAddress": a.email}))
                 .collect();
             return self.page(&items, query, "accountList");
         }
-        let Some(account) = query.get("account_id").map(|id| self.by_id.get(id).map(|&i| &self.options.accounts[i]))
-        else {
+        let Some(account) = query.get("account_id").map(|id| accounts.by_id.get(id).map(|&i| &accounts.list[i])) else {
             return Reply::error(400, "InvalidRequestException", "account_id is required");
         };
         let Some(account) = account else {
@@ -537,6 +556,11 @@ impl FakePortal {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.state.stats.snapshot()
+    }
+
+    /// Serves `accounts` from now on; see [`State::set_accounts`].
+    pub fn set_accounts(&self, accounts: Vec<Account>) {
+        self.state.set_accounts(accounts);
     }
 }
 
