@@ -58,7 +58,9 @@ const PROBE_AFTER: u32 = 8;
 pub enum Concurrency {
     Fixed(usize),
     /// `-j auto`, up to `max` (`--max-concurrency`, capped by the machine's limits).
-    Auto { max: usize },
+    Auto {
+        max: usize,
+    },
 }
 
 impl Concurrency {
@@ -269,7 +271,12 @@ impl Controller {
         } else {
             (children_cores / count(self.cores)).min(1.0)
         };
-        Some(Measured { throughput: count_u64(finished) / secs, running: window.running_secs / secs, busy, children_cores })
+        Some(Measured {
+            throughput: count_u64(finished) / secs,
+            running: window.running_secs / secs,
+            busy,
+            children_cores,
+        })
     }
 
     /// The next limit, the kind of step and its reason; `None` to hold.
@@ -301,7 +308,11 @@ impl Controller {
             _ => {}
         }
         if queue > beta {
-            let to = if saturated { limit * 3 / 4 } else { limit - (log as usize).max(1) };
+            let to = if saturated {
+                limit * 3 / 4
+            } else {
+                limit.saturating_sub(usize::try_from(limit.ilog10()).unwrap_or(1).max(1))
+            };
             return Some((to, StepKind::BackOff, format!("children take {slowdown:.1}× their unloaded time, {cpu}")));
         }
         if self.cooldown > 0 {

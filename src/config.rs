@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, OutputFormat, Subcommands};
+use crate::cli::{Cli, Jobs, OutputFormat, Subcommands};
+use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
@@ -130,8 +131,8 @@ pub struct RunPlan {
     pub prefix: Template,
     /// The command as given, placeholders and all, for the joblog.
     pub command_argv: Vec<String>,
-    /// Commands running at once.
-    pub concurrency: usize,
+    /// Commands running at once: fixed (`-j N`) or adapted (`-j auto`).
+    pub concurrency: Concurrency,
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
     pub region: Option<String>,
     pub dry_run: bool,
@@ -337,7 +338,10 @@ fn with_run_flags(
         roles,
         command,
         prefix: Template::parse(&cli.run.prefix)?,
-        concurrency: cli.run.concurrency as usize,
+        concurrency: match cli.run.concurrency {
+            Jobs::Fixed(n) => Concurrency::Fixed(n as usize),
+            Jobs::Auto => Concurrency::Auto { max: cli.run.max_concurrency as usize },
+        },
         region,
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run),
@@ -524,7 +528,11 @@ mod tests {
         };
         assert_eq!(plan.roles, ["A", "B"]);
         assert!(matches!(config(&["--role", "A,x$(id)", "--", "true"]), Err(ConfigError::BadRole(_))));
-        assert_eq!(plan.concurrency, 3);
+        assert_eq!(plan.concurrency, Concurrency::Fixed(3));
+        let Action::Run(plan) = config(&["--role", "A", "--max-concurrency", "9", "--", "true"]).unwrap().action else {
+            panic!("expected a run")
+        };
+        assert_eq!(plan.concurrency, Concurrency::Auto { max: 9 });
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! task finds its role, fetches its credentials, waits for a command slot and runs its
 //! command.
 //!
-//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
-//! and live tasks by both together (see [`AccountTasks`]).
+//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`
+//! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
+//! both together (see [`AccountTasks`]).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ mod account;
 use std::time::Duration;
 
 use self::account::{Trace, run_account};
+use crate::concurrency::{self, Concurrency, Controller, Gauge, Slots, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::error::Error;
 use crate::exec::child::ChildExit;
@@ -54,6 +56,8 @@ pub struct Run {
     login_rejected: AtomicBool,
     /// Whether accounts may still start (`--max-failures`, a failed canary).
     gate: Gate,
+    /// Commands running and finished, for `-j auto`.
+    children: Arc<Gauge>,
 }
 
 impl Run {
@@ -84,6 +88,7 @@ impl Run {
             stopper,
             login_rejected: AtomicBool::new(false),
             gate,
+            children: Arc::new(Gauge::default()),
         })
     }
 }
@@ -200,7 +205,16 @@ pub async fn run_everywhere(
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, ticker, .. } =
+        tasks.finish().await;
+    tally.concurrency = match (ticker, run.plan.concurrency) {
+        (Some(ticker), _) => ticker.stop().await,
+        (None, _) if run.plan.dry_run => None,
+        (None, concurrency) => {
+            let n = concurrency.bound();
+            Some(concurrency::Range { low: n, high: n, auto: false })
+        }
+    };
     run.output.send(Stream::Stderr, skipped.into_bytes()).await;
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
@@ -243,12 +257,23 @@ struct AccountTasks {
     skipped: String,
     /// `--summary-markdown`, `--junit`, `--report`: every account as it ends.
     reports: Option<Reports>,
+    /// With `-j auto`: the task adapting the command slots.
+    ticker: Option<Ticker>,
 }
 
 impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
-        let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
-        let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let initial = run.plan.concurrency.initial(cores);
+        let live = Arc::new(Semaphore::new(initial + run.portal.max_in_flight()));
+        let child_slots = Arc::new(Semaphore::new(initial));
+        let ticker = match run.plan.concurrency {
+            Concurrency::Auto { max } if !run.plan.dry_run => {
+                let slots = Slots { commands: Arc::clone(&child_slots), live: Arc::clone(&live) };
+                Some(concurrency::start(Controller::new(cores, max), slots, Arc::clone(&run.children)))
+            }
+            _ => None,
+        };
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
         let run_confirms = run.plan.confirm.is_some();
@@ -268,6 +293,7 @@ impl AccountTasks {
             planned: Vec::new(),
             skipped: String::new(),
             reports,
+            ticker,
         }
     }
 

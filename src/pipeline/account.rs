@@ -193,7 +193,7 @@ async fn account_outcome(
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
-    let running = run.progress.on_started();
+    let running = (run.progress.on_started(), run.children.start());
     let ended = child::run(argv, &env, sink, &run.stopper, run.plan.limits).await;
     drop(running);
     trace.runtime = command_start.elapsed();
