@@ -25,8 +25,9 @@
 //!   the throughput fell with it.
 //!
 //! "The children saturate the CPU" means the machine is at least 90% busy *and* the
-//! children used at least half of its cores: a busy machine whose load is not the
-//! children's (a build next door) does not stop sleeping children from growing.
+//! children used at least half of its cores (or none finished in the window, so their
+//! CPU is not known yet): a busy machine whose load is not the children's (a build next
+//! door) does not stop sleeping children from growing.
 //!
 //! [`Controller`] is pure arithmetic over [`Sample`]s, with no clock and no OS access, so
 //! that tests drive it with simulated children. [`Sampler`] reads the OS; [`start`]
@@ -233,7 +234,7 @@ impl Controller {
             busy_known_secs: 0.0,
         });
         let dt = sample.at.saturating_sub(previous.at).as_secs_f64();
-        window.running_secs += dt * count(previous.running.max(sample.running));
+        window.running_secs += dt * count(previous.running + sample.running) / 2.0;
         if let Some(busy) = sample.busy {
             window.busy_secs += dt * busy.clamp(0.0, 1.0);
             window.busy_known_secs += dt;
@@ -283,7 +284,10 @@ impl Controller {
     fn decide(&mut self, m: &Measured) -> Option<(usize, StepKind, String)> {
         let limit = self.limit;
         let cpu = format!("CPU {:.0}% busy, children use {:.1} cores", m.busy * 100.0, m.children_cores);
-        let saturated = m.busy >= SATURATED && m.children_cores >= count(self.cores) / 2.0;
+        // The rusage counts finished children only: with none finished, a busy machine
+        // may be the children's doing, and it is taken to be.
+        let children_busy = m.children_cores >= count(self.cores) / 2.0 || m.throughput == 0.0;
+        let saturated = m.busy >= SATURATED && children_busy;
         let runtime = (m.throughput > 0.0).then(|| m.running / m.throughput);
         if let Some(runtime) = runtime.filter(|r| *r > 0.0) {
             self.min_runtime = Some(self.min_runtime.map_or(runtime, |min| min.min(runtime)));
@@ -330,7 +334,8 @@ impl Controller {
             return Some((to, StepKind::Grow, why));
         }
         let no_loss = matches!(judged, Some((step, gain)) if step.kind == StepKind::BackOff && gain < 0.5);
-        (no_loss || self.holds >= PROBE_AFTER)
+        // Probing needs a throughput to compare: long children give none.
+        (m.throughput > 0.0 && (no_loss || self.holds >= PROBE_AFTER))
             .then(|| (limit * 3 / 4, StepKind::BackOff, format!("CPU saturated, probing down: {cpu}")))
     }
 }
@@ -603,6 +608,23 @@ mod tests {
             controller.tick(sample);
         }
         assert_eq!(controller.limit(), 64);
+    }
+
+    #[test]
+    fn long_children_on_a_saturated_machine_do_not_grow() {
+        let mut controller = Controller::new(2, 256);
+        for n in 0..=480_u64 {
+            let running = controller.limit();
+            let sample = Sample {
+                at: Duration::from_millis(250 * n),
+                finished: 0,
+                children_cpu: Duration::ZERO,
+                busy: Some(1.0),
+                running,
+            };
+            controller.tick(sample);
+            assert_eq!(controller.limit(), 2);
+        }
     }
 
     #[test]
