@@ -31,14 +31,14 @@
 //!
 //! [`Controller`] is pure arithmetic over [`Sample`]s, with no clock and no OS access, so
 //! that tests drive it with simulated children. [`Sampler`] reads the OS; [`start`]
-//! ticks them and resizes the command slots.
+//! ticks them and resizes the command slots ([`Slots`]).
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
 /// How often the controller looks at the children.
@@ -452,35 +452,54 @@ fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
-/// The command slots and live task slots of a run, resized together so that as many
-/// tasks as before fetch credentials ahead of a free command slot.
+/// A semaphore that can shrink at once. Taking permits away by acquiring them would
+/// wait behind every task already queued for one (the semaphore is fair), so a shrink
+/// would take effect only after up to `--portal-concurrency` more commands had started.
+/// Instead, free permits are forgotten at once and the rest are owed: the next permits
+/// released are forgotten instead of handed on. A running command is never stopped.
+#[derive(Debug)]
 pub struct Slots {
-    pub commands: Arc<Semaphore>,
-    pub live: Arc<Semaphore>,
+    semaphore: Arc<Semaphore>,
+    owed: AtomicUsize,
 }
 
 impl Slots {
-    /// Grows with `add_permits`; shrinks by forgetting free permits and, for the rest,
-    /// acquiring and forgetting them as running commands end (never stopping one).
-    fn resize(&self, from: usize, to: usize) {
-        for semaphore in [&self.commands, &self.live] {
-            if to > from {
-                semaphore.add_permits(to - from);
-            } else {
-                let rest = (from - to) - semaphore.forget_permits(from - to);
-                if let Ok(rest) = u32::try_from(rest)
-                    && rest > 0
-                {
-                    let semaphore = Arc::clone(semaphore);
-                    tokio::spawn(async move {
-                        if let Ok(permits) = semaphore.acquire_many_owned(rest).await {
-                            permits.forget();
-                        }
-                    });
-                }
-            }
+    pub fn new(permits: usize) -> Arc<Self> {
+        Arc::new(Slots { semaphore: Arc::new(Semaphore::new(permits)), owed: AtomicUsize::new(0) })
+    }
+
+    /// Waits for a free slot.
+    pub async fn acquire(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.semaphore).acquire_owned().await.expect("the semaphore is never closed")
+    }
+
+    /// Gives a slot back, or forgets it while a shrink is owed.
+    pub fn release(&self, permit: OwnedSemaphorePermit) {
+        if self.owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| owed.checked_sub(1)).is_ok() {
+            permit.forget();
         }
     }
+
+    fn resize(&self, from: usize, to: usize) {
+        if to > from {
+            let mut grow = to - from;
+            let _ = self.owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| {
+                grow = (to - from).saturating_sub(owed);
+                Some(owed.saturating_sub(to - from))
+            });
+            self.semaphore.add_permits(grow);
+        } else {
+            let forgotten = self.semaphore.forget_permits(from - to);
+            self.owed.fetch_add(from - to - forgotten, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The command slots and the live task slots, resized together so that as many tasks as
+/// before fetch credentials ahead of a free command slot.
+pub struct RunSlots {
+    pub commands: Arc<Slots>,
+    pub live: Arc<Slots>,
 }
 
 /// The task adapting a run's command slots; [`Ticker::stop`] ends it.
@@ -498,7 +517,7 @@ impl Ticker {
 }
 
 /// Starts adapting `slots` (sized for `controller.limit()`), logging each change.
-pub fn start(mut controller: Controller, slots: Slots, gauge: Arc<Gauge>) -> Ticker {
+pub fn start(mut controller: Controller, slots: RunSlots, gauge: Arc<Gauge>) -> Ticker {
     let (stop, mut stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         let mut sampler = Sampler::new(gauge);
@@ -510,7 +529,8 @@ pub fn start(mut controller: Controller, slots: Slots, gauge: Arc<Gauge>) -> Tic
                 _ = ticks.tick() => {
                     if let Some(change) = controller.tick(sampler.sample()) {
                         tracing::info!("{change}");
-                        slots.resize(change.from, change.to);
+                        slots.commands.resize(change.from, change.to);
+                        slots.live.resize(change.from, change.to);
                     }
                 }
             }
@@ -654,6 +674,31 @@ mod tests {
         assert_eq!(change.to_string(), "concurrency 4 → 6: throughput rising, CPU 55% busy");
         assert_eq!(Range { low: 2, high: 12, auto: true }.to_string(), "concurrency 2–12 (auto)");
         assert_eq!(Range { low: 4, high: 4, auto: false }.to_string(), "concurrency 4 (-j 4)");
+    }
+
+    #[tokio::test]
+    async fn slots_shrink_at_once_and_never_below_the_running() {
+        let slots = Slots::new(4);
+        let held: Vec<_> = [slots.acquire().await, slots.acquire().await, slots.acquire().await].into();
+        slots.resize(4, 1);
+        // One free permit forgotten at once, two owed by the three running.
+        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (0, 2));
+        let mut held = held.into_iter();
+        slots.release(held.next().unwrap());
+        slots.release(held.next().unwrap());
+        assert_eq!(slots.semaphore.available_permits(), 0);
+        slots.release(held.next().unwrap());
+        assert_eq!(slots.semaphore.available_permits(), 1);
+        // Growing pays what is owed first.
+        let running = slots.acquire().await;
+        slots.resize(1, 3);
+        slots.resize(3, 2);
+        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (1, 0));
+        slots.resize(2, 1);
+        slots.resize(1, 4);
+        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (3, 0));
+        slots.release(running);
+        assert_eq!(slots.semaphore.available_permits(), 4);
     }
 
     #[test]

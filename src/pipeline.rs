@@ -12,7 +12,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 mod account;
@@ -20,7 +19,7 @@ mod account;
 use std::time::Duration;
 
 use self::account::{Trace, run_account};
-use crate::concurrency::{self, Concurrency, Controller, Gauge, Slots, Ticker};
+use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::error::Error;
 use crate::exec::child::ChildExit;
@@ -235,8 +234,8 @@ pub async fn run_everywhere(
 /// before their commands start; their one-hour clock starts seconds early, not minutes.
 struct AccountTasks {
     run: Arc<Run>,
-    live: Arc<Semaphore>,
-    child_slots: Arc<Semaphore>,
+    live: Arc<Slots>,
+    child_slots: Arc<Slots>,
     set: JoinSet<TaskResult>,
     tally: Tally,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
@@ -265,11 +264,11 @@ impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let initial = run.plan.concurrency.initial(cores);
-        let live = Arc::new(Semaphore::new(initial + run.portal.max_in_flight()));
-        let child_slots = Arc::new(Semaphore::new(initial));
+        let live = Slots::new(initial + run.portal.max_in_flight());
+        let child_slots = Slots::new(initial);
         let ticker = match run.plan.concurrency {
             Concurrency::Auto { max } if !run.plan.dry_run => {
-                let slots = Slots { commands: Arc::clone(&child_slots), live: Arc::clone(&live) };
+                let slots = RunSlots { commands: Arc::clone(&child_slots), live: Arc::clone(&live) };
                 Some(concurrency::start(Controller::new(cores, max), slots, Arc::clone(&run.children)))
             }
             _ => None,
@@ -409,11 +408,12 @@ impl AccountTasks {
             self.record(result);
             return;
         }
-        let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
-        let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
+        let live = self.live.acquire().await;
+        let (run, live_slots, child_slots) =
+            (Arc::clone(&self.run), Arc::clone(&self.live), Arc::clone(&self.child_slots));
         self.set.spawn(async move {
             let result = run_account(run, child_slots, account, roles, index).await;
-            drop(live);
+            live_slots.release(live);
             result
         });
         while let Some(joined) = self.set.try_join_next() {

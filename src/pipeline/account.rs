@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Run, TaskResult};
+use crate::concurrency::Slots;
 use crate::credentials::{self, Credentials};
 use crate::exec::child::{self, ChildExit};
 use crate::exec::env::AccountEnv;
@@ -49,7 +50,7 @@ pub struct Trace {
 
 pub async fn run_account(
     run: Arc<Run>,
-    child_slots: Arc<Semaphore>,
+    child_slots: Arc<Slots>,
     account: Account,
     known_roles: Option<Vec<String>>,
     index: usize,
@@ -61,7 +62,9 @@ pub async fn run_account(
     if matches!(outcome, Outcome::Failed { .. }) {
         run.gate.on_failure();
     }
-    drop(trace.slot.take());
+    if let Some(slot) = trace.slot.take() {
+        child_slots.release(slot);
+    }
     run.progress.on_finished(matches!(outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
     tracing::debug!(account = %account.id, ?outcome, "finished");
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -131,7 +134,7 @@ fn result_record<'a>(
 
 async fn account_outcome(
     run: &Run,
-    child_slots: &Arc<Semaphore>,
+    child_slots: &Slots,
     account: &Account,
     known_roles: Option<Vec<String>>,
     trace: &mut Trace,
@@ -181,7 +184,7 @@ async fn account_outcome(
         Err(error) => return failed(run, &error),
     };
     trace.credentials_at = Some(SystemTime::now());
-    trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
+    trace.slot = Some(child_slots.acquire().await);
     if stopped() {
         return Outcome::NotStarted;
     }
