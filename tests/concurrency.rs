@@ -94,3 +94,20 @@ fn bad_j_values_exit_2_with_a_hint() {
     let output = env.fanout().args(["--role", "ReadOnly", "--max-concurrency", "0", "--", "true"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
 }
+
+#[test]
+fn auto_is_the_default_and_fanout_concurrency_sets_either() {
+    let env = TestEnv::new(PortalOptions::default());
+    let summary = |vars: &[(&str, &str)]| {
+        let output =
+            env.fanout().envs(vars.iter().copied()).args(["--role", ROLES, "-v", "--", "true"]).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr.lines().find(|line| line.starts_with("  concurrency ")).map(str::to_owned).unwrap_or(stderr)
+    };
+    assert!(summary(&[]).ends_with("(auto)"));
+    assert!(
+        summary(&[("FANOUT_CONCURRENCY", "auto"), ("FANOUT_MAX_CONCURRENCY", "1")]).ends_with("concurrency 1 (auto)")
+    );
+    assert_eq!(summary(&[("FANOUT_CONCURRENCY", "3")]), "  concurrency 3 (-j 3)");
+}
