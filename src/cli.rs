@@ -246,11 +246,20 @@ pub struct RunArgs {
     #[arg(long, env = "FANOUT_ROLE", value_delimiter = ',', value_name = "ROLE,...")]
     pub role: Vec<String>,
 
-    /// How many commands run at once (1 to 10000). Capped, with a warning, to what the
-    /// open-file limit (ulimit -n) allows.
-    #[arg(short = 'j', long, env = "FANOUT_CONCURRENCY", value_name = "N", default_value = "16",
+    /// How many commands run at once: `auto` adapts it while the run goes, from the
+    /// number of cores up while the children wait (on the network) and back down when
+    /// they saturate the CPU, up to --max-concurrency (see docs/concurrency.md); a number
+    /// (1 to 10000) keeps it fixed. Capped, with a warning, to what the open-file limit
+    /// (ulimit -n) allows.
+    #[arg(short = 'j', long, env = "FANOUT_CONCURRENCY", value_name = "N", default_value = "auto",
+          value_parser = parse_jobs)]
+    pub concurrency: Jobs,
+
+    /// With `-j auto`: the most commands it may run at once (1 to 10000). Capped, too, to
+    /// the open-file and process limits (ulimit -n, ulimit -u).
+    #[arg(long, env = "FANOUT_MAX_CONCURRENCY", value_name = "N", default_value = "256",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub concurrency: u32,
+    pub max_concurrency: u32,
 
     /// How many SSO portal calls are in flight at once (1 to 1024).
     #[arg(long, global = true, env = "FANOUT_PORTAL_CONCURRENCY", value_name = "N", default_value = "64",
@@ -459,6 +468,26 @@ pub struct OrderArgs {
 }
 
 /// A duration as `humantime` reads it: `90s`, `5m`, `1h30m`, `500ms`.
+/// `-j`: `auto`, or a fixed number of commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jobs {
+    Auto,
+    Fixed(u32),
+}
+
+fn parse_jobs(text: &str) -> Result<Jobs, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(Jobs::Auto);
+    }
+    match text.parse::<u32>() {
+        Ok(n @ 1..=10_000) => Ok(Jobs::Fixed(n)),
+        _ => {
+            Err("expected `auto` or a number from 1 to 10000 (-j auto adapts to the machine and the children)"
+                .to_owned())
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|error| format!("not a duration ({error}); write one such as 90s, 5m or 1h30m"))

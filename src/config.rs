@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, ExportFormatArg, OutputFormat, Subcommands};
+use crate::cli::{Cli, ExportFormatArg, Jobs, OutputFormat, Subcommands};
+use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
@@ -140,8 +141,8 @@ pub struct RunPlan {
     pub prefix: Template,
     /// The command as given, placeholders and all, for the joblog.
     pub command_argv: Vec<String>,
-    /// Commands running at once.
-    pub concurrency: usize,
+    /// Commands running at once: fixed (`-j N`) or adapted (`-j auto`).
+    pub concurrency: Concurrency,
     /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
     pub region: Option<String>,
     /// `--regions`: one child per account and region instead of one per account.
@@ -445,7 +446,7 @@ fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<Ru
         command: CommandTemplate::parse(&[])?,
         prefix: Template::parse("{account_id}")?,
         command_argv: Vec::new(),
-        concurrency: cli.run.concurrency as usize,
+        concurrency: concurrency(&cli.run),
         region: None,
         dry_run: false,
         canary: None,
@@ -480,7 +481,7 @@ fn with_run_flags(
         roles,
         command,
         prefix: Template::parse(&cli.run.prefix)?,
-        concurrency: cli.run.concurrency as usize,
+        concurrency: concurrency(&cli.run),
         region,
         regions: None,
         dry_run: cli.run.dry_run,
@@ -570,6 +571,14 @@ fn order(run: &crate::cli::RunArgs) -> Order {
         (true, _) => Order::KeepOrder,
         (false, true) => Order::Group,
         (false, false) => Order::Stream,
+    }
+}
+
+/// `-j N` fixed, or `-j auto` up to `--max-concurrency`.
+fn concurrency(run: &crate::cli::RunArgs) -> Concurrency {
+    match run.concurrency {
+        Jobs::Fixed(n) => Concurrency::Fixed(n as usize),
+        Jobs::Auto => Concurrency::Auto { max: run.max_concurrency as usize },
     }
 }
 
@@ -692,7 +701,11 @@ mod tests {
         };
         assert_eq!(plan.roles, ["A", "B"]);
         assert!(matches!(config(&["--role", "A,x$(id)", "--", "true"]), Err(ConfigError::BadRole(_))));
-        assert_eq!(plan.concurrency, 3);
+        assert_eq!(plan.concurrency, Concurrency::Fixed(3));
+        let Action::Run(plan) = config(&["--role", "A", "--max-concurrency", "9", "--", "true"]).unwrap().action else {
+            panic!("expected a run")
+        };
+        assert_eq!(plan.concurrency, Concurrency::Auto { max: 9 });
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod confirm;
 pub mod credentials;

@@ -2,7 +2,7 @@
 //! socket; a run that asks for more than the open-file limit allows would fail accounts
 //! with "Too many open files". So, as Go's runtime does since 1.19, the soft limit is
 //! raised to the hard limit at start, and what still does not fit is capped, with a
-//! warning naming the limit and the flag.
+//! warning naming the limit and the flag. `-j auto` also stays within the process limit.
 
 /// Descriptors one running command can hold at its start: the read ends of its two
 /// pipes, their write ends and `/dev/null` until the fork is done, and the pipe std uses
@@ -21,6 +21,14 @@ pub fn raise_open_file_limit() -> Option<u64> {
             rlimit::getrlimit(rlimit::Resource::NOFILE).ok().map(|(soft, _)| soft)
         }
     }
+}
+
+/// How many more commands the process limit (`ulimit -u`, which counts every process of
+/// the user) leaves room for: half of it, since other processes of the user count too;
+/// `None` when unlimited or unknown.
+pub fn process_limit() -> Option<usize> {
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NPROC).ok()?;
+    (soft != rlimit::INFINITY).then(|| usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1))
 }
 
 /// What fits under an open-file limit: `(commands at once, portal calls at once)`.

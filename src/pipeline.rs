@@ -3,15 +3,15 @@
 //! task as soon as a live slot is free, and each task finds its role, fetches its
 //! credentials, waits for a command slot and runs its command.
 //!
-//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
-//! and live tasks by both together (see [`AccountTasks`]).
+//! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`
+//! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
+//! both together (see [`AccountTasks`]).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 mod account;
@@ -19,6 +19,7 @@ mod account;
 use std::time::Duration;
 
 use self::account::{RegionEnd, Target, Trace, run_account};
+use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
@@ -64,6 +65,8 @@ pub struct Run {
     credential_server: Option<CredentialServer>,
     /// `fanout credentials`: where each account's credentials go instead of a command.
     export: Option<ExportSink>,
+    /// Commands running and finished, for `-j auto`.
+    children: Arc<Gauge>,
 }
 
 impl Run {
@@ -97,6 +100,7 @@ impl Run {
             gate,
             credential_server: None,
             export: None,
+            children: Arc::new(Gauge::default()),
         })
     }
 
@@ -242,7 +246,16 @@ pub async fn run_everywhere(
         let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, ticker, .. } =
+        tasks.finish().await;
+    tally.concurrency = match (ticker, run.plan.concurrency) {
+        (Some(ticker), _) => ticker.stop().await,
+        (None, _) if run.plan.dry_run => None,
+        (None, concurrency) => {
+            let n = concurrency.bound();
+            Some(concurrency::Range { low: n, high: n, auto: false })
+        }
+    };
     run.output.send(Stream::Stderr, skipped.into_bytes()).await;
     inventory::commit(writer.filter(|_| complete));
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
@@ -291,8 +304,8 @@ async fn list_ahead(portal: &Portal, pages: tokio::sync::mpsc::Sender<Result<Opt
 /// before their commands start; their one-hour clock starts seconds early, not minutes.
 struct AccountTasks {
     run: Arc<Run>,
-    live: Arc<Semaphore>,
-    child_slots: Arc<Semaphore>,
+    live: Arc<Slots>,
+    child_slots: Arc<Slots>,
     set: JoinSet<TaskResult>,
     tally: Tally,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
@@ -317,12 +330,23 @@ struct AccountTasks {
     skipped: String,
     /// `--summary-markdown`, `--junit`, `--report`: every account as it ends.
     reports: Option<Reports>,
+    /// With `-j auto`: the task adapting the command slots.
+    ticker: Option<Ticker>,
 }
 
 impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
-        let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
-        let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let initial = run.plan.concurrency.initial(cores);
+        let live = Slots::new(initial + run.portal.max_in_flight());
+        let child_slots = Slots::new(initial);
+        let ticker = match run.plan.concurrency {
+            Concurrency::Auto { max } if !run.plan.dry_run => {
+                let slots = RunSlots { commands: Arc::clone(&child_slots), live: Arc::clone(&live) };
+                Some(concurrency::start(Controller::new(cores, max), slots, Arc::clone(&run.children)))
+            }
+            _ => None,
+        };
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
         let run_confirms = run.plan.confirm.is_some();
@@ -346,6 +370,7 @@ impl AccountTasks {
             planned: Vec::new(),
             skipped: String::new(),
             reports,
+            ticker,
         }
     }
 
@@ -473,7 +498,7 @@ impl AccountTasks {
             self.record(result);
             return;
         }
-        let live = Arc::clone(&self.live).acquire_owned().await.expect("the semaphore is never closed");
+        let live = self.live.acquire().await;
         let (run, child_slots) = (Arc::clone(&self.run), Arc::clone(&self.child_slots));
         self.set.spawn(async move {
             let result = run_account(run, child_slots, account, roles, targets).await;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::concurrency::Concurrency;
 use crate::config::{Action, Config, ConfigError, Feedback, ListFormat, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
@@ -271,11 +272,12 @@ fn with_output_failures(code: u8, end: &WriterEnd, summary_written: bool) -> u8 
     if lost && code == exit_code::SUCCESS { exit_code::ACCOUNT_FAILED } else { code }
 }
 
-/// Raises the open-file limit and caps `-j` and `--portal-concurrency` to it.
+/// Raises the open-file limit and caps `-j` (or the `-j auto` bound) and
+/// `--portal-concurrency` to it, and the `-j auto` bound to the process limit too.
 fn fit_open_file_limit(config: &mut Config) {
     let Some(open_files) = limits::raise_open_file_limit() else { return };
     let concurrency = match &config.action {
-        Action::Run(plan) => plan.concurrency,
+        Action::Run(plan) => plan.concurrency.bound(),
         Action::ListAccounts(_) | Action::Doctor => 1,
     };
     let fitted = limits::fit(open_files, concurrency, config.portal_concurrency);
@@ -286,15 +288,25 @@ fn fit_open_file_limit(config: &mut Config) {
         );
         config.portal_concurrency = fitted.portal_concurrency;
     }
-    if let Action::Run(plan) = &mut config.action
-        && fitted.concurrency < plan.concurrency
+    let Action::Run(plan) = &mut config.action else { return };
+    match plan.concurrency {
+        Concurrency::Fixed(asked) if fitted.concurrency < asked => tracing::warn!(
+            "the open-file limit (ulimit -n {open_files}) allows {} commands at once; running that many (-j {asked} asked; raise the limit with ulimit -n)",
+            fitted.concurrency
+        ),
+        // The auto bound is a ceiling, not a request: capped quietly (-v says why).
+        Concurrency::Auto { max } if fitted.concurrency < max => tracing::info!(
+            "the open-file limit (ulimit -n {open_files}) allows {} commands at once; -j auto stays within it",
+            fitted.concurrency
+        ),
+        _ => {}
+    }
+    plan.concurrency = plan.concurrency.capped(fitted.concurrency);
+    if let (Concurrency::Auto { max }, Some(processes)) = (plan.concurrency, limits::process_limit())
+        && processes < max
     {
-        tracing::warn!(
-            "the open-file limit (ulimit -n {open_files}) allows {} commands at once; running that many (-j {} asked; raise the limit with ulimit -n)",
-            fitted.concurrency,
-            plan.concurrency
-        );
-        plan.concurrency = fitted.concurrency;
+        tracing::info!("the process limit (ulimit -u) allows about {processes} more commands; -j auto stays within it");
+        plan.concurrency = plan.concurrency.capped(processes);
     }
 }
 

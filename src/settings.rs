@@ -30,6 +30,7 @@ const KEYS: &[(&str, &str)] = &[
     ("role", "role"),
     ("exclude", "exclude"),
     ("concurrency", "concurrency"),
+    ("max-concurrency", "max_concurrency"),
     ("portal-concurrency", "portal_concurrency"),
     ("portal-rps", "portal_rps"),
     ("throttle-timeout", "throttle_timeout"),
@@ -59,7 +60,8 @@ struct FileSettings {
     profile: Option<Spanned<String>>,
     role: Option<Spanned<Vec<String>>>,
     exclude: Option<Spanned<Vec<String>>>,
-    concurrency: Option<Spanned<u32>>,
+    concurrency: Option<Spanned<Jobs>>,
+    max_concurrency: Option<Spanned<u32>>,
     portal_concurrency: Option<Spanned<u32>>,
     portal_rps: Option<Spanned<f64>>,
     throttle_timeout: Option<Spanned<u64>>,
@@ -89,6 +91,24 @@ impl std::fmt::Display for CountOrPercent {
         match self {
             CountOrPercent::Count(count) => write!(f, "{count}"),
             CountOrPercent::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// `concurrency = 8` or `concurrency = "auto"`: a number or a word, handed to clap's
+/// `-j` parser as written.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Jobs {
+    Number(i64),
+    Word(String),
+}
+
+impl std::fmt::Display for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Jobs::Number(n) => write!(f, "{n}"),
+            Jobs::Word(word) => f.write_str(word),
         }
     }
 }
@@ -335,6 +355,7 @@ fn file_values(settings: FileSettings) -> Vec<FileValue> {
         role,
         exclude,
         concurrency,
+        max_concurrency,
         portal_concurrency,
         portal_rps,
         throttle_timeout,
@@ -356,6 +377,7 @@ fn file_values(settings: FileSettings) -> Vec<FileValue> {
         many("role", role),
         many("exclude", exclude),
         one("concurrency", concurrency),
+        one("max-concurrency", max_concurrency),
         one("portal-concurrency", portal_concurrency),
         one("portal-rps", portal_rps),
         one("throttle-timeout", throttle_timeout),
@@ -423,6 +445,9 @@ mod tests {
         assert!(error.contains("line 2, key `concurrency`"), "{error}");
         let error = parse("concurrency = 0\n").unwrap_err().to_string();
         assert!(error.contains("line 1, key `concurrency`") && error.contains("--concurrency"), "{error}");
+        let values = parse("concurrency = \"auto\"\nmax-concurrency = 64\n").unwrap();
+        let args: Vec<&str> = values.iter().flat_map(|v| v.args.iter().map(String::as_str)).collect();
+        assert_eq!(args, ["--concurrency=auto", "--max-concurrency=64"]);
         let error = parse("timeout = \"soon\"\n").unwrap_err().to_string();
         assert!(error.contains("key `timeout`") && error.contains("duration"), "{error}");
     }

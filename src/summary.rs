@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::concurrency::Range;
 use crate::exit_code;
 use crate::gate::Halt;
 use crate::output::report::sanitize;
@@ -139,6 +140,8 @@ pub struct Tally {
     pub portal_calls: u64,
     /// `--regions`: what is counted is each (account, region), named `id/region`.
     pub regions: bool,
+    /// The commands-at-once a real run used (`-j N`, or the range `-j auto` went through).
+    pub concurrency: Option<Range>,
 }
 
 impl Tally {
@@ -225,6 +228,9 @@ impl Tally {
                 plural(usize::try_from(self.portal_calls).unwrap_or(usize::MAX), "call"),
                 self.throttles
             );
+            if let Some(range) = &self.concurrency {
+                let _ = writeln!(text, "  {range}");
+            }
         }
         text
     }

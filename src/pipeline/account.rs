@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{Run, TaskResult};
+use crate::concurrency::{Slot, Slots};
 use crate::credentials::{self, Credentials};
 use crate::exec::child::{self, ChildExit};
 use crate::exec::env::{AccountEnv, ChildCredentials};
@@ -47,7 +47,7 @@ pub struct Trace {
     pub stderr_tail: String,
     /// Its command slot, held until its failure (if any) is counted, so that no other
     /// account takes the slot before a `--fail-fast` halt is known.
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
 }
 
 /// One (account, region): what a child, a `result` record, a joblog line, a report
@@ -85,7 +85,7 @@ struct Ready {
 /// `targets` (with `--regions enabled`, in each region it has enabled, asked now).
 pub async fn run_account(
     run: Arc<Run>,
-    child_slots: Arc<Semaphore>,
+    child_slots: Arc<Slots>,
     account: Account,
     known_roles: Option<KnownRoles>,
     targets: Vec<Target>,
@@ -170,7 +170,7 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
 /// command slot, so `-j` bounds children across accounts and regions together.
 async fn run_regions(
     run: &Arc<Run>,
-    child_slots: &Arc<Semaphore>,
+    child_slots: &Arc<Slots>,
     account: &Account,
     ready: Ready,
     targets: Vec<Target>,
@@ -193,7 +193,7 @@ async fn run_regions(
 /// One (account, region): its command, and the record of how it ended.
 async fn run_region(
     run: &Run,
-    child_slots: &Arc<Semaphore>,
+    child_slots: &Arc<Slots>,
     account: &Account,
     ready: &Ready,
     target: Target,
@@ -356,7 +356,7 @@ async fn prepare(
 /// The command in one region, once a command slot is free; a dry run only renders it.
 async fn region_outcome(
     run: &Run,
-    child_slots: &Arc<Semaphore>,
+    child_slots: &Arc<Slots>,
     account: &Account,
     ready: &Ready,
     region: &str,
@@ -371,7 +371,7 @@ async fn region_outcome(
         trace.argv = Some(render());
         return Outcome::Succeeded;
     };
-    trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
+    trace.slot = Some(child_slots.acquire().await);
     if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
@@ -398,7 +398,7 @@ async fn region_outcome(
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
-    let running = run.progress.on_started();
+    let running = (run.progress.on_started(), run.children.start());
     let ended = child::run(argv, &env, sink, &run.stopper, run.plan.limits).await;
     drop(running);
     trace.runtime = command_start.elapsed();
