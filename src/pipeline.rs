@@ -6,7 +6,7 @@
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`,
 //! and live tasks by both together (see [`AccountTasks`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,14 +36,38 @@ use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::report::{AccountEnd, Reports};
 use crate::select::Selection;
-use crate::summary::{AccountReport, Outcome, Tally};
+use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
+
+/// One of the run's logins: its own portal client (own rate limiter and retry quota:
+/// each IAM Identity Center instance is its own service), and how results name it.
+pub struct RunLogin {
+    /// The session name (`SsoLogin::name`), in results and the summary.
+    pub name: String,
+    /// `aws sso login --sso-session NAME`, for the fix when its portal rejects the token.
+    pub login_command: String,
+    pub portal: Arc<Portal>,
+    /// Set at a 401 from this login's portal.
+    rejected: AtomicBool,
+}
+
+impl RunLogin {
+    pub fn new(login: &SsoLogin, portal: Arc<Portal>) -> Self {
+        RunLogin {
+            name: login.name().to_owned(),
+            login_command: login.login_command(),
+            portal,
+            rejected: AtomicBool::new(false),
+        }
+    }
+}
 
 /// What every account task shares.
 pub struct Run {
     plan: RunPlan,
     /// The children's `AWS_REGION`.
     region: String,
-    portal: Arc<Portal>,
+    /// Every login, in the order given; `Account::login` indexes it.
+    logins: Vec<RunLogin>,
     output: Output,
     /// The bar counts accounts selected, running and finished.
     progress: Progress,
@@ -58,11 +82,12 @@ pub struct Run {
 
 impl Run {
     /// Fails when the region the children would get (`--region`, else the profile's,
-    /// else the `sso_region`) is not a region's name: it goes into their commands.
+    /// else the `sso_region`; of the first login, with several) is not a region's name:
+    /// it goes into their commands.
     pub fn new(
         plan: RunPlan,
         login: &SsoLogin,
-        portal: Arc<Portal>,
+        logins: Vec<RunLogin>,
         output: Output,
         progress: Progress,
         dir: Option<Arc<OutputDir>>,
@@ -77,7 +102,7 @@ impl Run {
         Ok(Run {
             plan,
             region,
-            portal,
+            logins,
             output,
             outputs,
             progress,
@@ -85,6 +110,23 @@ impl Run {
             login_rejected: AtomicBool::new(false),
             gate,
         })
+    }
+
+    /// The portal of the login `account` runs through.
+    fn portal(&self, account: &Account) -> &Portal {
+        &self.logins[account.login].portal
+    }
+
+    /// The name of the login `account` runs through.
+    fn login_name(&self, account: &Account) -> &str {
+        &self.logins[account.login].name
+    }
+
+    /// Marks the login `account` runs through as rejected by its portal: no account
+    /// starts after this (every later call would be refused too).
+    fn reject_login(&self, account: &Account) {
+        self.logins[account.login].rejected.store(true, Ordering::Relaxed);
+        self.login_rejected.store(true, Ordering::Relaxed);
     }
 }
 
@@ -97,6 +139,8 @@ pub struct Finished {
     pub planned: Vec<PlannedAccount>,
     /// The CI reports asked for, to be written once the run's totals are known.
     pub reports: Option<Reports>,
+    /// The `aws sso login` commands of the logins whose portal rejected the token mid-run.
+    pub rejected_logins: Vec<String>,
 }
 
 /// Where the accounts come from.
@@ -118,12 +162,14 @@ struct TaskResult {
 /// `(account id, name, role, command)` for the dry-run table.
 type PlanLine = (String, String, String, String);
 
-/// Runs the command in every selected account; see the module doc.
+/// Runs the command in every selected account; see the module doc. `sources` holds
+/// one source a login, in the order of `Run::logins`: they are listed one after the
+/// other, so an account more than one login reaches runs through the first, whatever
+/// the timing.
 pub async fn run_everywhere(
     run: Arc<Run>,
     selection: &Selection,
-    source: AccountSource<'_>,
-    login: &SsoLogin,
+    sources: Vec<AccountSource<'_>>,
 ) -> Result<Finished, Error> {
     let joblog = match &run.plan.joblog {
         Some((path, append)) => Some(
@@ -135,53 +181,17 @@ pub async fn run_everywhere(
     let reports = Reports::open(&run.plan.reports, std::time::SystemTime::now())
         .map_err(|(path, source)| Error::Write { path, source })?;
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
-    let mut complete = false;
-    match source {
-        AccountSource::Cache(inventory) => {
-            // The cache was checked whole when it was opened; a read failing now (the
-            // file replaced meanwhile) ends the listing like a portal error would.
-            let mut entries = inventory.accounts();
-            while !run.stopper.is_stopping() {
-                match entries.next() {
-                    Some(Ok(entry)) => tasks.add(selection, entry.account, entry.roles).await,
-                    Some(Err(error)) => {
-                        tasks.tally.listing_error = Some(format!("the inventory cache is unreadable: {error}"));
-                        break;
-                    }
-                    None => {
-                        complete = true;
-                        break;
-                    }
-                }
-            }
-        }
-        AccountSource::Portal(writer) => {
-            tasks.writer = writer;
-            let mut pages = run.portal.account_pages();
-            while !run.stopper.is_stopping() {
-                match pages.next_page().await {
-                    Ok(Some(page)) => {
-                        for account in page {
-                            tasks.add(selection, account, None).await;
-                        }
-                    }
-                    Ok(None) => {
-                        complete = true;
-                        break;
-                    }
-                    Err(PortalError::Cancelled) => break,
-                    Err(error) if tasks.tally.selected == 0 => {
-                        return Err(Error::from_portal(error, login.login_command()));
-                    }
-                    Err(error) => {
-                        tasks.tally.listing_error = Some(error.to_string());
-                        break;
-                    }
-                }
-            }
+    // Which logins were listed whole: only their inventory is committed.
+    let mut listed_whole = vec![false; run.logins.len()];
+    for (login, source) in sources.into_iter().enumerate() {
+        listed_whole[login] = tasks.list(selection, login, source).await?;
+        if !listed_whole[login] {
+            break;
         }
     }
-    tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
+    let complete = listed_whole.iter().all(|whole| *whole);
+    tasks.tally.listing_stopped =
+        !complete && tasks.tally.listing_error.is_none() && !run.login_rejected.load(Ordering::Relaxed);
     run.progress.on_listing_complete();
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
@@ -197,12 +207,15 @@ pub async fn run_everywhere(
         }
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     } else if !missing.is_empty() {
-        let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
+        let logins = if run.logins.len() > 1 { "these logins reach" } else { "this login reaches" };
+        let text = format!("fanout: warning: {logins} no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, .. } = tasks.finish().await;
+    let AccountTasks { mut tally, mut plan_lines, writers, planned, skipped, reports, .. } = tasks.finish().await;
     run.output.send(Stream::Stderr, skipped.into_bytes()).await;
-    inventory::commit(writer.filter(|_| complete));
+    for (writer, whole) in writers.into_iter().zip(listed_whole) {
+        inventory::commit(writer.filter(|_| whole));
+    }
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
     if run.plan.dry_run && !run.plan.json {
@@ -210,7 +223,13 @@ pub async fn run_everywhere(
         let rows = plan_lines.into_iter().map(|(id, name, role, command)| [id, name, role, command]);
         run.output.send(Stream::Stdout, report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)).await;
     }
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
+    let rejected_logins = run
+        .logins
+        .iter()
+        .filter(|login| login.rejected.load(Ordering::Relaxed))
+        .map(|login| login.login_command.clone())
+        .collect();
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports, rejected_logins })
 }
 
 /// The account tasks of a run, and what they have reported so far.
@@ -228,8 +247,11 @@ struct AccountTasks {
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: HashSet<String>,
     plan_lines: Vec<PlanLine>,
-    /// Records every account for the next run, when the portal is listed.
-    writer: Option<InventoryWriter>,
+    /// A login each: records every account for the next run, when its portal is listed.
+    writers: Vec<Option<InventoryWriter>>,
+    /// With several logins, every account id listed so far: the login it runs through,
+    /// and whether another login's listing of it was counted.
+    first_login: Option<HashMap<String, (usize, bool)>>,
     /// Selected accounts waiting for the whole listing, when `--accounts` names some by
     /// name (only then is it known whether a name is ambiguous) or the canaries are named.
     held: Option<Vec<(Account, Option<Vec<String>>)>>,
@@ -247,7 +269,18 @@ struct AccountTasks {
 
 impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
-        let live = Arc::new(Semaphore::new(run.plan.concurrency + run.portal.max_in_flight()));
+        let portal_slots = run.logins.iter().map(|login| login.portal.max_in_flight()).max().unwrap_or(1);
+        let live = Arc::new(Semaphore::new(run.plan.concurrency + portal_slots));
+        let several = run.logins.len() > 1;
+        let writers = run.logins.iter().map(|_| None).collect();
+        let tally = Tally {
+            logins: if several {
+                run.logins.iter().map(|login| LoginTally::new(&login.name)).collect()
+            } else {
+                Vec::new()
+            },
+            ..Tally::default()
+        };
         let child_slots = Arc::new(Semaphore::new(run.plan.concurrency));
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
@@ -257,10 +290,11 @@ impl AccountTasks {
             live,
             child_slots,
             set: JoinSet::new(),
-            tally: Tally::default(),
+            tally,
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
-            writer: None,
+            writers,
+            first_login: several.then(HashMap::new),
             // A prompt needs the count, known once the listing is complete.
             held: (selection.names_listed() || named_canaries || run_confirms).then(Vec::new),
             canaries,
@@ -271,12 +305,107 @@ impl AccountTasks {
         }
     }
 
+    /// Lists login `login`'s accounts from `source` into the run; whether the listing
+    /// is complete. An error before any account was selected is the run's error; after,
+    /// it ends the listing (and a 401 stops new work, as mid-run).
+    async fn list(&mut self, selection: &Selection, login: usize, source: AccountSource<'_>) -> Result<bool, Error> {
+        let run = Arc::clone(&self.run);
+        let mut complete = false;
+        match source {
+            AccountSource::Cache(inventory) => {
+                // The cache was checked whole when it was opened; a read failing now (the
+                // file replaced meanwhile) ends the listing like a portal error would.
+                let mut entries = inventory.accounts();
+                while !run.stopper.is_stopping() {
+                    match entries.next() {
+                        Some(Ok(entry)) => self.add(selection, Account { login, ..entry.account }, entry.roles).await,
+                        Some(Err(error)) => {
+                            let error = format!("the inventory cache is unreadable: {error}");
+                            self.tally.listing_error = Some(self.of_login(login, error));
+                            break;
+                        }
+                        None => {
+                            complete = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            AccountSource::Portal(writer) => {
+                self.writers[login] = writer;
+                let mut pages = run.logins[login].portal.account_pages();
+                while !run.stopper.is_stopping() {
+                    match pages.next_page().await {
+                        Ok(Some(page)) => {
+                            for account in page {
+                                self.add(selection, Account { login, ..account }, None).await;
+                            }
+                        }
+                        Ok(None) => {
+                            complete = true;
+                            break;
+                        }
+                        Err(PortalError::Cancelled) => break,
+                        Err(error) if self.tally.selected == 0 => {
+                            return Err(Error::from_portal(error, run.logins[login].login_command.clone()));
+                        }
+                        Err(PortalError::Unauthorized { .. }) => {
+                            run.logins[login].rejected.store(true, Ordering::Relaxed);
+                            run.login_rejected.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(error) => {
+                            self.tally.listing_error = Some(self.of_login(login, error.to_string()));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if complete {
+            inventory::commit(self.writers[login].take());
+        }
+        Ok(complete)
+    }
+
+    /// `text` about login `login`, named when the run has several.
+    fn of_login(&self, login: usize, text: String) -> String {
+        match self.run.logins.as_slice() {
+            [_] => text,
+            logins => format!("{}: {text}", logins[login].name),
+        }
+    }
+
+    /// Whether `account` runs through its own login, i.e. no earlier login listed it.
+    /// With several logins every id listed is remembered (one login alone needs none,
+    /// and keeps memory flat); an account seen again is counted once as shared by the
+    /// login it runs through, when the selection wants it.
+    fn first_listing(&mut self, selection: &Selection, account: &Account) -> bool {
+        let Some(first) = &mut self.first_login else { return true };
+        match first.get_mut(&account.id) {
+            None => {
+                first.insert(account.id.clone(), (account.login, false));
+                true
+            }
+            Some((login, counted)) => {
+                if !*counted && selection.selects(account) {
+                    *counted = true;
+                    self.tally.logins[*login].shared += 1;
+                }
+                false
+            }
+        }
+    }
+
     /// Takes in one listed account: starts its task if the selection wants it, or holds
     /// it until the listing is complete (accounts or canaries selected by name).
     async fn add(&mut self, selection: &Selection, account: Account, roles: Option<Vec<String>>) {
-        if !selection.selects(&account) {
-            inventory::record(&mut self.writer, &InventoryAccount { account, roles });
+        if !self.first_listing(selection, &account) || !selection.selects(&account) {
+            inventory::record(&mut self.writers[account.login], &InventoryAccount { account, roles });
             return;
+        }
+        if let Some(login) = self.tally.logins.get_mut(account.login) {
+            login.selected += 1;
         }
         self.run.progress.on_selected();
         if selection.listed.is_some() {
@@ -443,7 +572,8 @@ impl AccountTasks {
             account_name: account.name.clone(),
             outcome,
         });
-        inventory::record(&mut self.writer, &InventoryAccount { account, roles: trace.listed_roles });
+        let writer = &mut self.writers[account.login];
+        inventory::record(writer, &InventoryAccount { account, roles: trace.listed_roles });
     }
 }
 

@@ -14,13 +14,13 @@ use crate::config::{Action, Config, ConfigError, Feedback, ListFormat};
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter};
-use crate::login::{AwsConfig, SsoLogin, resolve_login};
+use crate::login::{AwsConfig, SsoLogin, resolve_logins};
 use crate::output::dir::OutputDir;
 use crate::output::json;
 use crate::output::progress::Progress;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
-use crate::pipeline::{self, AccountSource, Finished, Run};
+use crate::pipeline::{self, AccountSource, Finished, Run, RunLogin};
 use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::report::{Reports, RunTotals};
@@ -57,31 +57,31 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     fit_open_file_limit(&mut config);
     let aws_config = AwsConfig::read(&config.home, config.aws_config_file.as_deref())?;
     let profiles = aws_config.profiles().await?;
-    let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
-    tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
+    let logins = resolve_logins(&profiles, &config.sso_sessions, config.profile.as_deref())?;
+    // The first login: the only one with `apply` and `--save-plan` (config.rs refuses
+    // those with several), and the one whose region the children get.
+    let login = &logins[0];
+    for login in &logins {
+        tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
+    }
     if let Action::Run(plan) = &config.action
         && let Some(applied) = &plan.apply
     {
-        applied.plan.check_login(&PlanLogin::of(&login)).map_err(ConfigError::from)?;
+        applied.plan.check_login(&PlanLogin::of(login)).map_err(ConfigError::from)?;
     }
-    let token = token::load_token(&config.home, &login, DateTime::from(SystemTime::now()))?;
-    let limits = PortalLimits {
-        max_in_flight: config.portal_concurrency,
-        initial_rate: config.portal_rate,
-        retry: RetryPolicy::default(),
-        throttle_timeout: config.throttle_timeout,
-    };
-    let portal = Arc::new(Portal::connect(&login, &aws_config, token.access_token, limits, stopper.clone()).await);
-    let cache = InventoryCache::open(&config, &login);
+    let portals = connect(&config, &aws_config, &logins, stopper).await?;
+    let caches: Vec<InventoryCache> = logins.iter().map(|login| InventoryCache::open(&config, login)).collect();
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();
     let mut output_dir = None;
     let result = match config.action {
         Action::Doctor => Ok(None), // answered by `run` before this
-        Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
+        Action::ListAccounts(format) => list_accounts(&portals, &config, format, &output, &logins, &caches).await,
         Action::Run(plan) => {
             if plan.dry_run || config.verbosity > 0 {
-                output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+                for (login, cache) in logins.iter().zip(&caches) {
+                    output.send(Stream::Stderr, cache.describe(login, logins.len()).into_bytes()).await;
+                }
             }
             let json = plan.json;
             let dir = match &plan.output_dir {
@@ -93,23 +93,22 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             };
             output_dir.clone_from(&dir);
             let save_plan = plan.save_plan.clone();
-            let run = Run::new(
-                *plan,
-                &login,
-                Arc::clone(&portal),
-                output.clone(),
-                progress.clone(),
-                dir.clone(),
-                stopper.clone(),
-            );
+            let run_logins =
+                logins.iter().zip(&portals).map(|(l, portal)| RunLogin::new(l, Arc::clone(portal))).collect();
+            let run =
+                Run::new(*plan, login, run_logins, output.clone(), progress.clone(), dir.clone(), stopper.clone());
             let run = Arc::new(run?);
-            let source = match &cache.fresh {
-                Some(inventory) => AccountSource::Cache(inventory),
-                None => AccountSource::Portal(cache.writer(&login)),
-            };
-            let mut finished = pipeline::run_everywhere(run, &config.selection, source, &login).await;
+            let sources = logins
+                .iter()
+                .zip(&caches)
+                .map(|(login, cache)| match &cache.fresh {
+                    Some(inventory) => AccountSource::Cache(inventory),
+                    None => AccountSource::Portal(cache.writer(login)),
+                })
+                .collect();
+            let mut finished = pipeline::run_everywhere(run, &config.selection, sources).await;
             if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
-                match save(&path, done, &login) {
+                match save(&path, done, login) {
                     Ok(text) => output.send(Stream::Stderr, text.into_bytes()).await,
                     Err(error) => finished = Err(error),
                 }
@@ -135,24 +134,50 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     progress.finish();
     // Output the directory lost is lost output, as a failed stdout is.
     let dir_written = output_dir.is_none_or(|dir| dir.finish());
-    let Some(Finished { mut tally, dry_run, roles, reports, .. }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles, reports, rejected_logins, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
-    tally.throttles = portal.stats.throttles.load(Ordering::Relaxed);
-    tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
+    tally.throttles = portals.iter().map(|portal| portal.stats.throttles.load(Ordering::Relaxed)).sum();
+    tally.portal_calls = portals.iter().map(|portal| portal.stats.calls.load(Ordering::Relaxed)).sum();
     let reports_written = write_reports(reports, &tally, started.elapsed(), dry_run);
     if writer_end.stdout == StdoutEnd::Closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
         return Ok(exit_code::SUCCESS);
     }
     let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
-    if tally.login_rejected {
-        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
+    for login_command in &rejected_logins {
+        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
     }
     let code = tally.exit_code(stopper.received_signal());
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
+}
+
+/// A portal client a login, each with its own limiter and retry quota (each IAM
+/// Identity Center instance has its own limits). Every login's token is read first: one
+/// missing or expired ends the run (exit 3, naming that login's `aws sso login`) before
+/// any portal call, let alone any child.
+async fn connect(
+    config: &Config,
+    aws_config: &AwsConfig,
+    logins: &[SsoLogin],
+    stopper: &Stopper,
+) -> Result<Vec<Arc<Portal>>, Error> {
+    let now = DateTime::from(SystemTime::now());
+    let tokens =
+        logins.iter().map(|login| token::load_token(&config.home, login, now)).collect::<Result<Vec<_>, _>>()?;
+    let limits = PortalLimits {
+        max_in_flight: config.portal_concurrency,
+        initial_rate: config.portal_rate,
+        retry: RetryPolicy::default(),
+        throttle_timeout: config.throttle_timeout,
+    };
+    let mut portals = Vec::with_capacity(logins.len());
+    for (login, token) in logins.iter().zip(tokens) {
+        portals.push(Arc::new(Portal::connect(login, aws_config, token.access_token, limits, stopper.clone()).await));
+    }
+    Ok(portals)
 }
 
 /// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that
@@ -269,15 +294,17 @@ impl InventoryCache {
         InventoryCache { path, fresh }
     }
 
-    /// One line for stderr: where the account list came from.
-    fn describe(&self) -> String {
+    /// One line for stderr: where `login`'s account list came from (named when the run
+    /// has several logins).
+    fn describe(&self, login: &SsoLogin, logins: usize) -> String {
+        let of = if logins > 1 { format!(" of {}", report::sanitize(login.name())) } else { String::new() };
         match &self.fresh {
             Some(inventory) => format!(
-                "fanout: inventory from cache ({} old, {}); --refresh lists again\n",
+                "fanout: inventory{of} from cache ({} old, {}); --refresh lists again\n",
                 humanize(inventory.age),
                 inventory.path().display()
             ),
-            None => "fanout: inventory listed from the portal\n".to_owned(),
+            None => format!("fanout: inventory{of} listed from the portal\n"),
         }
     }
 
@@ -297,28 +324,40 @@ fn humanize(age: Duration) -> String {
     }
 }
 
-/// `fanout accounts`: every selected account with its roles, sorted by id, from the
-/// cache when it knows every selected account's roles, else from the portal.
+/// `fanout accounts`: every selected account with its roles, sorted by id, from each
+/// login's cache when it knows every selected account's roles, else from its portal.
+/// With several logins, the union, each account once with the first login that lists
+/// it (as a run would use).
 async fn list_accounts(
-    portal: &Arc<Portal>,
+    portals: &[Arc<Portal>],
     config: &Config,
     format: ListFormat,
     output: &Output,
-    login: &SsoLogin,
-    cache: &InventoryCache,
+    logins: &[SsoLogin],
+    caches: &[InventoryCache],
 ) -> Result<Option<Finished>, Error> {
-    let cached = match &cache.fresh {
-        Some(inventory) => selected_from_cache(inventory, &config.selection),
-        None => None,
-    };
-    let mut accounts = if let Some(accounts) = cached {
-        if config.verbosity > 0 {
-            output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+    let mut accounts = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for ((login, portal), cache) in logins.iter().zip(portals).zip(caches) {
+        let from_cache = match &cache.fresh {
+            Some(inventory) => selected_from_cache(inventory, &config.selection),
+            None => None,
+        };
+        let listed = if let Some(accounts) = from_cache {
+            if config.verbosity > 0 {
+                output.send(Stream::Stderr, cache.describe(login, logins.len()).into_bytes()).await;
+            }
+            accounts
+        } else {
+            list_from_portal(portal, config, login, cache.writer(login)).await?
+        };
+        for mut entry in listed {
+            if seen.insert(entry.account.id.clone()) {
+                entry.login = (logins.len() > 1).then(|| login.name().to_owned());
+                accounts.push(entry);
+            }
         }
-        accounts
-    } else {
-        list_from_portal(portal, config, login, cache.writer(login)).await?
-    };
+    }
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
         ListFormat::Table => report::accounts_table(&accounts),
@@ -334,7 +373,7 @@ fn selected_from_cache(inventory: &CachedInventory, selection: &Selection) -> Op
     for entry in inventory.accounts() {
         let InventoryAccount { account, roles } = entry.ok()?;
         if selection.selects(&account) {
-            selected.push(AccountRoles { account, roles: roles? });
+            selected.push(AccountRoles { account, roles: roles?, login: None });
         }
     }
     Some(selected)
@@ -361,7 +400,7 @@ async fn list_from_portal(
             lookups.spawn(async move {
                 let mut roles = portal.list_roles(&account.id).await?;
                 roles.sort();
-                Ok(AccountRoles { account, roles })
+                Ok(AccountRoles { account, roles, login: None })
             });
         }
     }

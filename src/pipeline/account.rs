@@ -117,6 +117,7 @@ fn result_record<'a>(
         kind: "result",
         account_id: &account.id,
         account_name: &account.name,
+        login: run.login_name(account),
         role: trace.role.as_deref(),
         region: &run.region,
         status: outcome.status(run.plan.dry_run),
@@ -144,9 +145,9 @@ async fn account_outcome(
     // A dry run must name the role without fetching credentials, so it lists roles;
     // a real run skips that call and asks for credentials directly (below).
     let known_roles = match known_roles {
-        None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
+        None if run.plan.dry_run => match run.portal(account).list_roles(&account.id).await {
             Ok(roles) => Some(trace.listed_roles.insert(roles).clone()),
-            Err(error) => return failed(run, &error),
+            Err(error) => return failed(run, account, &error),
         },
         known => known,
     };
@@ -169,7 +170,7 @@ async fn account_outcome(
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
     let roles_known = known_roles.is_some();
-    let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
+    let (role, credentials) = match first_role_with_credentials(run, account, &candidates).await {
         Ok(Some(found)) => found,
         // The account lists the role (inventory cache), yet the portal refuses it: that
         // is a denial to report, not an account to skip.
@@ -178,7 +179,7 @@ async fn account_outcome(
             return Outcome::Failed { class: FailureClass::Denied, reason };
         }
         Ok(None) => return Outcome::NoRole,
-        Err(error) => return failed(run, &error),
+        Err(error) => return failed(run, account, &error),
     };
     trace.credentials_at = Some(SystemTime::now());
     trace.slot = Some(Arc::clone(child_slots).acquire_owned().await.expect("the semaphore is never closed"));
@@ -247,11 +248,12 @@ fn streams(run: &Run, vars: &Vars<'_>) -> Streams {
 /// login does not have in the account, which moves on to the next role.
 async fn first_role_with_credentials<'r>(
     run: &Run,
-    account_id: &str,
+    account: &Account,
     roles: &[&'r str],
 ) -> Result<Option<(&'r str, Credentials)>, PortalError> {
+    let account_id = account.id.as_str();
     for &role in roles {
-        match credentials::fetch(&run.portal, account_id, role).await {
+        match credentials::fetch(run.portal(account), account_id, role).await {
             Ok(credentials) => return Ok(Some((role, credentials))),
             Err(error) if error.is_forbidden() => tracing::debug!(account_id, role, "no such role"),
             Err(error) => return Err(error),
@@ -260,12 +262,12 @@ async fn first_role_with_credentials<'r>(
     Ok(None)
 }
 
-/// The outcome of an account the portal would not give credentials for.
-fn failed(run: &Run, error: &PortalError) -> Outcome {
+/// The outcome of an account its login's portal would not give credentials for.
+fn failed(run: &Run, account: &Account, error: &PortalError) -> Outcome {
     let class = match error {
         PortalError::Cancelled => return Outcome::NotStarted,
         PortalError::Unauthorized { .. } => {
-            run.login_rejected.store(true, Ordering::Relaxed);
+            run.reject_login(account);
             FailureClass::Login
         }
         error if error.is_throttled() => FailureClass::Throttled,
