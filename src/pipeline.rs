@@ -362,9 +362,6 @@ impl AccountTasks {
                 }
             }
         }
-        if complete {
-            inventory::commit(self.writers[login].take());
-        }
         Ok(complete)
     }
 
