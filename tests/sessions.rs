@@ -15,7 +15,7 @@ const CORP_ONLY: &str = "111111111111";
 const SHARED: &str = "333333333333";
 const LAB_ONLY: &str = "444444444444";
 
-/// A HOME logged in to two instances: `corp` (the TestEnv's portal) and `lab` (a second
+/// A HOME logged in to two instances: `corp` (the `TestEnv`'s portal) and `lab` (a second
 /// portal), each accepting only its own token.
 struct TwoLogins {
     env: TestEnv,
@@ -187,7 +187,7 @@ fn one_logins_missing_token_stops_the_run_before_any_portal_call() {
 #[test]
 fn one_logins_expired_token_names_that_login() {
     let two = TwoLogins::new();
-    let expired = std::time::UNIX_EPOCH + Duration::from_secs(1_795_489_200);
+    let expired = std::time::SystemTime::now() - Duration::from_hours(1);
     fake_portal::home::write_token(two.env.home(), "corp", "corp-token", expired).unwrap();
     let output = two.fanout().env("FANOUT_SSO_SESSION", "corp,lab").arg("accounts").output().unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
@@ -262,4 +262,44 @@ fn each_login_has_its_own_inventory_cache() {
     assert_eq!(two.lab.stats().list_accounts, 1, "and from lab's");
     let caches = std::fs::read_dir(two.env.home().join(".cache/fanout")).unwrap().count();
     assert_eq!(caches, 2, "a cache file a login");
+}
+
+#[test]
+fn a_token_the_portal_rejects_names_its_login() {
+    let two = TwoLogins::new();
+    two.env.write_token("lab", "revoked-token", Duration::from_hours(8));
+    // lab first: rejected before any account was selected, an error like one login's.
+    let output = two.fanout().args(["--sso-session", "lab,corp", "--role", "ReadOnly", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("run: aws sso login --sso-session lab"), "{}", stderr_of(&output));
+    assert_eq!(two.env.portal.stats().served(), 0, "corp is not listed after lab failed");
+    // lab second: corp's accounts were already under way; no lab account starts, and
+    // the summary names lab's fix.
+    let output = two.fanout().args(["--sso-session", "corp,lab", "--role", "ReadOnly", "--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("the portal rejected the SSO token mid-run; run: aws sso login --sso-session lab"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--sso-session corp"), "{stderr}");
+    assert_eq!(two.lab.stats().get_role_credentials, 0);
+}
+
+#[test]
+fn the_config_file_can_name_several_sessions_and_doctor_checks_each() {
+    let two = TwoLogins::new();
+    let file = two.env.home().join("fanout.toml");
+    std::fs::write(&file, "sso-session = \"corp,lab\"\n").unwrap();
+    let output = two.fanout().env("FANOUT_CONFIG", &file).arg("accounts").output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stdout_of(&output).lines().next().unwrap().ends_with("LOGIN"), "{}", stdout_of(&output));
+
+    let output = two.fanout().env("FANOUT_CONFIG", &file).arg("doctor").output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("sso-session corp: chosen by --sso-session"), "{stdout}");
+    assert!(stdout.contains("sso-session lab: chosen by --sso-session"), "{stdout}");
+    assert_eq!(two.env.portal.stats().list_accounts, 2, "one listing for accounts, one call for doctor");
+    assert_eq!(two.lab.stats().list_accounts, 2);
 }
