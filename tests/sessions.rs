@@ -303,3 +303,29 @@ fn the_config_file_can_name_several_sessions_and_doctor_checks_each() {
     assert_eq!(two.env.portal.stats().list_accounts, 2, "one listing for accounts, one call for doctor");
     assert_eq!(two.lab.stats().list_accounts, 2);
 }
+
+#[test]
+fn resume_across_logins_runs_what_was_not_done_through_the_same_logins() {
+    let two = TwoLogins::new();
+    let log = two.env.home().join("run.log");
+    let log_arg = log.to_str().unwrap();
+    // One canary (corp's first account) fails: the rest never start.
+    let halted = two
+        .fanout()
+        .args(["--sso-session", "corp,lab", "--role", "ReadOnly", "--canary", "1", "--joblog", log_arg])
+        .args(["--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(halted.status.code(), Some(1), "{}", stderr_of(&halted));
+    let resumed = two
+        .fanout()
+        .args(["--sso-session", "corp,lab", "--role", "ReadOnly", "--resume", log_arg, "--output", "json"])
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr_of(&resumed));
+    let records = valid_records(&resumed.stdout);
+    // The canary (corp's first account) ran, so it is done; the others run, the shared
+    // one through corp again.
+    assert_eq!(logins_of(&records), [pair(SHARED, "corp"), pair(LAB_ONLY, "lab")]);
+}
