@@ -161,7 +161,7 @@ pub struct LoginArgs {
     pub sso_session: Vec<String>,
 
     /// A profile whose sso_session (or legacy sso_start_url) names the login; its region
-    /// and [services] endpoint apply too.
+    /// and [services] endpoint apply too. Refused (exit 2) with several --sso-session.
     #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
 }
