@@ -122,10 +122,10 @@ impl Run {
         &self.logins[account.login].name
     }
 
-    /// Marks the login `account` runs through as rejected by its portal: no account
-    /// starts after this (every later call would be refused too).
-    fn reject_login(&self, account: &Account) {
-        self.logins[account.login].rejected.store(true, Ordering::Relaxed);
+    /// Marks login `login` as rejected by its portal: no account starts after this
+    /// (every later call would be refused too), and the summary names its fix.
+    fn reject_login(&self, login: usize) {
+        self.logins[login].rejected.store(true, Ordering::Relaxed);
         self.login_rejected.store(true, Ordering::Relaxed);
     }
 }
@@ -350,8 +350,7 @@ impl AccountTasks {
                             return Err(Error::from_portal(error, run.logins[login].login_command.clone()));
                         }
                         Err(PortalError::Unauthorized { .. }) => {
-                            run.logins[login].rejected.store(true, Ordering::Relaxed);
-                            run.login_rejected.store(true, Ordering::Relaxed);
+                            run.reject_login(login);
                             break;
                         }
                         Err(error) => {

@@ -267,7 +267,7 @@ fn failed(run: &Run, account: &Account, error: &PortalError) -> Outcome {
     let class = match error {
         PortalError::Cancelled => return Outcome::NotStarted,
         PortalError::Unauthorized { .. } => {
-            run.reject_login(account);
+            run.reject_login(account.login);
             FailureClass::Login
         }
         error if error.is_throttled() => FailureClass::Throttled,
