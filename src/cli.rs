@@ -198,12 +198,15 @@ pub enum RunOutput {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The sso-session in ~/.aws/config to use. Default: the profile's, else the only
-    /// sso-session in the file.
-    #[arg(long, global = true, env = "FANOUT_SSO_SESSION", value_name = "NAME")]
-    pub sso_session: Option<String>,
+    /// sso-session in the file. Repeatable, or comma-separated (FANOUT_SSO_SESSION=corp,lab),
+    /// for an organisation with several IAM Identity Center instances: the run reaches
+    /// every login's accounts, each once, through the first login given that lists it
+    /// (see docs/login.md, "Several logins").
+    #[arg(long, global = true, env = "FANOUT_SSO_SESSION", value_name = "NAME", value_delimiter = ',')]
+    pub sso_session: Vec<String>,
 
     /// A profile whose sso_session (or legacy sso_start_url) names the login; its region
-    /// and [services] endpoint apply too.
+    /// and [services] endpoint apply too. Refused (exit 2) with several --sso-session.
     #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
 }

@@ -58,8 +58,9 @@ impl Environment {
 
 #[derive(Debug)]
 pub struct Config {
-    /// `--sso-session`; `None` leaves the choice to the profile or the config file.
-    pub sso_session: Option<String>,
+    /// `--sso-session`, each once, in the order given; empty leaves the choice to the
+    /// profile or the config file. Several are several logins (`login::resolve_logins`).
+    pub sso_sessions: Vec<String>,
     /// `--profile` or `AWS_PROFILE`.
     pub profile: Option<String>,
     /// Where `~/.aws/sso/cache` lives.
@@ -250,11 +251,20 @@ pub enum ConfigError {
         "--format {format} gives one account's credentials, and the selection has {selected}; select one with --account ID (or --match NAME)"
     )]
     ExportNeedsOneAccount { format: &'static str, selected: usize },
+    #[error(
+        "--profile (or AWS_PROFILE) names one login and cannot be combined with several --sso-session; unset AWS_PROFILE, or give one --sso-session"
+    )]
+    ProfileWithSessions,
+    #[error(
+        "{0} records one login; with several --sso-session, save and apply a plan per login (--sso-session corp --save-plan corp.json)"
+    )]
+    PlanWithSessions(&'static str),
 }
 
 impl Config {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
         let home = env.home.clone().ok_or(ConfigError::NoHome)?;
+        let sso_sessions = sessions(&cli)?;
         let resumed = resumed_log(&cli)?;
         let selection = selection(&cli, resumed.as_ref())?;
         let shards = selection.shard.map_or(1, |s| s.count);
@@ -294,7 +304,7 @@ impl Config {
             }
         };
         Ok(Config {
-            sso_session: cli.login.sso_session,
+            sso_sessions,
             profile: cli.login.profile.filter(|p| !p.is_empty()),
             cache_dir: env.xdg_cache_home.clone().unwrap_or_else(|| home.join(".cache")).join("fanout"),
             home,
@@ -312,6 +322,30 @@ impl Config {
             action,
         })
     }
+}
+
+/// The `--sso-session` names, each once in the order first given. Several logins refuse
+/// what names a single login: a profile (its region and endpoint are one login's), and
+/// a saved plan (`plan.rs` records one login, and `apply` checks it).
+fn sessions(cli: &Cli) -> Result<Vec<String>, ConfigError> {
+    let mut sessions: Vec<String> = Vec::new();
+    for name in cli.login.sso_session.iter().map(|name| name.trim()).filter(|name| !name.is_empty()) {
+        if !sessions.iter().any(|known| known == name) {
+            sessions.push(name.to_owned());
+        }
+    }
+    if sessions.len() > 1 {
+        if cli.login.profile.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(ConfigError::ProfileWithSessions);
+        }
+        if cli.run.save_plan.is_some() {
+            return Err(ConfigError::PlanWithSessions("--save-plan"));
+        }
+        if matches!(cli.subcommand, Some(Subcommands::Apply { .. })) {
+            return Err(ConfigError::PlanWithSessions("`apply`"));
+        }
+    }
+    Ok(sessions)
 }
 
 /// The joblog of `--resume` or `--retry-failed`, read.

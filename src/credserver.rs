@@ -70,33 +70,36 @@ pub struct CredentialServer {
 
 impl CredentialServer {
     /// Binds a free port on 127.0.0.1 and serves until dropped, or until the run's
-    /// children are killed. Credentials are re-fetched through `portal`.
-    pub async fn start(portal: Arc<Portal>, stopper: Stopper) -> std::io::Result<Self> {
+    /// children are killed. Credentials are re-fetched through their login's portal, one
+    /// of `portals` (the run's logins, in order).
+    pub async fn start(portals: Vec<Arc<Portal>>, stopper: Stopper) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         // The literal loopback address: aws-config resolves a hostname and wants every
         // address it finds to be a loopback one.
         let base = format!("http://{}", listener.local_addr()?);
         let registry = Arc::new(Registry::default());
-        let state = Arc::new(State { portal, registry: Arc::clone(&registry) });
+        let state = Arc::new(State { portals, registry: Arc::clone(&registry) });
         let task = tokio::spawn(serve(listener, state, stopper)).abort_handle();
         tracing::debug!(%base, "credential server listening");
         Ok(CredentialServer { base, registry, task })
     }
 
-    /// A new token for one child that reads `credentials` (and their renewals) for
-    /// `role` in `account_id`, until the returned access is dropped. Children of one
-    /// account and role share what the server holds, so they renew it once.
+    /// A new token for one child that reads `credentials` (and their renewals from the
+    /// portal of its `login`) for `role` in `account_id`, until the returned access is
+    /// dropped. Children of one account and role share what the server holds, so they
+    /// renew it once.
     pub fn admit(
         &self,
         account_id: &str,
         role: &str,
         credentials: &Credentials,
+        login: usize,
     ) -> Result<ChildAccess, getrandom::Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut bytes)?;
         let token = SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
         let key = digest(token.expose_secret().as_bytes());
-        let path = self.registry.insert(key, account_id, role, credentials);
+        let path = self.registry.insert(key, (account_id, role, login), credentials);
         let url = format!("{}{path}", self.base);
         Ok(ChildAccess { url, token, key, registry: Arc::clone(&self.registry) })
     }
@@ -163,6 +166,8 @@ struct Held {
     /// Locked across a renewal: requests for the same account wait for one portal call
     /// instead of each making their own.
     credentials: tokio::sync::Mutex<Credentials>,
+    /// The run's login the account is reached through: its portal renews them.
+    login: usize,
 }
 
 /// The tokens of the children running now, by their SHA-256: looking up a digest
@@ -174,7 +179,12 @@ struct Registry {
 
 impl Registry {
     /// Registers a child's token; returns the path it reads.
-    fn insert(&self, key: [u8; 32], account_id: &str, role: &str, credentials: &Credentials) -> String {
+    fn insert(
+        &self,
+        key: [u8; 32],
+        (account_id, role, login): (&str, &str, usize),
+        credentials: &Credentials,
+    ) -> String {
         let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let shared = children.values().find(|held| held.account_id == account_id && held.role == role).cloned();
         let held = shared.unwrap_or_else(|| {
@@ -184,6 +194,7 @@ impl Registry {
                 // Account ids are digits and role names `[\w+=,.@-]`: path characters all.
                 path: format!("{PATH_PREFIX}/{account_id}/{role}"),
                 credentials: tokio::sync::Mutex::new(credentials.clone()),
+                login,
             })
         });
         let path = held.path.clone();
@@ -210,7 +221,8 @@ fn digest(token: &[u8]) -> [u8; 32] {
 
 /// What every connection shares.
 struct State {
-    portal: Arc<Portal>,
+    /// A login each, as `Held::login` indexes them.
+    portals: Vec<Arc<Portal>>,
     registry: Arc<Registry>,
 }
 
@@ -267,7 +279,7 @@ async fn respond(
         Some(_) if request.method() != Method::GET => {
             Reply::error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is served")
         }
-        Some(held) => held.reply(&state.portal).await,
+        Some(held) => held.reply(&state.portals[held.login]).await,
     };
     let response = Response::builder()
         .status(reply.status)
@@ -347,8 +359,8 @@ mod tests {
     #[test]
     fn a_token_reads_only_its_own_account_until_forgotten() {
         let registry = Registry::default();
-        let a = registry.insert(digest(b"token-a"), "111", "ReadOnly", &credentials("A", "2026-11-24T03:00:00Z"));
-        let b = registry.insert(digest(b"token-b"), "222", "ReadOnly", &credentials("B", "2026-11-24T03:00:00Z"));
+        let a = registry.insert(digest(b"token-a"), ("111", "ReadOnly", 0), &credentials("A", "2026-11-24T03:00:00Z"));
+        let b = registry.insert(digest(b"token-b"), ("222", "ReadOnly", 0), &credentials("B", "2026-11-24T03:00:00Z"));
         assert_eq!((a.as_str(), b.as_str()), ("/fanout/111/ReadOnly", "/fanout/222/ReadOnly"));
         let account = |token: &[u8], path: &str| registry.lookup(Some(token), path).map(|held| held.account_id.clone());
         assert_eq!(account(b"token-a", &a).as_deref(), Some("111"));
@@ -369,9 +381,9 @@ mod tests {
     #[test]
     fn children_of_one_account_and_role_share_what_is_held() {
         let registry = Registry::default();
-        registry.insert(digest(b"one"), "111", "ReadOnly", &credentials("A", "2026-11-24T03:00:00Z"));
-        registry.insert(digest(b"two"), "111", "ReadOnly", &credentials("A2", "2026-11-24T03:00:00Z"));
-        registry.insert(digest(b"admin"), "111", "Admin", &credentials("C", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"one"), ("111", "ReadOnly", 0), &credentials("A", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"two"), ("111", "ReadOnly", 0), &credentials("A2", "2026-11-24T03:00:00Z"));
+        registry.insert(digest(b"admin"), ("111", "Admin", 0), &credentials("C", "2026-11-24T03:00:00Z"));
         let (one, two, admin) = (
             registry.lookup(Some(b"one"), "/fanout/111/ReadOnly").unwrap(),
             registry.lookup(Some(b"two"), "/fanout/111/ReadOnly").unwrap(),

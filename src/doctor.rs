@@ -20,7 +20,7 @@ use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 use crate::config::Config;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory};
-use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_login};
+use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
 use crate::output::report::sanitize;
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::token::refresh::{Need, TokenHolder, refresh_need};
@@ -129,12 +129,16 @@ impl Report {
 /// Checks everything a run depends on, in the order a run meets it.
 pub async fn check(config: &Config, env: &DoctorEnv, stopper: Stopper) -> Report {
     let mut report = Report::default();
-    if let Some((aws_config, profiles, login)) = check_login(config, &mut report).await {
+    // With several --sso-session, each login in turn: a run needs every one of them.
+    for (aws_config, profiles, login) in check_logins(config, &mut report).await {
+        if config.sso_sessions.len() > 1 {
+            report.info(format!("checking {}", login_label(&login)));
+        }
         let token = check_token(config, &login, &mut report);
         let endpoint = check_endpoint(env, &profiles, &login, &mut report);
         match token {
             Some(token) => {
-                check_portal(config, &aws_config, &login, token, &endpoint, stopper, &mut report).await;
+                check_portal(config, &aws_config, &login, token, &endpoint, stopper.clone(), &mut report).await;
             }
             None => report.info("portal: not checked: there is no valid token to ask it with".to_owned()),
         }
@@ -144,8 +148,8 @@ pub async fn check(config: &Config, env: &DoctorEnv, stopper: Stopper) -> Report
     report
 }
 
-/// The config file, and the login chosen from it and why.
-async fn check_login(config: &Config, report: &mut Report) -> Option<(AwsConfig, ProfileSet, SsoLogin)> {
+/// The config file, and the logins chosen from it and why.
+async fn check_logins(config: &Config, report: &mut Report) -> Vec<(AwsConfig, ProfileSet, SsoLogin)> {
     let aws_config = match AwsConfig::read(&config.home, config.aws_config_file.as_deref()) {
         Ok(aws_config) => aws_config,
         Err(error) => {
@@ -153,7 +157,7 @@ async fn check_login(config: &Config, report: &mut Report) -> Option<(AwsConfig,
                 exit_code::USAGE,
                 format!("AWS config: {error}; fix: make it a readable file of at most 1 MiB, or set AWS_CONFIG_FILE"),
             );
-            return None;
+            return Vec::new();
         }
     };
     let origin = if config.aws_config_file.as_deref().is_some_and(|f| !f.is_empty()) {
@@ -170,19 +174,21 @@ async fn check_login(config: &Config, report: &mut Report) -> Option<(AwsConfig,
         Ok(profiles) => profiles,
         Err(error) => {
             report.problem(exit_code::USAGE, format!("AWS config: {error}; fix: correct that line"));
-            return None;
+            return Vec::new();
         }
     };
-    match resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref()) {
-        Ok(login) => {
-            report.ok(format!("{}: {}", login_label(&login), why_chosen(config, &login)));
-            report.info(format!("start URL {}, sso_region {}", login.start_url, login.sso_region));
-            Some((aws_config, profiles, login))
+    match resolve_logins(&profiles, &config.sso_sessions, config.profile.as_deref()) {
+        Ok(logins) => {
+            for login in &logins {
+                report.ok(format!("{}: {}", login_label(login), why_chosen(config, login)));
+                report.info(format!("start URL {}, sso_region {}", login.start_url, login.sso_region));
+            }
+            logins.into_iter().map(|login| (aws_config.clone(), profiles.clone(), login)).collect()
         }
         Err(error) => {
             let fix = login_fix(&error);
             report.problem(exit_code::USAGE, format!("sso-session: {error}; {fix}"));
-            None
+            Vec::new()
         }
     }
 }
@@ -196,7 +202,7 @@ fn login_label(login: &SsoLogin) -> String {
 
 /// Why this login, in the order `login.rs` chooses.
 fn why_chosen(config: &Config, login: &SsoLogin) -> String {
-    match (&config.sso_session, &login.profile) {
+    match (config.sso_sessions.first(), &login.profile) {
         (Some(_), _) => "chosen by --sso-session".to_owned(),
         (None, Some(profile)) if login.session.is_some() => {
             format!("the sso_session of profile {profile} (--profile or AWS_PROFILE)")

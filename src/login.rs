@@ -4,6 +4,11 @@
 //! (and so the AWS CLI) does, `AWS_CONFIG_FILE` included. The order of choice follows the
 //! CLI: `--sso-session`, else the profile from `--profile`/`AWS_PROFILE`, else the only
 //! sso-session in the file.
+//!
+//! Several `--sso-session`s are several logins (an organisation with two IAM Identity
+//! Center instances): [`resolve_logins`] resolves each, in the order given, which is
+//! the order that decides through which login an account reachable by more than one
+//! runs.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +39,12 @@ impl SsoLogin {
     /// exactly as written (a trailing `#/` changes the name, as in botocore).
     pub fn cache_key(&self) -> &str {
         self.session.as_deref().unwrap_or(&self.start_url)
+    }
+
+    /// How results and the summary name the login: the session name, or the legacy
+    /// start URL.
+    pub fn name(&self) -> &str {
+        self.cache_key()
     }
 
     /// The command that logs in again, for hints.
@@ -150,6 +161,36 @@ fn config_path(home: &Path, config_file_env: Option<&str>) -> PathBuf {
 /// error here is one line.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The logins of a run: one as [`resolve_login`] chooses it, or with several
+/// `--sso-session`s (each once; `config.rs` refuses a profile with them) each of those,
+/// in the order given. A login reached through several sessions has no profile of its
+/// own to take a region and a `[services]` endpoint from, so it takes those of
+/// [`session_profile`].
+pub fn resolve_logins(
+    profiles: &ProfileSet,
+    sessions: &[String],
+    profile: Option<&str>,
+) -> Result<Vec<SsoLogin>, LoginError> {
+    if let [_, _, ..] = sessions {
+        return sessions
+            .iter()
+            .map(|name| {
+                let profile = session_profile(profiles, name);
+                let region = profile.and_then(|p| profiles.get_profile(p)).and_then(|p| p.get("region"));
+                from_session(profiles, name, profile, region.map(str::to_owned))
+            })
+            .collect();
+    }
+    resolve_login(profiles, sessions.first().map(String::as_str), profile).map(|login| vec![login])
+}
+
+/// The profile that speaks for sso-session `name` among several: the first by name of
+/// the profiles whose `sso_session` is `name` (as `aws configure sso` writes them), so
+/// the choice is the same on every run whatever the file's order.
+fn session_profile<'p>(profiles: &'p ProfileSet, name: &str) -> Option<&'p str> {
+    profiles.profiles().filter(|p| profiles.get_profile(p).and_then(|p| p.get("sso_session")) == Some(name)).min()
 }
 
 /// Chooses the login from `--sso-session` and `--profile`, as the AWS CLI would.
@@ -275,6 +316,30 @@ region = us-east-1
             err.to_string(),
             "the AWS config has several sso-sessions (corp, other); choose one with --sso-session"
         );
+    }
+
+    #[test]
+    fn several_sessions_each_take_their_first_profile() {
+        let config = format!(
+            "{CONFIG}\n[sso-session lab]\nsso_start_url = https://lab.awsapps.com/start\nsso_region = us-east-2\n\
+             [profile lab-z]\nsso_session = lab\nregion = ap-south-1\n[profile lab-a]\nsso_session = lab\nregion = eu-north-1\n"
+        );
+        let sessions = ["lab".to_owned(), "corp".to_owned()];
+        let logins = resolve_logins(&parse(&config), &sessions, None).unwrap();
+        let names: Vec<&str> = logins.iter().map(SsoLogin::name).collect();
+        assert_eq!(names, ["lab", "corp"], "in the order given");
+        assert_eq!(logins[0].profile.as_deref(), Some("lab-a"));
+        assert_eq!(logins[0].profile_region.as_deref(), Some("eu-north-1"));
+        assert_eq!(logins[1].profile.as_deref(), Some("work"));
+        let unknown = ["corp".to_owned(), "nope".to_owned()];
+        assert!(matches!(resolve_logins(&parse(&config), &unknown, None), Err(LoginError::UnknownSession { .. })));
+    }
+
+    #[test]
+    fn one_session_is_chosen_as_before() {
+        let logins = resolve_logins(&parse(CONFIG), &["corp".to_owned()], None).unwrap();
+        assert_eq!(logins, [resolve_login(&parse(CONFIG), Some("corp"), None).unwrap()]);
+        assert_eq!(logins[0].profile, None);
     }
 
     #[test]

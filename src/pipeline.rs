@@ -7,7 +7,7 @@
 //! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
 //! both together (see [`AccountTasks`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +40,30 @@ use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
 use crate::select::Selection;
-use crate::summary::{AccountReport, Outcome, Tally};
+use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
+
+/// One of the run's logins: its own portal client (own rate limiter and retry quota:
+/// each IAM Identity Center instance is its own service), and how results name it.
+pub struct RunLogin {
+    /// The session name (`SsoLogin::name`), in results and the summary.
+    pub name: String,
+    /// `aws sso login --sso-session NAME`, for the fix when its portal rejects the token.
+    pub login_command: String,
+    pub portal: Arc<Portal>,
+    /// Set at a 401 from this login's portal.
+    rejected: AtomicBool,
+}
+
+impl RunLogin {
+    pub fn new(login: &SsoLogin, portal: Arc<Portal>) -> Self {
+        RunLogin {
+            name: login.name().to_owned(),
+            login_command: login.login_command(),
+            portal,
+            rejected: AtomicBool::new(false),
+        }
+    }
+}
 
 /// What every account task shares.
 pub struct Run {
@@ -49,7 +72,8 @@ pub struct Run {
     region: String,
     /// With `--regions enabled`: asks each account for its enabled regions.
     region_lister: RegionLister,
-    portal: Arc<Portal>,
+    /// Every login, in the order given; `Account::login` indexes it.
+    logins: Vec<RunLogin>,
     output: Output,
     /// The bar counts accounts selected, running and finished.
     progress: Progress,
@@ -71,11 +95,12 @@ pub struct Run {
 
 impl Run {
     /// Fails when the region the children would get (`--region`, else the profile's,
-    /// else the `sso_region`) is not a region's name: it goes into their commands.
+    /// else the `sso_region`; of the first login, with several) is not a region's name:
+    /// it goes into their commands.
     pub fn new(
         plan: RunPlan,
         login: &SsoLogin,
-        portal: Arc<Portal>,
+        logins: Vec<RunLogin>,
         output: Output,
         progress: Progress,
         dir: Option<Arc<OutputDir>>,
@@ -91,7 +116,7 @@ impl Run {
             plan,
             region,
             region_lister: RegionLister::default(),
-            portal,
+            logins,
             output,
             outputs,
             progress,
@@ -102,6 +127,23 @@ impl Run {
             export: None,
             children: Arc::new(Gauge::default()),
         })
+    }
+
+    /// The portal of the login `account` runs through.
+    fn portal(&self, account: &Account) -> &Arc<Portal> {
+        &self.logins[account.login].portal
+    }
+
+    /// The name of the login `account` runs through.
+    fn login_name(&self, account: &Account) -> &str {
+        &self.logins[account.login].name
+    }
+
+    /// Marks login `login` as rejected by its portal: no account starts after this
+    /// (every later call would be refused too), and the summary names its fix.
+    fn reject_login(&self, login: usize) {
+        self.logins[login].rejected.store(true, Ordering::Relaxed);
+        self.login_rejected.store(true, Ordering::Relaxed);
     }
 
     /// `--credential-server`: the children get `server`'s URI and a token each, not keys.
@@ -151,6 +193,8 @@ pub struct Finished {
     pub planned: Vec<PlannedAccount>,
     /// The CI reports asked for, to be written once the run's totals are known.
     pub reports: Option<Reports>,
+    /// The `aws sso login` commands of the logins whose portal rejected the token mid-run.
+    pub rejected_logins: Vec<String>,
 }
 
 /// Where the accounts come from: always the portal, page by page, so the cache can
@@ -178,12 +222,14 @@ struct TaskResult {
 /// `[account id, region, name, role, command]` for the dry-run table.
 type PlanLine = [String; 5];
 
-/// Runs the command in every selected account; see the module doc.
+/// Runs the command in every selected account; see the module doc. `sources` holds
+/// one source a login, in the order of `Run::logins`: they are listed one after the
+/// other, so an account more than one login reaches runs through the first, whatever
+/// the timing.
 pub async fn run_everywhere(
     run: Arc<Run>,
     selection: &Selection,
-    source: AccountSource,
-    login: &SsoLogin,
+    sources: Vec<AccountSource>,
 ) -> Result<Finished, Error> {
     let joblog = match &run.plan.joblog {
         Some((path, append)) => Some(
@@ -195,39 +241,17 @@ pub async fn run_everywhere(
     let reports = Reports::open(&run.plan.reports, std::time::SystemTime::now())
         .map_err(|(path, source)| Error::Write { path, source })?;
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
-    let mut complete = false;
-    tasks.writer = source.writer;
-    tasks.cached_roles = source.cached_roles;
-    let (pages_out, mut pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-    let consume = async {
-        while !run.stopper.is_stopping() {
-            match pages.recv().await {
-                Some(Ok(Some(page))) => {
-                    for account in page {
-                        tasks.add(selection, account).await;
-                    }
-                }
-                Some(Ok(None)) => {
-                    complete = true;
-                    break;
-                }
-                Some(Err(PortalError::Cancelled)) | None => break,
-                Some(Err(error)) if tasks.next_index == 0 => {
-                    return Err(Error::from_portal(error, login.login_command()));
-                }
-                Some(Err(error)) => {
-                    tasks.tally.listing_error = Some(error.to_string());
-                    break;
-                }
-            }
+    // Which logins were listed whole: only their inventory is committed.
+    let mut listed_whole = vec![false; run.logins.len()];
+    for (login, source) in sources.into_iter().enumerate() {
+        listed_whole[login] = tasks.list(selection, login, source).await?;
+        if !listed_whole[login] {
+            break;
         }
-        // Ends the listing if it is still going (a stop, an error).
-        drop(pages);
-        Ok(())
-    };
-    let ((), consumed) = tokio::join!(list_ahead(&run.portal, pages_out), consume);
-    consumed?;
-    tasks.tally.listing_stopped = !complete && tasks.tally.listing_error.is_none();
+    }
+    let complete = listed_whole.iter().all(|whole| *whole);
+    tasks.tally.listing_stopped =
+        !complete && tasks.tally.listing_error.is_none() && !run.login_rejected.load(Ordering::Relaxed);
     run.progress.on_listing_complete();
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
@@ -243,10 +267,11 @@ pub async fn run_everywhere(
         }
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     } else if !missing.is_empty() {
-        let text = format!("fanout: warning: this login reaches no account named {}\n", missing.join(", "));
+        let logins = if run.logins.len() > 1 { "these logins reach" } else { "this login reaches" };
+        let text = format!("fanout: warning: {logins} no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writer, planned, skipped, reports, ticker, .. } =
+    let AccountTasks { mut tally, mut plan_lines, writers, planned, skipped, reports, ticker, .. } =
         tasks.finish().await;
     tally.concurrency = match (ticker, run.plan.concurrency) {
         (Some(ticker), _) => ticker.stop().await,
@@ -257,7 +282,9 @@ pub async fn run_everywhere(
         }
     };
     run.output.send(Stream::Stderr, skipped.into_bytes()).await;
-    inventory::commit(writer.filter(|_| complete));
+    for (writer, whole) in writers.into_iter().zip(listed_whole) {
+        inventory::commit(writer.filter(|_| whole));
+    }
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
     tally.regions = run.plan.regions.is_some();
@@ -275,7 +302,13 @@ pub async fn run_everywhere(
         let text = "fanout: dry run: --regions enabled asks each account's Account API with its credentials, which a dry run does not fetch; each account is shown once, in region `enabled`\n";
         run.output.send(Stream::Stderr, text.as_bytes().to_vec()).await;
     }
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports })
+    let rejected_logins = run
+        .logins
+        .iter()
+        .filter(|login| login.rejected.load(Ordering::Relaxed))
+        .map(|login| login.login_command.clone())
+        .collect();
+    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports, rejected_logins })
 }
 
 /// `ListAccounts` pages fetched ahead of the accounts being started. Starting an account
@@ -311,8 +344,11 @@ struct AccountTasks {
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: HashSet<String>,
     plan_lines: Vec<PlanLine>,
-    /// Records every account for the next run.
-    writer: Option<InventoryWriter>,
+    /// A login each: records every account for the next run.
+    writers: Vec<Option<InventoryWriter>>,
+    /// With several logins, every account id listed so far: the login it runs through,
+    /// and whether another login's listing of it was counted.
+    first_login: Option<HashMap<String, (usize, bool)>>,
     /// The next account's place in the selection (its first region's, with `--regions`).
     next_index: usize,
     /// The roles the inventory cache knows, taken as their accounts are listed.
@@ -338,7 +374,8 @@ impl AccountTasks {
     fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let initial = run.plan.concurrency.initial(cores);
-        let live = Slots::new(initial + run.portal.max_in_flight());
+        let portal_slots = run.logins.iter().map(|login| login.portal.max_in_flight()).max().unwrap_or(1);
+        let live = Slots::new(initial + portal_slots);
         let child_slots = Slots::new(initial);
         let ticker = match run.plan.concurrency {
             Concurrency::Auto { max } if !run.plan.dry_run => {
@@ -351,16 +388,27 @@ impl AccountTasks {
         let canaries = run.plan.canary.as_ref().map(|_| 0);
         let run_confirms = run.plan.confirm.is_some();
         let one_account = run.plan.export.as_ref().is_some_and(crate::export::ExportFormat::needs_one_account);
+        let several = run.logins.len() > 1;
+        let writers = run.logins.iter().map(|_| None).collect();
+        let tally = Tally {
+            logins: if several {
+                run.logins.iter().map(|login| LoginTally::new(&login.name)).collect()
+            } else {
+                Vec::new()
+            },
+            ..Tally::default()
+        };
         AccountTasks {
             run,
             live,
             child_slots,
             set: JoinSet::new(),
-            tally: Tally::default(),
+            tally,
             listed_seen: HashSet::new(),
             plan_lines: Vec::new(),
             next_index: 0,
-            writer: None,
+            writers,
+            first_login: several.then(HashMap::new),
             cached_roles: RolesCache::default(),
             // A prompt needs the count, known once the listing is complete.
             // `env` and `process` refuse any count but one before fetching anything.
@@ -374,14 +422,91 @@ impl AccountTasks {
         }
     }
 
+    /// Lists login `login`'s accounts into the run, pages fetched ahead as the accounts
+    /// start; whether the listing is complete. An error before any account was selected
+    /// is the run's error; after, it ends the listing (and a 401 stops new work, as
+    /// mid-run).
+    async fn list(&mut self, selection: &Selection, login: usize, source: AccountSource) -> Result<bool, Error> {
+        let run = Arc::clone(&self.run);
+        self.writers[login] = source.writer;
+        self.cached_roles = source.cached_roles;
+        let mut complete = false;
+        let (pages_out, mut pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let consume = async {
+            while !run.stopper.is_stopping() {
+                match pages.recv().await {
+                    Some(Ok(Some(page))) => {
+                        for account in page {
+                            self.add(selection, Account { login, ..account }).await;
+                        }
+                    }
+                    Some(Ok(None)) => {
+                        complete = true;
+                        break;
+                    }
+                    Some(Err(PortalError::Cancelled)) | None => break,
+                    Some(Err(error)) if self.next_index == 0 => {
+                        return Err(Error::from_portal(error, run.logins[login].login_command.clone()));
+                    }
+                    Some(Err(PortalError::Unauthorized { .. })) => {
+                        run.reject_login(login);
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        self.tally.listing_error = Some(self.of_login(login, error.to_string()));
+                        break;
+                    }
+                }
+            }
+            // Ends the listing if it is still going (a stop, an error).
+            drop(pages);
+            Ok(())
+        };
+        let ((), consumed) = tokio::join!(list_ahead(&run.logins[login].portal, pages_out), consume);
+        consumed?;
+        Ok(complete)
+    }
+
+    /// `text` about login `login`, named when the run has several.
+    fn of_login(&self, login: usize, text: String) -> String {
+        match self.run.logins.as_slice() {
+            [_] => text,
+            logins => format!("{}: {text}", logins[login].name),
+        }
+    }
+
+    /// Whether `account` runs through its own login, i.e. no earlier login listed it.
+    /// With several logins every id listed is remembered (one login alone needs none,
+    /// and keeps memory flat); an account seen again is counted once as shared by the
+    /// login it runs through, when the selection wants it.
+    fn first_listing(&mut self, selection: &Selection, account: &Account) -> bool {
+        let Some(first) = &mut self.first_login else { return true };
+        match first.get_mut(&account.id) {
+            None => {
+                first.insert(account.id.clone(), (account.login, false));
+                true
+            }
+            Some((login, counted)) => {
+                if !*counted && selection.selects(account) {
+                    *counted = true;
+                    self.tally.logins[*login].shared += 1;
+                }
+                false
+            }
+        }
+    }
+
     /// Takes in one listed account, with the roles the cache knows for it: starts its
     /// task if the selection wants it, or holds it until the listing is complete
     /// (accounts or canaries selected by name).
     async fn add(&mut self, selection: &Selection, account: Account) {
         let roles = self.cached_roles.take(&account.id);
-        if !selection.selects(&account) {
-            inventory::record(&mut self.writer, &InventoryAccount::new(account, roles));
+        if !self.first_listing(selection, &account) || !selection.selects(&account) {
+            inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
             return;
+        }
+        if let Some(login) = self.tally.logins.get_mut(account.login) {
+            login.selected += 1;
         }
         if let Some(known) = &roles {
             self.tally.roles_from_cache.note(known.age(inventory::now_secs()));
@@ -522,7 +647,7 @@ impl AccountTasks {
         for end in ends {
             self.record_end(&account, end);
         }
-        inventory::record(&mut self.writer, &InventoryAccount::new(account, roles));
+        inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
     }
 
     /// One (account, region)'s ending, counted, logged and reported on its own.

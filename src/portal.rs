@@ -70,6 +70,10 @@ pub struct Account {
     #[serde(rename = "account_name")]
     pub name: String,
     pub email: String,
+    /// Which of the run's logins it runs through (an index into them, in the order
+    /// given): set by the pipeline, not by the portal, and never cached.
+    #[serde(skip)]
+    pub login: usize,
 }
 
 /// How hard to try one call.
@@ -553,6 +557,7 @@ impl AccountPages<'_> {
             id: id.to_owned(),
             name: name.to_owned(),
             email: info.email_address().unwrap_or_default().to_owned(),
+            login: 0,
         })
     }
 }

@@ -16,13 +16,13 @@ use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::export::ExportSink;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
-use crate::login::{AwsConfig, SsoLogin, resolve_login};
+use crate::login::{AwsConfig, SsoLogin, resolve_logins};
 use crate::output::dir::OutputDir;
 use crate::output::json;
 use crate::output::progress::Progress;
 use crate::output::report::{self, AccountRoles};
 use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
-use crate::pipeline::{self, AccountSource, Finished, Run};
+use crate::pipeline::{self, AccountSource, Finished, Run, RunLogin};
 use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::portal_rate;
@@ -61,32 +61,31 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     fit_open_file_limit(&mut config);
     let aws_config = AwsConfig::read(&config.home, config.aws_config_file.as_deref())?;
     let profiles = aws_config.profiles().await?;
-    let login = resolve_login(&profiles, config.sso_session.as_deref(), config.profile.as_deref())?;
-    tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
+    let logins = resolve_logins(&profiles, &config.sso_sessions, config.profile.as_deref())?;
+    for login in &logins {
+        tracing::info!(login = %login.describe(), sso_region = %login.sso_region, "using");
+    }
     if let Action::Run(plan) = &config.action
         && let Some(applied) = &plan.apply
     {
-        applied.plan.check_login(&PlanLogin::of(&login)).map_err(ConfigError::from)?;
+        // `apply` and `--save-plan` have one login: config.rs refuses them with several.
+        applied.plan.check_login(&PlanLogin::of(&logins[0])).map_err(ConfigError::from)?;
     }
-    let token = TokenHolder::load(&config.home, &login, &aws_config).await?;
-    let cache = InventoryCache::open(&config, &login);
+    let connected = connect(&config, &aws_config, logins, stopper).await?;
+    // The first login's region is the children's, unless they are given one.
+    let login = &connected[0].login;
     let shards = shard_count(&config);
-    let limits = PortalLimits {
-        max_in_flight: config.portal_concurrency,
-        initial_rate: cache.start_rate(&config, &login),
-        retry: RetryPolicy::default(),
-        throttle_timeout: config.throttle_timeout,
-    };
-    let portal = Arc::new(Portal::connect(&login, &aws_config, token, limits, stopper.clone()).await);
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();
     let mut output_dir = None;
     let result = match config.action {
         Action::Doctor => Ok(None), // answered by `run` before this
-        Action::ListAccounts(format) => list_accounts(&portal, &config, format, &output, &login, &cache).await,
+        Action::ListAccounts(format) => list_accounts(&connected, &config, format, &output).await,
         Action::Run(plan) => {
             if plan.dry_run || config.verbosity > 0 {
-                output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+                for each in &connected {
+                    output.send(Stream::Stderr, each.cache.describe(&each.login, connected.len()).into_bytes()).await;
+                }
             }
             let json = plan.json;
             let dir = match &plan.output_dir {
@@ -98,23 +97,23 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             };
             output_dir.clone_from(&dir);
             let save_plan = plan.save_plan.clone();
-            let credential_server = start_credential_server(&plan, &portal, stopper).await?;
-            let run = Run::new(
-                *plan,
-                &login,
-                Arc::clone(&portal),
-                output.clone(),
-                progress.clone(),
-                dir.clone(),
-                stopper.clone(),
-            );
+            let credential_server = start_credential_server(&plan, &connected, stopper).await?;
+            let run_logins =
+                connected.iter().map(|each| RunLogin::new(&each.login, Arc::clone(&each.portal))).collect();
+            let run =
+                Run::new(*plan, login, run_logins, output.clone(), progress.clone(), dir.clone(), stopper.clone());
             let run = Arc::new(with_export(run?.with_credential_server(credential_server), &output)?);
-            let source =
-                AccountSource { cached_roles: cache.roles(config.inventory_ttl), writer: cache.writer(&login) };
-            let finished = pipeline::run_everywhere(Arc::clone(&run), &config.selection, source, &login).await;
+            let sources = connected
+                .iter()
+                .map(|each| AccountSource {
+                    cached_roles: each.cache.roles(config.inventory_ttl),
+                    writer: each.cache.writer(&each.login),
+                })
+                .collect();
+            let finished = pipeline::run_everywhere(Arc::clone(&run), &config.selection, sources).await;
             let mut finished = finish_export(run, stopper, &output, finished).await;
             if let (Ok(done), Some(path)) = (finished.as_mut(), save_plan) {
-                match save(&path, done, &login) {
+                match save(&path, done, login) {
                     Ok(text) => output.send(Stream::Stderr, text.into_bytes()).await,
                     Err(error) => finished = Err(error),
                 }
@@ -127,24 +126,26 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
         }
     };
     drop(output);
-    cache.remember_rate(&portal, shards, &login);
+    for each in &connected {
+        each.cache.remember_rate(&each.portal, shards, &each.login);
+    }
     let writer_end = writer.finish(stopper.is_stopping().then_some(BLOCKED_WRITER_PATIENCE));
     progress.finish();
     // Output the directory lost is lost output, as a failed stdout is.
     let dir_written = output_dir.is_none_or(|dir| dir.finish());
-    let Some(Finished { mut tally, dry_run, roles, reports, .. }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles, reports, rejected_logins, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
-    tally.throttles = portal.stats.throttles.load(Ordering::Relaxed);
-    tally.portal_calls = portal.stats.calls.load(Ordering::Relaxed);
+    tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
+    tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
     let reports_written = write_reports(reports, &tally, started.elapsed(), dry_run);
     if writer_end.stdout == StdoutEnd::Closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
         return Ok(exit_code::SUCCESS);
     }
     let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
-    if tally.login_rejected {
-        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {}", login.login_command());
+    for login_command in &rejected_logins {
+        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
     }
     let code = tally.exit_code(stopper.received_signal());
     let summary_written =
@@ -152,17 +153,54 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
 }
 
+/// One login of the run, connected: its portal client (own limiter and retry quota:
+/// each IAM Identity Center instance has its own limits) and its inventory cache.
+struct Connected {
+    login: SsoLogin,
+    portal: Arc<Portal>,
+    cache: InventoryCache,
+}
+
+/// Connects every login. Every token is read (and refreshed if it must be) first: one
+/// missing or expired ends the run (exit 3, naming that login's `aws sso login`)
+/// before any portal call, let alone any child.
+async fn connect(
+    config: &Config,
+    aws_config: &AwsConfig,
+    logins: Vec<SsoLogin>,
+    stopper: &Stopper,
+) -> Result<Vec<Connected>, Error> {
+    let mut tokens = Vec::with_capacity(logins.len());
+    for login in &logins {
+        tokens.push(TokenHolder::load(&config.home, login, aws_config).await?);
+    }
+    let mut connected = Vec::with_capacity(logins.len());
+    for (login, token) in logins.into_iter().zip(tokens) {
+        let cache = InventoryCache::open(config, &login);
+        let limits = PortalLimits {
+            max_in_flight: config.portal_concurrency,
+            initial_rate: cache.start_rate(config, &login),
+            retry: RetryPolicy::default(),
+            throttle_timeout: config.throttle_timeout,
+        };
+        let portal = Arc::new(Portal::connect(&login, aws_config, token, limits, stopper.clone()).await);
+        connected.push(Connected { login, portal, cache });
+    }
+    Ok(connected)
+}
+
 /// `--credential-server`: bound before any account starts (a dry run starts nothing);
 /// it stops when the run drops it.
 async fn start_credential_server(
     plan: &RunPlan,
-    portal: &Arc<Portal>,
+    connected: &[Connected],
     stopper: &Stopper,
 ) -> Result<Option<CredentialServer>, Error> {
     if !plan.credential_server || plan.dry_run {
         return Ok(None);
     }
-    let started = CredentialServer::start(Arc::clone(portal), stopper.clone()).await;
+    let portals = connected.iter().map(|each| Arc::clone(&each.portal)).collect();
+    let started = CredentialServer::start(portals, stopper.clone()).await;
     Ok(Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?))
 }
 
@@ -372,15 +410,17 @@ impl InventoryCache {
         }
     }
 
-    /// One line for stderr: where the accounts and their roles come from.
-    fn describe(&self) -> String {
+    /// One line for stderr: where `login`'s accounts and their roles come from (named
+    /// when the run has several logins).
+    fn describe(&self, login: &SsoLogin, logins: usize) -> String {
+        let of = if logins > 1 { format!(" of {}", report::sanitize(login.name())) } else { String::new() };
         match &self.fresh {
             Some(inventory) => format!(
-                "fanout: accounts listed from the portal, roles known from the inventory cache ({} old, {}); --refresh lists them again\n",
+                "fanout: accounts{of} listed from the portal, roles known from the inventory cache ({} old, {}); --refresh lists them again\n",
                 humanize(inventory.age),
                 inventory.path().display()
             ),
-            None => "fanout: inventory listed from the portal\n".to_owned(),
+            None => format!("fanout: inventory{of} listed from the portal\n"),
         }
     }
 
@@ -418,20 +458,29 @@ fn humanize(age: Duration) -> String {
 }
 
 /// `fanout accounts`: every selected account with its roles, sorted by id. The accounts
-/// are always the portal's; roles the fresh cache knows are not asked again.
+/// are always the portal's; roles the fresh cache knows are not asked again. With
+/// several logins, the union, each account once with the first login that lists it (as
+/// a run would use).
 async fn list_accounts(
-    portal: &Arc<Portal>,
+    connected: &[Connected],
     config: &Config,
     format: ListFormat,
     output: &Output,
-    login: &SsoLogin,
-    cache: &InventoryCache,
 ) -> Result<Option<Finished>, Error> {
-    if config.verbosity > 0 {
-        output.send(Stream::Stderr, cache.describe().into_bytes()).await;
+    let mut accounts = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for Connected { login, portal, cache } in connected {
+        if config.verbosity > 0 {
+            output.send(Stream::Stderr, cache.describe(login, connected.len()).into_bytes()).await;
+        }
+        let roles = cache.roles(config.inventory_ttl);
+        for mut entry in list_from_portal(portal, config, login, roles, cache.writer(login)).await? {
+            if seen.insert(entry.account.id.clone()) {
+                entry.login = (connected.len() > 1).then(|| login.name().to_owned());
+                accounts.push(entry);
+            }
+        }
     }
-    let mut accounts =
-        list_from_portal(portal, config, login, cache.roles(config.inventory_ttl), cache.writer(login)).await?;
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
         ListFormat::Table => report::accounts_table(&accounts),
@@ -475,7 +524,7 @@ async fn list_from_portal(
     let mut accounts = Vec::new();
     while let Some(joined) = lookups.join_next().await {
         let (account, known) = joined.expect("role lookups do not panic").map_err(portal_error)?;
-        let listed = AccountRoles { account: account.clone(), roles: known.roles.clone() };
+        let listed = AccountRoles { account: account.clone(), roles: known.roles.clone(), login: None };
         inventory::record(&mut writer, &InventoryAccount::new(account, Some(known)));
         accounts.push(listed);
     }

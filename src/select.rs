@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     fn account(id: &str, name: &str) -> Account {
-        Account { id: id.to_owned(), name: name.to_owned(), email: format!("{name}@corp.example") }
+        Account { id: id.to_owned(), name: name.to_owned(), email: format!("{name}@corp.example"), login: 0 }
     }
 
     fn globs(list: &[&str]) -> Vec<Pattern> {

@@ -142,6 +142,24 @@ pub struct Tally {
     pub regions: bool,
     /// The commands-at-once a real run used (`-j N`, or the range `-j auto` went through).
     pub concurrency: Option<Range>,
+    /// With several logins, one each in the order given; empty with one login.
+    pub logins: Vec<LoginTally>,
+}
+
+/// What one of several logins contributed to the run.
+#[derive(Debug, Default)]
+pub struct LoginTally {
+    pub name: String,
+    /// Selected accounts that run through this login.
+    pub selected: usize,
+    /// Of those, how many a later login lists too.
+    pub shared: usize,
+}
+
+impl LoginTally {
+    pub fn new(name: &str) -> Self {
+        LoginTally { name: name.to_owned(), ..LoginTally::default() }
+    }
 }
 
 impl Tally {
@@ -194,6 +212,9 @@ impl Tally {
             elapsed.as_secs_f64(),
             self.roles_from_cache.describe(),
         );
+        if let Some(line) = logins_line(&self.logins) {
+            let _ = writeln!(text, "  {line}");
+        }
         if let Some(halt) = &self.halt {
             let _ = writeln!(text, "  {halt}");
         }
@@ -263,6 +284,21 @@ impl CachedRolesUse {
     }
 }
 
+/// With several logins: `accounts: 30 via corp, 12 via lab; 3 reachable through both
+/// ran via corp`, names sanitized (a legacy login's name is its start URL).
+fn logins_line(logins: &[LoginTally]) -> Option<String> {
+    if logins.len() < 2 {
+        return None;
+    }
+    let via: Vec<String> = logins.iter().map(|l| format!("{} via {}", l.selected, sanitize(&l.name))).collect();
+    let through = if logins.len() == 2 { "both" } else { "more than one login" };
+    let mut line = format!("accounts: {}", via.join(", "));
+    for login in logins.iter().filter(|l| l.shared > 0) {
+        let _ = write!(line, "; {} reachable through {through} ran via {}", login.shared, sanitize(&login.name));
+    }
+    Some(line)
+}
+
 fn count_if_any(count: usize, what: &str) -> String {
     if count > 0 { format!(", {count} {what}") } else { String::new() }
 }
@@ -301,6 +337,20 @@ mod tests {
         tally.record(report(Outcome::Succeeded));
         tally.record(report(Outcome::NoRole { reason: None }));
         assert_eq!(tally.exit_code(None), exit_code::SUCCESS);
+    }
+
+    #[test]
+    fn several_logins_are_counted_on_one_line() {
+        let login = |name: &str, selected, shared| LoginTally { name: name.to_owned(), selected, shared };
+        assert_eq!(logins_line(&[login("corp", 3, 0)]), None, "one login: no line");
+        assert_eq!(
+            logins_line(&[login("corp", 30, 3), login("lab", 12, 0)]).unwrap(),
+            "accounts: 30 via corp, 12 via lab; 3 reachable through both ran via corp"
+        );
+        assert_eq!(
+            logins_line(&[login("a", 1, 0), login("b", 2, 1), login("c", 0, 0)]).unwrap(),
+            "accounts: 1 via a, 2 via b, 0 via c; 1 reachable through more than one login ran via b"
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct ResultRecord<'a> {
     pub kind: &'static str,
     pub account_id: &'a str,
     pub account_name: &'a str,
+    /// The login it ran through (`SsoLogin::name`, the session name): with several
+    /// `--sso-session`s, the first given that lists the account.
+    pub login: &'a str,
     /// The role used; `null` when none was (no role, not started).
     pub role: Option<&'a str>,
     pub region: &'a str,

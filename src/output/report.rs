@@ -58,6 +58,9 @@ pub struct AccountRoles {
     #[serde(flatten)]
     pub account: Account,
     pub roles: Vec<String>,
+    /// With several logins, the one the account runs through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// Aligned columns, by tabwriter (elastic tabstops).
@@ -76,12 +79,17 @@ where
 }
 
 pub fn accounts_table(accounts: &[AccountRoles]) -> Vec<u8> {
-    table(
-        &["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"],
-        accounts
-            .iter()
-            .map(|a| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")]),
-    )
+    let row =
+        |a: &AccountRoles| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")];
+    if accounts.iter().any(|a| a.login.is_some()) {
+        let rows = accounts.iter().map(|a| {
+            let mut row = row(a).to_vec();
+            row.push(a.login.clone().unwrap_or_default());
+            row
+        });
+        return table(&["ACCOUNT_ID", "NAME", "EMAIL", "ROLES", "LOGIN"], rows);
+    }
+    table(&["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"], accounts.iter().map(row))
 }
 
 pub fn accounts_json(accounts: &[AccountRoles]) -> Vec<u8> {

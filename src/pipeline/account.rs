@@ -278,6 +278,7 @@ fn result_record<'a>(
         kind: "result",
         account_id: &account.id,
         account_name: &account.name,
+        login: run.login_name(account),
         role: trace.role.as_deref(),
         region,
         status: outcome.status(run.plan.dry_run),
@@ -306,9 +307,9 @@ async fn prepare(
     // A dry run must name the role without fetching credentials, so it lists roles;
     // a real run skips that call and asks for credentials directly (below).
     let known_roles = match known_roles {
-        None if run.plan.dry_run => match run.portal.list_roles(&account.id).await {
+        None if run.plan.dry_run => match run.portal(account).list_roles(&account.id).await {
             Ok(listed) => Some(roles.insert(KnownRoles::listed_now(listed)).clone()),
-            Err(error) => return Err(failed(run, &error)),
+            Err(error) => return Err(failed(run, account, &error)),
         },
         known => known,
     };
@@ -330,7 +331,7 @@ async fn prepare(
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
     let roles_known = known_roles.is_some();
-    let (role, credentials) = match first_role_with_credentials(run, &account.id, &candidates).await {
+    let (role, credentials) = match first_role_with_credentials(run, account, &candidates).await {
         Ok(Some(found)) => found,
         // The account lists the role (inventory cache), yet the portal refuses it: that
         // is a denial to report, not an account to skip.
@@ -341,7 +342,7 @@ async fn prepare(
             return Err(Outcome::Failed { class: FailureClass::Denied, reason });
         }
         Ok(None) => return Err(Outcome::NoRole { reason: None }),
-        Err(error) => return Err(failed(run, &error)),
+        Err(error) => return Err(failed(run, account, &error)),
     };
     Ok(Ready {
         role: role.to_owned(),
@@ -375,9 +376,9 @@ async fn region_outcome(
     if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
-    let credentials = match fresh_enough(run, &account.id, role, credentials).await {
+    let credentials = match fresh_enough(run, account, role, credentials).await {
         Ok(credentials) => credentials,
-        Err(error) => return failed(run, &error),
+        Err(error) => return failed(run, account, &error),
     };
     trace.role = Some(role.to_owned());
     let argv = trace.argv.insert(render());
@@ -385,7 +386,7 @@ async fn region_outcome(
     // access is dropped with this function), instead of the keys.
     let mut access = None;
     let credentials = match &run.credential_server {
-        Some(server) => match server.admit(&account.id, role, &credentials) {
+        Some(server) => match server.admit(&account.id, role, &credentials, account.login) {
             Ok(granted) => ChildCredentials::Server(access.insert(granted)),
             Err(error) => {
                 let reason = format!("cannot make a credential server token: {error}");
@@ -466,11 +467,12 @@ fn streams(run: &Run, vars: &Vars<'_>) -> Streams {
 /// login does not have in the account, which moves on to the next role.
 async fn first_role_with_credentials<'r>(
     run: &Run,
-    account_id: &str,
+    account: &Account,
     roles: &[&'r str],
 ) -> Result<Option<(&'r str, Credentials)>, PortalError> {
+    let account_id = account.id.as_str();
     for &role in roles {
-        match credentials::fetch(&run.portal, account_id, role).await {
+        match credentials::fetch(run.portal(account), account_id, role).await {
             Ok(credentials) => return Ok(Some((role, credentials))),
             Err(error) if error.is_forbidden() => tracing::debug!(account_id, role, "no such role"),
             Err(error) => return Err(error),
@@ -486,23 +488,24 @@ async fn first_role_with_credentials<'r>(
 /// credentials it gets.
 async fn fresh_enough<'c>(
     run: &Run,
-    account_id: &str,
+    account: &Account,
     role: &str,
     credentials: &'c Credentials,
 ) -> Result<Cow<'c, Credentials>, PortalError> {
     if !credentials.expire_within(run.plan.expiry_margin, SystemTime::now()) {
         return Ok(Cow::Borrowed(credentials));
     }
+    let account_id = account.id.as_str();
     tracing::info!(account_id, role, expiration = %credentials.expiration, "credentials expire within --expiry-margin; fetching them again");
-    credentials::fetch(&run.portal, account_id, role).await.map(Cow::Owned)
+    credentials::fetch(run.portal(account), account_id, role).await.map(Cow::Owned)
 }
 
-/// The outcome of an account the portal would not give credentials for.
-fn failed(run: &Run, error: &PortalError) -> Outcome {
+/// The outcome of an account its login's portal would not give credentials for.
+fn failed(run: &Run, account: &Account, error: &PortalError) -> Outcome {
     let class = match error {
         PortalError::Cancelled => return Outcome::NotStarted,
         PortalError::Unauthorized { .. } => {
-            run.login_rejected.store(true, Ordering::Relaxed);
+            run.reject_login(account.login);
             FailureClass::Login
         }
         error if error.is_throttled() => FailureClass::Throttled,
