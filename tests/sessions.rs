@@ -258,7 +258,8 @@ fn each_login_has_its_own_inventory_cache() {
     let second = run(&two);
     // The accounts are always the portals'; the roles come from each login's own cache.
     for login in ["corp", "lab"] {
-        let line = format!("fanout: accounts of {login} listed from the portal, roles known from the inventory cache (");
+        let line =
+            format!("fanout: accounts of {login} listed from the portal, roles known from the inventory cache (");
         assert!(second.contains(&line), "{second}");
     }
     assert!(second.contains("accounts: 2 via corp, 1 via lab; 1 reachable through both ran via corp"), "{second}");
