@@ -22,7 +22,7 @@
 #   4. --reference PATH: the serial Python reference (shared/seed/seed_script.py) against
 #      the same portal, for each N in BENCH_SIZES.
 #   5. --aws: 100 accounts, child `aws s3api list-buckets` against a loopback moto server:
-#      fanout at -j 16 (default), 8, 4 and 2; GNU parallel -j 16 running `aws --profile
+#      fanout at -j 16 (the default before -j auto), 8, 4 and 2; GNU parallel -j 16 running `aws --profile
 #      acct-<id>` over one SSO profile per account (each process fetches its own credentials);
 #      the child-CPU floor (aws processes × one lone process's user+sys / cores) and each
 #      run's CPU, moto's and the portal's included. Then fanout's own CPU per account: fanout
@@ -346,7 +346,7 @@ run_case() {
 
 jlabel() {
     case $1 in
-        default) echo "defaults (-j 16)" ;;
+        default) echo "defaults (-j auto)" ;;
         rps1000) echo "--portal-rps 1000" ;;
         *) echo "-j $1" ;;
     esac
@@ -467,7 +467,7 @@ if want throughput; then
         echo
         echo "| pipeline | bytes written | wall s | MB/s |"
         echo "|---|---:|---:|---:|"
-        echo "| \`fanout --role ReadOnly -- awk …\` (defaults, -j 16) | $fan_bytes | $fan_wall | $(mbs "$PAYLOAD" "$fan_wall") |"
+        echo "| \`fanout --role ReadOnly -- awk …\` (defaults, -j auto) | $fan_bytes | $fan_wall | $(mbs "$PAYLOAD" "$fan_wall") |"
         echo "| \`fanout --role ReadOnly -- true\` (defaults: the portal calls and spawns alone) | 0 | $true_wall | – |"
         if ((HIGH_RATE)); then
             echo "| \`fanout --role ReadOnly --portal-rps 1000 -- awk …\` (rate limiter starting high) | $fan_bytes | $high_wall | $(mbs "$PAYLOAD" "$high_wall") |"
@@ -808,7 +808,7 @@ if ((RUN_AWS)) && want aws; then
         read -r _ xc _ < <(best_time "seq $t_ok | xargs -P 16 -n 1 true")
         R[cpu_ms:$AWS_N]=$(per_ms "$AWS_N" "$to")
         R[cpu_sub_ms:$AWS_N]=$(per_ms "$AWS_N" "$tc" "$xc")
-        echo "| harness portal at ${LATENCY} ms (\`sso_portal.py --moto\`, inventory cached), defaults (-j 16) | $AWS_N | $t_ok | $tw | $to | **${R[cpu_ms:$AWS_N]}** | $tc | $xc | ${R[cpu_sub_ms:$AWS_N]} | $t_ok / $t_failed / $t_skipped |" >>"$T2"
+        echo "| harness portal at ${LATENCY} ms (\`sso_portal.py --moto\`, inventory cached), defaults (-j auto) | $AWS_N | $t_ok | $tw | $to | **${R[cpu_ms:$AWS_N]}** | $tc | $xc | ${R[cpu_sub_ms:$AWS_N]} | $t_ok / $t_failed / $t_skipped |" >>"$T2"
         stop_pid "$HP_PID"
         stop_pid "$MOTO_PID"
         # 1,000 accounts on fake-portal at LATENCY ms, as in the scale section: a fresh portal and
@@ -829,7 +829,7 @@ if ((RUN_AWS)) && want aws; then
         read -r _ xc _ < <(best_time "seq $c_ok | xargs -P 16 -n 1 true")
         R[cpu_ms:$CPU_N]=$(per_ms "$CPU_N" "$bo")
         R[cpu_sub_ms:$CPU_N]=$(per_ms "$CPU_N" "$bc" "$xc")
-        echo "| fake-portal at ${LATENCY} ms, cold inventory cache, defaults (-j 16) | $CPU_N | $c_ok | $bw | $bo | **${R[cpu_ms:$CPU_N]}** | $bc | $xc | ${R[cpu_sub_ms:$CPU_N]} | $c_ok / $c_failed / $c_skipped |" >>"$T2"
+        echo "| fake-portal at ${LATENCY} ms, cold inventory cache, defaults (-j auto) | $CPU_N | $c_ok | $bw | $bo | **${R[cpu_ms:$CPU_N]}** | $bc | $xc | ${R[cpu_sub_ms:$CPU_N]} | $c_ok / $c_failed / $c_skipped |" >>"$T2"
         emit "$T"
         emit "$T2"
     fi
@@ -879,7 +879,7 @@ T=$SCRATCH/t6.md
     r=$(div "$w" "$f")
     v=$(verdict "$r" "<=" 1.10)
     [[ $w == "?" || ${R[aws_ok:default]} == "$AWS_RUN" ]] || v="**not met** (not every account listed its own bucket)"
-    echo "| \`--aws\`, ${AWS_N:-100} accounts: fanout (defaults, -j 16) wall ≤ 1.10 × child-CPU floor | ${r}× ($w s against $f s) | $v |"
+    echo "| \`--aws\`, ${AWS_N:-100} accounts: fanout (defaults, -j auto) wall ≤ 1.10 × child-CPU floor | ${r}× ($w s against $f s) | $v |"
     bj=${R[aws_best_j]:-}
     if [[ -n $bj && $bj != default ]]; then
         w=${R[aws_wall:$bj]} r=$(div "${R[aws_wall:$bj]}" "$f")

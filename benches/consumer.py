@@ -22,21 +22,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import boto3
 
-_local = threading.local()
+_session = boto3.session.Session()
+_session_lock = threading.Lock()
 _print_lock = threading.Lock()
 
 
 def s3_client(creds: dict):
-    """An S3 client for one account's keys. A boto3 Session is not thread-safe to create
-    clients from, so each worker thread keeps its own (clients themselves are)."""
-    if not hasattr(_local, "session"):
-        _local.session = boto3.session.Session()
-    return _local.session.client(
-        "s3",
-        aws_access_key_id=creds["accessKeyId"],
-        aws_secret_access_key=creds["secretAccessKey"],
-        aws_session_token=creds["sessionToken"],
-    )
+    """An S3 client for one account's keys, from one shared Session: it loads the S3
+    model once (a Session per thread loads it per thread, and that CPU, under the GIL, was
+    most of this consumer's time). A Session is not thread-safe to create clients from, so
+    creating one is serialised; the clients themselves are thread-safe."""
+    with _session_lock:
+        return _session.client(
+            "s3",
+            aws_access_key_id=creds["accessKeyId"],
+            aws_secret_access_key=creds["secretAccessKey"],
+            aws_session_token=creds["sessionToken"],
+        )
 
 
 def list_buckets(account_id: str, creds: dict) -> None:

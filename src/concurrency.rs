@@ -24,10 +24,13 @@
 //!   At a saturated CPU the limit now and then probes down, and takes the step back if
 //!   the throughput fell with it.
 //!
-//! "The children saturate the CPU" means the machine is at least 90% busy *and* the
-//! children used at least half of its cores (or none finished in the window, so their
-//! CPU is not known yet): a busy machine whose load is not the children's (a build next
-//! door) does not stop sleeping children from growing.
+//! "Saturated" means the machine is at least 90% busy, whoever keeps it busy: a server
+//! the children call on the same machine takes its CPU from theirs. On a machine busy
+//! from the start one step up is tried, and the throughput that follows tells children
+//! that wait (a build next door does not stop them growing) from children that share the
+//! cores. While the machine is under half busy, a window of one tick decides and slow
+//! start quadruples the limit, so children that wait on the network reach a high
+//! concurrency within a second or so.
 //!
 //! [`Controller`] is pure arithmetic over [`Sample`]s, with no clock and no OS access, so
 //! that tests drive it with simulated children. [`Sampler`] reads the OS; [`start`]
@@ -51,6 +54,9 @@ const MIN_FINISHED: u64 = 3;
 const MAX_WINDOW: Duration = Duration::from_secs(5);
 /// The machine counts as saturated from this busy share on.
 const SATURATED: f64 = 0.9;
+/// Below this busy share the machine is idle enough that a window of one tick decides,
+/// and slow start quadruples: children that wait should not wait for the limit.
+const IDLE: f64 = 0.5;
 /// Windows held at a saturated CPU before probing down, and after a step taken back.
 const PROBE_AFTER: u32 = 8;
 
@@ -262,7 +268,9 @@ impl Controller {
         let window = self.window.as_ref()?;
         let elapsed = now.at.saturating_sub(window.start.at);
         let finished = now.finished.saturating_sub(window.start.finished);
-        if elapsed < MIN_WINDOW || (finished < MIN_FINISHED && elapsed < MAX_WINDOW) {
+        let idle = window.busy_known_secs > 0.0 && window.busy_secs / window.busy_known_secs < IDLE;
+        let long_enough = if idle { elapsed >= TICK } else { elapsed >= MIN_WINDOW && finished >= MIN_FINISHED };
+        if !long_enough && elapsed < MAX_WINDOW {
             return None;
         }
         let secs = elapsed.as_secs_f64();
@@ -284,11 +292,14 @@ impl Controller {
     fn decide(&mut self, m: &Measured) -> Option<(usize, StepKind, String)> {
         let limit = self.limit;
         let cpu = format!("CPU {:.0}% busy, children use {:.1} cores", m.busy * 100.0, m.children_cores);
-        // The rusage counts finished children only: with none finished, a busy machine
-        // may be the children's doing, and it is taken to be.
-        let children_busy = m.children_cores >= count(self.cores) / 2.0 || m.throughput == 0.0;
-        let saturated = m.busy >= SATURATED && children_busy;
-        let runtime = (m.throughput > 0.0).then(|| m.running / m.throughput);
+        // A busy machine is saturated whoever keeps it busy: a server the children call on
+        // the same machine (a local emulator, a database) takes its CPU from theirs. The
+        // children's own rusage cannot tell, as it counts finished children only.
+        let saturated = m.busy >= SATURATED;
+        // On an idle machine nothing queues for the CPU; and its windows are a tick long,
+        // too short for Little's law to give a runtime (the limit just changed).
+        let idle = m.busy < IDLE;
+        let runtime = (m.throughput > 0.0 && !idle).then(|| m.running / m.throughput);
         if let Some(runtime) = runtime.filter(|r| *r > 0.0) {
             self.min_runtime = Some(self.min_runtime.map_or(runtime, |min| min.min(runtime)));
         }
@@ -324,12 +335,20 @@ impl Controller {
             return None;
         }
         let rising = matches!(judged, Some((step, gain)) if step.kind == StepKind::Grow && gain >= 0.5);
+        // On a machine busy from the start, one step up is tried: the throughput that
+        // follows it tells children that wait (they rise with it) from children that
+        // share the cores (it stays flat, and the step is taken back).
+        let explore = self.step.is_none() && m.throughput > 0.0;
         let demand = m.running >= 0.8 * count(limit);
-        if !saturated || rising {
+        if !saturated || rising || explore {
             if !demand || queue > alpha {
                 return None;
             }
-            let to = if self.slow_start { limit * 2 } else { limit + limit.isqrt().max(1) };
+            let to = match (self.slow_start, idle) {
+                (true, true) => limit * 4,
+                (true, false) => limit * 2,
+                (false, _) => limit + limit.isqrt().max(1),
+            };
             let why = if rising { format!("throughput rising, {cpu}") } else { cpu };
             return Some((to, StepKind::Grow, why));
         }

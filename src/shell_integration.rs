@@ -39,9 +39,19 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          the profile's [services] section), as the AWS CLI applies it.",
     ),
     (
+        "AWS_ENDPOINT_URL_SSO_OIDC",
+        "The SSO OIDC endpoint a token is refreshed at (CreateToken), overriding the \
+         sso_region's (then AWS_ENDPOINT_URL, then the profile's [services] sso_oidc).",
+    ),
+    (
+        "AWS_ENDPOINT_URL_ACCOUNT",
+        "The Account API endpoint --regions enabled asks each account's enabled regions at \
+         (then AWS_ENDPOINT_URL).",
+    ),
+    (
         "XDG_CACHE_HOME",
-        "The inventory cache (account names and roles, never credentials) is kept in \
-         $XDG_CACHE_HOME/fanout, default ~/.cache/fanout.",
+        "The inventory cache (account names and roles, never credentials) and the portal rate \
+         last sustained are kept in $XDG_CACHE_HOME/fanout, default ~/.cache/fanout.",
     ),
     (
         "HOME",
@@ -225,7 +235,9 @@ fn environment_section(roff: &mut Roff) {
     roff.control("PP", []).text([roman(
         "Each command runs with its account's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, \
          AWS_CREDENTIAL_EXPIRATION, AWS_ACCOUNT_ID, AWS_REGION and AWS_DEFAULT_REGION, and \
-         FANOUT_ACCOUNT_ID, FANOUT_ACCOUNT_NAME, FANOUT_ROLE and FANOUT_REGION.",
+         FANOUT_ACCOUNT_ID, FANOUT_ACCOUNT_NAME, FANOUT_ROLE and FANOUT_REGION; with \
+         --credential-server, AWS_CONTAINER_CREDENTIALS_FULL_URI and its own \
+         AWS_CONTAINER_AUTHORIZATION_TOKEN instead of the three keys and their expiry.",
     )]);
 }
 
