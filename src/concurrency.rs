@@ -21,8 +21,8 @@
 //! - The limit grows (doubling until the first back-off, then by √limit) while the
 //!   children do not saturate the CPU, or while the last increase raised the throughput
 //!   in step; a step up that left the throughput flat at a saturated CPU is taken back.
-//!   At a saturated CPU the limit now and then probes down, and takes the step back if
-//!   the throughput fell with it.
+//!   At a saturated CPU a limit above the cores now and then probes down (never below
+//!   them), and takes the step back if the throughput fell with it.
 //!
 //! "Saturated" means the machine is at least 90% busy, whoever keeps it busy: a server
 //! the children call on the same machine takes its CPU from theirs. On a machine busy
@@ -57,6 +57,8 @@ const SATURATED: f64 = 0.9;
 /// Below this busy share the machine is idle enough that a window of one tick decides,
 /// and slow start quadruples: children that wait should not wait for the limit.
 const IDLE: f64 = 0.5;
+/// Below this busy share, with every slot in use, slow start grows sixteenfold.
+const ALMOST_IDLE: f64 = 0.1;
 /// Windows held at a saturated CPU before probing down, and after a step taken back.
 const PROBE_AFTER: u32 = 8;
 
@@ -324,7 +326,7 @@ impl Controller {
         }
         if queue > beta {
             let to = if saturated {
-                limit * 3 / 4
+                (limit * 3 / 4).max(self.cores.min(limit))
             } else {
                 limit.saturating_sub(usize::try_from(limit.ilog10()).unwrap_or(1).max(1))
             };
@@ -345,6 +347,8 @@ impl Controller {
                 return None;
             }
             let to = match (self.slow_start, idle) {
+                // A machine almost all idle with every slot in use: the children wait.
+                (true, true) if m.busy < ALMOST_IDLE => limit * 16,
                 (true, true) => limit * 4,
                 (true, false) => limit * 2,
                 (false, _) => limit + limit.isqrt().max(1),
@@ -353,9 +357,12 @@ impl Controller {
             return Some((to, StepKind::Grow, why));
         }
         let no_loss = matches!(judged, Some((step, gain)) if step.kind == StepKind::BackOff && gain < 0.5);
-        // Probing needs a throughput to compare: long children give none.
-        (m.throughput > 0.0 && (no_loss || self.holds >= PROBE_AFTER))
-            .then(|| (limit * 3 / 4, StepKind::BackOff, format!("CPU saturated, probing down: {cpu}")))
+        // Probing needs a throughput to compare: long children give none. It stops at the
+        // cores: fewer children than cores cannot finish CPU-bound children sooner.
+        (m.throughput > 0.0 && limit > self.cores && (no_loss || self.holds >= PROBE_AFTER)).then(|| {
+            let to = (limit * 3 / 4).max(self.cores);
+            (to, StepKind::BackOff, format!("CPU saturated, probing down: {cpu}"))
+        })
     }
 }
 
@@ -614,7 +621,7 @@ mod tests {
             let mut controller = Controller::new(cores, 256);
             let limits = simulate(&mut controller, cores, 1.0, 0.0, 120);
             let late = &limits[limits.len() / 2..];
-            // Now and then it probes down a quarter, and comes back.
+            // It may try a step up, and comes back.
             assert!(late.iter().all(|l| *l >= cores * 3 / 4 && *l <= cores + cores.isqrt()), "{cores}: {late:?}");
             assert!(late.iter().filter(|l| **l == cores).count() * 4 >= late.len() * 3, "{cores}: {late:?}");
         }
