@@ -1,10 +1,11 @@
 //! Reading files fanout does not control the content of (the token cache, the AWS
 //! config, the inventory cache) without trusting their size or kind: a symlink to
 //! `/dev/zero` or a multi-gigabyte file is refused with a clear error, not read into
-//! memory.
+//! memory. And writing the files others read whole (a plan, the token cache, the
+//! remembered portal rate) so that no reader ever sees half of one.
 
 use std::fs::File;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,18 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadLimitError> {
     String::from_utf8(bytes).map_err(|_| ReadLimitError::NotText)
 }
 
+/// Writes `bytes` to `path` as a temporary file in the same directory (0600 from
+/// creation: tempfile's default), synced, then renamed over `path`: a reader sees the
+/// old file or the new one, never half of one, and nobody else can read it meanwhile.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
 /// `1 MiB`, `64 KiB`.
 pub fn human_size(bytes: u64) -> String {
     match bytes {
@@ -53,6 +66,17 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_atomic_write_is_private_from_creation() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 
     #[test]
     fn reads_within_the_limit_and_refuses_past_it() {

@@ -119,12 +119,8 @@ impl Plan {
     /// Writes the plan to `path` atomically (a temporary file in the same directory,
     /// renamed over it), so a reviewer never reads half a plan.
     pub fn save(&self, path: &Path) -> Result<(), PlanError> {
-        let error = |source| PlanError::Write { path: path.display().to_string(), source };
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
-        std::io::Write::write_all(&mut file, self.to_file_text().as_bytes()).map_err(error)?;
-        file.persist(path).map_err(|e| error(e.error))?;
-        Ok(())
+        crate::files::write_atomically(path, self.to_file_text().as_bytes())
+            .map_err(|source| PlanError::Write { path: path.display().to_string(), source })
     }
 
     /// Reads a plan (at most 64 MiB) and checks that it is whole: its version, its

@@ -18,16 +18,16 @@
 //! user's, or from the future is ignored (with a debug log) and rewritten at the end of
 //! the run.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory;
 use crate::login::SsoLogin;
 use crate::rate::Sustained;
+use crate::{files, inventory};
 
 /// The file format; a file of another version is ignored and rewritten.
 const FORMAT_VERSION: u32 = 1;
@@ -128,13 +128,9 @@ pub fn remember(path: &Path, start_url: &str, sustained: Sustained, shards: u32,
         throttled: sustained.throttled,
         written_at: now_secs,
     };
-    // NamedTempFile creates its file 0600.
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut temporary, &file).map_err(std::io::Error::other)?;
-    temporary.write_all(b"\n")?;
-    temporary.as_file().sync_all()?;
-    temporary.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut text = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    files::write_atomically(path, &text)
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@
 //! over the old one, so a reader sees the old file or the new one, never half of one.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -31,6 +30,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
 use super::{CachedToken, RefreshGrant, TokenError, TokenFile, cache_path, ensure_token_not_expired, read_token_file};
+use crate::files;
 use crate::login::{AwsConfig, SsoLogin};
 use crate::output::report::sanitize;
 
@@ -145,7 +145,7 @@ impl Refresher {
         // leaves this run the new access token, with a warning.
         let written = rewritten(file.raw.expose_secret(), &token, rotated.as_ref())
             .map_err(std::io::Error::from)
-            .and_then(|text| write_atomically(&self.path, &text));
+            .and_then(|text| files::write_atomically(&self.path, text.as_bytes()));
         if let Err(source) = written {
             let error = RefreshError::Write { path: self.path.clone(), source };
             tracing::warn!("refreshed the SSO token but {}", error_chain(&error));
@@ -280,17 +280,6 @@ fn rewritten(original: &str, token: &CachedToken, rotated: Option<&SecretString>
         fields.insert("refreshToken".to_owned(), refresh_token.expose_secret().into());
     }
     serde_json::to_string(&fields)
-}
-
-/// A temporary file in the same directory (0600 from creation: tempfile's default),
-/// synced, then renamed over `path`.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// The token a [`crate::portal::Portal`] calls with, shared by all its tasks and renewed
@@ -456,17 +445,6 @@ mod tests {
     #[test]
     fn a_rewrite_of_what_is_not_an_object_fails() {
         assert!(rewritten("[1]", &token("t", 0), None).is_err());
-    }
-
-    #[test]
-    fn the_atomic_write_is_private_from_creation() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json");
-        std::fs::write(&path, "old").unwrap();
-        write_atomically(&path, "new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
