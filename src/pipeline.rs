@@ -130,7 +130,7 @@ impl Run {
     }
 
     /// The portal of the login `account` runs through.
-    fn portal(&self, account: &Account) -> &Arc<Portal> {
+    fn portal(&self, account: &Account) -> &Portal {
         &self.logins[account.login].portal
     }
 

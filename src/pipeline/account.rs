@@ -99,12 +99,8 @@ pub async fn run_account(
             run_regions(&run, &child_slots, &account, ready, targets).await
         }
         Err(outcome) => {
-            let mut ends = Vec::with_capacity(targets.len());
-            for target in targets {
-                let trace = Trace { began: Some(began), ..Trace::default() };
-                ends.push(end_without_child(&run, &account, target, outcome.clone(), trace).await);
-            }
-            ends
+            let trace = || Trace { began: Some(began), ..Trace::default() };
+            ends_without_child(&run, &account, targets, &outcome, trace).await
         }
     };
     let failed = ends.iter().any(|end| matches!(end.outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
@@ -116,10 +112,7 @@ pub async fn run_account(
 /// task (and so without a portal call). Its cached roles, if any, stay known for the
 /// next run.
 pub async fn not_started(run: &Run, account: Account, roles: Option<KnownRoles>, targets: Vec<Target>) -> TaskResult {
-    let mut ends = Vec::with_capacity(targets.len());
-    for target in targets {
-        ends.push(end_without_child(run, &account, target, Outcome::NotStarted, Trace::default()).await);
-    }
+    let ends = ends_without_child(run, &account, targets, &Outcome::NotStarted, Trace::default).await;
     run.progress.on_finished(false);
     TaskResult { account, roles, ends }
 }
@@ -130,13 +123,13 @@ async fn export(run: &Run, account: &Account, ready: &Ready, targets: Vec<Target
         let index = targets.first().map_or(0, |target| target.index);
         export.hand(index, account, &ready.role, credentials.clone()).await;
     }
-    let mut ends = Vec::with_capacity(targets.len());
-    for target in targets {
-        let role = Some(ready.role.clone());
-        let trace = Trace { began: Some(ready.began), credentials_at: ready.credentials_at, role, ..Trace::default() };
-        ends.push(end_without_child(run, account, target, Outcome::Succeeded, trace).await);
-    }
-    ends
+    let trace = || Trace {
+        began: Some(ready.began),
+        credentials_at: ready.credentials_at,
+        role: Some(ready.role.clone()),
+        ..Trace::default()
+    };
+    ends_without_child(run, account, targets, &Outcome::Succeeded, trace).await
 }
 
 /// With `--regions enabled`: the account's enabled regions, asked with its own
@@ -204,10 +197,21 @@ async fn run_region(
     finish(run, account, target, outcome, trace, sink).await
 }
 
-/// An (account, region) that ended before its command: its result record all the same.
-async fn end_without_child(run: &Run, account: &Account, target: Target, outcome: Outcome, trace: Trace) -> RegionEnd {
-    let sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
-    finish(run, account, target, outcome, trace, sink).await
+/// The (account, region)s that ended before their command, each with `outcome`: their
+/// result records all the same.
+async fn ends_without_child(
+    run: &Run,
+    account: &Account,
+    targets: Vec<Target>,
+    outcome: &Outcome,
+    trace: impl Fn() -> Trace,
+) -> Vec<RegionEnd> {
+    let mut ends = Vec::with_capacity(targets.len());
+    for target in targets {
+        let sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
+        ends.push(finish(run, account, target, outcome.clone(), trace(), sink).await);
+    }
+    ends
 }
 
 /// Counts a failure (halting the run at `--max-failures`) before giving up the command
