@@ -416,8 +416,8 @@ impl InventoryCache {
         let of = if logins > 1 { format!(" of {}", report::sanitize(login.name())) } else { String::new() };
         match &self.fresh {
             Some(inventory) => format!(
-                "fanout: accounts{of} listed from the portal, roles known from the inventory cache ({} old, {}); --refresh lists them again\n",
-                humanize(inventory.age),
+                "fanout: accounts{of} listed from the portal, roles known from the inventory cache (written {}, {}); --refresh lists them again\n",
+                inventory::ago(inventory.age),
                 inventory.path().display()
             ),
             None => format!("fanout: inventory{of} listed from the portal\n"),
@@ -448,13 +448,6 @@ impl InventoryCache {
 /// N of `--shard I/N`, 1 without it.
 fn shard_count(config: &Config) -> u32 {
     config.selection.shard.map_or(1, |shard| shard.count)
-}
-
-fn humanize(age: Duration) -> String {
-    match age.as_secs() {
-        s if s < 120 => format!("{s}s"),
-        s => format!("{}m", s / 60),
-    }
 }
 
 /// `fanout accounts`: every selected account with its roles, sorted by id. The accounts
