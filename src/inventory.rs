@@ -187,6 +187,9 @@ pub struct CachedInventory {
     pub age: Duration,
     /// Unix seconds, from the header.
     written_at: u64,
+    /// Every account of the file, read (and checked) once, when it was opened: the run
+    /// needs their roles all at once, and a second read could find the file replaced.
+    accounts: Vec<InventoryAccount>,
 }
 
 impl CachedInventory {
@@ -218,46 +221,40 @@ impl CachedInventory {
         if header.start_url != login.start_url {
             return Ok(None);
         }
-        let mut ids = HashSet::new();
+        let (mut ids, mut accounts) = (HashSet::new(), Vec::new());
         for (number, line) in lines.enumerate() {
             let entry = line.and_then(|line| parse_entry(&line)).map_err(|e| format!("line {}: {e}", number + 2))?;
-            if !ids.insert(entry.account.id) {
+            if !ids.insert(entry.account.id.clone()) {
                 return Err(format!("line {}: an account listed twice", number + 2));
             }
+            accounts.push(entry);
         }
         let age = Duration::from_secs(now_secs.saturating_sub(header.written_at));
-        Ok(Some(CachedInventory { path: path.to_owned(), age, written_at: header.written_at }))
+        Ok(Some(CachedInventory { path: path.to_owned(), age, written_at: header.written_at, accounts }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The roles it knows that were listed less than `ttl` before `now_secs`. The file
-    /// was checked whole when opened; a read failing now (the file replaced meanwhile)
-    /// is an error.
-    pub fn roles(&self, now_secs: u64, ttl: Duration) -> std::io::Result<RolesCache> {
+    /// The roles it knows that were listed less than `ttl` before `now_secs`.
+    pub fn roles(&self, now_secs: u64, ttl: Duration) -> RolesCache {
         let mut by_id = HashMap::new();
-        for entry in self.accounts() {
-            let InventoryAccount { account, roles, roles_listed_at } = entry?;
+        for InventoryAccount { account, roles, roles_listed_at } in &self.accounts {
             let Some(roles) = roles else { continue };
-            let known = KnownRoles { roles, listed_at: roles_listed_at.unwrap_or(self.written_at), from_cache: true };
+            let listed_at = roles_listed_at.unwrap_or(self.written_at);
+            let known = KnownRoles { roles: roles.clone(), listed_at, from_cache: true };
             // A time to come is not one this clock wrote: the roles are not known.
             if known.listed_at <= now_secs && known.age(now_secs) < ttl {
-                by_id.insert(account.id, known);
+                by_id.insert(account.id.clone(), known);
             }
         }
-        Ok(RolesCache { by_id })
+        RolesCache { by_id }
     }
 
-    /// The accounts, read one line at a time.
-    pub fn accounts(&self) -> impl Iterator<Item = std::io::Result<InventoryAccount>> {
-        let lines = open_lines(&self.path).map(|lines| lines.skip(1));
-        let (lines, opened) = match lines {
-            Ok(lines) => (Some(lines), None),
-            Err(error) => (None, Some(Err(error))),
-        };
-        opened.into_iter().chain(lines.into_iter().flatten().map(|line| line.and_then(|l| parse_entry(&l))))
+    /// The accounts, as the file lists them.
+    pub fn accounts(&self) -> &[InventoryAccount] {
+        &self.accounts
     }
 }
 
@@ -416,8 +413,7 @@ mod tests {
         let ttl = Duration::from_mins(1);
         let cached = CachedInventory::open(&path, &login(), 1030, ttl).unwrap();
         assert_eq!(cached.age, Duration::from_secs(30));
-        let read: Vec<InventoryAccount> = cached.accounts().map(Result::unwrap).collect();
-        assert_eq!(read, accounts);
+        assert_eq!(cached.accounts(), accounts);
         assert!(CachedInventory::open(&path, &login(), 1060, ttl).is_none(), "expired at the TTL");
     }
 
@@ -481,7 +477,7 @@ mod tests {
         let line = std::fs::read_to_string(&path).unwrap();
         assert!(line.contains(r#""roles_listed_at":1000"#) && !line.contains(r#""roles":null,"roles_listed_at""#));
         let cached = CachedInventory::open(&path, &login(), 1030, Duration::from_mins(5)).unwrap();
-        let mut roles = cached.roles(1030, Duration::from_mins(2)).unwrap();
+        let mut roles = cached.roles(1030, Duration::from_mins(2));
         assert_eq!(roles.len(), 1, "unknown, listed too long ago, or in the future: {roles:?}");
         let known = roles.take(&format!("{:0>12}", 1)).unwrap();
         assert_eq!(
@@ -504,7 +500,7 @@ mod tests {
         partial.add(&account("9", None)).unwrap();
         drop(partial);
         let cached = CachedInventory::open(&path, &login(), 2, Duration::from_mins(1)).unwrap();
-        assert_eq!(cached.accounts().count(), 1);
+        assert_eq!(cached.accounts().len(), 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 }

@@ -424,16 +424,9 @@ impl InventoryCache {
         }
     }
 
-    /// The roles the fresh cache knows (listed within the TTL); none when there is no
-    /// fresh cache or it cannot be read now (then with a warning: the roles are asked).
+    /// The roles the fresh cache knows (listed within the TTL); none without one.
     fn roles(&self, ttl: Duration) -> RolesCache {
-        let Some(inventory) = &self.fresh else { return RolesCache::default() };
-        inventory
-            .roles(inventory::now_secs(), ttl)
-            .inspect_err(|error| {
-                tracing::warn!("ignoring the inventory cache {}: {error}", inventory.path().display());
-            })
-            .unwrap_or_default()
+        self.fresh.as_ref().map(|inventory| inventory.roles(inventory::now_secs(), ttl)).unwrap_or_default()
     }
 
     /// A writer for a new inventory, unless the cache is off or cannot be written.
