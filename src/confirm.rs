@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 
-use crate::output::report::sanitize;
+use crate::text;
 use crate::summary::plural;
 
 /// How many account names the prompt shows.
@@ -37,15 +37,15 @@ impl Prompt<'_> {
     /// Names come from the portal: control characters are escaped.
     pub fn render(&self) -> String {
         let mut text = format!("fanout: about to run in {}:\n", plural(self.count, "account"));
-        let shown: Vec<String> = self.names.iter().take(SAMPLE).map(|name| sanitize(name).into_owned()).collect();
+        let shown: Vec<String> = self.names.iter().take(SAMPLE).map(|name| text::show(name).into_owned()).collect();
         let more = self.count.saturating_sub(shown.len());
         let _ = write!(text, "  accounts: {}", shown.join(", "));
         if more > 0 {
             let _ = write!(text, ", … and {more} more");
         }
         let _ = writeln!(text);
-        let _ = writeln!(text, "  role:     {}", sanitize(&self.roles.join(" or ")));
-        let _ = writeln!(text, "  command:  {}", sanitize(self.command));
+        let _ = writeln!(text, "  role:     {}", text::show(&self.roles.join(" or ")));
+        let _ = writeln!(text, "  command:  {}", text::show_at_most(self.command, text::MAX_LINE));
         let _ = write!(text, "Run in {}? [y/N] ", plural(self.count, "account"));
         text
     }

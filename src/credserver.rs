@@ -272,7 +272,7 @@ async fn respond(
             // The token sent is a secret (someone's, maybe): never logged, even wrong.
             // The path names the account asked for; control characters are escaped.
             let sent = if token.is_some() { "a wrong" } else { "no" };
-            let path = crate::output::report::sanitize(path);
+            let path = crate::text::show(path);
             tracing::warn!(%peer, %path, "the credential server refused a request with {sent} authorization token (403)");
             Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token for this path")
         }

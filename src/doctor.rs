@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
-use crate::output::report::sanitize;
+use crate::text;
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::token::refresh::{Need, TokenHolder, refresh_need};
 use crate::{exit_code, token};
@@ -103,7 +103,7 @@ impl Report {
     }
 
     /// The screen: `✓`, `✗` and `!` lines, details indented under them, a verdict last.
-    /// Every text is sanitized: names and messages can come from files and the network.
+    /// Every text is escaped and clipped: names and messages can come from files and the network.
     pub fn render(&self) -> String {
         let mut text = String::from("fanout doctor\n");
         for (mark, line) in &self.lines {
@@ -113,7 +113,7 @@ impl Report {
                 Mark::Info => "    ",
                 Mark::Problem(_) => "✗ ",
             };
-            let _ = writeln!(text, "{prefix}{}", sanitize(line));
+            let _ = writeln!(text, "{prefix}{}", text::show_at_most(line, text::MAX_LINE));
         }
         let problems = self.lines.iter().filter(|(mark, _)| matches!(mark, Mark::Problem(_))).count();
         match problems {

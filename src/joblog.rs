@@ -215,9 +215,10 @@ fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            // Any other control character (an ESC in an account's name) would drive the
-            // terminal of whoever reads the log: `\u{1b}`, as the summary writes it.
-            c if c.is_control() => out.extend(c.escape_unicode()),
+            // Any other control or format character (an ESC, a U+202E in an account's
+            // name) would drive or mislead whoever reads the log: `\u{1b}`, as the
+            // summary writes it.
+            c if crate::text::is_hidden(c) => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }

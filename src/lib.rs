@@ -34,6 +34,7 @@ pub mod select;
 pub mod settings;
 pub mod shell_integration;
 pub mod summary;
+pub mod text;
 pub mod token;
 
 use std::io::Write;

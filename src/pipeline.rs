@@ -33,6 +33,7 @@ use crate::login::SsoLogin;
 use crate::output::dir::OutputDir;
 use crate::output::progress::Progress;
 use crate::output::report;
+use crate::text;
 use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
@@ -262,7 +263,7 @@ pub async fn run_everywhere(
                 text,
                 "fanout: skipped {} ({}): the portal no longer lists it",
                 planned.account_id,
-                report::sanitize(&planned.account_name)
+                text::show(&planned.account_name)
             );
         }
         run.output.send(Stream::Stderr, text.into_bytes()).await;
@@ -685,7 +686,7 @@ impl AccountTasks {
             let text = format!(
                 "fanout: skipped {} ({}): it has no role {} any more\n",
                 account.id,
-                report::sanitize(&account.name),
+                text::show(&account.name),
                 planned.role
             );
             self.skipped.push_str(&text);

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::exec::stop::Stopper;
 use crate::login::{AwsConfig, SsoLogin};
-use crate::output::report::sanitize;
+use crate::text;
 use crate::rate::{RateLimiter, Sustained};
 use crate::token::refresh::TokenHolder;
 use secrecy::ExposeSecret as _;
@@ -113,7 +113,7 @@ impl RetryPolicy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
-    #[error("the portal rejected the SSO token: {}", sanitize(message))]
+    #[error("the portal rejected the SSO token: {}", text::show(message))]
     Unauthorized { message: String },
     #[error("{operation} was throttled {attempts} times in a row (HTTP 429); gave up")]
     Throttled { operation: &'static str, attempts: u32 },
@@ -129,7 +129,7 @@ pub enum PortalError {
     NotJson { operation: &'static str, description: String },
     #[error("stopped before the portal answered")]
     Cancelled,
-    #[error("{operation} failed: {} (HTTP {status}): {}", sanitize(code), sanitize(message))]
+    #[error("{operation} failed: {} (HTTP {status}): {}", text::show(code), text::show(message))]
     Service { operation: &'static str, code: String, status: u16, message: String },
     #[error("{operation} could not reach the portal after {attempts} attempts")]
     Transport {
@@ -288,7 +288,7 @@ impl Portal {
                 if !validate::is_role_name(role) {
                     tracing::warn!(
                         "account {account_id}: skipping role {:?}: not a valid IAM role name",
-                        sanitize(role)
+                        text::show(role)
                     );
                 } else if !roles.iter().any(|r| r == role) {
                     roles.push(role.to_owned());
@@ -540,8 +540,8 @@ impl AccountPages<'_> {
         if !validate::is_account_id(id) {
             tracing::warn!(
                 "skipping an account whose id {:?} is not 12 digits (named {:?})",
-                sanitize(id),
-                sanitize(name)
+                text::show(id),
+                text::show(name)
             );
             return None;
         }
@@ -619,7 +619,7 @@ fn describe_unexpected_answer(raw: &aws_sdk_sso::config::http::HttpResponse) -> 
     Some(format!(
         "the portal answered {} with {}, not JSON: is AWS_ENDPOINT_URL_SSO (or the profile's [services] endpoint) the portal? It began: {start:?}",
         raw.status().as_u16(),
-        sanitize(content_type),
+        text::show(content_type),
     ))
 }
 

@@ -30,7 +30,7 @@ use crate::rate::Sustained;
 use crate::report::{Reports, RunTotals};
 use crate::summary::Tally;
 use crate::token::refresh::TokenHolder;
-use crate::{exit_code, limits};
+use crate::{exit_code, limits, text};
 
 /// How long a stopped run waits for a writer whose reader has stopped reading.
 const BLOCKED_WRITER_PATIENCE: Duration = Duration::from_millis(500);
@@ -256,8 +256,8 @@ fn write_reports(reports: Option<Reports>, tally: &Tally, elapsed: Duration, dry
     for (path, error) in &failed {
         report::eprint_text(&format!(
             "error: cannot write {}: {}\n",
-            report::sanitize(&path.display().to_string()),
-            report::sanitize(&error.to_string())
+            text::show(&path.display().to_string()),
+            text::show(&error.to_string())
         ));
     }
     failed.is_empty()
@@ -413,7 +413,7 @@ impl InventoryCache {
     /// One line for stderr: where `login`'s accounts and their roles come from (named
     /// when the run has several logins).
     fn describe(&self, login: &SsoLogin, logins: usize) -> String {
-        let of = if logins > 1 { format!(" of {}", report::sanitize(login.name())) } else { String::new() };
+        let of = if logins > 1 { format!(" of {}", text::show(login.name())) } else { String::new() };
         match &self.fresh {
             Some(inventory) => format!(
                 "fanout: accounts{of} listed from the portal, roles known from the inventory cache (written {}, {}); --refresh lists them again\n",

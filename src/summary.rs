@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::concurrency::Range;
 use crate::exit_code;
 use crate::gate::Halt;
-use crate::output::report::sanitize;
+use crate::text;
 
 /// How one selected account ended.
 #[derive(Clone, Debug)]
@@ -165,8 +165,8 @@ impl LoginTally {
 impl Tally {
     pub fn record(&mut self, report: AccountReport) {
         let name = || match &report.region {
-            Some(region) => format!("{}/{region} ({})", report.account_id, sanitize(&report.account_name)),
-            None => format!("{} ({})", report.account_id, sanitize(&report.account_name)),
+            Some(region) => format!("{}/{region} ({})", report.account_id, text::show(&report.account_name)),
+            None => format!("{} ({})", report.account_id, text::show(&report.account_name)),
         };
         match report.outcome {
             Outcome::Succeeded => self.succeeded += 1,
@@ -219,7 +219,7 @@ impl Tally {
             let _ = writeln!(text, "  {halt}");
         }
         for (account, class, reason) in &self.failed {
-            let _ = writeln!(text, "  failed       {account} [{}]: {}", class.name(), sanitize(reason));
+            let _ = writeln!(text, "  failed       {account} [{}]: {}", class.name(), text::show_at_most(reason, text::MAX_LINE));
         }
         for (account, how) in &self.interrupted {
             let _ = writeln!(text, "  interrupted  {account}: {how}");
@@ -234,7 +234,7 @@ impl Tally {
             .collect();
         name_some(&mut text, "skipped     ", &cached_skips, verbose);
         if let Some(error) = &self.listing_error {
-            let _ = writeln!(text, "  the account listing stopped early: {}", sanitize(error));
+            let _ = writeln!(text, "  the account listing stopped early: {}", text::show_at_most(error, text::MAX_LINE));
         }
         if self.listing_stopped {
             let _ = writeln!(text, "  the run was stopped before the account listing was complete");
@@ -290,11 +290,11 @@ fn logins_line(logins: &[LoginTally]) -> Option<String> {
     if logins.len() < 2 {
         return None;
     }
-    let via: Vec<String> = logins.iter().map(|l| format!("{} via {}", l.selected, sanitize(&l.name))).collect();
+    let via: Vec<String> = logins.iter().map(|l| format!("{} via {}", l.selected, text::show(&l.name))).collect();
     let through = if logins.len() == 2 { "both" } else { "more than one login" };
     let mut line = format!("accounts: {}", via.join(", "));
     for login in logins.iter().filter(|l| l.shared > 0) {
-        let _ = write!(line, "; {} reachable through {through} ran via {}", login.shared, sanitize(&login.name));
+        let _ = write!(line, "; {} reachable through {through} ran via {}", login.shared, text::show(&login.name));
     }
     Some(line)
 }

@@ -1,12 +1,12 @@
 //! Text for people: the account table, the dry-run plan, errors.
 
-use std::borrow::Cow;
 use std::io::Write as _;
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::portal::Account;
+use crate::text;
 
 /// Writes text to stderr, once the writer thread has finished; `false` when it could
 /// not be written (the caller then must not exit 0). Never panics, unlike `eprint!`.
@@ -27,29 +27,18 @@ pub fn print_error(error: &Error) -> bool {
     eprint_text(&line)
 }
 
-/// `error` and its causes as `message: cause: cause`, control characters escaped in each
-/// (a portal's message, a file's name can hold line breaks).
+/// `error` and its causes as `message: cause: cause`, each escaped and clipped
+/// ([`text::show_at_most`]): a portal's message or a file's name can hold line breaks,
+/// and be as long as a portal cares to make it.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = sanitize(&error.to_string()).into_owned();
+    let mut text = text::show_at_most(&error.to_string(), text::MAX_LINE).into_owned();
     let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
-        text.push_str(&sanitize(&cause.to_string()));
+        text.push_str(&text::show_at_most(&cause.to_string(), text::MAX_LINE));
         source = cause.source();
     }
     text
-}
-
-/// Account names come from the network: control characters are escaped before they
-/// reach a terminal (fd's `sanitize`). Child output is never altered.
-pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect(),
-        )
-    } else {
-        Cow::Borrowed(text)
-    }
 }
 
 /// An account and the roles the login has in it, as `fanout accounts` shows them.
@@ -72,7 +61,7 @@ where
     let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(2);
     let _ = writeln!(writer, "{}", header.join("\t"));
     for row in rows {
-        let cells: Vec<String> = row.into_iter().map(|c| sanitize(&c).replace('\t', " ")).collect();
+        let cells: Vec<String> = row.into_iter().map(|c| text::show(&c).into_owned()).collect();
         let _ = writeln!(writer, "{}", cells.join("\t"));
     }
     writer.into_inner().unwrap_or_default()
@@ -101,12 +90,6 @@ pub fn accounts_json(accounts: &[AccountRoles]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(sanitize("prod\x1b[31m"), "prod\\u{1b}[31m");
-        assert_eq!(sanitize("plain"), "plain");
-    }
 
     #[test]
     fn tables_align() {

@@ -10,7 +10,7 @@ use crate::files::human_size;
 use crate::output::dir::OutputDir;
 use crate::output::group::{Held, Order, Sequencer};
 use crate::output::lines::{LineFormat, LineSplitter, MAX_LINE};
-use crate::output::report::sanitize;
+use crate::text;
 use crate::output::writer::{Output, Stream};
 use crate::report::tail::StderrTail;
 
@@ -197,7 +197,7 @@ impl AccountOutput {
         }
         let text = format!(
             "fanout: warning: account {} wrote a line longer than {}; it was cut\n",
-            sanitize(&self.account_id),
+            text::show(&self.account_id),
             human_size(MAX_LINE as u64)
         );
         self.output.send(Stream::Stderr, text.into_bytes()).await;

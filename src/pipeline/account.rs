@@ -18,7 +18,7 @@ use crate::exec::template::Vars;
 use crate::inventory::{self, KnownRoles};
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
-use crate::output::report;
+use crate::text;
 use crate::output::sink::{AccountOutput, Streams};
 use crate::output::writer::Stream;
 use crate::portal::{Account, PortalError};
@@ -145,8 +145,8 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
         let text = format!(
             "fanout: warning: {} ({}): cannot list its enabled regions ({}); running in the {} regions enabled by default\n",
             account.id,
-            report::sanitize(&account.name),
-            report::sanitize(reason),
+            text::show(&account.name),
+            text::show_at_most(reason, text::MAX_LINE),
             regions::DEFAULT_ENABLED.len()
         );
         run.output.send(Stream::Stderr, text.into_bytes()).await;
@@ -459,7 +459,7 @@ fn streams(run: &Run, vars: &Vars<'_>) -> Streams {
         };
     }
     // Control characters of a name are escaped: a name cannot forge a line.
-    let prefix = report::sanitize(&run.plan.prefix.render(vars)).into_owned();
+    let prefix = text::show(&run.plan.prefix.render(vars)).into_owned();
     Streams {
         stdout: (LineFormat::prefixed(&prefix), Stream::Stdout),
         stderr: (LineFormat::prefixed(&prefix), Stream::Stderr),

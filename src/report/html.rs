@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use super::{AccountEnd, RunTotals, Spool, seconds};
 use crate::summary::{FailureClass, plural};
+use crate::text;
 
 #[derive(Debug)]
 pub struct Html {
@@ -122,18 +123,18 @@ i.cred{background:#c9d7ee}i.slot{background:#eee1b0}i.run{background:#5b8def}\
 .row.no-role .how,.row.not-started .how{color:#888}\
 .row.no-role .track i.end,.row.not-started .track i.end{background:#999}";
 
-/// Text safe in HTML content and quoted attributes; control characters removed.
+/// Text safe in HTML content and quoted attributes: shown as on a terminal
+/// ([`text::show`]: control and format characters as escapes, a long value clipped),
+/// then the markup characters as entities.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in text::show(text).chars() {
         match c {
             '&' => escaped.push_str("&amp;"),
             '<' => escaped.push_str("&lt;"),
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
-            '\n' | '\t' => escaped.push(' '),
-            c if c.is_control() => {}
             c => escaped.push(c),
         }
     }
@@ -146,6 +147,7 @@ mod tests {
 
     #[test]
     fn names_cannot_inject_markup() {
-        assert_eq!(escape("<script>\"x\"&'\u{7}"), "&lt;script&gt;&quot;x&quot;&amp;&#39;");
+        assert_eq!(escape("<script>\"x\"&'\u{7}"), "&lt;script&gt;&quot;x&quot;&amp;&#39;\\u{7}");
+        assert_eq!(escape("a\nb\u{202e}"), "a\\nb\\u{202e}");
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::{AccountEnd, RunTotals, Spool, seconds};
 use crate::summary::Outcome;
+use crate::text;
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -33,7 +34,7 @@ impl Junit {
         self.counts.tests += 1;
         let mut case = format!(
             "    <testcase classname=\"fanout\" name=\"{}\" time=\"{}\"",
-            escape(&end.label()),
+            escape(&text::show(&end.label())),
             seconds(end.duration())
         );
         match end.outcome {
@@ -72,12 +73,13 @@ impl Junit {
     }
 }
 
-/// Text safe in an XML attribute or element: the five special characters escaped, and
-/// the characters XML 1.0 does not allow at all (control characters but tab, newline and
-/// carriage return; U+FFFE, U+FFFF) removed, so any stderr still makes a valid file.
+/// Text safe in an XML attribute or element: control and format characters shown as
+/// escapes ([`text::escape_except`]; tab, newline and carriage return kept, for the
+/// stderr's lines), the five special characters escaped, and U+FFFE and U+FFFF, which
+/// XML 1.0 does not allow at all, removed, so any stderr still makes a valid file.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in text::escape_except(text, |c| matches!(c, '\t' | '\n' | '\r')).chars() {
         match c {
             '&' => escaped.push_str("&amp;"),
             '<' => escaped.push_str("&lt;"),
@@ -86,7 +88,6 @@ pub fn escape(text: &str) -> String {
             '\'' => escaped.push_str("&apos;"),
             '\t' | '\n' | '\r' => escaped.push(c),
             '\u{fffe}' | '\u{ffff}' => {}
-            c if c.is_control() => {}
             c => escaped.push(c),
         }
     }
@@ -99,6 +100,9 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_drops_what_xml_forbids() {
-        assert_eq!(escape("a<b>&\"'\u{1b}[0m\u{0}\n"), "a&lt;b&gt;&amp;&quot;&apos;[0m\n");
+        assert_eq!(
+            escape("a<b>&\"'\u{1b}[0m\u{0}\u{202e}\u{ffff}\n"),
+            "a&lt;b&gt;&amp;&quot;&apos;\\u{1b}[0m\\u{0}\\u{202e}\n"
+        );
     }
 }

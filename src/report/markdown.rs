@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::{AccountEnd, RunTotals, Spool, clip, seconds, tail, without_controls};
+use super::{AccountEnd, RunTotals, Spool, seconds, tail};
 use crate::summary::{Outcome, plural};
+use crate::text;
 
 /// The longest cell, in characters: a step summary is for reading, not for logs.
 const MAX_CELL: usize = 200;
@@ -90,12 +91,14 @@ fn totals_text(totals: &RunTotals<'_>) -> String {
     text
 }
 
-/// Text safe in a Markdown table cell: control characters out, every ASCII punctuation
-/// character backslash-escaped (`CommonMark` allows that for each of them), so no name or
-/// line can end a cell (`|`), open a link, emphasis or HTML (`<`), or break the table.
+/// Text safe in a Markdown table cell: shown as on a terminal ([`text::show_at_most`]:
+/// a newline in a name reads `\n`, a U+202E `\u{202e}`, a long value is clipped with its
+/// length), then every ASCII punctuation character backslash-escaped (`CommonMark` allows
+/// that for each of them, and the escape's own `\` must stay visible), so no name or line
+/// can end a cell (`|`), open a link, emphasis or HTML (`<`), or break the table.
 pub fn cell(text: &str) -> String {
     let mut escaped = String::new();
-    for c in clip(&without_controls(text), MAX_CELL).chars() {
+    for c in text::show_at_most(text, MAX_CELL).chars() {
         if c.is_ascii_punctuation() {
             escaped.push('\\');
         }
@@ -148,8 +151,10 @@ mod tests {
     #[test]
     fn cells_cannot_break_the_table_or_inject_markup() {
         assert_eq!(cell("a|b"), "a\\|b");
-        assert_eq!(cell("<img src=x>\n[x](y)"), "\\<img src\\=x\\>\\[x\\]\\(y\\)");
-        assert_eq!(cell("\u{1b}[31mred"), "\\[31mred");
-        assert!(cell(&"x".repeat(500)).ends_with('…'));
+        assert_eq!(cell("<img src=x>[x](y)"), "\\<img src\\=x\\>\\[x\\]\\(y\\)");
+        // Shown, not dropped: the Markdown `\\n` renders as `\n`.
+        assert_eq!(cell("a\nb"), "a\\\\nb");
+        assert_eq!(cell("\u{1b}[31mred\u{202e}"), "\\\\u\\{1b\\}\\[31mred\\\\u\\{202e\\}");
+        assert!(cell(&"x".repeat(500)).ends_with("… \\(500 bytes\\)"));
     }
 }

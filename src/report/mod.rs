@@ -208,30 +208,6 @@ fn check_directory(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Control characters out (but tabs, which become spaces), for text that is not a
-/// terminal's; used by every report before its own escaping.
-pub fn without_controls(text: &str) -> String {
-    text.chars()
-        .filter_map(|c| {
-            if c == '\t' {
-                Some(' ')
-            } else if c.is_control() {
-                None
-            } else {
-                Some(c)
-            }
-        })
-        .collect()
-}
-
-/// At most `max` characters of `text`, with `…` when cut.
-pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
-}
-
 /// Seconds with millisecond precision: `1.234`.
 pub fn seconds(duration: Duration) -> String {
     format!("{}.{:03}", duration.as_secs(), duration.subsec_millis())

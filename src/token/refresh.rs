@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::{CachedToken, RefreshGrant, TokenError, TokenFile, cache_path, ensure_token_not_expired, read_token_file};
 use crate::files;
 use crate::login::{AwsConfig, SsoLogin};
-use crate::output::report::sanitize;
+use crate::text;
 
 /// botocore refreshes this long before expiry, when it can (`tokens.py`).
 pub const REFRESH_WINDOW_SECS: i64 = 15 * 60;
@@ -72,9 +72,9 @@ pub fn refresh_need(expires_at: DateTime, now: DateTime) -> Need {
 pub enum RefreshError {
     #[error("it cannot be refreshed: {0}")]
     Impossible(super::NoRefresh),
-    #[error("SSO OIDC CreateToken rejected the refresh ({}{})", sanitize(code), detail(message))]
+    #[error("SSO OIDC CreateToken rejected the refresh ({}{})", text::show(code), detail(message))]
     Rejected { code: String, message: String },
-    #[error("SSO OIDC CreateToken failed: {}", sanitize(.0))]
+    #[error("SSO OIDC CreateToken failed: {}", text::show(.0))]
     Failed(String),
     #[error("SSO OIDC CreateToken answered without a usable access token")]
     BadAnswer,
@@ -254,7 +254,7 @@ fn describe_failure<R: std::fmt::Debug>(error: &SdkError<CreateTokenError, R>) -
 
 /// `: <the service's message>`, when it sent one.
 fn detail(message: &str) -> String {
-    if message.is_empty() { String::new() } else { format!(": {}", sanitize(message)) }
+    if message.is_empty() { String::new() } else { format!(": {}", text::show(message)) }
 }
 
 /// Whether the file's token is another refresher's, newer than the one we hold.
