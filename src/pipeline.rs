@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 mod account;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use self::account::{RegionEnd, Target, Trace, run_account};
 use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, Ticker};
@@ -535,7 +535,11 @@ impl AccountTasks {
         {
             return Err(ConfigError::ExportNeedsOneAccount { format: format.name(), selected: held.len() }.into());
         }
-        self.confirm(&held).await?;
+        let waited = self.confirm(&held).await?;
+        self.tally.at_prompt += waited;
+        if let Some(reports) = &mut self.reports {
+            reports.leave_out(waited);
+        }
         let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {
             for (account, roles) in held {
                 self.start_after_first_canaries(account, roles).await;
@@ -558,11 +562,13 @@ impl AccountTasks {
     }
 
     /// Asks on the terminal before starting more accounts than `--confirm-above`, when
-    /// the run asks at all; anything but a yes ends the run before any credentials.
-    async fn confirm(&self, held: &[(Account, Option<KnownRoles>)]) -> Result<(), Error> {
-        let Some(confirm) = self.run.plan.confirm else { return Ok(()) };
+    /// the run asks at all; anything but a yes ends the run before any credentials. A yes
+    /// returns how long it took to come, which the run's clocks (its duration, the
+    /// progress bar's) do not count.
+    async fn confirm(&self, held: &[(Account, Option<KnownRoles>)]) -> Result<Duration, Error> {
+        let Some(confirm) = self.run.plan.confirm else { return Ok(Duration::ZERO) };
         if held.len() <= confirm.above {
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         let prompt = crate::confirm::Prompt {
             count: held.len(),
@@ -574,9 +580,11 @@ impl AccountTasks {
         // The read blocks: on its own thread, so that a signal still ends the run (the
         // thread, stuck in a read, ends with the process).
         let (answer, answered) = tokio::sync::oneshot::channel();
+        let asked = Instant::now();
+        let _paused = self.run.progress.pause();
         std::thread::spawn(move || answer.send(crate::confirm::read_answer()));
         tokio::select! {
-            yes = answered => if yes.unwrap_or(false) { Ok(()) } else { Err(Error::NotConfirmed) },
+            yes = answered => if yes.unwrap_or(false) { Ok(asked.elapsed()) } else { Err(Error::NotConfirmed) },
             () = self.run.stopper.stopped() => Err(Error::Portal(PortalError::Cancelled)),
         }
     }

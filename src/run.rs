@@ -120,7 +120,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             }
             if let Ok(finished) = finished.as_ref() {
                 let code = finished.tally.exit_code(stopper.received_signal());
-                send_summary_record(finished, code, started.elapsed(), json.then_some(&output), dir.as_deref()).await;
+                send_summary_record(finished, code, started.elapsed().saturating_sub(finished.tally.at_prompt), json.then_some(&output), dir.as_deref()).await;
             }
             finished.map(Some)
         }
@@ -138,12 +138,14 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     };
     tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
     tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
-    let reports_written = write_reports(reports, &tally, started.elapsed(), dry_run);
+    // The run's duration leaves out the time its confirmation prompt waited.
+    let elapsed = started.elapsed().saturating_sub(tally.at_prompt);
+    let reports_written = write_reports(reports, &tally, elapsed, dry_run);
     if writer_end.stdout == StdoutEnd::Closed {
         // Whoever read our output has all they wanted: end quietly, as ripgrep does.
         return Ok(exit_code::SUCCESS);
     }
-    let mut summary = tally.render(&roles, started.elapsed(), dry_run, config.verbosity > 0);
+    let mut summary = tally.render(&roles, elapsed, dry_run, config.verbosity > 0);
     for login_command in &rejected_logins {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
     }

@@ -144,6 +144,9 @@ pub struct Tally {
     pub concurrency: Option<Range>,
     /// With several logins, one each in the order given; empty with one login.
     pub logins: Vec<LoginTally>,
+    /// How long the confirmation prompt waited for its answer: not part of the run's
+    /// duration, which measures fanout's work, not the reader's.
+    pub at_prompt: Duration,
 }
 
 /// What one of several logins contributed to the run.

@@ -199,6 +199,13 @@ impl Progress {
         }
     }
 
+    /// The clock stops until the returned guard is dropped: time spent at the
+    /// confirmation prompt is not the run's, and would make the elapsed time and the
+    /// rate (so the ETA) wrong.
+    pub fn pause(&self) -> Paused {
+        Paused(self.0.as_ref().map(|shared| (shared.bar.clone(), shared.bar.elapsed())))
+    }
+
     /// Runs `write` with the bar cleared, and draws the bar again after it: whatever
     /// `write` prints to the terminal (and flushes) lands above the bar, whole.
     pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
@@ -220,6 +227,20 @@ impl Progress {
             let _ = ticker.join();
         }
         shared.bar.finish_and_clear();
+    }
+}
+
+/// The bar and its elapsed time when [`Progress::pause`] was called; dropping it sets
+/// the bar's clock back to that time.
+#[must_use = "the clock starts again when this is dropped"]
+pub struct Paused(Option<(ProgressBar, Duration)>);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some((bar, elapsed)) = self.0.take() {
+            let bar = bar.with_elapsed(elapsed);
+            bar.reset_eta();
+        }
     }
 }
 
@@ -350,6 +371,18 @@ mod tests {
         progress.finish();
         progress.finish();
         assert!(shared.bar.is_finished());
+    }
+
+    #[test]
+    fn a_pause_stops_the_clock() {
+        let progress = Progress::with_target(ProgressDrawTarget::hidden());
+        let shared = progress.0.clone().unwrap();
+        let paused = progress.pause();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(paused);
+        assert!(shared.bar.elapsed() < Duration::from_millis(200), "{:?}", shared.bar.elapsed());
+        progress.finish();
+        drop(Progress::new(false).pause());
     }
 
     #[test]

@@ -29,6 +29,11 @@ impl Html {
         Html { rows, run_start, last_ms: 0 }
     }
 
+    /// Moves the timeline's start `waited` later (see [`super::Reports::leave_out`]).
+    pub fn leave_out(&mut self, waited: std::time::Duration) {
+        self.run_start += waited;
+    }
+
     pub fn record(&mut self, end: &AccountEnd<'_>) {
         let ms = |time: Option<SystemTime>| {
             time.map(|t| u64::try_from(t.duration_since(self.run_start).unwrap_or_default().as_millis()).unwrap_or(0))

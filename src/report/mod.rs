@@ -157,6 +157,14 @@ impl Reports {
         }))
     }
 
+    /// `waited` (at the confirmation prompt) is not the run's: the HTML timeline starts
+    /// that much later, as the run's duration leaves it out.
+    pub fn leave_out(&mut self, waited: Duration) {
+        if let Some((_, html)) = &mut self.html {
+            html.leave_out(waited);
+        }
+    }
+
     /// One account has ended.
     pub fn record(&mut self, end: &AccountEnd<'_>) {
         if let Some((_, markdown)) = &mut self.markdown {
