@@ -123,6 +123,8 @@ pub struct PortalOptions {
     pub rate_limit: Option<f64>,
     /// Accounts whose `GetRoleCredentials` always answers 500.
     pub failing_credentials: HashSet<String>,
+    /// The message those 500s carry; `None` is "injected failure".
+    pub failure_message: Option<String>,
     /// Accounts whose first N `GetRoleCredentials` calls answer 500.
     pub flaky_credentials: HashMap<String, u32>,
     /// Accounts whose first N `GetRoleCredentials` calls answer 429.
@@ -152,6 +154,7 @@ impl Default for PortalOptions {
             latency: Duration::ZERO,
             rate_limit: None,
             failing_credentials: HashSet::new(),
+            failure_message: None,
             flaky_credentials: HashMap::new(),
             throttled_credentials: HashMap::new(),
             slow_credentials: HashMap::new(),
@@ -483,7 +486,8 @@ impl State {
     fn injected_fault(&self, account_id: &str) -> Option<Reply> {
         if self.options.failing_credentials.contains(account_id) {
             self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
-            return Some(Reply::error(500, "InternalServerException", "injected failure"));
+            let message = self.options.failure_message.as_deref().unwrap_or("injected failure");
+            return Some(Reply::error(500, "InternalServerException", message));
         }
         let mut seen = self.injected.lock().unwrap();
         let (errors, throttles) = seen.entry(account_id.to_owned()).or_default();
