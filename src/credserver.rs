@@ -15,12 +15,18 @@
 //! server keeps a SHA-256 of each token, never the token; a request with a wrong or
 //! missing token, or with a token for another path, gets 403 and a warning that does
 //! not contain what was sent.
+//!
+//! Another local user can reach the port too, so neither stderr nor fanout's file
+//! descriptors are theirs to fill: the refusals are warned about once, then at most once
+//! every [`WARN_INTERVAL`] with a count (and the count of the rest when the server
+//! stops), and at most [`connection_cap`] connections are open at once; the others wait
+//! in the kernel's listen backlog, which holds no descriptor of fanout's.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use http_body_util::Full;
@@ -59,29 +65,51 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// before trying again, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// After a warning about a refused request (or a failed accept), the next comes at the
+/// earliest this much later; those in between are only counted.
+const WARN_INTERVAL: Duration = Duration::from_mins(1);
+
+/// Connections open at once, at most, for `children` commands at once: a few each (an
+/// SDK keeps one alive, a retry or a second client in the same child opens another),
+/// plus some room; never more than [`MAX_CONNECTIONS`].
+pub fn connection_cap(children: usize) -> usize {
+    children.saturating_mul(4).saturating_add(16).min(MAX_CONNECTIONS)
+}
+
+/// The most connections open at once, whatever `-j` is: each holds a descriptor.
+const MAX_CONNECTIONS: usize = 1024;
+
 /// The running server; dropping it (at the end of the run) stops it and closes every
 /// connection.
 pub struct CredentialServer {
     /// `http://127.0.0.1:PORT`, without a path.
     base: String,
     registry: Arc<Registry>,
+    /// Shared with the serving task: the refusals not warned about yet are said on drop.
+    state: Arc<State>,
     task: AbortHandle,
 }
 
 impl CredentialServer {
     /// Binds a free port on 127.0.0.1 and serves until dropped, or until the run's
-    /// children are killed. Credentials are re-fetched through their login's portal, one
-    /// of `portals` (the run's logins, in order).
-    pub async fn start(portals: Vec<Arc<Portal>>, stopper: Stopper) -> std::io::Result<Self> {
+    /// children are killed, with at most `max_connections` connections open at once
+    /// (see [`connection_cap`]). Credentials are re-fetched through their login's portal,
+    /// one of `portals` (the run's logins, in order).
+    pub async fn start(portals: Vec<Arc<Portal>>, stopper: Stopper, max_connections: usize) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
         // The literal loopback address: aws-config resolves a hostname and wants every
         // address it finds to be a loopback one.
         let base = format!("http://{}", listener.local_addr()?);
         let registry = Arc::new(Registry::default());
-        let state = Arc::new(State { portals, registry: Arc::clone(&registry) });
-        let task = tokio::spawn(serve(listener, state, stopper)).abort_handle();
-        tracing::debug!(%base, "credential server listening");
-        Ok(CredentialServer { base, registry, task })
+        let state = Arc::new(State {
+            portals,
+            registry: Arc::clone(&registry),
+            refusals: Mutex::default(),
+            max_connections: max_connections.max(1),
+        });
+        let task = tokio::spawn(serve(listener, Arc::clone(&state), stopper)).abort_handle();
+        tracing::debug!(%base, max_connections, "credential server listening");
+        Ok(CredentialServer { base, registry, state, task })
     }
 
     /// A new token for one child that reads `credentials` (and their renewals from the
@@ -108,7 +136,50 @@ impl CredentialServer {
 impl Drop for CredentialServer {
     fn drop(&mut self) {
         self.task.abort();
+        let unsaid = lock(&self.state.refusals).take_unsaid();
+        if unsaid > 0 {
+            tracing::warn!("the credential server refused {unsaid} more requests (403) since its last warning");
+        }
     }
+}
+
+/// A mutex's data, poisoned or not: what it guards here is counts and maps that a panic
+/// leaves whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Warnings that a local process can cause at will: the first is said, then at most one
+/// every [`WARN_INTERVAL`]; the others are counted, so a flood costs a line a minute.
+#[derive(Debug, Default)]
+struct Throttled {
+    /// When the last warning was said; `None` before the first.
+    said: Option<Instant>,
+    /// Those since then that were not.
+    unsaid: u64,
+}
+
+impl Throttled {
+    /// Another occasion at `now`: `Some(n)` when a warning is to be said, `n` the
+    /// occasions left unsaid before it; `None` when it is only counted.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        if self.said.is_some_and(|said| now.saturating_duration_since(said) < WARN_INTERVAL) {
+            self.unsaid += 1;
+            return None;
+        }
+        self.said = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
+    }
+
+    /// The occasions not said yet, forgotten: for the last line.
+    fn take_unsaid(&mut self) -> u64 {
+        std::mem::take(&mut self.unsaid)
+    }
+}
+
+/// `; N more since the last warning`, or nothing for none.
+fn more_since(unsaid: u64) -> String {
+    if unsaid == 0 { String::new() } else { format!("; {unsaid} more since the last warning") }
 }
 
 /// What one child is given: the URI and its token. Dropping it (when the child ends)
@@ -185,7 +256,7 @@ impl Registry {
         (account_id, role, login): (&str, &str, usize),
         credentials: &Credentials,
     ) -> String {
-        let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut children = lock(&self.children);
         let shared = children.values().find(|held| held.account_id == account_id && held.role == role).cloned();
         let held = shared.unwrap_or_else(|| {
             Arc::new(Held {
@@ -206,12 +277,12 @@ impl Registry {
     /// `path` its account's and role's.
     fn lookup(&self, token: Option<&[u8]>, path: &str) -> Option<Arc<Held>> {
         let key = digest(token?);
-        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let children = lock(&self.children);
         children.get(&key).filter(|held| held.path == path).cloned()
     }
 
     fn forget(&self, key: &[u8; 32]) {
-        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        lock(&self.children).remove(key);
     }
 }
 
@@ -224,17 +295,25 @@ struct State {
     /// A login each, as `Held::login` indexes them.
     portals: Vec<Arc<Portal>>,
     registry: Arc<Registry>,
+    /// The refused requests, for their throttled warnings.
+    refusals: Mutex<Throttled>,
+    /// Connections open at once, at most.
+    max_connections: usize,
 }
 
 /// Accepts connections until the children are killed or the task is aborted; the
-/// connections are in a [`JoinSet`], so they end with it.
+/// connections are in a [`JoinSet`], so they end with it. With `max_connections` open,
+/// it accepts no more until one ends: the next wait in the listen backlog (and past
+/// it, a client's connect waits), holding none of fanout's descriptors, where a flood
+/// of accepted ones would take them all.
 async fn serve(listener: TcpListener, state: Arc<State>, stopper: Stopper) {
     let mut connections = JoinSet::new();
+    let mut accept_errors = Throttled::default();
     let killed = stopper.killed();
     tokio::pin!(killed);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if connections.len() < state.max_connections => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let state = Arc::clone(&state);
@@ -250,7 +329,9 @@ async fn serve(listener: TcpListener, state: Arc<State>, stopper: Stopper) {
                     });
                 }
                 Err(error) => {
-                    tracing::warn!("the credential server cannot accept a connection: {error}");
+                    if let Some(unsaid) = accept_errors.note(Instant::now()) {
+                        tracing::warn!("the credential server cannot accept a connection: {error}{}", more_since(unsaid));
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
@@ -271,9 +352,16 @@ async fn respond(
         None => {
             // The token sent is a secret (someone's, maybe): never logged, even wrong.
             // The path names the account asked for; control characters are escaped.
-            let sent = if token.is_some() { "a wrong" } else { "no" };
-            let path = crate::text::show(path);
-            tracing::warn!(%peer, %path, "the credential server refused a request with {sent} authorization token (403)");
+            // Said once a minute at most, with a count: anyone local can send these.
+            if let Some(unsaid) = lock(&state.refusals).note(Instant::now()) {
+                let sent = if token.is_some() { "a wrong" } else { "no" };
+                let path = crate::text::show(path);
+                tracing::warn!(
+                    %peer, %path,
+                    "the credential server refused a request with {sent} authorization token (403){}",
+                    more_since(unsaid)
+                );
+            }
             Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "wrong or missing authorization token for this path")
         }
         Some(_) if request.method() != Method::GET => {
@@ -414,6 +502,30 @@ mod tests {
         let reply = Reply::error(StatusCode::FORBIDDEN, "AccessDenied", "no");
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body, serde_json::json!({ "Code": "AccessDenied", "Message": "no" }));
+    }
+
+    #[test]
+    fn refusals_are_said_once_a_minute_with_a_count() {
+        let mut throttled = Throttled::default();
+        let start = Instant::now();
+        assert_eq!(throttled.note(start), Some(0));
+        for second in 1..=59 {
+            assert_eq!(throttled.note(start + Duration::from_secs(second)), None);
+        }
+        assert_eq!(throttled.note(start + WARN_INTERVAL), Some(59));
+        assert_eq!(throttled.note(start + WARN_INTERVAL + Duration::from_secs(1)), None);
+        assert_eq!(throttled.take_unsaid(), 1);
+        assert_eq!(throttled.take_unsaid(), 0);
+        assert_eq!(more_since(0), "");
+        assert_eq!(more_since(3), "; 3 more since the last warning");
+    }
+
+    #[test]
+    fn connections_are_capped_by_the_commands_at_once() {
+        assert_eq!(connection_cap(1), 20);
+        assert_eq!(connection_cap(16), 80);
+        assert_eq!(connection_cap(100_000), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(usize::MAX), MAX_CONNECTIONS);
     }
 
     #[test]

@@ -202,7 +202,8 @@ async fn start_credential_server(
         return Ok(None);
     }
     let portals = connected.iter().map(|each| Arc::clone(&each.portal)).collect();
-    let started = CredentialServer::start(portals, stopper.clone()).await;
+    let max_connections = crate::credserver::connection_cap(plan.concurrency.bound());
+    let started = CredentialServer::start(portals, stopper.clone(), max_connections).await;
     Ok(Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?))
 }
 

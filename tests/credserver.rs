@@ -240,8 +240,10 @@ fn a_child_reads_only_its_own_account_and_a_refusal_is_logged_without_the_token(
         assert!(token.len() >= 43, "{token}");
         assert!(!stderr.contains(token), "a token was logged: {stderr}");
     }
-    assert_eq!(stderr.matches("refused a request with a wrong authorization token (403)").count(), 6, "{stderr}");
-    assert_eq!(stderr.matches("refused a request with no authorization token (403)").count(), 2, "{stderr}");
+    // Eight refusals (six with a wrong token, two with none): the first is said, the
+    // other seven counted in one line when the server stops (issue 16 point 10).
+    assert_eq!(stderr.matches("the credential server refused a request with ").count(), 1, "{stderr}");
+    assert!(stderr.contains("refused 7 more requests (403) since its last warning"), "{stderr}");
 }
 
 #[test]

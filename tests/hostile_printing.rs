@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -187,4 +185,165 @@ fn the_wait_at_the_confirm_prompt_is_not_the_runs_duration() {
         }).expect(&text);
     let duration_ms = summary["duration_ms"].as_u64().expect(&text);
     assert!(duration_ms < 2000, "the 2 s at the prompt were counted: {duration_ms} ms");
+}
+
+/// Whether `python3` runs here; if not, says why the test is skipped.
+fn python3() -> bool {
+    let found = Command::new("python3").arg("-c").arg("import urllib.request").status().is_ok_and(|s| s.success());
+    if !found {
+        println!("skipped: python3 is not installed");
+    }
+    found
+}
+
+/// Sends `sys.argv[2]` requests with a wrong token, then one with its own; prints the
+/// last answer's status. With `sys.argv[1]` a directory, first writes its URI there and
+/// waits for a `go` file.
+const CHILD: &str = r#"
+import os, sys, time, urllib.request, urllib.error
+
+share, wrong = sys.argv[1], int(sys.argv[2])
+uri = os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+token = os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+if share != "-":
+    with open(os.path.join(share, "uri.tmp"), "w") as out:
+        out.write(uri)
+    os.rename(os.path.join(share, "uri.tmp"), os.path.join(share, "uri"))
+    deadline = time.time() + 60
+    while not os.path.exists(os.path.join(share, "go")) and time.time() < deadline:
+        time.sleep(0.05)
+
+def ask(token):
+    request = urllib.request.Request(uri)
+    request.add_header("Authorization", token)
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            time.sleep(0.5)
+    return 0
+
+for _ in range(wrong):
+    ask("not-the-token")
+print(ask(token))
+"#;
+
+fn child_script(dir: &Path) -> PathBuf {
+    let path = dir.join("child.py");
+    std::fs::write(&path, CHILD).unwrap();
+    path
+}
+
+#[test]
+fn refused_requests_are_warned_about_once_with_a_count() {
+    if !python3() {
+        return;
+    }
+    let env = TestEnv::new(one_account("alpha"));
+    let dir = tempfile::tempdir().unwrap();
+    let child = child_script(dir.path());
+    let output = env
+        .fanout()
+        .args(["--role", "ReadOnly", "--credential-server", "--", "python3"])
+        .arg(&child)
+        .args(["-", "300"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "111111111111|200\n");
+    let stderr = stderr_of(&output);
+    let warnings: Vec<&str> = stderr.lines().filter(|line| line.contains("refused")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(warnings[0].contains("refused a request with a wrong authorization token (403)"), "{stderr}");
+    assert!(warnings[1].contains("refused 299 more requests (403) since its last warning"), "{stderr}");
+}
+
+/// Descriptors `pid` has open now.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// The soft open-file limit raised to the hard one: the flood needs its own sockets.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+        }
+    }
+}
+
+/// Opens up to `count` connections to `address` at once and keeps them open; returns
+/// those that connected within 2 s.
+fn flood(address: &str, count: usize) -> Vec<tokio::net::TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let connects = (0..count).map(|_| {
+            let address = address.to_owned();
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(address)).await
+            })
+        });
+        let mut open = Vec::new();
+        for connect in connects.collect::<Vec<_>>() {
+            if let Ok(Ok(Ok(stream))) = connect.await {
+                open.push(stream);
+            }
+        }
+        open
+    })
+}
+
+#[test]
+fn a_connection_flood_does_not_take_fanouts_descriptors() {
+    if !python3() {
+        return;
+    }
+    raise_open_file_limit();
+    let env = TestEnv::new(one_account("alpha"));
+    let dir = tempfile::tempdir().unwrap();
+    let child = child_script(dir.path());
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let fanout = env
+        .std_fanout()
+        .args(["--role", "ReadOnly", "--credential-server", "-j", "1", "--", "python3"])
+        .arg(&child)
+        .arg(&share)
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = fanout.id();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !share.join("uri").exists() {
+        assert!(Instant::now() < deadline, "the child never wrote its URI");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uri = std::fs::read_to_string(share.join("uri")).unwrap();
+    let address = uri.strip_prefix("http://").and_then(|rest| rest.split('/').next()).unwrap().to_owned();
+    let before = open_fds(pid);
+    let streams = flood(&address, 2000);
+    // The server's 20 and the listen backlog's (`net.core.somaxconn`, 128 on some
+    // machines, 4096 on others) connect; the rest time out. Without the cap, fanout
+    // accepts as fast as they come, and all 2,000 connect.
+    assert!(streams.len() > 100, "only {} connections opened: the flood did not happen", streams.len());
+    let mut most = 0;
+    for _ in 0..10 {
+        most = most.max(open_fds(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // At -j 1 the server keeps 20 connections at most; the rest wait in the backlog.
+    assert!(most < before + 40, "{most} descriptors open during a flood of {}, {before} before", streams.len());
+    drop(streams);
+    std::fs::write(share.join("go"), "").unwrap();
+    let output = fanout.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "111111111111|200\n", "{}", stderr_of(&output));
 }
