@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 
-use crate::text;
 use crate::summary::plural;
+use crate::text;
 
 /// How many account names the prompt shows.
 const SAMPLE: usize = 5;

@@ -21,8 +21,8 @@ use crate::config::Config;
 use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
-use crate::text;
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
+use crate::text;
 use crate::token::refresh::{Need, TokenHolder, refresh_need};
 use crate::{exit_code, token};
 

@@ -33,7 +33,6 @@ use crate::login::SsoLogin;
 use crate::output::dir::OutputDir;
 use crate::output::progress::Progress;
 use crate::output::report;
-use crate::text;
 use crate::output::sink::RunOutputs;
 use crate::output::writer::{Output, Stream};
 use crate::plan::PlannedAccount;
@@ -42,6 +41,7 @@ use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
 use crate::select::Selection;
 use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
+use crate::text;
 
 /// One of the run's logins: its own portal client (own rate limiter and retry quota:
 /// each IAM Identity Center instance is its own service), and how results name it.

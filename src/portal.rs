@@ -38,8 +38,8 @@ use tokio::time::Instant;
 
 use crate::exec::stop::Stopper;
 use crate::login::{AwsConfig, SsoLogin};
-use crate::text;
 use crate::rate::{RateLimiter, Sustained};
+use crate::text;
 use crate::token::refresh::TokenHolder;
 use secrecy::ExposeSecret as _;
 

@@ -120,7 +120,14 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             }
             if let Ok(finished) = finished.as_ref() {
                 let code = finished.tally.exit_code(stopper.received_signal());
-                send_summary_record(finished, code, started.elapsed().saturating_sub(finished.tally.at_prompt), json.then_some(&output), dir.as_deref()).await;
+                send_summary_record(
+                    finished,
+                    code,
+                    started.elapsed().saturating_sub(finished.tally.at_prompt),
+                    json.then_some(&output),
+                    dir.as_deref(),
+                )
+                .await;
             }
             finished.map(Some)
         }

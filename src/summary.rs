@@ -222,7 +222,12 @@ impl Tally {
             let _ = writeln!(text, "  {halt}");
         }
         for (account, class, reason) in &self.failed {
-            let _ = writeln!(text, "  failed       {account} [{}]: {}", class.name(), text::show_at_most(reason, text::MAX_LINE));
+            let _ = writeln!(
+                text,
+                "  failed       {account} [{}]: {}",
+                class.name(),
+                text::show_at_most(reason, text::MAX_LINE)
+            );
         }
         for (account, how) in &self.interrupted {
             let _ = writeln!(text, "  interrupted  {account}: {how}");
@@ -237,7 +242,8 @@ impl Tally {
             .collect();
         name_some(&mut text, "skipped     ", &cached_skips, verbose);
         if let Some(error) = &self.listing_error {
-            let _ = writeln!(text, "  the account listing stopped early: {}", text::show_at_most(error, text::MAX_LINE));
+            let _ =
+                writeln!(text, "  the account listing stopped early: {}", text::show_at_most(error, text::MAX_LINE));
         }
         if self.listing_stopped {
             let _ = writeln!(text, "  the run was stopped before the account listing was complete");

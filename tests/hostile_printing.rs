@@ -179,10 +179,11 @@ fn the_wait_at_the_confirm_prompt_is_not_the_runs_duration() {
     }
     let _ = tmux(socket.path()).arg("kill-server").stderr(Stdio::null()).status();
     let text = std::fs::read_to_string(&out).unwrap();
-    let summary: serde_json::Value =
-        text.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find(|record| {
-            record["type"] == "summary" || record["kind"] == "summary"
-        }).expect(&text);
+    let summary: serde_json::Value = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|record| record["type"] == "summary" || record["kind"] == "summary")
+        .expect(&text);
     let duration_ms = summary["duration_ms"].as_u64().expect(&text);
     assert!(duration_ms < 2000, "the 2 s at the prompt were counted: {duration_ms} ms");
 }

@@ -10,9 +10,9 @@ use crate::files::human_size;
 use crate::output::dir::OutputDir;
 use crate::output::group::{Held, Order, Sequencer};
 use crate::output::lines::{LineFormat, LineSplitter, MAX_LINE};
-use crate::text;
 use crate::output::writer::{Output, Stream};
 use crate::report::tail::StderrTail;
+use crate::text;
 
 /// Where a command's stdout and stderr lines go, and in which form.
 #[derive(Debug)]

@@ -18,13 +18,13 @@ use crate::exec::template::Vars;
 use crate::inventory::{self, KnownRoles};
 use crate::output::json::{self, AccountFields, ResultRecord};
 use crate::output::lines::LineFormat;
-use crate::text;
 use crate::output::sink::{AccountOutput, Streams};
 use crate::output::writer::Stream;
 use crate::portal::{Account, PortalError};
 use crate::regions::{self, Enabled, Regions};
 use crate::select::candidate_roles;
 use crate::summary::{FailureClass, Outcome};
+use crate::text;
 
 /// What one (account, region) found out on its way, beside its outcome.
 #[derive(Debug, Default)]
