@@ -53,7 +53,8 @@ fn the_markdown_summary_is_appended_with_a_row_per_failed_account() {
     let evil = rows.iter().find(|r| r.starts_with("| 999999999999")).expect("the hostile account's row");
     assert_eq!(
         *evil,
-        r#"| 999999999999 \(evil\<b\>\|x\<\/b\>\&\"\) | exit | exit code 3 | <code>boom \| \<b\>bad\<\/b\> \[31mred</code> |"#
+        // Control characters are shown as escapes, not dropped (issue 16 point 9).
+        r#"| 999999999999 \(evil\<b\>\|x\<\/b\>\&\"\) | exit | exit code 3 | <code>boom \| \<b\>bad\<\/b\> \\u\{1b\}\[31mred\\u\{1\}</code> |"#
     );
     assert!(!text.contains('\u{1b}') && !text.contains('\u{1}'), "{text:?}");
     // Each cell of a row splits on unescaped pipes only: four cells, as the header has.
@@ -156,7 +157,8 @@ fn junit_has_a_case_per_account_failures_with_the_end_of_stderr_and_skips() {
     assert_eq!(evil.name, "999999999999 (evil<b>|x</b>&\")");
     let (message, body) = evil.failure.as_ref().unwrap();
     assert_eq!(message, "exit");
-    assert_eq!(body, "exit code 3\n--- the end of stderr ---\nwarming up\nboom | <b>bad</b> [31mred");
+    // Control characters are shown as escapes, not dropped (issue 16 point 9).
+    assert_eq!(body, "exit code 3\n--- the end of stderr ---\nwarming up\nboom | <b>bad</b> \\u{1b}[31mred\\u{1}");
     let skipped = junit.cases.iter().find(|c| c.skipped.is_some()).unwrap();
     assert_eq!(
         (skipped.name.as_str(), skipped.skipped.as_deref()),
