@@ -81,6 +81,16 @@ mod tests {
     }
 
     #[test]
+    fn a_long_name_is_clipped_and_a_format_character_escaped_in_the_prompt() {
+        let long = "n".repeat(60_000);
+        let names = vec![long.as_str(), "txt\u{202e}exe"];
+        let roles = ["ReadOnly".to_owned()];
+        let text = Prompt { count: 2, names, roles: &roles, command: "true" }.render();
+        assert!(text.lines().all(|line| line.len() < 2 * crate::text::MAX_VALUE), "{}", text.len());
+        assert!(text.contains("nnn… (60000 bytes), txt\\u{202e}exe\n"), "{text}");
+    }
+
+    #[test]
     fn the_prompt_shows_a_sample_of_escaped_names() {
         let names = vec!["a", "b\x1b[31m", "c", "d", "e", "f", "g"];
         let roles = ["ReadOnly".to_owned(), "ViewOnly".to_owned()];

@@ -92,6 +92,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_chain_is_escaped_and_clipped_link_by_link() {
+        #[derive(Debug)]
+        struct Message(String, Option<Box<Message>>);
+        impl std::fmt::Display for Message {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::error::Error for Message {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|cause| cause as _)
+            }
+        }
+        let cause = Message("m".repeat(100 * 1024), None);
+        let error = Message("listing\u{202e} failed\n".to_owned(), Some(Box::new(cause)));
+        let chain = error_chain(&error);
+        assert!(chain.starts_with("listing\\u{202e} failed\\n: mmm"), "{chain}");
+        assert!(chain.ends_with("m… (102400 bytes)"), "{}", &chain[chain.len() - 40..]);
+        assert!(chain.len() < 2 * text::MAX_LINE, "{}", chain.len());
+    }
+
+    #[test]
     fn tables_align() {
         let text = table(&["A", "B"], [["x".to_owned(), "y".to_owned()], ["long".to_owned(), "z".to_owned()]]);
         assert_eq!(String::from_utf8(text).unwrap(), "A     B\nx     y\nlong  z\n");
