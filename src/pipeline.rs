@@ -7,7 +7,7 @@
 //! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
 //! both together (see [`AccountTasks`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +39,7 @@ use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
-use crate::select::Selection;
+use crate::select::{AccountList, Selection};
 use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
 
 /// One of the run's logins: its own portal client (own rate limiter and retry quota:
@@ -257,7 +257,7 @@ pub async fn run_everywhere(
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if let Some(applied) = &run.plan.apply {
         let mut text = String::new();
-        for planned in missing.iter().filter_map(|id| applied.by_id.get(*id)) {
+        for planned in missing.iter().filter_map(|id| applied.by_id.get(id)) {
             let _ = writeln!(
                 text,
                 "fanout: skipped {} ({}): the portal no longer lists it",
@@ -342,7 +342,7 @@ struct AccountTasks {
     set: JoinSet<TaskResult>,
     tally: Tally,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
-    listed_seen: HashSet<String>,
+    listed_seen: AccountList,
     plan_lines: Vec<PlanLine>,
     /// A login each: records every account for the next run.
     writers: Vec<Option<InventoryWriter>>,
@@ -404,7 +404,7 @@ impl AccountTasks {
             child_slots,
             set: JoinSet::new(),
             tally,
-            listed_seen: HashSet::new(),
+            listed_seen: AccountList::default(),
             plan_lines: Vec::new(),
             next_index: 0,
             writers,
@@ -513,7 +513,7 @@ impl AccountTasks {
         }
         self.run.progress.on_selected();
         if selection.listed.is_some() {
-            self.listed_seen.extend([account.id.clone(), account.name.clone()]);
+            self.listed_seen.note(&account);
         }
         match &mut self.held {
             Some(held) => held.push((account, roles)),
@@ -541,8 +541,7 @@ impl AccountTasks {
             }
             return Ok(());
         };
-        let is_canary = |account: &Account| named.contains(&account.id) || named.contains(&account.name);
-        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| is_canary(account));
+        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| named.contains(account));
         if canaries.is_empty() && !others.is_empty() {
             self.run.gate.halt_with(Halt::NoCanary);
         }
