@@ -19,7 +19,7 @@ mod account;
 use std::time::Duration;
 
 use self::account::{RegionEnd, Target, Trace, run_account};
-use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, Ticker};
+use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, StartOrder, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
@@ -91,6 +91,9 @@ pub struct Run {
     export: Option<ExportSink>,
     /// Commands running and finished, for `-j auto`.
     children: Arc<Gauge>,
+    /// At `-j 1`: commands start in selection order; `None` above, where they start as
+    /// their credentials arrive.
+    start_order: Option<StartOrder>,
 }
 
 impl Run {
@@ -111,6 +114,7 @@ impl Run {
             return Err(ConfigError::BadRegion(region));
         }
         let gate = Gate::new(plan.max_failures);
+        let plan_concurrency = plan.concurrency;
         let outputs = RunOutputs::new(output.clone(), plan.order, dir, plan.reports.any());
         Ok(Run {
             plan,
@@ -126,7 +130,26 @@ impl Run {
             credential_server: None,
             export: None,
             children: Arc::new(Gauge::default()),
+            start_order: (plan_concurrency == Concurrency::Fixed(1)).then(StartOrder::default),
         })
+    }
+
+    /// At `-j 1`: waits until every (account, region) selected before `index` has ended
+    /// (or the run is stopping, when nothing is left to start in order).
+    async fn turn(&self, index: usize) {
+        if let Some(order) = &self.start_order {
+            tokio::select! {
+                () = order.turn(index) => {}
+                () = self.stopper.stopped() => {}
+            }
+        }
+    }
+
+    /// One of the `of` (account, region)s at `index` ended: at `-j 1`, the next may start.
+    fn turn_ended(&self, index: usize, of: usize) {
+        if let Some(order) = &self.start_order {
+            order.ended(index, of);
+        }
     }
 
     /// The portal of the login `account` runs through.
@@ -163,9 +186,9 @@ impl Run {
             Some(Regions::Enabled) => &[],
         };
         if regions.is_empty() {
-            return vec![Target { region: ENABLED.to_owned(), index }];
+            return vec![Target { region: ENABLED.to_owned(), index, of: 1 }];
         }
-        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
+        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i, of: 1 }).collect()
     }
 
     /// The run of `fanout credentials`: each account hands its credentials to `sink`.
@@ -289,7 +312,10 @@ pub async fn run_everywhere(
     tally.halt = run.gate.halt();
     tally.regions = run.plan.regions.is_some();
     if run.plan.dry_run && !run.plan.json {
-        plan_lines.sort();
+        // Selection order, as `-j 1` starts them; a stable sort keeps an account's
+        // regions in the order given.
+        plan_lines.sort_by_key(|(index, _)| *index);
+        let plan_lines = plan_lines.into_iter().map(|(_, line)| line);
         let table = if tally.regions {
             report::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
         } else {
@@ -343,7 +369,8 @@ struct AccountTasks {
     tally: Tally,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: AccountList,
-    plan_lines: Vec<PlanLine>,
+    /// With its selection index: the dry run prints in the order a `-j 1` run starts.
+    plan_lines: Vec<(usize, PlanLine)>,
     /// A login each: records every account for the next run.
     writers: Vec<Option<InventoryWriter>>,
     /// With several logins, every account id listed so far: the login it runs through,
@@ -651,7 +678,7 @@ impl AccountTasks {
 
     /// One (account, region)'s ending, counted, logged and reported on its own.
     fn record_end(&mut self, account: &Account, end: RegionEnd) {
-        let RegionEnd { region, outcome, trace } = end;
+        let RegionEnd { region, index, outcome, trace } = end;
         let regional = self.run.plan.regions.as_ref().map(|_| region.as_str());
         self.tally.selected += 1;
         if let Some(joblog) = &mut self.joblog {
@@ -665,7 +692,7 @@ impl AccountTasks {
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
         {
             let (id, name) = (account.id.clone(), account.name.clone());
-            self.plan_lines.push([id, region.clone(), name, role.clone(), shell_words::join(argv)]);
+            self.plan_lines.push((index, [id, region.clone(), name, role.clone(), shell_words::join(argv)]));
         }
         if self.run.plan.save_plan.is_some()
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
