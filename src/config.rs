@@ -21,7 +21,9 @@ use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
 use crate::regions::{Regions, RegionsError};
 use crate::report::ReportPaths;
-use crate::select::{AccountList, AccountRefError, GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
+use crate::select::{
+    AccountList, AccountRefError, GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob,
+};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
 const DEFAULT_PORTAL_RATE: f64 = 20.0;

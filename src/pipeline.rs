@@ -188,7 +188,11 @@ impl Run {
         if regions.is_empty() {
             return vec![Target { region: ENABLED.to_owned(), index, of: 1 }];
         }
-        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i, of: 1 }).collect()
+        regions
+            .iter()
+            .enumerate()
+            .map(|(i, region)| Target { region: region.clone(), index: index + i, of: 1 })
+            .collect()
     }
 
     /// The run of `fanout credentials`: each account hands its credentials to `sink`.

@@ -136,7 +136,9 @@ impl fmt::Display for AccountRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AccountRef::Id(id) => f.write_str(id),
-            AccountRef::Name(name) if is_account_id(name) || name.starts_with(ID_PREFIX) || name.starts_with(NAME_PREFIX) => {
+            AccountRef::Name(name)
+                if is_account_id(name) || name.starts_with(ID_PREFIX) || name.starts_with(NAME_PREFIX) =>
+            {
                 write!(f, "{NAME_PREFIX}{name}")
             }
             AccountRef::Name(name) => f.write_str(name),
@@ -303,7 +305,9 @@ mod tests {
         let chosen: Vec<_> = accounts.iter().filter(|a| selection.selects(a)).collect();
         assert_eq!(chosen.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["111111111111", "222222222222"]);
         let mut seen = AccountList::default();
-        chosen.iter().for_each(|a| seen.note(a));
+        for a in &chosen {
+            seen.note(a);
+        }
         assert_eq!(selection.unmatched_entries(&seen), ["333333333333", "ghost"]);
     }
 

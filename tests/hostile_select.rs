@@ -38,7 +38,8 @@ fn write_file(dir: &Path, name: &str, text: &str) -> String {
 fn twelve_digits_select_the_account_with_that_id_never_one_named_so() {
     let env = TestEnv::new(renamed_portal());
     let file = write_file(env.home(), "ids.txt", "111111111111 # the real one\n");
-    for selection in [&["--accounts", "111111111111"][..], &["--account", "111111111111"], &["--accounts-file", &file]] {
+    for selection in [&["--accounts", "111111111111"][..], &["--account", "111111111111"], &["--accounts-file", &file]]
+    {
         let output = run_ids(&env, selection);
         assert!(output.status.success(), "{selection:?}: {}", stderr_of(&output));
         assert_eq!(stdout_of(&output), "111111111111|111111111111\n", "{selection:?}");
@@ -113,7 +114,10 @@ fn an_accounts_file_that_never_ends_is_refused_at_once() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("cannot read --accounts-file /dev/zero") && stderr.contains("not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read --accounts-file /dev/zero") && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
     assert!(stdout_of(&output).is_empty());
 
     let huge = env.home().join("huge.txt");
@@ -142,7 +146,8 @@ fn an_accounts_pipe_is_read_to_the_same_limit() {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
             let mut file = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
-            while file.write_all(&[b'1'; 65536]).is_ok() {}
+            let chunk = vec![b'1'; 65536];
+            while file.write_all(&chunk).is_ok() {}
         })
     };
     let output = run_ids(&env, &["--accounts-file", fifo.to_str().unwrap()]);

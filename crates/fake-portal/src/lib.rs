@@ -404,7 +404,8 @@ impl State {
             .and_then(|id| self.options.slow_credentials.get(id))
             .copied()
             .unwrap_or_default();
-        let jitter = if path == "/federation/credentials" { jitter(self.options.credentials_jitter) } else { Duration::ZERO };
+        let jitter =
+            if path == "/federation/credentials" { jitter(self.options.credentials_jitter) } else { Duration::ZERO };
         let latency = self.options.latency + extra + jitter;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
