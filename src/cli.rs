@@ -224,10 +224,15 @@ pub struct SelectionArgs {
     pub exclude: Vec<String>,
 
     /// Only these accounts, by id or name, comma-separated (--account is the same flag).
+    /// Twelve digits are an account id and match ids only, never a name (each account's
+    /// administrator chooses its name); name:111122223333 chooses an account by a name of
+    /// digits, id: says id explicitly.
     #[arg(long, global = true, visible_alias = "account", value_delimiter = ',', value_name = "ID|NAME,...")]
     pub accounts: Vec<String>,
 
-    /// Only the accounts listed in FILE: one id or name a line; `#` starts a comment.
+    /// Only the accounts listed in FILE: one id or name a line, as for --accounts (name:
+    /// and id: too); `#` starts a comment. At most 16 MiB; a regular file or a pipe
+    /// (--accounts-file <(grep prod ids.txt)), never a device.
     #[arg(long, global = true, value_name = "FILE")]
     pub accounts_file: Option<PathBuf>,
 
@@ -253,7 +258,9 @@ pub struct RunArgs {
     /// number of cores up while the children wait (on the network) and back down when
     /// they saturate the CPU, up to --max-concurrency (see docs/concurrency.md); a number
     /// (1 to 10000) keeps it fixed. Capped, with a warning, to what the open-file limit
-    /// (ulimit -n) allows.
+    /// (ulimit -n) allows. At -j 1 commands start strictly in selection order (the order
+    /// --dry-run prints), credentials still fetched ahead; at any other -j a command starts
+    /// as its credentials arrive, so one throttled account holds back no other.
     #[arg(short = 'j', long, env = "FANOUT_CONCURRENCY", value_name = "N", default_value = "auto",
           value_parser = parse_jobs)]
     pub concurrency: Jobs,
@@ -392,7 +399,8 @@ pub struct RunArgs {
     pub canary: Option<u32>,
 
     /// The canary accounts, by id or name, instead of the first N (--canary-accounts
-    /// sandbox-1,111122223333).
+    /// sandbox-1,111122223333). As for --accounts, 12 digits match an id only; name: for
+    /// a name of digits.
     #[arg(long, value_delimiter = ',', value_name = "ID|NAME,...", conflicts_with = "canary")]
     pub canary_accounts: Vec<String>,
 

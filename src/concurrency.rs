@@ -538,6 +538,74 @@ impl Drop for Slot {
     }
 }
 
+/// At `-j 1`, commands start in selection order (issue 16, point 11), as xargs `-P 1`
+/// and GNU parallel `-j 1` start jobs in input order: the (account, region) selected
+/// `i`-th waits for its turn before it asks for the command slot, and its turn comes
+/// once every one before it has ended (run or not). Credentials are still fetched ahead
+/// by the live tasks; only the start waits. Not used above `-j 1`: there one slow or
+/// throttled account would hold back every other, so commands start as credentials
+/// arrive.
+///
+/// The lowest index not yet ended always has a live task (tasks start in selection
+/// order), so a turn never waits on a task that cannot run. Endings may be reported out
+/// of turn (a run being stopped lets every waiter through) and are counted all the same.
+#[derive(Debug, Default)]
+pub struct StartOrder {
+    turn: std::sync::Mutex<Turn>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Turn {
+    /// The index whose (account, region)s may start now.
+    next: usize,
+    /// Indices at or past `next` with some ended: how many ended, of how many share it
+    /// (`--regions enabled` gives one account's regions one index).
+    ended: std::collections::BTreeMap<usize, (usize, usize)>,
+}
+
+impl StartOrder {
+    /// Waits until the (account, region)s before `index` have all ended.
+    pub async fn turn(&self, index: usize) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an ending between the two is not missed.
+            notified.as_mut().enable();
+            if self.lock().next >= index {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// One of the `of` (account, region)s at `index` ended: the turn moves on past every
+    /// index whose (account, region)s have all ended.
+    pub fn ended(&self, index: usize, of: usize) {
+        let mut turn = self.lock();
+        if index < turn.next {
+            return;
+        }
+        turn.ended.entry(index).or_insert((0, of.max(1))).0 += 1;
+        let before = turn.next;
+        while let Some(&(ended, of)) = turn.ended.get(&turn.next)
+            && ended >= of
+        {
+            let next = turn.next;
+            turn.ended.remove(&next);
+            turn.next += 1;
+        }
+        if turn.next != before {
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turn> {
+        // A panic elsewhere cannot leave `Turn` half-updated: each update is one step.
+        self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The command slots and the live task slots, resized together so that as many tasks as
 /// before fetch credentials ahead of a free command slot.
 pub struct RunSlots {
@@ -586,6 +654,38 @@ pub fn start(mut controller: Controller, slots: RunSlots, gauge: Arc<Gauge>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_turn_moves_past_every_index_that_has_ended() {
+        let order = StartOrder::default();
+        order.ended(2, 1);
+        assert_eq!(order.lock().next, 0, "an ending out of turn waits for those before it");
+        order.ended(0, 1);
+        assert_eq!(order.lock().next, 1);
+        order.ended(1, 1);
+        assert_eq!(order.lock().next, 3);
+        order.ended(3, 2);
+        assert_eq!(order.lock().next, 3, "one of two regions sharing index 3");
+        order.ended(3, 2);
+        assert_eq!(order.lock().next, 4);
+        order.ended(1, 1);
+        assert_eq!(order.lock().next, 4);
+    }
+
+    #[tokio::test]
+    async fn a_turn_waits_for_the_ones_before_it() {
+        let order = Arc::new(StartOrder::default());
+        order.turn(0).await;
+        let waiter = tokio::spawn({
+            let order = Arc::clone(&order);
+            async move { order.turn(2).await }
+        });
+        order.ended(0, 1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        order.ended(1, 1);
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    }
 
     /// Simulated children on `cores` cores, ticking every 250 ms for `secs`: each costs
     /// `cpu` CPU-seconds and waits `wait` seconds. Returns the limit at each tick.

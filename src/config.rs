@@ -14,13 +14,16 @@ use crate::confirm::Confirm;
 use crate::exec::child::Limits;
 use crate::exec::template::{CommandTemplate, Template, TemplateError};
 use crate::export::{ExportFormat, JsonTarget};
+use crate::files::{self, ReadLimitError};
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
 use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
 use crate::regions::{Regions, RegionsError};
 use crate::report::ReportPaths;
-use crate::select::{GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob};
+use crate::select::{
+    AccountList, AccountRefError, GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob,
+};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
 const DEFAULT_PORTAL_RATE: f64 = 20.0;
@@ -189,8 +192,8 @@ pub struct RunPlan {
 pub enum Canary {
     /// The first N selected.
     First(usize),
-    /// These ids or names.
-    Accounts(HashSet<String>),
+    /// These ids or names (an id entry matches ids only).
+    Accounts(AccountList),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,8 +216,10 @@ pub enum ConfigError {
     AccountsFile {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadLimitError,
     },
+    #[error(transparent)]
+    AccountRef(#[from] AccountRefError),
     #[error("HOME is not set, so the SSO token cache cannot be found")]
     NoHome,
     #[error(transparent)]
@@ -292,7 +297,7 @@ impl Config {
                 let plan = apply_plan(&cli, env, file, approve.as_deref())?;
                 // Exactly the plan's accounts, as the portal lists them now (not as a
                 // cache remembers them): one it no longer lists is skipped.
-                let ids = plan.apply.iter().flat_map(|a| a.by_id.keys().cloned()).collect();
+                let ids = AccountList::of_ids(plan.apply.iter().flat_map(|a| a.by_id.keys().cloned()));
                 selection = Selection { listed: Some(ids), ..Selection::default() };
                 refresh = true;
                 Action::Run(Box::new(plan))
@@ -519,7 +524,7 @@ fn with_run_flags(
         region,
         regions: None,
         dry_run: cli.run.dry_run,
-        canary: canary(&cli.run),
+        canary: canary(&cli.run)?,
         json: cli.run.run_output == crate::cli::RunOutput::Json,
         max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
@@ -625,13 +630,12 @@ fn max_failures(run: &crate::cli::RunArgs) -> Result<Option<FailureLimit>, Confi
     })
 }
 
-fn canary(run: &crate::cli::RunArgs) -> Option<Canary> {
-    let accounts: HashSet<String> =
-        run.canary_accounts.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+fn canary(run: &crate::cli::RunArgs) -> Result<Option<Canary>, ConfigError> {
+    let accounts = AccountList::parse(run.canary_accounts.iter().map(String::as_str))?;
     if !accounts.is_empty() {
-        return Some(Canary::Accounts(accounts));
+        return Ok(Some(Canary::Accounts(accounts)));
     }
-    run.canary.map(|n| Canary::First(n as usize))
+    Ok(run.canary.map(|n| Canary::First(n as usize)))
 }
 
 /// Whether two paths name one file (the joblog resumed and the one written).
@@ -654,16 +658,22 @@ fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
+/// The largest `--accounts-file`: far more than the most accounts a portal lists
+/// (`portal::MAX_ACCOUNTS`) with a name and a comment each.
+const MAX_ACCOUNTS_FILE: u64 = 16 << 20;
+
 fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection, ConfigError> {
     let args = &cli.selection;
-    let mut listed: Option<HashSet<String>> = None;
+    let mut listed: Option<AccountList> = None;
     if !args.accounts.is_empty() {
-        listed.get_or_insert_default().extend(args.accounts.iter().map(|a| a.trim().to_owned()));
+        listed.get_or_insert_default().extend(AccountList::parse(args.accounts.iter().map(String::as_str))?);
     }
     if let Some(path) = &args.accounts_file {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
-        listed.get_or_insert_default().extend(parse_account_list(&text));
+        // Bounded like every file the user passes (issue 16, point 8): `/dev/zero` or a
+        // FIFO that never ends is refused at the limit, not read into memory.
+        let text = files::read_bounded_or_pipe(path, MAX_ACCOUNTS_FILE)
+            .map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
+        listed.get_or_insert_default().extend(parse_account_list(&text)?);
     }
     Ok(Selection {
         matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
@@ -790,7 +800,7 @@ mod tests {
         assert_eq!(plan(&["--canary", "3"]).unwrap().canary, Some(Canary::First(3)));
         assert_eq!(
             plan(&["--canary-accounts", "a, 111122223333"]).unwrap().canary,
-            Some(Canary::Accounts(["a".to_owned(), "111122223333".to_owned()].into()))
+            Some(Canary::Accounts(AccountList::parse(["a", "111122223333"]).unwrap()))
         );
         assert_eq!(plan(&["--fail-fast"]).unwrap().max_failures, Some(FailureLimit::Count(1)));
         assert_eq!(plan(&["--max-failures", "5%"]).unwrap().max_failures, Some(FailureLimit::Percent(5.0)));

@@ -31,7 +31,23 @@ pub fn open_regular(path: &Path) -> Result<File, ReadLimitError> {
 
 /// The whole of `path` as text, if it is a regular file of at most `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadLimitError> {
-    let file = open_regular(path)?;
+    read_limited(open_regular(path)?, limit)
+}
+
+/// As [`read_bounded`], and a pipe too, read to the same limit: a list made on the fly
+/// (`--accounts-file <(grep prod ids.txt)`) is one. A device (`/dev/zero`), a directory
+/// or a socket is still refused.
+pub fn read_bounded_or_pipe(path: &Path, limit: u64) -> Result<String, ReadLimitError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let file = File::open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() && !kind.is_fifo() {
+        return Err(ReadLimitError::NotAFile);
+    }
+    read_limited(file, limit)
+}
+
+fn read_limited(file: File, limit: u64) -> Result<String, ReadLimitError> {
     let mut bytes = Vec::new();
     // One byte past the limit tells a file of exactly `limit` bytes from a larger one,
     // even when the file grows while it is read.
@@ -88,5 +104,23 @@ mod tests {
         assert!(matches!(read_bounded(dir.path(), 10), Err(ReadLimitError::NotAFile)));
         assert!(matches!(read_bounded(Path::new("/dev/zero"), 10), Err(ReadLimitError::NotAFile)));
         assert_eq!(human_size(1024 * 1024), "1 MiB");
+    }
+
+    #[test]
+    fn a_pipe_is_read_to_the_limit_and_a_device_is_refused() {
+        assert!(matches!(read_bounded_or_pipe(Path::new("/dev/zero"), 10), Err(ReadLimitError::NotAFile)));
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                // Writes until the reader goes away (a broken pipe ends it).
+                while file.write_all(&[b'1'; 4096]).is_ok() {}
+            })
+        };
+        assert!(matches!(read_bounded_or_pipe(&fifo, 100_000), Err(ReadLimitError::TooLarge { limit: 100_000 })));
+        writer.join().unwrap();
     }
 }

@@ -7,7 +7,7 @@
 //! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
 //! both together (see [`AccountTasks`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,7 @@ mod account;
 use std::time::{Duration, Instant};
 
 use self::account::{RegionEnd, Target, Trace, run_account};
-use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, Ticker};
+use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, StartOrder, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
@@ -39,7 +39,7 @@ use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
-use crate::select::Selection;
+use crate::select::{AccountList, Selection};
 use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
 use crate::text;
 
@@ -92,6 +92,9 @@ pub struct Run {
     export: Option<ExportSink>,
     /// Commands running and finished, for `-j auto`.
     children: Arc<Gauge>,
+    /// At `-j 1`: commands start in selection order; `None` above, where they start as
+    /// their credentials arrive.
+    start_order: Option<StartOrder>,
 }
 
 impl Run {
@@ -112,6 +115,7 @@ impl Run {
             return Err(ConfigError::BadRegion(region));
         }
         let gate = Gate::new(plan.max_failures);
+        let plan_concurrency = plan.concurrency;
         let outputs = RunOutputs::new(output.clone(), plan.order, dir, plan.reports.any());
         Ok(Run {
             plan,
@@ -127,7 +131,26 @@ impl Run {
             credential_server: None,
             export: None,
             children: Arc::new(Gauge::default()),
+            start_order: (plan_concurrency == Concurrency::Fixed(1)).then(StartOrder::default),
         })
+    }
+
+    /// At `-j 1`: waits until every (account, region) selected before `index` has ended
+    /// (or the run is stopping, when nothing is left to start in order).
+    async fn turn(&self, index: usize) {
+        if let Some(order) = &self.start_order {
+            tokio::select! {
+                () = order.turn(index) => {}
+                () = self.stopper.stopped() => {}
+            }
+        }
+    }
+
+    /// One of the `of` (account, region)s at `index` ended: at `-j 1`, the next may start.
+    fn turn_ended(&self, index: usize, of: usize) {
+        if let Some(order) = &self.start_order {
+            order.ended(index, of);
+        }
     }
 
     /// The portal of the login `account` runs through.
@@ -164,9 +187,13 @@ impl Run {
             Some(Regions::Enabled) => &[],
         };
         if regions.is_empty() {
-            return vec![Target { region: ENABLED.to_owned(), index }];
+            return vec![Target { region: ENABLED.to_owned(), index, of: 1 }];
         }
-        regions.iter().enumerate().map(|(i, region)| Target { region: region.clone(), index: index + i }).collect()
+        regions
+            .iter()
+            .enumerate()
+            .map(|(i, region)| Target { region: region.clone(), index: index + i, of: 1 })
+            .collect()
     }
 
     /// The run of `fanout credentials`: each account hands its credentials to `sink`.
@@ -258,7 +285,7 @@ pub async fn run_everywhere(
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if let Some(applied) = &run.plan.apply {
         let mut text = String::new();
-        for planned in missing.iter().filter_map(|id| applied.by_id.get(*id)) {
+        for planned in missing.iter().filter_map(|id| applied.by_id.get(id)) {
             let _ = writeln!(
                 text,
                 "fanout: skipped {} ({}): the portal no longer lists it",
@@ -290,7 +317,10 @@ pub async fn run_everywhere(
     tally.halt = run.gate.halt();
     tally.regions = run.plan.regions.is_some();
     if run.plan.dry_run && !run.plan.json {
-        plan_lines.sort();
+        // Selection order, as `-j 1` starts them; a stable sort keeps an account's
+        // regions in the order given.
+        plan_lines.sort_by_key(|(index, _)| *index);
+        let plan_lines = plan_lines.into_iter().map(|(_, line)| line);
         let table = if tally.regions {
             report::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
         } else {
@@ -343,8 +373,9 @@ struct AccountTasks {
     set: JoinSet<TaskResult>,
     tally: Tally,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
-    listed_seen: HashSet<String>,
-    plan_lines: Vec<PlanLine>,
+    listed_seen: AccountList,
+    /// With its selection index: the dry run prints in the order a `-j 1` run starts.
+    plan_lines: Vec<(usize, PlanLine)>,
     /// A login each: records every account for the next run.
     writers: Vec<Option<InventoryWriter>>,
     /// With several logins, every account id listed so far: the login it runs through,
@@ -405,7 +436,7 @@ impl AccountTasks {
             child_slots,
             set: JoinSet::new(),
             tally,
-            listed_seen: HashSet::new(),
+            listed_seen: AccountList::default(),
             plan_lines: Vec::new(),
             next_index: 0,
             writers,
@@ -514,7 +545,7 @@ impl AccountTasks {
         }
         self.run.progress.on_selected();
         if selection.listed.is_some() {
-            self.listed_seen.extend([account.id.clone(), account.name.clone()]);
+            self.listed_seen.note(&account);
         }
         match &mut self.held {
             Some(held) => held.push((account, roles)),
@@ -546,8 +577,7 @@ impl AccountTasks {
             }
             return Ok(());
         };
-        let is_canary = |account: &Account| named.contains(&account.id) || named.contains(&account.name);
-        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| is_canary(account));
+        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| named.contains(account));
         if canaries.is_empty() && !others.is_empty() {
             self.run.gate.halt_with(Halt::NoCanary);
         }
@@ -661,7 +691,7 @@ impl AccountTasks {
 
     /// One (account, region)'s ending, counted, logged and reported on its own.
     fn record_end(&mut self, account: &Account, end: RegionEnd) {
-        let RegionEnd { region, outcome, trace } = end;
+        let RegionEnd { region, index, outcome, trace } = end;
         let regional = self.run.plan.regions.as_ref().map(|_| region.as_str());
         self.tally.selected += 1;
         if let Some(joblog) = &mut self.joblog {
@@ -675,7 +705,7 @@ impl AccountTasks {
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
         {
             let (id, name) = (account.id.clone(), account.name.clone());
-            self.plan_lines.push([id, region.clone(), name, role.clone(), shell_words::join(argv)]);
+            self.plan_lines.push((index, [id, region.clone(), name, role.clone(), shell_words::join(argv)]));
         }
         if self.run.plan.save_plan.is_some()
             && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)

@@ -5,10 +5,12 @@
 //! cost no portal call.
 
 use std::collections::HashSet;
+use std::fmt;
 
 use glob::{MatchOptions, Pattern};
 
 use crate::portal::Account;
+use crate::portal::validate::is_account_id;
 
 const MATCH_OPTIONS: MatchOptions =
     MatchOptions { case_sensitive: false, require_literal_separator: false, require_literal_leading_dot: false };
@@ -21,7 +23,7 @@ pub struct Selection {
     /// None may match.
     pub excludes: Vec<Pattern>,
     /// Ids or names, exactly; `None` when neither `--accounts` nor `--accounts-file` was given.
-    pub listed: Option<HashSet<String>>,
+    pub listed: Option<AccountList>,
     /// `--shard I/N`; `None` keeps every account.
     pub shard: Option<Shard>,
     /// Account ids to leave out: those a `--resume`d joblog shows as done.
@@ -79,12 +81,141 @@ pub fn parse_glob(glob: &str) -> Result<Pattern, GlobError> {
     Pattern::new(glob).map_err(|source| GlobError { glob: glob.to_owned(), source })
 }
 
+/// How an entry says it is a name, even one of 12 digits: `name:111111111111`.
+pub const NAME_PREFIX: &str = "name:";
+/// How an entry says it is an id (the default for 12 digits; accepted for symmetry).
+pub const ID_PREFIX: &str = "id:";
+
+/// One entry of `--accounts`, `--accounts-file` or `--canary-accounts`, resolved here
+/// once for every flag. Twelve digits are an account id and match ids only: a name is
+/// chosen by each account's own administrator, so an account renamed `111111111111`
+/// must not be selected by the id of another (issue 16, point 1). A name made of 12
+/// digits is still reachable as `name:111111111111`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AccountRef {
+    Id(String),
+    Name(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountRefError {
+    #[error("invalid account {0:?}: `id:` takes a 12-digit account id, e.g. id:111122223333")]
+    NotAnId(String),
+    #[error("invalid account {0:?}: `name:` takes an account name, e.g. name:111122223333")]
+    NoName(String),
+}
+
+impl AccountRef {
+    /// `id:ID`, `name:NAME`, else an id if it is 12 digits and a name if not; the entry
+    /// and what follows a prefix are trimmed.
+    pub fn parse(entry: &str) -> Result<Self, AccountRefError> {
+        let entry = entry.trim();
+        if let Some(id) = entry.strip_prefix(ID_PREFIX) {
+            let id = id.trim();
+            return if is_account_id(id) {
+                Ok(AccountRef::Id(id.to_owned()))
+            } else {
+                Err(AccountRefError::NotAnId(entry.to_owned()))
+            };
+        }
+        if let Some(name) = entry.strip_prefix(NAME_PREFIX) {
+            let name = name.trim();
+            return if name.is_empty() {
+                Err(AccountRefError::NoName(entry.to_owned()))
+            } else {
+                Ok(AccountRef::Name(name.to_owned()))
+            };
+        }
+        Ok(if is_account_id(entry) { AccountRef::Id(entry.to_owned()) } else { AccountRef::Name(entry.to_owned()) })
+    }
+}
+
+/// The entry as the user would write it again: a name that would read as an id or a
+/// prefix keeps `name:`.
+impl fmt::Display for AccountRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountRef::Id(id) => f.write_str(id),
+            AccountRef::Name(name)
+                if is_account_id(name) || name.starts_with(ID_PREFIX) || name.starts_with(NAME_PREFIX) =>
+            {
+                write!(f, "{NAME_PREFIX}{name}")
+            }
+            AccountRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Accounts named by id or name: what `--accounts`, `--accounts-file` and
+/// `--canary-accounts` give, and what a run has seen of them. The one place an entry
+/// is matched against an account, so every flag treats an id as an id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountList {
+    ids: HashSet<String>,
+    names: HashSet<String>,
+}
+
+impl AccountList {
+    /// The entries parsed; blank ones are skipped.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, AccountRefError> {
+        let mut list = AccountList::default();
+        for entry in entries.into_iter().filter(|entry| !entry.trim().is_empty()) {
+            list.insert(AccountRef::parse(entry)?);
+        }
+        Ok(list)
+    }
+
+    /// These account ids and nothing else (a saved plan's).
+    pub fn of_ids(ids: impl IntoIterator<Item = String>) -> Self {
+        AccountList { ids: ids.into_iter().collect(), names: HashSet::new() }
+    }
+
+    pub fn insert(&mut self, entry: AccountRef) {
+        match entry {
+            AccountRef::Id(id) => self.ids.insert(id),
+            AccountRef::Name(name) => self.names.insert(name),
+        };
+    }
+
+    /// Adds `other`'s entries.
+    pub fn extend(&mut self, other: AccountList) {
+        self.ids.extend(other.ids);
+        self.names.extend(other.names);
+    }
+
+    /// Remembers `account` by its id and its name, for [`AccountList::unmatched`].
+    pub fn note(&mut self, account: &Account) {
+        self.ids.insert(account.id.clone());
+        self.names.insert(account.name.clone());
+    }
+
+    /// Whether an entry names `account`: an id entry its id, a name entry its name.
+    pub fn contains(&self, account: &Account) -> bool {
+        self.ids.contains(&account.id) || self.names.contains(&account.name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.names.is_empty()
+    }
+
+    /// Whether some entry is a name (which may name several accounts).
+    pub fn has_names(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// The entries `seen` (ids and names noted) has none of, as written, sorted.
+    pub fn unmatched(&self, seen: &AccountList) -> Vec<String> {
+        let ids = self.ids.difference(&seen.ids).map(|id| AccountRef::Id(id.clone()));
+        let names = self.names.difference(&seen.names).map(|name| AccountRef::Name(name.clone()));
+        let mut missing: Vec<String> = ids.chain(names).map(|entry| entry.to_string()).collect();
+        missing.sort_unstable();
+        missing
+    }
+}
+
 /// The ids or names in an accounts file: one a line, blank lines and `#` comments skipped.
-pub fn parse_account_list(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.lines()
-        .map(|line| line.split_once('#').map_or(line, |(before, _)| before).trim())
-        .filter(|entry| !entry.is_empty())
-        .map(str::to_owned)
+pub fn parse_account_list(text: &str) -> Result<AccountList, AccountRefError> {
+    AccountList::parse(text.lines().map(|line| line.split_once('#').map_or(line, |(before, _)| before)))
 }
 
 impl Selection {
@@ -93,7 +224,7 @@ impl Selection {
         let hit = |p: &Pattern| fields.iter().any(|f| p.matches_with(f, MATCH_OPTIONS));
         (self.matches.is_empty() || self.matches.iter().any(hit))
             && !self.excludes.iter().any(hit)
-            && self.listed.as_ref().is_none_or(|l| l.contains(&account.id) || l.contains(&account.name))
+            && self.listed.as_ref().is_none_or(|listed| listed.contains(account))
             && self.shard.is_none_or(|shard| shard.contains(&account.id))
             && !self.done.contains(&account.id)
             && self.retry.as_ref().is_none_or(|ids| ids.contains(&account.id))
@@ -101,14 +232,15 @@ impl Selection {
 
     /// Whether `--accounts`/`--accounts-file` name some account by name rather than id.
     pub fn names_listed(&self) -> bool {
-        self.listed.iter().flatten().any(|entry| !crate::portal::validate::is_account_id(entry))
+        self.listed.as_ref().is_some_and(AccountList::has_names)
     }
 
     /// A listed name that more than one of `selected` bears, with their ids, sorted.
+    /// Only name entries count: an id entry never matches a name.
     pub fn ambiguous_name<'a>(&self, selected: impl Iterator<Item = &'a Account>) -> Option<(String, Vec<String>)> {
         let listed = self.listed.as_ref()?;
         let mut ids_by_name: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
-        for account in selected.filter(|a| listed.contains(&a.name)) {
+        for account in selected.filter(|a| listed.names.contains(&a.name)) {
             ids_by_name.entry(&account.name).or_default().push(account.id.clone());
         }
         ids_by_name.into_iter().find(|(_, ids)| ids.len() > 1).map(|(name, mut ids)| {
@@ -117,13 +249,10 @@ impl Selection {
         })
     }
 
-    /// Entries of `--accounts`/`--accounts-file` that named none of the `selected`
-    /// accounts (given by id and name), so the user hears of a typo or a lost account.
-    pub fn unmatched_entries(&self, selected: &HashSet<String>) -> Vec<&str> {
-        let mut missing: Vec<&str> =
-            self.listed.iter().flatten().filter(|entry| !selected.contains(*entry)).map(String::as_str).collect();
-        missing.sort_unstable();
-        missing
+    /// Entries of `--accounts`/`--accounts-file` that named none of the accounts `seen`
+    /// (the selected ones, noted), so the user hears of a typo or a lost account.
+    pub fn unmatched_entries(&self, seen: &AccountList) -> Vec<String> {
+        self.listed.as_ref().map(|listed| listed.unmatched(seen)).unwrap_or_default()
     }
 }
 
@@ -163,21 +292,54 @@ mod tests {
         assert!(selection.selects(&account("2", "payments-dev")));
     }
 
+    fn listed(entries: &[&str]) -> Selection {
+        Selection { listed: Some(AccountList::parse(entries.iter().copied()).unwrap()), ..Selection::default() }
+    }
+
     #[test]
     fn listed_accounts_match_by_id_or_name_and_report_the_unknown() {
-        let listed = parse_account_list("# ids\n111 # first\n\n  beta  \nghost\n").collect();
-        let selection = Selection { listed: Some(listed), ..Selection::default() };
-        let accounts = [account("111", "alpha"), account("222", "beta"), account("333", "gamma")];
+        let list = parse_account_list("# ids\n111111111111 # first\n\n  beta  \nghost\n333333333333\n").unwrap();
+        let selection = Selection { listed: Some(list), ..Selection::default() };
+        let accounts =
+            [account("111111111111", "alpha"), account("222222222222", "beta"), account("444444444444", "gamma")];
         let chosen: Vec<_> = accounts.iter().filter(|a| selection.selects(a)).collect();
-        assert_eq!(chosen.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["111", "222"]);
-        let seen = chosen.iter().flat_map(|a| [a.id.clone(), a.name.clone()]).collect();
-        assert_eq!(selection.unmatched_entries(&seen), ["ghost"]);
+        assert_eq!(chosen.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["111111111111", "222222222222"]);
+        let mut seen = AccountList::default();
+        for a in &chosen {
+            seen.note(a);
+        }
+        assert_eq!(selection.unmatched_entries(&seen), ["333333333333", "ghost"]);
+    }
+
+    #[test]
+    fn twelve_digits_match_an_id_only_and_name_prefix_matches_a_name() {
+        // Issue 16, point 1: an account renamed to another's id.
+        let accounts = [account("111111111111", "real"), account("222222222222", "111111111111")];
+        let chosen = |selection: &Selection| {
+            accounts.iter().filter(|a| selection.selects(a)).map(|a| a.id.as_str()).collect::<Vec<_>>()
+        };
+        assert_eq!(chosen(&listed(&["111111111111"])), ["111111111111"]);
+        assert_eq!(chosen(&listed(&["id:111111111111"])), ["111111111111"]);
+        assert_eq!(chosen(&listed(&["name:111111111111"])), ["222222222222"]);
+        assert_eq!(chosen(&listed(&[" name: real "])), ["111111111111"]);
+        assert!(!listed(&["111111111111"]).names_listed());
+        assert!(listed(&["name:111111111111"]).names_listed());
+        let nothing_seen = AccountList::default();
+        assert_eq!(listed(&["name:111111111111"]).unmatched_entries(&nothing_seen), ["name:111111111111"]);
+        assert_eq!(listed(&["name:id:x", "plain"]).unmatched_entries(&nothing_seen), ["name:id:x", "plain"]);
+    }
+
+    #[test]
+    fn a_bad_prefixed_entry_is_an_error() {
+        for bad in ["id:12345", "id:", "id:name", "name:", "name:  "] {
+            assert!(AccountRef::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(AccountRef::parse("12345").unwrap(), AccountRef::Name("12345".to_owned()));
     }
 
     #[test]
     fn a_name_two_accounts_bear_is_ambiguous() {
-        let listed = ["prod".to_owned(), "222222222222".to_owned()].into();
-        let selection = Selection { listed: Some(listed), ..Selection::default() };
+        let selection = listed(&["prod", "222222222222"]);
         assert!(selection.names_listed());
         let accounts = [account("333333333333", "prod"), account("111111111111", "prod"), account("222222222222", "x")];
         assert_eq!(
@@ -185,8 +347,10 @@ mod tests {
             Some(("prod".to_owned(), vec!["111111111111".to_owned(), "333333333333".to_owned()]))
         );
         assert_eq!(selection.ambiguous_name(accounts[1..].iter()), None);
-        let by_id = Selection { listed: Some(["222222222222".to_owned()].into()), ..Selection::default() };
-        assert!(!by_id.names_listed());
+        assert!(!listed(&["222222222222"]).names_listed());
+        // Two accounts that bear a 12-digit name are no ambiguity for that id.
+        let renamed = [account("111111111111", "a"), account("222222222222", "111111111111")];
+        assert_eq!(listed(&["111111111111"]).ambiguous_name(renamed.iter()), None);
     }
 
     #[test]

@@ -56,13 +56,18 @@ pub struct Trace {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub region: String,
-    /// Its place in the selection, for `--keep-order`.
+    /// Its place in the selection, for `--keep-order` and the start order at `-j 1`.
     pub index: usize,
+    /// How many targets share `index`: one, or an account's regions with `--regions
+    /// enabled` (all of which end before the next index starts at `-j 1`).
+    pub of: usize,
 }
 
 /// How one (account, region) ended.
 pub struct RegionEnd {
     pub region: String,
+    /// Its place in the selection ([`Target::index`]), the order a dry run prints in.
+    pub index: usize,
     pub outcome: Outcome,
     pub trace: Trace,
 }
@@ -156,7 +161,12 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
     for _ in 1..regions.len() {
         run.gate.on_selected();
     }
-    regions.into_iter().map(|region| Target { region, index }).collect()
+    if regions.is_empty() {
+        // No target will end at this index: its turn must not wait for one.
+        run.turn_ended(index, 1);
+    }
+    let of = regions.len();
+    regions.into_iter().map(|region| Target { region, index, of }).collect()
 }
 
 /// Runs the account's command in each target at once: each child waits for its own
@@ -192,6 +202,7 @@ async fn run_region(
     target: Target,
 ) -> RegionEnd {
     let mut trace = Trace { began: Some(ready.began), credentials_at: ready.credentials_at, ..Trace::default() };
+    run.turn(target.index).await;
     let mut sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
     let outcome = region_outcome(run, child_slots, account, ready, &target.region, &mut trace, &mut sink).await;
     finish(run, account, target, outcome, trace, sink).await
@@ -208,6 +219,7 @@ async fn ends_without_child(
 ) -> Vec<RegionEnd> {
     let mut ends = Vec::with_capacity(targets.len());
     for target in targets {
+        run.turn(target.index).await;
         let sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
         ends.push(finish(run, account, target, outcome.clone(), trace(), sink).await);
     }
@@ -228,6 +240,7 @@ async fn finish(
         run.gate.on_failure();
     }
     drop(trace.slot.take());
+    run.turn_ended(target.index, target.of);
     tracing::debug!(account = %account.id, region = %target.region, ?outcome, "finished");
     let ended = SystemTime::now();
     let since = trace.began.and_then(|began| ended.duration_since(began).ok()).unwrap_or_default();
@@ -236,7 +249,7 @@ async fn finish(
     trace.stderr_tail = sink.stderr_tail();
     send_result(run, &mut sink, account, &target.region, &outcome, &trace, duration_ms).await;
     sink.close().await;
-    RegionEnd { region: target.region, outcome, trace }
+    RegionEnd { region: target.region, index: target.index, outcome, trace }
 }
 
 /// What names an (account, region)'s files under `--output-dir`: the account id, or

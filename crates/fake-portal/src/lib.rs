@@ -62,6 +62,19 @@ pub fn credentials_for(account_id: &str, role: &str) -> (String, String, String)
     (format!("ASIA{account_id}"), format!("secret-{account_id}-{role}"), format!("session-{account_id}-{role}"))
 }
 
+/// A random duration below `bound` (zero for zero). std's `RandomState` is seeded
+/// randomly, which is random enough for a test's latency and needs no crate.
+fn jitter(bound: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    if bound.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let bound_ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(hasher.finish() % bound_ns)
+}
+
 /// `n` accounts named like a real organisation (`team000-prod`, `team000-dev`, …).
 /// Every sixth (the `prod` ones) has only `ReadOnly`; every tenth lacks `ReadOnly`.
 pub fn generated_accounts(n: usize) -> Vec<Account> {
@@ -131,6 +144,9 @@ pub struct PortalOptions {
     pub throttled_credentials: HashMap<String, u32>,
     /// Extra latency for one account's `GetRoleCredentials` (a slow region, say).
     pub slow_credentials: HashMap<String, Duration>,
+    /// A random extra latency below this for each `GetRoleCredentials`, so that
+    /// credentials arrive in an order other than the listing's.
+    pub credentials_jitter: Duration,
     /// Lifetime of minted credentials.
     pub credentials_ttl: Duration,
     /// One way the whole portal misbehaves; `None` is a well-behaved portal.
@@ -158,6 +174,7 @@ impl Default for PortalOptions {
             flaky_credentials: HashMap::new(),
             throttled_credentials: HashMap::new(),
             slow_credentials: HashMap::new(),
+            credentials_jitter: Duration::ZERO,
             credentials_ttl: Duration::from_hours(1),
             misbehave: None,
             oidc: oidc::OidcOptions::default(),
@@ -390,7 +407,9 @@ impl State {
             .and_then(|id| self.options.slow_credentials.get(id))
             .copied()
             .unwrap_or_default();
-        let latency = self.options.latency + extra;
+        let jitter =
+            if path == "/federation/credentials" { jitter(self.options.credentials_jitter) } else { Duration::ZERO };
+        let latency = self.options.latency + extra + jitter;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
