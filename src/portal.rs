@@ -18,6 +18,7 @@
 //! call when it nears expiry, and a 401 mid-run causes one refresh (for all the tasks
 //! that met it) and a retry; a 401 the refresh cannot cure is [`PortalError::Unauthorized`].
 
+mod tolerant;
 pub mod validate;
 
 use std::collections::HashSet;
@@ -48,11 +49,13 @@ const PAGE_SIZE: i32 = 100;
 
 /// A listing that grows past these bounds is a portal bug, not an organisation: AWS
 /// Organizations holds at most tens of thousands of accounts, and a permission set
-/// assignment list is short.
+/// assignment list is short. The account bounds stop the listing; the role bounds cost
+/// only the account that passes them, which one account's admin could cause: its roles
+/// are capped, with a warning naming it.
 pub const MAX_ACCOUNTS: usize = 100_000;
 pub const MAX_ACCOUNT_PAGES: usize = 10_000;
 pub const MAX_ROLES: usize = 1_000;
-pub const MAX_ROLE_PAGES: usize = 100;
+pub const MAX_ROLE_PAGES: usize = 20;
 
 /// The shared retry quota, as botocore's standard retry mode keeps it: every retry
 /// spends from it, every success gives one back. A burst of errors across hundreds of
@@ -229,7 +232,10 @@ impl Portal {
         limits: PortalLimits,
         stopper: Stopper,
     ) -> Self {
-        let client = aws_sdk_sso::Client::new(&sdk_config(login, aws_config).await);
+        let config = aws_sdk_sso::config::Builder::from(&sdk_config(login, aws_config).await)
+            .interceptor(tolerant::TolerantJson)
+            .build();
+        let client = aws_sdk_sso::Client::from_conf(config);
         Portal {
             client,
             token,
@@ -266,7 +272,9 @@ impl Portal {
     }
 
     /// The roles the login may assume in `account_id`, all pages, each once; names IAM
-    /// would not accept are dropped with a warning.
+    /// would not accept are dropped with a warning. Past [`MAX_ROLES`] roles (or
+    /// [`MAX_ROLE_PAGES`] pages) the listing stops with a warning naming the account,
+    /// which keeps the roles listed so far: one account's admin cannot fail the others.
     pub async fn list_roles(&self, account_id: &str) -> Result<Vec<String>, PortalError> {
         const OPERATION: &str = "ListAccountRoles";
         let mut roles: Vec<String> = Vec::new();
@@ -288,14 +296,16 @@ impl Portal {
                 if !validate::is_role_name(role) {
                     tracing::warn!(
                         "account {account_id}: skipping role {:?}: not a valid IAM role name",
-                        sanitize(role)
+                        sanitize(&clip(role))
                     );
+                } else if roles.len() >= MAX_ROLES {
+                    tracing::warn!(
+                        "account {account_id}: the portal lists more than {MAX_ROLES} roles for it; using the first {MAX_ROLES} and ignoring the rest"
+                    );
+                    return Ok(roles);
                 } else if !roles.iter().any(|r| r == role) {
                     roles.push(role.to_owned());
                 }
-            }
-            if roles.len() > MAX_ROLES {
-                return Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLES, what: "roles" });
             }
             match page.next_token().filter(|t| !t.is_empty()) {
                 Some(token) if !seen_tokens.insert(token.to_owned()) => {
@@ -305,7 +315,11 @@ impl Portal {
                 None => return Ok(roles),
             }
         }
-        Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLE_PAGES, what: "pages" })
+        tracing::warn!(
+            "account {account_id}: the portal's role listing goes on past {MAX_ROLE_PAGES} pages; using the {} roles listed so far",
+            roles.len()
+        );
+        Ok(roles)
     }
 
     /// `GetRoleCredentials` for `role` in `account_id`.
@@ -540,13 +554,17 @@ impl AccountPages<'_> {
         if !validate::is_account_id(id) {
             tracing::warn!(
                 "skipping an account whose id {:?} is not 12 digits (named {:?})",
-                sanitize(id),
-                sanitize(name)
+                sanitize(&clip(id)),
+                sanitize(&clip(name))
             );
             return None;
         }
-        if !validate::is_account_name(name) {
-            tracing::warn!("skipping account {id}: its name holds a NUL byte");
+        let email = info.email_address().unwrap_or_default();
+        let problem = validate::account_name_problem(name)
+            .map(|why| format!("its name {why}"))
+            .or_else(|| validate::account_name_problem(email).map(|why| format!("its email {why}")));
+        if let Some(problem) = problem {
+            tracing::warn!("skipping account {id}: {problem}");
             return None;
         }
         if !self.seen_ids.insert(id.to_owned()) {
@@ -556,9 +574,19 @@ impl AccountPages<'_> {
         Some(Account {
             id: id.to_owned(),
             name: name.to_owned(),
-            email: info.email_address().unwrap_or_default().to_owned(),
+            email: email.to_owned(),
             login: 0,
         })
+    }
+}
+
+/// At most 64 characters of a portal value for a warning, with an ellipsis and the
+/// length when there was more: a hostile value must not flood the log.
+fn clip(value: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()).into(),
+        None => value.into(),
     }
 }
 
