@@ -10,7 +10,9 @@
 //! The portal is not trusted: every listing stops at a repeated page token or past a
 //! bound, lists each account and role once, and drops (with a warning) ids and names that
 //! fail [`validate`]; an answer that is not the JSON the model describes says what it
-//! was. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
+//! was. A page the SDK cannot decode because one value is invalid UTF-8 or a lone
+//! surrogate is decoded again with that value marked ([`tolerant`]), so only its account
+//! is dropped, and an account with too many roles keeps the first [`MAX_ROLES`]. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
 //! a per-call and a shared budget, and a portal that throttles every call for
 //! `--throttle-timeout` is given up on.
 //!
@@ -571,12 +573,7 @@ impl AccountPages<'_> {
             tracing::warn!("account {id} was listed twice by the portal; it runs once");
             return None;
         }
-        Some(Account {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            email: email.to_owned(),
-            login: 0,
-        })
+        Some(Account { id: id.to_owned(), name: name.to_owned(), email: email.to_owned(), login: 0 })
     }
 }
 

@@ -68,7 +68,9 @@ pub enum Regions {
 pub enum RegionsError {
     #[error("--regions is empty: give regions (--regions us-east-1,eu-west-1) or `enabled`")]
     Empty,
-    #[error("invalid region {0:?} in --regions: a region is a lowercase letter, then lowercase letters, digits and '-' (at most 63), e.g. eu-west-1")]
+    #[error(
+        "invalid region {0:?} in --regions: a region is a lowercase letter, then lowercase letters, digits and '-' (at most 63), e.g. eu-west-1"
+    )]
     Bad(String),
     #[error("--regions enabled stands alone: give `enabled` or a list of regions, not both")]
     EnabledInList,

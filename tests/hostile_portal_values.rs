@@ -49,7 +49,8 @@ fn regions_that_read_as_options_or_are_no_regions_are_refused_and_never_reach_ar
     assert!(output.status.success(), "{stderr}");
     assert_eq!(stdout, format!("{ALPHA}/us-east-1|R us-east-1\n"), "only the real region ran: {stderr}");
     assert!(
-        stderr.contains(&format!("fanout: warning: {ALPHA} (alpha): ListRegions listed 8 names that are not regions (")),
+        stderr
+            .contains(&format!("fanout: warning: {ALPHA} (alpha): ListRegions listed 8 names that are not regions (")),
         "{stderr}"
     );
     assert!(stderr.contains("refused them"), "{stderr}");
@@ -60,8 +61,11 @@ fn regions_that_read_as_options_or_are_no_regions_are_refused_and_never_reach_ar
 fn regions_given_by_the_user_go_through_the_same_check() {
     let env = TestEnv::new(three_accounts());
     for bad in ["us-east-1,--help", "-e", "us-east-1,-", "eu-west-", &"a".repeat(64)] {
-        let output =
-            env.fanout().args(["--role", "ReadOnly", &format!("--regions={bad}"), "--", "echo", "{region}"]).output().unwrap();
+        let output = env
+            .fanout()
+            .args(["--role", "ReadOnly", &format!("--regions={bad}"), "--", "echo", "{region}"])
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{bad}: {}", stderr_of(&output));
         assert!(stderr_of(&output).contains("invalid region"), "{}", stderr_of(&output));
         assert!(stdout_of(&output).is_empty());
@@ -152,7 +156,8 @@ fn an_account_with_more_than_a_thousand_roles_is_capped_and_the_others_listed() 
     let stderr = stderr_of(&output);
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("account {ALPHA}: the portal lists more than 1000 roles for it; using the first 1000")),
+        stderr
+            .contains(&format!("account {ALPHA}: the portal lists more than 1000 roles for it; using the first 1000")),
         "{stderr}"
     );
     let stdout = stdout_of(&output);

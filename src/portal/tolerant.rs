@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(repaired(br#"{"a":"x\ud800y"}"#).unwrap(), r#"{"a":"x\u0000Sy"}"#);
         assert_eq!(repaired(br#"{"a":"\udc00"}"#).unwrap(), r#"{"a":"\u0000S"}"#);
         assert_eq!(repaired(b"{\"a\":\"x\xff\xfey\"}").unwrap(), r#"{"a":"x\u0000U\u0000Uy"}"#);
-        let value: serde_json::Value = serde_json::from_str(&repaired(br#"{"a":"\ud800\ud83d\ude00"}"#).unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&repaired(br#"{"a":"\ud800\ud83d\ude00"}"#).unwrap()).unwrap();
         assert_eq!(value["a"], "\0S\u{1F600}");
         assert_eq!(repaired(br#"{"a":"\\ud800 \u00e9 \n \ud83d\ude00"}"#), None, "an escaped backslash, a pair");
         assert_eq!(repaired(b"plain \\"), None);
@@ -151,8 +152,7 @@ mod tests {
 
     #[test]
     fn markers_are_what_the_validator_names() {
-        let value: serde_json::Value =
-            serde_json::from_slice(&repair(b"[\"\\ud800\", \"\xc3\"]").unwrap()).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&repair(b"[\"\\ud800\", \"\xc3\"]").unwrap()).unwrap();
         assert!(validate::account_name_problem(value[0].as_str().unwrap()).unwrap().contains("surrogate"));
         assert!(validate::account_name_problem(value[1].as_str().unwrap()).unwrap().contains("UTF-8"));
     }

@@ -448,7 +448,8 @@ impl State {
                 .list
                 .iter()
                 .map(|a| {
-                    let name = if self.options.raw_names.contains_key(&a.id) { raw_name_mark(&a.id) } else { a.name.clone() };
+                    let name =
+                        if self.options.raw_names.contains_key(&a.id) { raw_name_mark(&a.id) } else { a.name.clone() };
                     json!({"accountId": a.id, "accountName": name, "emailAddress": a.email})
                 })
                 .collect();
