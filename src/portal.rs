@@ -57,7 +57,7 @@ const PAGE_SIZE: i32 = 100;
 pub const MAX_ACCOUNTS: usize = 100_000;
 pub const MAX_ACCOUNT_PAGES: usize = 10_000;
 pub const MAX_ROLES: usize = 1_000;
-pub const MAX_ROLE_PAGES: usize = 20;
+pub const MAX_ROLE_PAGES: usize = 100;
 
 /// The shared retry quota, as botocore's standard retry mode keeps it: every retry
 /// spends from it, every success gives one back. A burst of errors across hundreds of
@@ -579,7 +579,7 @@ impl AccountPages<'_> {
 
 /// At most 64 characters of a portal value for a warning, with an ellipsis and the
 /// length when there was more: a hostile value must not flood the log.
-fn clip(value: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn clip(value: &str) -> std::borrow::Cow<'_, str> {
     const SHOWN: usize = 64;
     match value.char_indices().nth(SHOWN) {
         Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()).into(),
@@ -651,6 +651,13 @@ fn describe_unexpected_answer(raw: &aws_sdk_sso::config::http::HttpResponse) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_value_is_clipped_with_its_length() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(100);
+        assert_eq!(clip(&long), format!("{}… (200 bytes)", "é".repeat(64)));
+    }
 
     #[test]
     fn backoff_stays_under_its_doubling_ceiling() {

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::credentials::Credentials;
 use crate::output::report;
-use crate::portal::validate;
+use crate::portal::{self, validate};
 
 /// The commercial regions every account has enabled by default, as the AWS Account
 /// Management guide lists them (all regions launched before 20 March 2019); later
@@ -43,9 +43,10 @@ pub const DEFAULT_ENABLED: [&str; 17] = [
     "us-west-2",
 ];
 
-/// `ListRegions` pages asked for at most, of [`PAGE_SIZE`]: AWS has under 40 regions,
-/// so every real answer is one page; the rest are an account's admin answering for it.
-const MAX_PAGES: usize = 4;
+/// `ListRegions` pages asked for at most, of up to [`PAGE_SIZE`]: AWS has under 40
+/// regions, so a real answer is one page, and 8 hold [`MAX_REGIONS`] even in pages of 8;
+/// the rest is an account's admin answering for it.
+const MAX_PAGES: usize = 8;
 /// The API's largest page.
 const PAGE_SIZE: i32 = 50;
 /// Regions one account runs in at most: more than AWS has. `ListRegions` is answered
@@ -150,7 +151,7 @@ impl Collected {
         if !validate::is_region(name) {
             self.invalid += 1;
             if self.examples.len() < EXAMPLES {
-                self.examples.push(format!("{:?}", report::sanitize(&clip(name))));
+                self.examples.push(format!("{:?}", report::sanitize(&portal::clip(name))));
             }
         } else if self.regions.iter().all(|r| r != name) {
             if self.regions.len() < MAX_REGIONS {
@@ -198,15 +199,6 @@ impl Collected {
         }
         self.regions.sort();
         Answer { enabled: Enabled::Listed(self.regions), warnings }
-    }
-}
-
-/// At most 64 characters of a refused name, with an ellipsis and the length.
-fn clip(name: &str) -> std::borrow::Cow<'_, str> {
-    const SHOWN: usize = 64;
-    match name.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}… ({} bytes)", &name[..end], name.len()).into(),
-        None => name.into(),
     }
 }
 

@@ -101,9 +101,9 @@ fn pages_of_names_that_are_no_regions_stop_at_the_page_bound() {
     let output = run_in_enabled_regions(&env);
     let stderr = stderr_of(&output);
     assert!(output.status.success(), "{stderr}");
-    assert_eq!(env.portal.stats().list_regions, 4, "the page bound");
-    assert!(stderr.contains("ListRegions listed 200 names that are not regions"), "{stderr}");
-    assert!(stderr.contains("ListRegions still had pages after 4"), "{stderr}");
+    assert_eq!(env.portal.stats().list_regions, 8, "the page bound");
+    assert!(stderr.contains("ListRegions listed 400 names that are not regions"), "{stderr}");
+    assert!(stderr.contains("ListRegions still had pages after 8"), "{stderr}");
     assert!(stderr.contains("cannot list its enabled regions (ListRegions listed no region)"), "{stderr}");
     assert!(!stdout_of(&output).contains("R -"), "{}", stdout_of(&output));
 }
