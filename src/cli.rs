@@ -311,7 +311,8 @@ pub struct RunArgs {
     /// Run the command once per account and region: a comma list (us-east-1,eu-west-1),
     /// or `enabled` for the regions each account has enabled (asked once per account
     /// through the Account API's ListRegions with its role's credentials; a role that
-    /// may not call it gets the 17 regions enabled by default, with a warning). Each
+    /// may not call it gets the 17 regions enabled by default, with a warning; names
+    /// that are not regions are refused, and an account runs in at most 64). Each
     /// child gets its region as AWS_REGION, AWS_DEFAULT_REGION and FANOUT_REGION and
     /// {region}; the default prefix becomes {account_id}/{region}. Credentials are
     /// fetched once per account; -j bounds all children. Not with --region. See

@@ -230,7 +230,9 @@ pub enum ConfigError {
     JobLog(#[from] JobLogError),
     #[error("--portal-rps must be a positive number of requests a second")]
     BadRate,
-    #[error("invalid region {0:?}: a region is lowercase letters, digits and '-', e.g. --region eu-west-1")]
+    #[error(
+        "invalid region {0:?}: a region is a lowercase letter, then lowercase letters, digits and '-' (at most 63), e.g. --region eu-west-1"
+    )]
     BadRegion(String),
     #[error(transparent)]
     Plan(#[from] PlanError),

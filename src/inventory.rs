@@ -37,15 +37,21 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use crate::files::human_size;
+use crate::limits::MAX_NAME_BYTES;
 use crate::login::SsoLogin;
-use crate::portal::{Account, validate};
+use crate::portal::validate::{self, MAX_ROLE_NAME};
+use crate::portal::{Account, MAX_ROLES};
 
 /// The file format; a file of another version is ignored and rewritten.
 const FORMAT_VERSION: u32 = 1;
 /// The largest cache file read: 20,000 accounts take about 3 MiB.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
-/// The longest line read: an account with a thousand roles fits.
-pub const MAX_LINE: u64 = 64 * 1024;
+/// The longest line read: derived from the bounds the listing enforces, so that any
+/// account the portal listing admits fits and the cache a run writes is one the next
+/// run reads. The worst case: name and email escaped to six bytes each
+/// (`\u001b`), [`MAX_ROLES`] roles of [`MAX_ROLE_NAME`] bytes with their quotes and
+/// comma, and the keys and numbers around them.
+pub const MAX_LINE: u64 = (512 + 2 * 6 * MAX_NAME_BYTES + MAX_ROLES * (MAX_ROLE_NAME + 3)) as u64;
 
 /// One account and, when they were listed, its roles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,7 +268,10 @@ impl CachedInventory {
 fn parse_entry(line: &[u8]) -> std::io::Result<InventoryAccount> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let entry: InventoryAccount = serde_json::from_slice(line).map_err(|_| invalid("not a valid account"))?;
-    if !validate::is_account_id(&entry.account.id) || !validate::is_account_name(&entry.account.name) {
+    if !validate::is_account_id(&entry.account.id)
+        || !validate::is_account_name(&entry.account.name)
+        || !validate::is_account_name(&entry.account.email)
+    {
         return Err(invalid("an invalid account id or name"));
     }
     if entry.roles.iter().flatten().any(|role| !validate::is_role_name(role)) {
@@ -400,6 +409,23 @@ mod tests {
             writer.add(entry).unwrap();
         }
         writer.commit().unwrap();
+    }
+
+    #[test]
+    fn the_largest_account_the_listing_admits_fits_a_line_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(&dir.path().join("fanout"), &login());
+        let worst = "\x1b".repeat(MAX_NAME_BYTES);
+        let role = "r".repeat(MAX_ROLE_NAME);
+        let roles: Vec<String> = (0..MAX_ROLES).map(|i| format!("{i:04}{}", &role[4..])).collect();
+        let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let mut entry = account("1", Some(&roles));
+        entry.account.name.clone_from(&worst);
+        entry.account.email = worst;
+        write(&path, &login().start_url, 1000, &[entry]);
+        let line = std::fs::read_to_string(&path).unwrap().lines().nth(1).unwrap().len();
+        assert!(line as u64 <= MAX_LINE, "{line} > {MAX_LINE}");
+        assert_eq!(CachedInventory::open(&path, &login(), 1000, Duration::from_hours(1)).unwrap().accounts().len(), 1);
     }
 
     #[test]

@@ -3,6 +3,16 @@
 //! with "Too many open files". So, as Go's runtime does since 1.19, the soft limit is
 //! raised to the hard limit at start, and what still does not fit is capped, with a
 //! warning naming the limit and the flag. `-j auto` also stays within the process limit.
+//!
+//! It also holds the bound on a portal value that two stages must agree on: the listing
+//! refuses a longer name, and the inventory cache's line bound is derived from it, so
+//! what one run writes the next can read.
+
+/// The longest account name (or email) accepted from the portal, in bytes. AWS
+/// Organizations allows 50 characters; anything much longer is someone's attempt to
+/// flood a line or the cache. An account over it is skipped with a warning when listed,
+/// so the inventory cache never holds it, and a cache holding one is refused.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// Descriptors one running command can hold at its start: the read ends of its two
 /// pipes, their write ends and `/dev/null` until the fork is done, and the pipe std uses

@@ -10,7 +10,9 @@
 //! The portal is not trusted: every listing stops at a repeated page token or past a
 //! bound, lists each account and role once, and drops (with a warning) ids and names that
 //! fail [`validate`]; an answer that is not the JSON the model describes says what it
-//! was. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
+//! was. A page the SDK cannot decode because one value is invalid UTF-8 or a lone
+//! surrogate is decoded again with that value marked ([`tolerant`]), so only its account
+//! is dropped, and an account with too many roles keeps the first [`MAX_ROLES`]. Every call ends: a stop cancels it (and its backoff sleep) at once, retries have
 //! a per-call and a shared budget, and a portal that throttles every call for
 //! `--throttle-timeout` is given up on.
 //!
@@ -18,6 +20,7 @@
 //! call when it nears expiry, and a 401 mid-run causes one refresh (for all the tasks
 //! that met it) and a retry; a 401 the refresh cannot cure is [`PortalError::Unauthorized`].
 
+mod tolerant;
 pub mod validate;
 
 use std::collections::HashSet;
@@ -48,7 +51,9 @@ const PAGE_SIZE: i32 = 100;
 
 /// A listing that grows past these bounds is a portal bug, not an organisation: AWS
 /// Organizations holds at most tens of thousands of accounts, and a permission set
-/// assignment list is short.
+/// assignment list is short. The account bounds stop the listing; the role bounds cost
+/// only the account that passes them, which one account's admin could cause: its roles
+/// are capped, with a warning naming it.
 pub const MAX_ACCOUNTS: usize = 100_000;
 pub const MAX_ACCOUNT_PAGES: usize = 10_000;
 pub const MAX_ROLES: usize = 1_000;
@@ -229,7 +234,10 @@ impl Portal {
         limits: PortalLimits,
         stopper: Stopper,
     ) -> Self {
-        let client = aws_sdk_sso::Client::new(&sdk_config(login, aws_config).await);
+        let config = aws_sdk_sso::config::Builder::from(&sdk_config(login, aws_config).await)
+            .interceptor(tolerant::TolerantJson)
+            .build();
+        let client = aws_sdk_sso::Client::from_conf(config);
         Portal {
             client,
             token,
@@ -266,7 +274,9 @@ impl Portal {
     }
 
     /// The roles the login may assume in `account_id`, all pages, each once; names IAM
-    /// would not accept are dropped with a warning.
+    /// would not accept are dropped with a warning. Past [`MAX_ROLES`] roles (or
+    /// [`MAX_ROLE_PAGES`] pages) the listing stops with a warning naming the account,
+    /// which keeps the roles listed so far: one account's admin cannot fail the others.
     pub async fn list_roles(&self, account_id: &str) -> Result<Vec<String>, PortalError> {
         const OPERATION: &str = "ListAccountRoles";
         let mut roles: Vec<String> = Vec::new();
@@ -290,12 +300,14 @@ impl Portal {
                         "account {account_id}: skipping role {:?}: not a valid IAM role name",
                         text::show(role)
                     );
+                } else if roles.len() >= MAX_ROLES {
+                    tracing::warn!(
+                        "account {account_id}: the portal lists more than {MAX_ROLES} roles for it; using the first {MAX_ROLES} and ignoring the rest"
+                    );
+                    return Ok(roles);
                 } else if !roles.iter().any(|r| r == role) {
                     roles.push(role.to_owned());
                 }
-            }
-            if roles.len() > MAX_ROLES {
-                return Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLES, what: "roles" });
             }
             match page.next_token().filter(|t| !t.is_empty()) {
                 Some(token) if !seen_tokens.insert(token.to_owned()) => {
@@ -305,7 +317,11 @@ impl Portal {
                 None => return Ok(roles),
             }
         }
-        Err(PortalError::TooLong { operation: OPERATION, limit: MAX_ROLE_PAGES, what: "pages" })
+        tracing::warn!(
+            "account {account_id}: the portal's role listing goes on past {MAX_ROLE_PAGES} pages; using the {} roles listed so far",
+            roles.len()
+        );
+        Ok(roles)
     }
 
     /// `GetRoleCredentials` for `role` in `account_id`.
@@ -545,20 +561,19 @@ impl AccountPages<'_> {
             );
             return None;
         }
-        if !validate::is_account_name(name) {
-            tracing::warn!("skipping account {id}: its name holds a NUL byte");
+        let email = info.email_address().unwrap_or_default();
+        let problem = validate::account_name_problem(name)
+            .map(|why| format!("its name {why}"))
+            .or_else(|| validate::account_name_problem(email).map(|why| format!("its email {why}")));
+        if let Some(problem) = problem {
+            tracing::warn!("skipping account {id}: {problem}");
             return None;
         }
         if !self.seen_ids.insert(id.to_owned()) {
             tracing::warn!("account {id} was listed twice by the portal; it runs once");
             return None;
         }
-        Some(Account {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            email: info.email_address().unwrap_or_default().to_owned(),
-            login: 0,
-        })
+        Some(Account { id: id.to_owned(), name: name.to_owned(), email: email.to_owned(), login: 0 })
     }
 }
 

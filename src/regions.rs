@@ -16,6 +16,7 @@ use secrecy::ExposeSecret as _;
 use tokio::sync::OnceCell;
 
 use crate::credentials::Credentials;
+use crate::text;
 use crate::portal::validate;
 
 /// The commercial regions every account has enabled by default, as the AWS Account
@@ -42,8 +43,18 @@ pub const DEFAULT_ENABLED: [&str; 17] = [
     "us-west-2",
 ];
 
-/// `ListRegions` pages asked for at most: far more than AWS has regions.
-const MAX_PAGES: usize = 20;
+/// `ListRegions` pages asked for at most, of up to [`PAGE_SIZE`]: AWS has under 40
+/// regions, so a real answer is one page, and 8 hold [`MAX_REGIONS`] even in pages of 8;
+/// the rest is an account's admin answering for it.
+const MAX_PAGES: usize = 8;
+/// The API's largest page.
+const PAGE_SIZE: i32 = 50;
+/// Regions one account runs in at most: more than AWS has. `ListRegions` is answered
+/// by the account itself (its admin, or whoever took it over), so without a cap one
+/// account could make the run start thousands of children.
+pub const MAX_REGIONS: usize = 64;
+/// Refused region names a warning quotes at most.
+const EXAMPLES: usize = 3;
 
 /// Which regions each account runs in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +69,9 @@ pub enum Regions {
 pub enum RegionsError {
     #[error("--regions is empty: give regions (--regions us-east-1,eu-west-1) or `enabled`")]
     Empty,
-    #[error("invalid region {0:?} in --regions: a region is lowercase letters, digits and '-', e.g. eu-west-1")]
+    #[error(
+        "invalid region {0:?} in --regions: a region is a lowercase letter, then lowercase letters, digits and '-' (at most 63), e.g. eu-west-1"
+    )]
     Bad(String),
     #[error("--regions enabled stands alone: give `enabled` or a list of regions, not both")]
     EnabledInList,
@@ -110,6 +123,85 @@ impl Enabled {
     }
 }
 
+/// What `ListRegions` answered for one account, and what of it was refused: each
+/// refusal is one warning line for the run to print, naming the account.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub enabled: Enabled,
+    pub warnings: Vec<String>,
+}
+
+/// Regions collected from `ListRegions` pages: valid ones, each once, up to
+/// [`MAX_REGIONS`]; what is refused is counted for the warnings.
+#[derive(Debug, Default)]
+struct Collected {
+    regions: Vec<String>,
+    /// Names that are not regions ([`validate::is_region`]), and the first few of them.
+    invalid: usize,
+    examples: Vec<String>,
+    /// Valid regions past the cap.
+    over_cap: usize,
+    pages: usize,
+    /// Whether pages were left unread at [`MAX_PAGES`].
+    pages_left: bool,
+}
+
+impl Collected {
+    fn add(&mut self, name: &str) {
+        if !validate::is_region(name) {
+            self.invalid += 1;
+            if self.examples.len() < EXAMPLES {
+                self.examples.push(format!("{:?}", text::show(name)));
+            }
+        } else if self.regions.iter().all(|r| r != name) {
+            if self.regions.len() < MAX_REGIONS {
+                self.regions.push(name.to_owned());
+            } else {
+                self.over_cap += 1;
+            }
+        }
+    }
+
+    /// Past the cap, no further page can change what runs.
+    fn full(&self) -> bool {
+        self.over_cap > 0
+    }
+
+    /// The warnings, one per kind of refusal.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.invalid > 0 {
+            warnings.push(format!(
+                "ListRegions listed {} names that are not regions ({}); refused them",
+                self.invalid,
+                self.examples.join(", ")
+            ));
+        }
+        if self.full() {
+            warnings.push(format!(
+                "ListRegions listed more than {MAX_REGIONS} regions ({} in {} pages, then it was not asked further); running in the first {MAX_REGIONS}, refusing the rest",
+                self.regions.len() + self.over_cap,
+                self.pages
+            ));
+        } else if self.pages_left {
+            warnings.push(format!(
+                "ListRegions still had pages after {MAX_PAGES}; running in the {} regions listed so far",
+                self.regions.len()
+            ));
+        }
+        warnings
+    }
+
+    fn into_answer(mut self) -> Answer {
+        let warnings = self.warnings();
+        if self.regions.is_empty() {
+            return Answer { enabled: Enabled::Default("ListRegions listed no region".to_owned()), warnings };
+        }
+        self.regions.sort();
+        Answer { enabled: Enabled::Listed(self.regions), warnings }
+    }
+}
+
 /// Asks accounts for their enabled regions. The SDK's configuration (endpoint
 /// overrides such as `AWS_ENDPOINT_URL_ACCOUNT` included) is loaded once, at the first
 /// question; each account's client gets that account's credentials.
@@ -120,9 +212,10 @@ pub struct RegionLister {
 
 impl RegionLister {
     /// The regions `credentials`' account has enabled (or enabled by default), every
-    /// page. An account with none listed (an answer that cannot be right) gets the
+    /// page up to [`MAX_PAGES`] and [`MAX_REGIONS`]; names that are not regions are
+    /// refused. An account with none listed (an answer that cannot be right) gets the
     /// default list too.
-    pub async fn enabled(&self, credentials: &Credentials) -> Enabled {
+    pub async fn enabled(&self, credentials: &Credentials) -> Answer {
         let config = self.config.get_or_init(load_config).await;
         let keys = SdkCredentials::new(
             credentials.access_key_id.expose_secret(),
@@ -134,34 +227,37 @@ impl RegionLister {
         let client = aws_sdk_account::Client::from_conf(
             aws_sdk_account::config::Builder::from(config).credentials_provider(keys).build(),
         );
-        let mut regions = Vec::new();
+        let mut collected = Collected::default();
         let mut next_token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        loop {
             let page = client
                 .list_regions()
                 .region_opt_status_contains(RegionOptStatus::Enabled)
                 .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
-                .max_results(50)
+                .max_results(PAGE_SIZE)
                 .set_next_token(next_token.take())
                 .send()
                 .await;
             let page = match page {
                 Ok(page) => page,
-                Err(error) => return Enabled::Default(describe(&error)),
+                Err(error) => return Answer { enabled: Enabled::Default(describe(&error)), warnings: Vec::new() },
             };
-            let names = page.regions().iter().filter_map(|r| r.region_name());
-            regions.extend(names.filter(|name| validate::is_region(name)).map(str::to_owned));
+            collected.pages += 1;
+            for name in page.regions().iter().filter_map(|r| r.region_name()) {
+                collected.add(name);
+            }
             match page.next_token() {
-                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                Some(token) if !token.is_empty() && !collected.full() => {
+                    if collected.pages >= MAX_PAGES {
+                        collected.pages_left = true;
+                        break;
+                    }
+                    next_token = Some(token.to_owned());
+                }
                 _ => break,
             }
         }
-        if regions.is_empty() {
-            return Enabled::Default("ListRegions listed no region".to_owned());
-        }
-        regions.sort();
-        regions.dedup();
-        Enabled::Listed(regions)
+        collected.into_answer()
     }
 }
 
@@ -213,6 +309,27 @@ mod tests {
         assert_eq!(Regions::parse("us-east-1,enabled").unwrap_err(), RegionsError::EnabledInList);
         assert_eq!(Regions::parse("us-east-1,EU-WEST-1").unwrap_err(), RegionsError::Bad("EU-WEST-1".to_owned()));
         assert_eq!(Regions::parse("us-east-1;rm -rf").unwrap_err(), RegionsError::Bad("us-east-1;rm -rf".to_owned()));
+    }
+
+    #[test]
+    fn hostile_names_are_refused_and_the_regions_capped() {
+        let mut collected = Collected { pages: 1, ..Collected::default() };
+        for name in ["--help", "-e", "-", "US-EAST-1", "eu-west-1", "eu-west-1", "us-east-1"] {
+            collected.add(name);
+        }
+        let answer = collected.into_answer();
+        assert_eq!(answer.enabled, Enabled::Listed(vec!["eu-west-1".to_owned(), "us-east-1".to_owned()]));
+        assert_eq!(answer.warnings.len(), 1);
+        assert!(answer.warnings[0].contains(r#"4 names that are not regions ("--help", "-e", "-")"#), "{answer:?}");
+
+        let mut collected = Collected { pages: 2, ..Collected::default() };
+        for i in 0..100 {
+            collected.add(&format!("r{i:03}"));
+        }
+        assert!(collected.full());
+        let answer = collected.into_answer();
+        assert_eq!(answer.enabled.regions().len(), MAX_REGIONS);
+        assert!(answer.warnings[0].contains("more than 64 regions (100 in 2 pages"), "{answer:?}");
     }
 
     #[test]

@@ -145,7 +145,11 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
         return targets;
     };
     let index = targets.first().map_or(0, |t| t.index);
-    let enabled = run.region_lister.enabled(credentials).await;
+    let regions::Answer { enabled, warnings } = run.region_lister.enabled(credentials).await;
+    for warning in warnings {
+        let text = format!("fanout: warning: {} ({}): {warning}\n", account.id, text::show(&account.name));
+        run.output.send(Stream::Stderr, text.into_bytes()).await;
+    }
     if let Enabled::Default(reason) = &enabled {
         let text = format!(
             "fanout: warning: {} ({}): cannot list its enabled regions ({}); running in the {} regions enabled by default\n",

@@ -158,6 +158,10 @@ pub struct PortalOptions {
     pub enabled_regions: HashMap<String, Vec<String>>,
     /// Accounts whose role may not call `ListRegions` (403 `AccessDeniedException`).
     pub regions_denied: HashSet<String>,
+    /// Accounts whose `accountName` `ListAccounts` sends as these bytes, verbatim
+    /// between the quotes: a lone surrogate escape (`\ud800`) or invalid UTF-8, which a
+    /// JSON encoder cannot produce.
+    pub raw_names: HashMap<String, Vec<u8>>,
 }
 
 impl Default for PortalOptions {
@@ -180,6 +184,7 @@ impl Default for PortalOptions {
             oidc: oidc::OidcOptions::default(),
             enabled_regions: HashMap::new(),
             regions_denied: HashSet::new(),
+            raw_names: HashMap::new(),
         }
     }
 }
@@ -464,9 +469,13 @@ impl State {
             let items: Vec<Value> = accounts
                 .list
                 .iter()
-                .map(|a| json!({"accountId": a.id, "accountName": a.name, "emailAddress": a.email}))
+                .map(|a| {
+                    let name =
+                        if self.options.raw_names.contains_key(&a.id) { raw_name_mark(&a.id) } else { a.name.clone() };
+                    json!({"accountId": a.id, "accountName": name, "emailAddress": a.email})
+                })
                 .collect();
-            return self.page(&items, query, "accountList");
+            return self.with_raw_names(self.page(&items, query, "accountList"));
         }
         let Some(account) = query.get("account_id").map(|id| accounts.by_id.get(id).map(|&i| &accounts.list[i])) else {
             return Reply::error(400, "InvalidRequestException", "account_id is required");
@@ -523,6 +532,21 @@ impl State {
         None
     }
 
+    /// `reply` with each [`PortalOptions::raw_names`] mark replaced by its bytes.
+    fn with_raw_names(&self, reply: Reply) -> Reply {
+        if self.options.raw_names.is_empty() {
+            return reply;
+        }
+        let mut bytes = reply.body.into_bytes();
+        for (id, raw) in &self.options.raw_names {
+            let mark = raw_name_mark(id).into_bytes();
+            if let Some(at) = bytes.windows(mark.len()).position(|w| w == mark.as_slice()) {
+                bytes.splice(at..at + mark.len(), raw.iter().copied());
+            }
+        }
+        Reply::raw(reply.status, "application/json", bytes)
+    }
+
     fn page(&self, items: &[Value], query: &HashMap<String, String>, key: &str) -> Reply {
         let looping = self.options.misbehave == Some(Misbehaviour::LoopNextToken);
         let start: usize = if looping { 0 } else { query.get("next_token").and_then(|t| t.parse().ok()).unwrap_or(0) };
@@ -536,6 +560,11 @@ impl State {
         }
         Reply::ok(body)
     }
+}
+
+/// What stands for a raw name until the page is encoded.
+fn raw_name_mark(id: &str) -> String {
+    format!("fake-portal-raw-name-{id}")
 }
 
 /// A portal serving on `127.0.0.1:<random port>` from its own thread and runtime, so a

@@ -211,3 +211,18 @@ fn html_goes_out_as_text_html_with_its_esc_byte() {
     assert!(page.contains("content-type: text/html\r\n"), "{page}");
     assert!(page.ends_with(HTML_PAGE), "{page}");
 }
+
+#[tokio::test]
+async fn a_raw_name_is_sent_as_its_bytes_and_the_rest_as_json() {
+    let mut options = PortalOptions {
+        accounts: vec![Account::new("111111111111", "a", &["R"]), Account::new("222222222222", "b", &["R"])],
+        ..PortalOptions::default()
+    };
+    options.raw_names.insert("222222222222".into(), b"x\\ud800\xff".to_vec());
+    let state = State::new(options);
+    let reply = get(&state, "/assignment/accounts", &[("max_result", "100")]).await;
+    assert_eq!((reply.status, reply.body.content_type()), (200, "application/json"));
+    let bytes = reply.body.into_bytes();
+    assert!(bytes.windows(10).any(|w| w == b"\"x\\ud800\xff\""), "{}", String::from_utf8_lossy(&bytes));
+    assert!(String::from_utf8_lossy(&bytes).contains(r#""accountName":"a""#));
+}
