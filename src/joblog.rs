@@ -13,10 +13,15 @@
 //!
 //! `Host` is GNU parallel's "where it ran": `:` (this machine), or with `--regions` the
 //! child's region, so each (account, region) has a line of its own.
+//!
+//! A write that fails (a full disk) is the run's failure, said once when it ends, never
+//! a warning per account: the log stops at its first failed write, so it can end in a
+//! torn line but never hold one in the middle. Reading skips a torn last line with a
+//! warning, as GNU parallel's `--resume` does, and appending to the log first cuts it off.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::{self, BufWriter, Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -128,28 +133,40 @@ pub struct JobLog {
     path: PathBuf,
     file: BufWriter<File>,
     seq: usize,
+    /// The first write that failed: nothing more is written after it (a line after a
+    /// torn one would make the log unreadable), and the run fails when it ends.
+    error: Option<io::Error>,
 }
 
 impl JobLog {
     /// Creates (or truncates) `path`, or appends to it when `append` (the log being
-    /// resumed); the header goes first in a new or empty file, then the run's `command`
-    /// template and `roles`.
-    pub fn open(path: &Path, append: bool, command: &[String], roles: &[String]) -> std::io::Result<Self> {
+    /// resumed, cut after its last whole line); the header goes first in a new or empty
+    /// file, then the run's `command` template and `roles`. Only opening can fail here
+    /// (fanout stops before any account starts); a failed write is kept for [`finish`].
+    ///
+    /// [`finish`]: JobLog::finish
+    pub fn open(path: &Path, append: bool, command: &[String], roles: &[String]) -> io::Result<Self> {
         let file = std::fs::OpenOptions::new()
+            .read(append)
             .write(true)
             .create(true)
             .append(append)
             .truncate(!append)
             .mode(0o600)
             .open(path)?;
-        let empty = file.metadata()?.len() == 0;
-        let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0 };
-        if empty {
-            writeln!(log.file, "{HEADER}")?;
+        if append {
+            cut_torn_tail(&file)?;
         }
-        writeln!(log.file, "{COMMAND_COMMENT}{}", escape(&shell_words::join(command)))?;
-        writeln!(log.file, "{ROLES_COMMENT}{}", escape(&roles.join(",")))?;
-        log.file.flush()?;
+        let empty = file.metadata()?.len() == 0;
+        let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0, error: None };
+        let mut head = String::new();
+        if empty {
+            head.push_str(HEADER);
+            head.push('\n');
+        }
+        head.push_str(&format!("{COMMAND_COMMENT}{}\n", escape(&shell_words::join(command))));
+        head.push_str(&format!("{ROLES_COMMENT}{}\n", escape(&roles.join(","))));
+        log.write(&head);
         Ok(log)
     }
 
@@ -158,11 +175,57 @@ impl JobLog {
     pub fn record(&mut self, mut entry: Entry) {
         self.seq += 1;
         entry.seq = self.seq;
-        let written = self.file.write_all(entry.to_line().as_bytes()).and_then(|()| self.file.flush());
-        if let Err(error) = written {
-            tracing::warn!("cannot write the joblog {}: {error}", self.path.display());
+        self.write(&entry.to_line());
+    }
+
+    /// Writes and flushes `text`, unless an earlier write failed.
+    fn write(&mut self, text: &str) {
+        if self.error.is_none()
+            && let Err(error) = self.file.write_all(text.as_bytes()).and_then(|()| self.file.flush())
+        {
+            self.error = Some(error);
         }
     }
+
+    /// Ends the log: its path and the first write that failed, if one did.
+    pub fn finish(mut self) -> Result<(), (PathBuf, io::Error)> {
+        if self.error.is_none()
+            && let Err(error) = self.file.flush()
+        {
+            self.error = Some(error);
+        }
+        match self.error.take() {
+            Some(error) => Err((self.path.clone(), error)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Cuts a log about to be appended to after its last whole line, so that a torn last
+/// line (which reading skips) does not become a malformed line in the middle.
+fn cut_torn_tail(file: &File) -> io::Result<()> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if let Some(start) = torn_tail(&bytes) {
+        file.set_len(start as u64)?;
+    }
+    Ok(())
+}
+
+/// Where the last line of `log` starts when it is torn (a write cut short, perhaps in
+/// the middle of a character): it has no newline, or it is an entry with fewer columns
+/// than a whole one. `None` when the last line is whole.
+fn torn_tail(log: &[u8]) -> Option<usize> {
+    let body = log.strip_suffix(b"\n");
+    let lines = body.unwrap_or(log);
+    let start = lines.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = &lines[start..];
+    if last.is_empty() {
+        return None;
+    }
+    let columns = last.iter().filter(|&&b| b == b'\t').count() + 1;
+    let short_entry = !last.starts_with(b"#") && last != HEADER.as_bytes() && columns < COLUMNS;
+    (body.is_none() || short_entry).then_some(start)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,9 +241,24 @@ pub enum JobLogError {
 }
 
 /// The joblog at `path`: the last entry of every account, the last command and roles.
+/// A torn last line (see [`torn_tail`]) is skipped with a warning: the account it was
+/// for counts as not run.
 pub fn read(path: &Path) -> Result<Logged, JobLogError> {
-    let text = files::read_bounded(path, MAX_FILE)
-        .map_err(|source| JobLogError::Unreadable { path: path.to_owned(), source })?;
+    let unreadable = |source| JobLogError::Unreadable { path: path.to_owned(), source };
+    let bytes = files::read_bounded_bytes(path, MAX_FILE).map_err(unreadable)?;
+    let whole = match torn_tail(&bytes) {
+        // A torn header is a log whose first write failed, not some other file.
+        Some(start) if start > 0 || HEADER.as_bytes().starts_with(&bytes) => {
+            let line = bytes[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+            tracing::warn!(
+                "the joblog {} ends in a torn line (line {line}, a write that was cut short); ignoring that line",
+                path.display()
+            );
+            &bytes[..start]
+        }
+        _ => &bytes[..],
+    };
+    let text = std::str::from_utf8(whole).map_err(|_| unreadable(ReadLimitError::NotText))?;
     let mut logged = Logged::default();
     for (number, line) in text.lines().enumerate() {
         let malformed = || JobLogError::Malformed { path: path.to_owned(), line: number + 1 };
