@@ -409,7 +409,55 @@ mod tests {
     fn a_file_that_is_no_joblog_is_refused_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        std::fs::write(&path, format!("{HEADER}\nnot\ta\tjoblog\n")).unwrap();
+        std::fs::write(&path, format!("{HEADER}\nnot\ta\tjoblog\n# roles: R\n")).unwrap();
         assert!(matches!(read(&path), Err(JobLogError::Malformed { line: 2, .. })));
+        std::fs::write(&path, "hello").unwrap();
+        assert!(matches!(read(&path), Err(JobLogError::Malformed { line: 1, .. })), "no header, torn or not");
+    }
+
+    #[test]
+    fn only_a_last_line_cut_short_is_torn() {
+        let whole = format!("{HEADER}\n# roles: R\n{}", entry("111111111111", "failed").to_line());
+        assert_eq!(torn_tail(whole.as_bytes()), None);
+        assert_eq!(torn_tail(b""), None);
+        let start = whole.len() - entry("111111111111", "failed").to_line().len();
+        for cut in [start + 1, whole.len() - 1, whole.len() - 30] {
+            assert_eq!(torn_tail(&whole.as_bytes()[..cut]), Some(start), "cut at {cut}");
+        }
+        let short = format!("{HEADER}\n1\t:\t0\n");
+        assert_eq!(torn_tail(short.as_bytes()), Some(HEADER.len() + 1), "fewer columns, with its newline");
+        assert_eq!(torn_tail(&HEADER.as_bytes()[..7]), Some(0), "a header cut short");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = JobLog::open(&path, false, &[], &[]).unwrap();
+        log.record(entry("111111111111", "succeeded"));
+        log.record(entry("222222222222", "succeeded"));
+        log.finish().unwrap();
+        let text = std::fs::read(&path).unwrap();
+        // Cut inside the second entry's account name, in the middle of a character.
+        let name_at = text.windows(3).rposition(|w| w == b"odd").unwrap();
+        std::fs::write(&path, [&text[..name_at], "é".as_bytes().get(..1).unwrap()].concat()).unwrap();
+        let logged = read(&path).unwrap();
+        assert!(logged.entries.contains_key("111111111111"));
+        assert!(!logged.entries.contains_key("222222222222"), "the torn line's account is not done");
+        let mut appended = JobLog::open(&path, true, &[], &[]).unwrap();
+        appended.record(entry("333333333333", "succeeded"));
+        appended.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(torn_tail(text.as_bytes()).is_none(), "{text}");
+        assert_eq!(read(&path).unwrap().entries.len(), 2, "{text}");
+    }
+
+    #[test]
+    fn a_failed_write_is_kept_for_the_end_and_stops_the_log() {
+        let mut log = JobLog::open(Path::new("/dev/full"), false, &[], &[]).unwrap();
+        log.record(entry("111111111111", "succeeded"));
+        let (path, error) = log.finish().unwrap_err();
+        assert_eq!(path, Path::new("/dev/full"));
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
     }
 }
