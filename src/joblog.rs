@@ -159,13 +159,12 @@ impl JobLog {
         }
         let empty = file.metadata()?.len() == 0;
         let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0, error: None };
-        let mut head = String::new();
-        if empty {
-            head.push_str(HEADER);
-            head.push('\n');
-        }
-        head.push_str(&format!("{COMMAND_COMMENT}{}\n", escape(&shell_words::join(command))));
-        head.push_str(&format!("{ROLES_COMMENT}{}\n", escape(&roles.join(","))));
+        let head = format!(
+            "{}{COMMAND_COMMENT}{}\n{ROLES_COMMENT}{}\n",
+            if empty { format!("{HEADER}\n") } else { String::new() },
+            escape(&shell_words::join(command)),
+            escape(&roles.join(","))
+        );
         log.write(&head);
         Ok(log)
     }
@@ -223,7 +222,7 @@ fn torn_tail(log: &[u8]) -> Option<usize> {
     if last.is_empty() {
         return None;
     }
-    let columns = last.iter().filter(|&&b| b == b'\t').count() + 1;
+    let columns = last.split(|&b| b == b'\t').count();
     let short_entry = !last.starts_with(b"#") && last != HEADER.as_bytes() && columns < COLUMNS;
     (body.is_none() || short_entry).then_some(start)
 }
@@ -249,7 +248,8 @@ pub fn read(path: &Path) -> Result<Logged, JobLogError> {
     let whole = match torn_tail(&bytes) {
         // A torn header is a log whose first write failed, not some other file.
         Some(start) if start > 0 || HEADER.as_bytes().starts_with(&bytes) => {
-            let line = bytes[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+            // `start` follows a newline: the pieces before it are the whole lines, plus one.
+            let line = bytes[..start].split(|&b| b == b'\n').count();
             tracing::warn!(
                 "the joblog {} ends in a torn line (line {line}, a write that was cut short); ignoring that line",
                 path.display()

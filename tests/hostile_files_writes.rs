@@ -60,7 +60,8 @@ fn a_joblog_on_dev_full_fails_the_run_once_and_every_account_still_runs() {
 
 #[test]
 fn each_report_on_dev_full_fails_the_run_once_and_the_others_are_written() {
-    for (flag, what) in [("--junit", "JUnit report"), ("--summary-markdown", "Markdown summary"), ("--report", "HTML report")]
+    for (flag, what) in
+        [("--junit", "JUnit report"), ("--summary-markdown", "Markdown summary"), ("--report", "HTML report")]
     {
         let env = env(12);
         let log = env.home().join("run.log");
@@ -139,11 +140,7 @@ fn a_joblog_on_a_full_tmpfs_fails_the_run_and_resume_skips_its_torn_last_line() 
         .map(|l| format!("{}|ok", l.split('\t').nth(9).unwrap()))
         .collect();
     assert!(done.len() > 5 && done.len() < 100, "the tmpfs filled part way: {log}");
-    let resumed = env
-        .fanout()
-        .args(["--resume", kept.to_str().unwrap(), "--", "echo", "ok"])
-        .output()
-        .unwrap();
+    let resumed = env.fanout().args(["--resume", kept.to_str().unwrap(), "--", "echo", "ok"]).output().unwrap();
     let resumed_stderr = stderr_of(&resumed);
     assert!(resumed.status.success(), "{resumed_stderr}");
     if !log.ends_with('\n') {

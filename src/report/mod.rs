@@ -176,7 +176,10 @@ fn ready<R>(
     new: impl FnOnce() -> io::Result<R>,
 ) -> Result<Option<(PathBuf, R)>, (PathBuf, io::Error)> {
     let Some(path) = path else { return Ok(None) };
-    check_directory(path).and_then(|()| new()).map(|report| Some((path.clone(), report))).map_err(|error| (path.clone(), error))
+    check_directory(path)
+        .and_then(|()| new())
+        .map(|report| Some((path.clone(), report)))
+        .map_err(|error| (path.clone(), error))
 }
 
 /// Fails early when `path` names no file (`--summary-markdown "$GITHUB_STEP_SUMMARY"`
