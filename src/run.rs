@@ -119,7 +119,11 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 }
             }
             if let Ok(finished) = finished.as_ref() {
-                let code = finished.tally.exit_code(stopper.received_signal());
+                let code = match finished.tally.exit_code(stopper.received_signal()) {
+                    // The joblog or the export lost (the reports are written after this).
+                    exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
+                    code => code,
+                };
                 send_summary_record(finished, code, started.elapsed(), json.then_some(&output), dir.as_deref()).await;
             }
             finished.map(Some)
@@ -151,10 +155,14 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     for login_command in &rejected_logins {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
     }
-    let code = tally.exit_code(stopper.received_signal());
+    let code = match tally.exit_code(stopper.received_signal()) {
+        // A lost file fails the run: `--quiet` then prints the summary too.
+        exit_code::SUCCESS if !files_written => exit_code::ACCOUNT_FAILED,
+        code => code,
+    };
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
-    Ok(with_output_failures(code, &writer_end, summary_written && dir_written && files_written))
+    Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
 }
 
 /// One login of the run, connected: its portal client (own limiter and retry quota:
