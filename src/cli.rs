@@ -160,8 +160,9 @@ pub enum Subcommands {
         format: ExportFormatArg,
 
         /// With --format json: the file to write, created 0600 and renamed into place
-        /// whole (never partly written, never readable by others); `-` for stdout. A
-        /// stopped run leaves no file. Without it, a json export is refused (exit 2): no
+        /// whole (never partly written, never readable by others), or written in place
+        /// when it is no regular file (a FIFO); `-` for stdout. A stopped run leaves no
+        /// file; one that cannot be written (a full disk) is exit 1. Without it, a json export is refused (exit 2): no
         /// secrets file is written that was not named.
         #[arg(long, value_name = "FILE")]
         output_file: Option<PathBuf>,
@@ -420,12 +421,14 @@ pub struct RunArgs {
     /// Record every account as it ends in FILE: GNU parallel's joblog columns (Seq, Host,
     /// Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command) plus AccountId,
     /// AccountName, Role, Status and Class, tab-separated. For --resume and
-    /// --retry-failed.
+    /// --retry-failed. A log that cannot be written (a full disk) fails the run: exit 1,
+    /// one error naming it, every account still run.
     #[arg(long, value_name = "FILE")]
     pub joblog: Option<PathBuf>,
 
     /// Append a Markdown summary to FILE when the run ends: the totals, then a table of
-    /// the failed accounts with their class, error and last stderr line. Meant for
+    /// the failed accounts with their class, error and last stderr line, in one O_APPEND
+    /// write (the file is never copied or replaced; a symlink stays one). Meant for
     /// `--summary-markdown "$GITHUB_STEP_SUMMARY"`. The reports are described in
     /// docs/ci-reports.md.
     #[arg(long, value_name = "FILE")]
@@ -444,8 +447,9 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
 
     /// Run only the accounts the joblog FILE does not show as done (succeeded, failed or
-    /// without the role): finish a run that was stopped. Appends to FILE when it is also
-    /// the --joblog.
+    /// without the role): finish a run that was stopped. A torn last line (a write cut
+    /// short by a full disk or a kill) is skipped with a warning, and its account runs.
+    /// Appends to FILE when it is also the --joblog.
     #[arg(long, value_name = "FILE", conflicts_with = "retry_failed")]
     pub resume: Option<PathBuf>,
 

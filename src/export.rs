@@ -4,7 +4,8 @@
 //!
 //! Secrets leave fanout only here, and only where the user named: stdout, or a file that
 //! is 0600 from its creation and appears whole under its name (a temp file in the same
-//! directory, renamed at the end).
+//! directory, renamed at the end). A name that is there and is no regular file (a FIFO,
+//! `/dev/fd/3`) is written in place: a rename would replace it, not write to it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -67,8 +68,40 @@ pub struct ExportSink {
     /// role and its credentials, still [`secrecy::SecretString`]s until the file is
     /// written.
     collected: Mutex<Vec<Collected>>,
-    /// `--format json` to a file: the temp file created at the start, next to it.
-    file: Mutex<Option<tempfile::NamedTempFile>>,
+    /// `--format json` to a file: opened at the start.
+    file: Mutex<Option<JsonFile>>,
+}
+
+/// Where a `--format json` file is written.
+enum JsonFile {
+    /// A temp file next to the target, renamed over it at the end.
+    Temp(tempfile::NamedTempFile),
+    /// The target itself, which is no regular file.
+    InPlace(std::fs::File),
+}
+
+impl JsonFile {
+    /// Ready for `path`: `tempfile` creates the temp file 0600.
+    fn open(path: &Path) -> std::io::Result<Self> {
+        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            return Ok(JsonFile::InPlace(std::fs::OpenOptions::new().write(true).open(path)?));
+        }
+        let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Ok(JsonFile::Temp(tempfile::Builder::new().prefix(".fanout-credentials-").tempfile_in(dir)?))
+    }
+
+    /// Writes `text` whole to `path`.
+    fn write(self, path: &Path, text: &str) -> std::io::Result<()> {
+        match self {
+            JsonFile::Temp(mut temp) => {
+                temp.write_all(text.as_bytes())?;
+                temp.as_file().sync_all()?;
+                temp.persist(path).map_err(|error| error.error)?;
+                Ok(())
+            }
+            JsonFile::InPlace(mut file) => file.write_all(text.as_bytes()),
+        }
+    }
 }
 
 /// One account of a json export, waiting for the others.
@@ -80,17 +113,12 @@ struct Collected {
 }
 
 impl ExportSink {
-    /// Creates the temp file of a json export before any credentials are fetched, so an
-    /// unwritable directory fails the export up front. `tempfile` creates it 0600.
+    /// Opens the file of a json export (see [`JsonFile`]) before any credentials are
+    /// fetched, so an unwritable directory fails the export up front.
     pub fn open(format: ExportFormat, output: Output) -> Result<Self, (PathBuf, std::io::Error)> {
         let file = match &format {
             ExportFormat::Json(JsonTarget::File(path)) => {
-                let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                let temp = tempfile::Builder::new()
-                    .prefix(".fanout-credentials-")
-                    .tempfile_in(dir)
-                    .map_err(|error| (path.clone(), error))?;
-                Some(temp)
+                Some(JsonFile::open(path).map_err(|error| (path.clone(), error))?)
             }
             _ => None,
         };
@@ -115,8 +143,7 @@ impl ExportSink {
         self.output.send(Stream::Stdout, text.into_bytes()).await;
     }
 
-    /// Ends a json export: the collected accounts written to the file (renamed into
-    /// place) or stdout. A stopped run writes nothing, and its temp file is removed: a
+    /// Ends a json export: the collected accounts written to the file or stdout. A stopped run writes nothing, and its temp file is removed: a
     /// file of some of the accounts would look whole to the script reading it. Returns
     /// what to say on stderr.
     pub async fn finish(&self, stopped: bool) -> Result<Option<String>, (PathBuf, std::io::Error)> {
@@ -137,15 +164,14 @@ impl ExportSink {
         let array = Value::Array(entries.collect());
         let mut text = array.to_string();
         text.push('\n');
-        let (JsonTarget::File(path), Some(mut temp)) = (target, temp) else {
+        let (JsonTarget::File(path), Some(file)) = (target, temp) else {
             self.output.send(Stream::Stdout, text.into_bytes()).await;
             return Ok(None);
         };
-        let written = temp.write_all(text.as_bytes()).and_then(|()| temp.as_file().sync_all());
-        written.map_err(|error| (path.clone(), error))?;
-        temp.persist(path).map_err(|error| (path.clone(), error.error))?;
+        let mode = if matches!(file, JsonFile::Temp(_)) { " (mode 0600)" } else { "" };
+        file.write(path, &text).map_err(|error| (path.clone(), error))?;
         Ok(Some(format!(
-            "fanout: credentials of {} written to {} (mode 0600)\n",
+            "fanout: credentials of {} written to {}{mode}\n",
             crate::summary::plural(count, "account"),
             path.display()
         )))

@@ -5,8 +5,20 @@
 //! remembered portal rate) so that no reader ever sees half of one.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::path::Path;
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+/// A file the run was asked to write (the joblog, a report, the export file) that could
+/// not be written whole: the run fails (exit 1) with one line naming it, once it has
+/// ended, and its accounts and other outputs are unaffected.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the {what} {}: {error}", path.display())]
+pub struct Unwritten {
+    /// `joblog`, `JUnit report`: what the file is, for the message.
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub error: io::Error,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadLimitError {
@@ -31,6 +43,11 @@ pub fn open_regular(path: &Path) -> Result<File, ReadLimitError> {
 
 /// The whole of `path` as text, if it is a regular file of at most `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadLimitError> {
+    text(read_limited(open_regular(path)?, limit)?)
+}
+
+/// The whole of `path`, if it is a regular file of at most `limit` bytes.
+pub fn read_bounded_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadLimitError> {
     read_limited(open_regular(path)?, limit)
 }
 
@@ -44,10 +61,14 @@ pub fn read_bounded_or_pipe(path: &Path, limit: u64) -> Result<String, ReadLimit
     if !kind.is_file() && !kind.is_fifo() {
         return Err(ReadLimitError::NotAFile);
     }
-    read_limited(file, limit)
+    text(read_limited(file, limit)?)
 }
 
-fn read_limited(file: File, limit: u64) -> Result<String, ReadLimitError> {
+fn text(bytes: Vec<u8>) -> Result<String, ReadLimitError> {
+    String::from_utf8(bytes).map_err(|_| ReadLimitError::NotText)
+}
+
+fn read_limited(file: File, limit: u64) -> Result<Vec<u8>, ReadLimitError> {
     let mut bytes = Vec::new();
     // One byte past the limit tells a file of exactly `limit` bytes from a larger one,
     // even when the file grows while it is read.
@@ -55,7 +76,7 @@ fn read_limited(file: File, limit: u64) -> Result<String, ReadLimitError> {
     if bytes.len() as u64 > limit {
         return Err(ReadLimitError::TooLarge { limit });
     }
-    String::from_utf8(bytes).map_err(|_| ReadLimitError::NotText)
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` as a temporary file in the same directory (0600 from
@@ -68,6 +89,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.as_file().sync_all()?;
     file.persist(path).map_err(|error| error.error)?;
     Ok(())
+}
+
+/// Writes `path` whole with `write`, for a file that readers take whole (a report): a
+/// temporary file in the same directory (0600, tempfile's default), synced, then renamed
+/// over `path`, so a reader never sees half of one. A `path` that is there and is no
+/// regular file (`/dev/stdout`, a FIFO, `/dev/full`) is written in place: renaming over
+/// a device or a pipe would replace it, not write to it.
+pub fn write_whole(path: &Path, write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>) -> io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+        let mut writer = io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
+        write(&mut writer)?;
+        return writer.flush();
+    }
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut out = tempfile::NamedTempFile::new_in(dir)?;
+    {
+        let mut writer = io::BufWriter::new(out.as_file_mut());
+        write(&mut writer)?;
+        writer.flush()?;
+    }
+    out.as_file().sync_all()?;
+    out.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Appends `bytes` to `path` (created `mode` if missing, before the umask) in one
+/// `O_APPEND` write: what others wrote before or write after stays, a symlink stays a
+/// symlink, and two appenders each land whole (Linux holds the file's lock for the
+/// whole write on a local file system), as `@actions/core` appends to
+/// `$GITHUB_STEP_SUMMARY`.
+pub fn append(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).mode(mode).open(path)?;
+    file.write_all(bytes)
 }
 
 /// `1 MiB`, `64 KiB`.

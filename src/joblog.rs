@@ -13,10 +13,15 @@
 //!
 //! `Host` is GNU parallel's "where it ran": `:` (this machine), or with `--regions` the
 //! child's region, so each (account, region) has a line of its own.
+//!
+//! A write that fails (a full disk) is the run's failure, said once when it ends, never
+//! a warning per account: the log stops at its first failed write, so it can end in a
+//! torn line but never hold one in the middle. Reading skips a torn last line with a
+//! warning, as GNU parallel's `--resume` does, and appending to the log first cuts it off.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::{self, BufWriter, Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -128,28 +133,39 @@ pub struct JobLog {
     path: PathBuf,
     file: BufWriter<File>,
     seq: usize,
+    /// The first write that failed: nothing more is written after it (a line after a
+    /// torn one would make the log unreadable), and the run fails when it ends.
+    error: Option<io::Error>,
 }
 
 impl JobLog {
     /// Creates (or truncates) `path`, or appends to it when `append` (the log being
-    /// resumed); the header goes first in a new or empty file, then the run's `command`
-    /// template and `roles`.
-    pub fn open(path: &Path, append: bool, command: &[String], roles: &[String]) -> std::io::Result<Self> {
+    /// resumed, cut after its last whole line); the header goes first in a new or empty
+    /// file, then the run's `command` template and `roles`. Only opening can fail here
+    /// (fanout stops before any account starts); a failed write is kept for [`finish`].
+    ///
+    /// [`finish`]: JobLog::finish
+    pub fn open(path: &Path, append: bool, command: &[String], roles: &[String]) -> io::Result<Self> {
         let file = std::fs::OpenOptions::new()
+            .read(append)
             .write(true)
             .create(true)
             .append(append)
             .truncate(!append)
             .mode(0o600)
             .open(path)?;
-        let empty = file.metadata()?.len() == 0;
-        let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0 };
-        if empty {
-            writeln!(log.file, "{HEADER}")?;
+        if append {
+            cut_torn_tail(&file)?;
         }
-        writeln!(log.file, "{COMMAND_COMMENT}{}", escape(&shell_words::join(command)))?;
-        writeln!(log.file, "{ROLES_COMMENT}{}", escape(&roles.join(",")))?;
-        log.file.flush()?;
+        let empty = file.metadata()?.len() == 0;
+        let mut log = JobLog { path: path.to_owned(), file: BufWriter::new(file), seq: 0, error: None };
+        let head = format!(
+            "{}{COMMAND_COMMENT}{}\n{ROLES_COMMENT}{}\n",
+            if empty { format!("{HEADER}\n") } else { String::new() },
+            escape(&shell_words::join(command)),
+            escape(&roles.join(","))
+        );
+        log.write(&head);
         Ok(log)
     }
 
@@ -158,11 +174,57 @@ impl JobLog {
     pub fn record(&mut self, mut entry: Entry) {
         self.seq += 1;
         entry.seq = self.seq;
-        let written = self.file.write_all(entry.to_line().as_bytes()).and_then(|()| self.file.flush());
-        if let Err(error) = written {
-            tracing::warn!("cannot write the joblog {}: {error}", self.path.display());
+        self.write(&entry.to_line());
+    }
+
+    /// Writes and flushes `text`, unless an earlier write failed.
+    fn write(&mut self, text: &str) {
+        if self.error.is_none()
+            && let Err(error) = self.file.write_all(text.as_bytes()).and_then(|()| self.file.flush())
+        {
+            self.error = Some(error);
         }
     }
+
+    /// Ends the log: its path and the first write that failed, if one did.
+    pub fn finish(mut self) -> Result<(), (PathBuf, io::Error)> {
+        if self.error.is_none()
+            && let Err(error) = self.file.flush()
+        {
+            self.error = Some(error);
+        }
+        match self.error.take() {
+            Some(error) => Err((self.path.clone(), error)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Cuts a log about to be appended to after its last whole line, so that a torn last
+/// line (which reading skips) does not become a malformed line in the middle.
+fn cut_torn_tail(file: &File) -> io::Result<()> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if let Some(start) = torn_tail(&bytes) {
+        file.set_len(start as u64)?;
+    }
+    Ok(())
+}
+
+/// Where the last line of `log` starts when it is torn (a write cut short, perhaps in
+/// the middle of a character): it has no newline, or it is an entry with fewer columns
+/// than a whole one. `None` when the last line is whole.
+fn torn_tail(log: &[u8]) -> Option<usize> {
+    let body = log.strip_suffix(b"\n");
+    let lines = body.unwrap_or(log);
+    let start = lines.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = &lines[start..];
+    if last.is_empty() {
+        return None;
+    }
+    let columns = last.split(|&b| b == b'\t').count();
+    let short_entry = !last.starts_with(b"#") && last != HEADER.as_bytes() && columns < COLUMNS;
+    (body.is_none() || short_entry).then_some(start)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,9 +240,25 @@ pub enum JobLogError {
 }
 
 /// The joblog at `path`: the last entry of every account, the last command and roles.
+/// A torn last line (see [`torn_tail`]) is skipped with a warning: the account it was
+/// for counts as not run.
 pub fn read(path: &Path) -> Result<Logged, JobLogError> {
-    let text = files::read_bounded(path, MAX_FILE)
-        .map_err(|source| JobLogError::Unreadable { path: path.to_owned(), source })?;
+    let unreadable = |source| JobLogError::Unreadable { path: path.to_owned(), source };
+    let bytes = files::read_bounded_bytes(path, MAX_FILE).map_err(unreadable)?;
+    let whole = match torn_tail(&bytes) {
+        // A torn header is a log whose first write failed, not some other file.
+        Some(start) if start > 0 || HEADER.as_bytes().starts_with(&bytes) => {
+            // `start` follows a newline: the pieces before it are the whole lines, plus one.
+            let line = bytes[..start].split(|&b| b == b'\n').count();
+            tracing::warn!(
+                "the joblog {} ends in a torn line (line {line}, a write that was cut short); ignoring that line",
+                path.display()
+            );
+            &bytes[..start]
+        }
+        _ => &bytes[..],
+    };
+    let text = std::str::from_utf8(whole).map_err(|_| unreadable(ReadLimitError::NotText))?;
     let mut logged = Logged::default();
     for (number, line) in text.lines().enumerate() {
         let malformed = || JobLogError::Malformed { path: path.to_owned(), line: number + 1 };
@@ -332,7 +410,55 @@ mod tests {
     fn a_file_that_is_no_joblog_is_refused_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        std::fs::write(&path, format!("{HEADER}\nnot\ta\tjoblog\n")).unwrap();
+        std::fs::write(&path, format!("{HEADER}\nnot\ta\tjoblog\n# roles: R\n")).unwrap();
         assert!(matches!(read(&path), Err(JobLogError::Malformed { line: 2, .. })));
+        std::fs::write(&path, "hello").unwrap();
+        assert!(matches!(read(&path), Err(JobLogError::Malformed { line: 1, .. })), "no header, torn or not");
+    }
+
+    #[test]
+    fn only_a_last_line_cut_short_is_torn() {
+        let whole = format!("{HEADER}\n# roles: R\n{}", entry("111111111111", "failed").to_line());
+        assert_eq!(torn_tail(whole.as_bytes()), None);
+        assert_eq!(torn_tail(b""), None);
+        let start = whole.len() - entry("111111111111", "failed").to_line().len();
+        for cut in [start + 1, whole.len() - 1, whole.len() - 30] {
+            assert_eq!(torn_tail(&whole.as_bytes()[..cut]), Some(start), "cut at {cut}");
+        }
+        let short = format!("{HEADER}\n1\t:\t0\n");
+        assert_eq!(torn_tail(short.as_bytes()), Some(HEADER.len() + 1), "fewer columns, with its newline");
+        assert_eq!(torn_tail(&HEADER.as_bytes()[..7]), Some(0), "a header cut short");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = JobLog::open(&path, false, &[], &[]).unwrap();
+        log.record(entry("111111111111", "succeeded"));
+        log.record(entry("222222222222", "succeeded"));
+        log.finish().unwrap();
+        let text = std::fs::read(&path).unwrap();
+        // Cut inside the second entry's account name, in the middle of a character.
+        let name_at = text.windows(3).rposition(|w| w == b"odd").unwrap();
+        std::fs::write(&path, [&text[..name_at], "é".as_bytes().get(..1).unwrap()].concat()).unwrap();
+        let logged = read(&path).unwrap();
+        assert!(logged.entries.contains_key("111111111111"));
+        assert!(!logged.entries.contains_key("222222222222"), "the torn line's account is not done");
+        let mut appended = JobLog::open(&path, true, &[], &[]).unwrap();
+        appended.record(entry("333333333333", "succeeded"));
+        appended.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(torn_tail(text.as_bytes()).is_none(), "{text}");
+        assert_eq!(read(&path).unwrap().entries.len(), 2, "{text}");
+    }
+
+    #[test]
+    fn a_failed_write_is_kept_for_the_end_and_stops_the_log() {
+        let mut log = JobLog::open(Path::new("/dev/full"), false, &[], &[]).unwrap();
+        log.record(entry("111111111111", "succeeded"));
+        let (path, error) = log.finish().unwrap_err();
+        assert_eq!(path, Path::new("/dev/full"));
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
     }
 }

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::exec::child::ChildExit;
 use crate::exec::stop::Stopper;
 use crate::export::{ExportFormat, ExportSink};
+use crate::files::Unwritten;
 use crate::gate::{Gate, Halt};
 use crate::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::joblog::{self, JobLog};
@@ -223,6 +224,9 @@ pub struct Finished {
     pub reports: Option<Reports>,
     /// The `aws sso login` commands of the logins whose portal rejected the token mid-run.
     pub rejected_logins: Vec<String>,
+    /// The files that could not be written (the joblog, then the export and reports
+    /// once they are written): each fails the run.
+    pub unwritten: Vec<Unwritten>,
 }
 
 /// Where the accounts come from: always the portal, page by page, so the cache can
@@ -299,8 +303,13 @@ pub async fn run_everywhere(
         let text = format!("fanout: warning: {logins} no account named {}\n", missing.join(", "));
         run.output.send(Stream::Stderr, text.into_bytes()).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writers, planned, skipped, reports, ticker, .. } =
+    let AccountTasks { mut tally, mut plan_lines, writers, planned, skipped, reports, ticker, joblog, .. } =
         tasks.finish().await;
+    let unwritten = joblog
+        .and_then(|log| log.finish().err())
+        .map(|(path, error)| Unwritten { what: "joblog", path, error })
+        .into_iter()
+        .collect();
     tally.concurrency = match (ticker, run.plan.concurrency) {
         (Some(ticker), _) => ticker.stop().await,
         (None, _) if run.plan.dry_run => None,
@@ -339,7 +348,15 @@ pub async fn run_everywhere(
         .filter(|login| login.rejected.load(Ordering::Relaxed))
         .map(|login| login.login_command.clone())
         .collect();
-    Ok(Finished { tally, roles: run.plan.roles.clone(), dry_run: run.plan.dry_run, planned, reports, rejected_logins })
+    Ok(Finished {
+        tally,
+        roles: run.plan.roles.clone(),
+        dry_run: run.plan.dry_run,
+        planned,
+        reports,
+        rejected_logins,
+        unwritten,
+    })
 }
 
 /// `ListAccounts` pages fetched ahead of the accounts being started. Starting an account

@@ -15,6 +15,7 @@ use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::stop::Stopper;
 use crate::export::ExportSink;
+use crate::files::Unwritten;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::login::{AwsConfig, SsoLogin, resolve_logins};
 use crate::output::dir::OutputDir;
@@ -27,8 +28,7 @@ use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::portal_rate;
 use crate::rate::Sustained;
-use crate::report::{Reports, RunTotals};
-use crate::summary::Tally;
+use crate::report::RunTotals;
 use crate::token::refresh::TokenHolder;
 use crate::{exit_code, limits, text};
 
@@ -119,7 +119,11 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 }
             }
             if let Ok(finished) = finished.as_ref() {
-                let code = finished.tally.exit_code(stopper.received_signal());
+                let code = match finished.tally.exit_code(stopper.received_signal()) {
+                    // The joblog or the export lost (the reports are written after this).
+                    exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
+                    code => code,
+                };
                 send_summary_record(
                     finished,
                     code,
@@ -140,26 +144,34 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     progress.finish();
     // Output the directory lost is lost output, as a failed stdout is.
     let dir_written = output_dir.is_none_or(|dir| dir.finish());
-    let Some(Finished { mut tally, dry_run, roles, reports, rejected_logins, .. }) = result? else {
+    let Some(Finished { mut tally, dry_run, roles, reports, rejected_logins, mut unwritten, .. }) = result? else {
         return Ok(with_output_failures(exit_code::SUCCESS, &writer_end, true));
     };
     tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
     tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
     // The run's duration leaves out the time its confirmation prompt waited.
     let elapsed = started.elapsed().saturating_sub(tally.at_prompt);
-    let reports_written = write_reports(reports, &tally, elapsed, dry_run);
+    if let Some(reports) = reports {
+        unwritten.extend(reports.finish(&RunTotals { tally: &tally, elapsed, dry_run }));
+    }
+    let files_written = report_unwritten(&unwritten);
     if writer_end.stdout == StdoutEnd::Closed {
-        // Whoever read our output has all they wanted: end quietly, as ripgrep does.
-        return Ok(exit_code::SUCCESS);
+        // Whoever read our output has all they wanted: end quietly, as ripgrep does; but
+        // a file asked for and lost is still a failure.
+        return Ok(if files_written { exit_code::SUCCESS } else { exit_code::ACCOUNT_FAILED });
     }
     let mut summary = tally.render(&roles, elapsed, dry_run, config.verbosity > 0);
     for login_command in &rejected_logins {
         let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
     }
-    let code = tally.exit_code(stopper.received_signal());
+    let code = match tally.exit_code(stopper.received_signal()) {
+        // A lost file fails the run: `--quiet` then prints the summary too.
+        exit_code::SUCCESS if !files_written => exit_code::ACCOUNT_FAILED,
+        code => code,
+    };
     let summary_written =
         (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
-    Ok(with_output_failures(code, &writer_end, summary_written && dir_written && reports_written))
+    Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
 }
 
 /// One login of the run, connected: its portal client (own limiter and retry quota:
@@ -223,17 +235,21 @@ fn with_export(run: Run, output: &Output) -> Result<Run, Error> {
 }
 
 /// Writes the collected export (`--format json`) once the run is done, and says where
-/// on stderr; a run that failed outright writes none (its temp file goes with it). Ends
-/// the run, which holds an output handle: the writer drains once every handle is gone.
+/// on stderr; a run that failed outright writes none (its temp file goes with it). A file
+/// that cannot be written fails the run as any lost file does, with its summary still
+/// printed. Ends the run, which holds an output handle: the writer drains once every
+/// handle is gone.
 async fn finish_export(
     run: Arc<Run>,
     stopper: &Stopper,
     output: &Output,
-    finished: Result<Finished, Error>,
+    mut finished: Result<Finished, Error>,
 ) -> Result<Finished, Error> {
-    let (Ok(_), Some(export)) = (&finished, run.export()) else { return finished };
-    let note = export.finish(stopper.is_stopping()).await.map_err(|(path, source)| Error::Write { path, source })?;
-    output.send(Stream::Stderr, note.unwrap_or_default().into_bytes()).await;
+    let (Ok(done), Some(export)) = (&mut finished, run.export()) else { return finished };
+    match export.finish(stopper.is_stopping()).await {
+        Ok(note) => output.send(Stream::Stderr, note.unwrap_or_default().into_bytes()).await,
+        Err((path, error)) => done.unwritten.push(Unwritten { what: "credentials file", path, error }),
+    }
     finished
 }
 
@@ -258,19 +274,14 @@ async fn send_summary_record(
     }
 }
 
-/// Writes the CI reports (`--summary-markdown`, `--junit`, `--report`); a report that
-/// cannot be written is said on stderr and, as lost output, fails the run.
-fn write_reports(reports: Option<Reports>, tally: &Tally, elapsed: Duration, dry_run: bool) -> bool {
-    let Some(reports) = reports else { return true };
-    let failed = reports.finish(&RunTotals { tally, elapsed, dry_run });
-    for (path, error) in &failed {
-        report::eprint_text(&format!(
-            "error: cannot write {}: {}\n",
-            text::show(&path.display().to_string()),
-            text::show(&error.to_string())
-        ));
+/// Says on stderr, one line each, the files asked for that could not be written (the
+/// joblog, the export, the CI reports); whether there were none. Each is lost output,
+/// which fails the run.
+fn report_unwritten(unwritten: &[Unwritten]) -> bool {
+    for file in unwritten {
+        report::eprint_text(&format!("error: {}\n", text::show_at_most(&file.to_string(), text::MAX_LINE)));
     }
-    failed.is_empty()
+    unwritten.is_empty()
 }
 
 /// `fanout doctor`: the report on stdout, through the writer like any output; its

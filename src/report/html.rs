@@ -104,7 +104,7 @@ impl Html {
             tally.throttles,
             tally.portal_calls,
         );
-        self.rows.finish(path, false, &head, "</div>\n</body></html>\n")
+        self.rows.finish(path, &head, "</div>\n</body></html>\n")
     }
 }
 

@@ -69,7 +69,7 @@ impl Junit {
              <testsuites name=\"fanout\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n  \
              <testsuite name=\"fanout\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n"
         );
-        self.cases.finish(path, false, &head, "  </testsuite>\n</testsuites>\n")
+        self.cases.finish(path, &head, "  </testsuite>\n</testsuites>\n")
     }
 }
 

@@ -1,12 +1,15 @@
 //! `--summary-markdown FILE`: the run's totals, then a table of the accounts that failed
 //! (class, error, last stderr line), for `$GITHUB_STEP_SUMMARY`. GitHub collects what
-//! each step appends to that file, so an existing file is appended to, never replaced.
+//! each step appends to that file, so the file is appended to in one `O_APPEND` write of
+//! the whole block ([`files::append`]), never copied or replaced: a shell appending to it
+//! around fanout, a symlink to it and another appender at the same time all keep theirs.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::{AccountEnd, RunTotals, Spool, seconds, tail};
+use super::{AccountEnd, RunTotals, seconds, tail};
+use crate::files;
 use crate::summary::{Outcome, plural};
 use crate::text;
 
@@ -14,17 +17,20 @@ use crate::text;
 const MAX_CELL: usize = 200;
 /// Rows in the table, at most: GitHub refuses a step summary over 1 MiB, and a row is at
 /// most ~1.7 KiB (four cells of 200 characters, each punctuation character doubled).
+/// So the whole block is held in memory (at most ~0.5 MiB) and written in one append.
 const MAX_ROWS: usize = 300;
+/// A step summary is no secret: readable as any file the shell would create.
+const MODE: u32 = 0o644;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Markdown {
-    rows: Spool,
+    rows: String,
     count: usize,
 }
 
 impl Markdown {
-    pub fn new(rows: Spool) -> Self {
-        Markdown { rows, count: 0 }
+    pub fn new() -> Self {
+        Markdown::default()
     }
 
     /// A failed or interrupted account becomes a row; the others are only counted.
@@ -45,21 +51,28 @@ impl Markdown {
             cell(end.outcome.error().unwrap_or("")),
             code_cell(tail::last_line(end.stderr_tail)),
         );
-        self.rows.write(&row);
+        self.rows.push_str(&row);
     }
 
+    /// Appends the block to `path`, in one write.
     pub fn finish(self, path: &Path, totals: &RunTotals<'_>) -> io::Result<()> {
-        let mut head = totals_text(totals);
+        files::append(path, self.render(totals).as_bytes(), MODE)
+    }
+
+    /// The whole block: the totals, the table, how many more failed.
+    fn render(&self, totals: &RunTotals<'_>) -> String {
+        let mut text = totals_text(totals);
         if self.count > 0 {
-            head.push_str("\n| Account | Class | Error | Last stderr line |\n| --- | --- | --- | --- |\n");
+            text.push_str("\n| Account | Class | Error | Last stderr line |\n| --- | --- | --- | --- |\n");
         }
-        let foot = match self.count.checked_sub(MAX_ROWS) {
+        text.push_str(&self.rows);
+        match self.count.checked_sub(MAX_ROWS) {
             Some(more) if more > 0 => {
-                format!("\n… and {more} more (the JUnit report and `--joblog` list them all)\n\n")
+                let _ = write!(text, "\n… and {more} more (the JUnit report and `--joblog` list them all)\n\n");
             }
-            _ => "\n".to_owned(),
-        };
-        self.rows.finish(path, true, &head, &foot)
+            _ => text.push('\n'),
+        }
+        text
     }
 }
 
@@ -120,7 +133,7 @@ mod tests {
 
     #[test]
     fn the_table_stops_at_max_rows_and_counts_the_rest() {
-        let mut markdown = Markdown::new(Spool::new().unwrap());
+        let mut markdown = Markdown::new();
         let outcome = Outcome::Failed { class: FailureClass::Exit, reason: "exit code 1".to_owned() };
         for i in 0..MAX_ROWS + 5 {
             let id = format!("{i:012}");

@@ -1,10 +1,12 @@
 //! Reports for CI systems, written when a run ends: `--summary-markdown` (a GitHub step
 //! summary), `--junit` (`JUnit` XML) and `--report` (a self-contained HTML timeline).
 //!
-//! Memory stays flat in the number of accounts: each report writes its per-account part
-//! to a private temporary file (a [`Spool`]) as accounts end, and only when the run is
-//! over (totals known) writes its file whole: a temporary file next to the target with
-//! the head, the spooled rows and the foot, renamed over the target.
+//! Memory stays flat in the number of accounts: the `JUnit` and HTML reports write their
+//! per-account part to a private temporary file (a [`Spool`]) as accounts end, and only
+//! when the run is over (totals known) write their file whole with
+//! [`files::write_whole`]. The Markdown summary has a bounded table and is appended in
+//! one write (see [`markdown`]). A report that cannot be written fails the run, after
+//! the others are written.
 
 pub mod html;
 pub mod junit;
@@ -16,6 +18,7 @@ use std::io::{self, BufWriter, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::files::{self, Unwritten};
 use crate::summary::{Outcome, Tally};
 
 /// Where each report goes; all `None` when none was asked for.
@@ -101,37 +104,18 @@ impl Spool {
         }
     }
 
-    /// Writes `path` atomically: `before` (for an appended file, its current content),
-    /// `head`, the spooled rows, `foot`.
-    fn finish(self, path: &Path, append: bool, head: &str, foot: &str) -> io::Result<()> {
+    /// Writes `path` whole (see [`files::write_whole`]): `head`, the spooled rows, `foot`.
+    fn finish(self, path: &Path, head: &str, foot: &str) -> io::Result<()> {
         if let Some(error) = self.error {
             return Err(error);
         }
         let mut rows = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
         rows.rewind()?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut out = tempfile::NamedTempFile::new_in(dir)?;
-        if append {
-            match File::open(path) {
-                // Appending keeps the file's mode: it may be another program's file.
-                Ok(mut existing) => {
-                    out.as_file().set_permissions(existing.metadata()?.permissions())?;
-                    io::copy(&mut existing, &mut out)?;
-                }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => return Err(error),
-            }
-        }
-        {
-            let mut writer = BufWriter::new(out.as_file_mut());
+        files::write_whole(path, |writer| {
             writer.write_all(head.as_bytes())?;
-            io::copy(&mut rows, &mut writer)?;
-            writer.write_all(foot.as_bytes())?;
-            writer.flush()?;
-        }
-        out.as_file().sync_all()?;
-        out.persist(path).map_err(|error| error.error)?;
-        Ok(())
+            io::copy(&mut rows, writer)?;
+            writer.write_all(foot.as_bytes())
+        })
     }
 }
 
@@ -151,9 +135,9 @@ impl Reports {
             return Ok(None);
         }
         Ok(Some(Reports {
-            markdown: ready(paths.markdown.as_ref(), markdown::Markdown::new)?,
-            junit: ready(paths.junit.as_ref(), junit::Junit::new)?,
-            html: ready(paths.html.as_ref(), |spool| html::Html::new(spool, run_start))?,
+            markdown: ready(paths.markdown.as_ref(), || Ok(markdown::Markdown::new()))?,
+            junit: ready(paths.junit.as_ref(), || Spool::new().map(junit::Junit::new))?,
+            html: ready(paths.html.as_ref(), || Spool::new().map(|spool| html::Html::new(spool, run_start)))?,
         }))
     }
 
@@ -178,26 +162,31 @@ impl Reports {
         }
     }
 
-    /// Writes every report; returns those that could not be written, and why.
-    pub fn finish(self, totals: &RunTotals<'_>) -> Vec<(PathBuf, io::Error)> {
+    /// Writes every report, each whatever became of the others; returns those that
+    /// could not be written, and why.
+    pub fn finish(self, totals: &RunTotals<'_>) -> Vec<Unwritten> {
         let results = [
-            self.markdown.map(|(path, report)| (report.finish(&path, totals), path)),
-            self.junit.map(|(path, report)| (report.finish(&path, totals), path)),
-            self.html.map(|(path, report)| (report.finish(&path, totals), path)),
+            self.markdown.map(|(path, report)| (report.finish(&path, totals), "Markdown summary", path)),
+            self.junit.map(|(path, report)| (report.finish(&path, totals), "JUnit report", path)),
+            self.html.map(|(path, report)| (report.finish(&path, totals), "HTML report", path)),
         ];
-        results.into_iter().flatten().filter_map(|(result, path)| result.err().map(|error| (path, error))).collect()
+        results
+            .into_iter()
+            .flatten()
+            .filter_map(|(result, what, path)| result.err().map(|error| Unwritten { what, path, error }))
+            .collect()
     }
 }
 
-/// A report for `path`, with its spool, when `path` is given.
+/// A report for `path` (made by `new`), when `path` is given.
 fn ready<R>(
     path: Option<&PathBuf>,
-    new: impl FnOnce(Spool) -> R,
+    new: impl FnOnce() -> io::Result<R>,
 ) -> Result<Option<(PathBuf, R)>, (PathBuf, io::Error)> {
     let Some(path) = path else { return Ok(None) };
     check_directory(path)
-        .and_then(|()| Spool::new())
-        .map(|spool| Some((path.clone(), new(spool))))
+        .and_then(|()| new())
+        .map(|report| Some((path.clone(), report)))
         .map_err(|error| (path.clone(), error))
 }
 
