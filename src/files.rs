@@ -77,13 +77,14 @@ pub enum NotPrivate {
 }
 
 impl NotPrivate {
-    /// The command that makes the file trusted again.
+    /// What makes the file trusted again, as a hint: the command, for a mode; for an
+    /// owner, whom only root can change, the choice.
     pub fn fix(&self) -> String {
         match self {
             NotPrivate::ForeignOwner { path, .. } => {
-                format!("make it yours (chown \"$(id -un)\" {}) or remove it", shell_word(path))
+                format!("make it yours (sudo chown \"$(id -un)\" {}) or remove it", shell_word(path))
             }
-            NotPrivate::WritableByOthers { path, .. } => format!("chmod go-w {}", shell_word(path)),
+            NotPrivate::WritableByOthers { path, .. } => format!("run: chmod go-w {}", shell_word(path)),
         }
     }
 }
@@ -157,7 +158,7 @@ mod tests {
         }
         let error = check_private(&File::open(&path).unwrap().metadata().unwrap(), &path).unwrap_err();
         assert_eq!(error, NotPrivate::WritableByOthers { path: path.clone(), mode: 0o666 });
-        assert_eq!(error.fix(), format!("chmod go-w {}", path.display()));
+        assert_eq!(error.fix(), format!("run: chmod go-w {}", path.display()));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use crate::cli::{Cli, Subcommands};
 use crate::files::{self, NotPrivate, ReadLimitError};
+use crate::output::report::sanitize;
 
 /// A config file is a few lines; anything this large is not one.
 const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -143,7 +144,7 @@ impl SettingsError {
     /// What to do about it, when fanout knows.
     pub fn hint(&self) -> Option<String> {
         match self {
-            SettingsError::Untrusted(problem) => Some(format!("run: {}", problem.fix())),
+            SettingsError::Untrusted(problem) => Some(problem.fix()),
             SettingsError::Read { .. } | SettingsError::Invalid { .. } => None,
         }
     }
@@ -291,9 +292,12 @@ impl Layered {
     }
 
     /// `fanout config`: the file looked at, then each setting, its value and its source.
+    /// Values, the file's path and a variable's name are escaped as every other printer
+    /// escapes them: a value with a line break or an escape sequence could otherwise
+    /// forge a line of this listing or rewrite the terminal.
     pub fn render(&self) -> String {
         let mut text = match &self.file {
-            Some(path) => format!("# config file: {}\n", path.display()),
+            Some(path) => format!("# config file: {}\n", sanitize(&path.display().to_string())),
             None => "# config file: none\n".to_owned(),
         };
         let width = KEYS.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
@@ -302,7 +306,7 @@ impl Layered {
                 || "(none)".to_owned(),
                 |values| values.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
             );
-            let _ = writeln!(text, "{key:<width$} = {value}  ({})", self.source(key));
+            let _ = writeln!(text, "{key:<width$} = {}  ({})", sanitize(&value), sanitize(&self.source(key)));
         }
         text
     }
