@@ -144,6 +144,7 @@ impl Refresher {
         let Some(_lock) = self.lock(need == Need::Advisory).await? else {
             return Ok(Refreshed::Busy);
         };
+        remove_legacy_lock(&self.path);
         let now = DateTime::from(SystemTime::now());
         let file = read_token_file(&self.path, &self.login, now)?;
         if is_newer(&file.token, held) {
@@ -288,6 +289,22 @@ fn lock_path(cache_dir: &Path, cache: &Path) -> PathBuf {
     let mut name = cache.file_name().unwrap_or_default().to_owned();
     name.push(".lock");
     cache_dir.join("locks").join(name)
+}
+
+/// Removes the `<cache file>.lock` fanout used to leave beside the cache file, so an
+/// upgrade also clears the AWS CLI's directory: only an empty regular file of the
+/// user's that no process holds locked (an older fanout refreshing now keeps its lock).
+fn remove_legacy_lock(cache: &Path) {
+    let mut name = cache.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let path = cache.with_file_name(name);
+    let Ok(file) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path) else {
+        return;
+    };
+    let unused = file.metadata().is_ok_and(|m| m.is_file() && m.len() == 0 && files::is_mine(&m));
+    if unused && file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+        tracing::debug!("removed the lock file {} an older fanout left", path.display());
+    }
 }
 
 /// Where a refreshed token is written for the cache file at `path`: `path` itself,
