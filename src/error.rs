@@ -70,9 +70,7 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => {
-                None
-            }
+            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
         }
     }
 

@@ -85,7 +85,11 @@ fn a_private_config_file_of_the_users_is_used() {
         let path = write_config_file(&env, "role = [\"ReadOnly\"]\n", mode);
         let output = env.fanout().arg("config").output().unwrap();
         assert_eq!(output.status.code(), Some(0), "mode {mode:o}: {}", stderr_of(&output));
-        assert!(stdout_of(&output).contains(&format!("= ReadOnly  (file {})", path.display())), "{}", stdout_of(&output));
+        assert!(
+            stdout_of(&output).contains(&format!("= ReadOnly  (file {})", path.display())),
+            "{}",
+            stdout_of(&output)
+        );
         assert_eq!(stderr_of(&output), "", "no warning");
     }
 }
@@ -105,9 +109,9 @@ fn a_config_file_owned_by_another_user_is_refused() {
     assert!(line.contains(&format!("owned by uid {NOBODY}, neither you nor root")), "{line}");
     assert!(line.contains("sudo chown"), "{line}");
     // A symlink is followed, and it is the file it leads to that is judged.
-    let link = env.home().join("link.toml");
-    std::os::unix::fs::symlink(&path, &link).unwrap();
-    let output = env.fanout().env("FANOUT_CONFIG", &link).arg("config").output().unwrap();
+    let symlink = env.home().join("link.toml");
+    std::os::unix::fs::symlink(&path, &symlink).unwrap();
+    let output = env.fanout().env("FANOUT_CONFIG", &symlink).arg("config").output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
 }
 
@@ -265,7 +269,7 @@ fn after_a_refresh_the_aws_cli_cache_holds_only_json_and_the_lock_is_fanouts() {
     assert_eq!(env.portal.stats().create_token, 1);
     let names: Vec<String> =
         std::fs::read_dir(&sso_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, [name.clone()], "only the AWS CLI's own file");
+    assert_eq!(names, std::slice::from_ref(&name), "only the AWS CLI's own file");
     assert_every_file_is_json(&sso_dir);
     let lock = env.home().join(format!(".cache/fanout/locks/{name}.lock"));
     assert!(lock.is_file(), "the lock is where docs/security.md says");

@@ -326,9 +326,8 @@ fn write_target(path: &Path) -> std::io::Result<PathBuf> {
             target.display()
         ))
     };
-    let private = |metadata: &std::fs::Metadata| {
-        files::is_mine(metadata) && files::check_private(metadata, &target).is_ok()
-    };
+    let private =
+        |metadata: &std::fs::Metadata| files::is_mine(metadata) && files::check_private(metadata, &target).is_ok();
     let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&target)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() || !private(&metadata) {
