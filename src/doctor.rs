@@ -234,6 +234,9 @@ fn check_token(config: &Config, login: &SsoLogin, report: &mut Report) -> Option
     let now = DateTime::from(SystemTime::now());
     let (token, refresh) = match token::read_token_file(&path, login, now) {
         Ok(file) => {
+            if let Some(problem) = &file.untrusted {
+                report.warn(token::untrusted_warning(problem));
+            }
             let refresh = match &file.grant {
                 Ok(grant) => format!(
                     "possible: a refreshToken, registration valid until {}",

@@ -63,15 +63,14 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Login(error) => error.hint(),
+            Error::Settings(error) => error.hint(),
             Error::Token(error) => error.login_command().map(|command| format!("run: {command}")),
             Error::LoginRejected { login_command, .. } => Some(format!("run: {login_command}")),
             Error::Portal(_) => {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Settings(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => {
-                None
-            }
+            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
         }
     }
 

@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::files::human_size;
+use crate::files::{self, NotPrivate, human_size, is_mine};
 use crate::limits::MAX_NAME_BYTES;
 use crate::login::SsoLogin;
 use crate::portal::validate::{self, MAX_ROLE_NAME};
@@ -155,12 +155,6 @@ pub fn ago(age: Duration) -> String {
     }
 }
 
-/// Whether a file or directory belongs to the user fanout runs as.
-pub(crate) fn is_mine(metadata: &std::fs::Metadata) -> bool {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    metadata.uid() == unsafe { libc::getuid() }
-}
-
 /// Whether `dir` may hold the cache: a directory of the user's that no one else can
 /// write to, or, when it is yet to be created (0700), such a parent.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
@@ -177,13 +171,15 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     if !metadata.is_dir() {
         return Err("not a directory".to_owned());
     }
+    // Stricter than `files::check_private`: a cache directory of root's is not one this
+    // user's runs could write to.
     if !is_mine(&metadata) {
         return Err(format!("owned by uid {}, not by you", metadata.uid()));
     }
-    if metadata.mode() & 0o022 != 0 {
-        return Err(format!("writable by others (mode {:o}); chmod 700 it", metadata.mode() & 0o777));
-    }
-    Ok(())
+    files::check_private(&metadata, dir).map_err(|problem| match problem {
+        NotPrivate::WritableByOthers { mode, .. } => format!("writable by others (mode {mode:o}); chmod 700 it"),
+        NotPrivate::ForeignOwner { uid, .. } => format!("owned by uid {uid}, not by you"),
+    })
 }
 
 /// A cached inventory young enough to use, checked whole.

@@ -89,7 +89,7 @@ fn read(path: &Path, start_url: &str, now_secs: u64) -> Result<Option<Sustained>
         Err(e) => return Err(e.to_string()),
     };
     let metadata = file.metadata().map_err(|e| e.to_string())?;
-    if !metadata.is_file() || !inventory::is_mine(&metadata) {
+    if !metadata.is_file() || !crate::files::is_mine(&metadata) {
         return Err("not a regular file of yours".to_owned());
     }
     let mut text = Vec::new();

@@ -193,7 +193,7 @@ async fn connect(
 ) -> Result<Vec<Connected>, Error> {
     let mut tokens = Vec::with_capacity(logins.len());
     for login in &logins {
-        tokens.push(TokenHolder::load(&config.home, login, aws_config).await?);
+        tokens.push(TokenHolder::load(&config.home, &config.cache_dir, login, aws_config).await?);
     }
     let mut connected = Vec::with_capacity(logins.len());
     for (login, token) in logins.into_iter().zip(tokens) {

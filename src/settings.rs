@@ -16,7 +16,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::{Cli, Subcommands};
-use crate::files::{ReadLimitError, read_bounded};
+use crate::files::{self, NotPrivate, ReadLimitError};
+use crate::output::report::sanitize;
 
 /// A config file is a few lines; anything this large is not one.
 const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -133,6 +134,20 @@ pub enum SettingsError {
     },
     #[error("config file {}, line {line}{}: {message}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
     Invalid { path: PathBuf, line: usize, key: Option<String>, message: String },
+    /// The file can set the role, `confirm-above = 0` and `quiet`: one someone else could
+    /// have written is refused, not used (issue 16, point 7).
+    #[error("refusing the config file: {0}")]
+    Untrusted(NotPrivate),
+}
+
+impl SettingsError {
+    /// What to do about it, when fanout knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SettingsError::Untrusted(problem) => Some(problem.fix()),
+            SettingsError::Read { .. } | SettingsError::Invalid { .. } => None,
+        }
+    }
 }
 
 /// Where the config file is looked for, and whether it must exist.
@@ -277,9 +292,12 @@ impl Layered {
     }
 
     /// `fanout config`: the file looked at, then each setting, its value and its source.
+    /// Values, the file's path and a variable's name are escaped as every other printer
+    /// escapes them: a value with a line break or an escape sequence could otherwise
+    /// forge a line of this listing or rewrite the terminal.
     pub fn render(&self) -> String {
         let mut text = match &self.file {
-            Some(path) => format!("# config file: {}\n", path.display()),
+            Some(path) => format!("# config file: {}\n", sanitize(&path.display().to_string())),
             None => "# config file: none\n".to_owned(),
         };
         let width = KEYS.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
@@ -288,7 +306,7 @@ impl Layered {
                 || "(none)".to_owned(),
                 |values| values.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
             );
-            let _ = writeln!(text, "{key:<width$} = {value}  ({})", self.source(key));
+            let _ = writeln!(text, "{key:<width$} = {}  ({})", sanitize(&value), sanitize(&self.source(key)));
         }
         text
     }
@@ -302,13 +320,20 @@ fn id_of(key: &str) -> &'static str {
 /// The file's values, checked: `None` when the default file does not exist.
 fn read_file(location: &FileLocation) -> Result<Option<Vec<FileValue>>, SettingsError> {
     let path = &location.path;
-    let text = match read_bounded(path, MAX_FILE_SIZE) {
-        Ok(text) => text,
+    let file = match files::open_regular(path) {
+        Ok(file) => file,
         Err(ReadLimitError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound && !location.explicit => {
             return Ok(None);
         }
         Err(source) => return Err(SettingsError::Read { path: path.clone(), source }),
     };
+    // The handle's own metadata: the file checked is the file read, whatever is renamed
+    // over the path meanwhile. A symlink is followed (as ssh follows one), and it is the
+    // file it leads to that must be private.
+    let metadata = file.metadata().map_err(|e| SettingsError::Read { path: path.clone(), source: e.into() })?;
+    files::check_private(&metadata, path).map_err(SettingsError::Untrusted)?;
+    let text = files::read_to_limit(file, MAX_FILE_SIZE)
+        .map_err(|source| SettingsError::Read { path: path.clone(), source })?;
     parse_file(path, &text).map(Some)
 }
 

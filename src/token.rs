@@ -17,7 +17,8 @@ use sha1::{Digest, Sha1};
 use crate::login::SsoLogin;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::files::{self, ReadLimitError};
+use crate::files::{self, NotPrivate, ReadLimitError};
+use crate::output::report::sanitize;
 
 /// An unexpired access token for the SSO portal.
 #[derive(Debug)]
@@ -70,6 +71,30 @@ pub struct TokenFile {
     pub grant: Result<RefreshGrant, NoRefresh>,
     /// The whole file, which a refresh rewrites field by field.
     pub(crate) raw: SecretString,
+    /// Why the file may not be the user's alone (another user owns it, or group or others
+    /// can write it): it is still used, as the AWS CLI uses it, but whoever can write it
+    /// chooses the token fanout calls with, so the run says so ([`TokenFile::warn_if_untrusted`]).
+    pub untrusted: Option<NotPrivate>,
+}
+
+impl TokenFile {
+    /// One warning line when the file is not private to the user. Not an error: the AWS
+    /// CLI and the SDKs read the same file without a check, and refusing it would only
+    /// move the user to them.
+    pub fn warn_if_untrusted(&self) {
+        if let Some(problem) = &self.untrusted {
+            tracing::warn!("{}", untrusted_warning(problem));
+        }
+    }
+}
+
+/// The warning for a token cache file that is not private to the user.
+pub fn untrusted_warning(problem: &NotPrivate) -> String {
+    sanitize(&format!(
+        "the token cache file {problem}: whoever can write it chooses the SSO token fanout uses; {}",
+        problem.fix()
+    ))
+    .into_owned()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +139,18 @@ pub const MAX_TOKEN_FILE: u64 = 1024 * 1024;
 /// expired is the caller's question, since an expired token may still be refreshed.
 pub fn read_token_file(path: &Path, login: &SsoLogin, now: DateTime) -> Result<TokenFile, TokenError> {
     let path = path.to_owned();
-    let text = files::read_bounded(&path, MAX_TOKEN_FILE).map_err(|source| match source {
+    let unreadable = |source| match source {
         ReadLimitError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
             TokenError::Missing { login: login.describe(), path: path.clone(), login_command: login.login_command() }
         }
         source => TokenError::Unreadable { path: path.clone(), source },
-    })?;
+    };
+    let file = files::open_regular(&path).map_err(unreadable)?;
+    // fstat of the handle read, so the file judged is the file used; after a symlink,
+    // it is the target that is judged.
+    let untrusted = file.metadata().map_err(|e| unreadable(e.into()))?;
+    let untrusted = files::check_private(&untrusted, &path).err();
+    let text = files::read_to_limit(file, MAX_TOKEN_FILE).map_err(unreadable)?;
     let malformed =
         |reason: String| TokenError::Malformed { path: path.clone(), reason, login_command: login.login_command() };
     let file: CacheFile = serde_json::from_str(&text)
@@ -138,7 +169,7 @@ pub fn read_token_file(path: &Path, login: &SsoLogin, now: DateTime) -> Result<T
         now,
     );
     let token = CachedToken { access_token: file.access_token, expires_at };
-    Ok(TokenFile { token, grant, raw: SecretString::from(text) })
+    Ok(TokenFile { token, grant, raw: SecretString::from(text), untrusted })
 }
 
 /// The refresh grant the fields make, when they make one that is still registered at `now`.

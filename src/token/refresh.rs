@@ -10,16 +10,23 @@
 //!
 //! Every refresh rotates the refresh token: two refreshers racing with the same one lose
 //! the session (the second is answered `InvalidGrantException`). So the refresh runs
-//! under an advisory lock on a sidecar file next to the cache file (the cache file itself
-//! is replaced by a rename, so a lock on it would be on a file that is gone), and the
-//! cache file is read again once the lock is held: a token someone else wrote meanwhile
-//! is used as it is, with no `CreateToken` call. The rewrite keeps every field the AWS CLI
-//! wrote and changes only `accessToken`, `expiresAt` and (when a new one comes back)
-//! `refreshToken`, in a temporary file created 0600 in the same directory and renamed
-//! over the old one, so a reader sees the old file or the new one, never half of one.
+//! under an advisory lock on a file of fanout's own, `<cache dir>/locks/<token file
+//! name>.lock` (the cache file itself is replaced by a rename, so a lock on it would be on
+//! a file that is gone), and the cache file is read again once the lock is held: a token
+//! someone else wrote meanwhile is used as it is, with no `CreateToken` call. The lock is
+//! not beside the cache file: `~/.aws/sso/cache` holds only what the AWS CLI writes, since
+//! scripts json-parse every file there (issue 16, point 12).
+//!
+//! The rewrite keeps every field the AWS CLI wrote and changes only `accessToken`,
+//! `expiresAt` and (when a new one comes back) `refreshToken`, in a temporary file
+//! created 0600 in the same directory and renamed over the old one, so a reader sees the
+//! old file or the new one, never half of one. A cache file that is a symlink is never
+//! replaced by a regular file: the rewrite goes to the file it leads to when that is a
+//! private file of the user's in a directory of the user's, and is otherwise refused
+//! with a warning ([`write_target`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +38,7 @@ use tokio::time::Instant;
 
 use super::{CachedToken, RefreshGrant, TokenError, TokenFile, cache_path, ensure_token_not_expired, read_token_file};
 use crate::files;
+use crate::inventory;
 use crate::login::{AwsConfig, SsoLogin};
 use crate::text;
 
@@ -110,6 +118,8 @@ pub enum Refreshed {
 /// Renews one login's token: the OIDC client, the lock and the rewrite.
 pub struct Refresher {
     path: PathBuf,
+    /// fanout's lock for `path`, under the cache directory ([`lock_path`]).
+    lock: PathBuf,
     login: SsoLogin,
     client: aws_sdk_ssooidc::Client,
 }
@@ -117,14 +127,15 @@ pub struct Refresher {
 impl Refresher {
     /// The OIDC client is built as the portal's is (see `portal::sdk_config`): the login's
     /// `sso_region`, `AWS_ENDPOINT_URL_SSO_OIDC` and the profile's `[services]` `sso_oidc`.
-    pub async fn new(home: &Path, login: &SsoLogin, aws_config: &AwsConfig) -> Self {
+    pub async fn new(home: &Path, cache_dir: &Path, login: &SsoLogin, aws_config: &AwsConfig) -> Self {
         let sdk = crate::portal::sdk_config(login, aws_config).await;
         let mut builder = aws_sdk_ssooidc::config::Builder::from(&sdk);
         if let Some(url) = services_endpoint(login, aws_config).await {
             builder = builder.endpoint_url(url);
         }
         let client = aws_sdk_ssooidc::Client::from_conf(builder.build());
-        Refresher { path: cache_path(home, login), login: login.clone(), client }
+        let path = cache_path(home, login);
+        Refresher { lock: lock_path(cache_dir, &path), path, login: login.clone(), client }
     }
 
     /// Replaces `held` by a newer token: one someone else wrote, else one from `CreateToken`.
@@ -133,6 +144,7 @@ impl Refresher {
         let Some(_lock) = self.lock(need == Need::Advisory).await? else {
             return Ok(Refreshed::Busy);
         };
+        remove_legacy_lock(&self.path);
         let now = DateTime::from(SystemTime::now());
         let file = read_token_file(&self.path, &self.login, now)?;
         if is_newer(&file.token, held) {
@@ -145,7 +157,7 @@ impl Refresher {
         // leaves this run the new access token, with a warning.
         let written = rewritten(file.raw.expose_secret(), &token, rotated.as_ref())
             .map_err(std::io::Error::from)
-            .and_then(|text| files::write_atomically(&self.path, text.as_bytes()));
+            .and_then(|text| files::write_atomically(&write_target(&self.path)?, text.as_bytes()));
         if let Err(source) = written {
             let error = RefreshError::Write { path: self.path.clone(), source };
             tracing::warn!("refreshed the SSO token but {}", error_chain(&error));
@@ -157,14 +169,20 @@ impl Refresher {
     /// Takes the sidecar lock, polling so a wait never blocks a runtime thread; `None`
     /// when `give_way` and another process holds it. The lock ends when the file closes.
     async fn lock(&self, give_way: bool) -> Result<Option<File>, RefreshError> {
-        let path = lock_path(&self.path);
+        let path = self.lock.clone();
         let lock_error = |source| RefreshError::Lock { path: path.clone(), source };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(lock_error)?;
+        // A directory others can write could hold their lock file or a planted link.
+        inventory::check_dir(dir)
+            .map_err(|problem| lock_error(std::io::Error::other(format!("{}: {problem}", dir.display()))))?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(lock_error)?;
         let deadline = Instant::now() + LOCK_PATIENCE;
@@ -262,12 +280,64 @@ fn is_newer(file: &CachedToken, held: &CachedToken) -> bool {
     file.expires_at > held.expires_at && file.access_token.expose_secret() != held.access_token.expose_secret()
 }
 
-/// `<cache file>.lock`, next to it: the cache file is replaced by a rename, so a lock on
-/// the cache file itself would be lost with the old inode.
-fn lock_path(cache: &Path) -> PathBuf {
+/// `<cache_dir>/locks/<cache file name>.lock`: a file of its own, since the cache file is
+/// replaced by a rename (a lock on it would be lost with the old inode), and in fanout's
+/// directory, not the AWS CLI's, whose every file scripts read as JSON. Every fanout
+/// with the same cache directory (`$XDG_CACHE_HOME/fanout`, `~/.cache/fanout`) and
+/// token file takes the same lock.
+fn lock_path(cache_dir: &Path, cache: &Path) -> PathBuf {
     let mut name = cache.file_name().unwrap_or_default().to_owned();
     name.push(".lock");
-    cache.with_file_name(name)
+    cache_dir.join("locks").join(name)
+}
+
+/// Removes the `<cache file>.lock` fanout used to leave beside the cache file, so an
+/// upgrade also clears the AWS CLI's directory: only an empty regular file of the
+/// user's that no process holds locked (an older fanout refreshing now keeps its lock).
+fn remove_legacy_lock(cache: &Path) {
+    let mut name = cache.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let path = cache.with_file_name(name);
+    let Ok(file) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path) else {
+        return;
+    };
+    let unused = file.metadata().is_ok_and(|m| m.is_file() && m.len() == 0 && files::is_mine(&m));
+    if unused && file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+        tracing::debug!("removed the lock file {} an older fanout left", path.display());
+    }
+}
+
+/// Where a refreshed token is written for the cache file at `path`: `path` itself,
+/// unless it is a symlink. A rename over a symlink would replace the link by a regular
+/// file, silently parting it from the file it led to (the one the user keeps, or one
+/// another user planted); so the rewrite goes through the link, to the file it leads to,
+/// when that is a regular file of the user's that no one else can write, in a directory
+/// of the user's that no one else can write (so nobody can swap it before the rename).
+/// Any other link is refused: the error becomes the run's warning, and the file keeps
+/// the old token (whose refresh token is now spent: the next run asks for a login).
+fn write_target(path: &Path) -> std::io::Result<PathBuf> {
+    if !std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(path.to_owned());
+    }
+    let target = std::fs::canonicalize(path)?;
+    let refuse = |why: String| {
+        std::io::Error::other(format!(
+            "it is a symlink to {}, {why}; it was not rewritten, so that the link is not replaced",
+            target.display()
+        ))
+    };
+    let private =
+        |metadata: &std::fs::Metadata| files::is_mine(metadata) && files::check_private(metadata, &target).is_ok();
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&target)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || !private(&metadata) {
+        return Err(refuse("which is not a file of yours that only you can write".to_owned()));
+    }
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    if !std::fs::symlink_metadata(dir).is_ok_and(|metadata| private(&metadata)) {
+        return Err(refuse(format!("in {}, which is not a directory only you can write", dir.display())));
+    }
+    Ok(target)
 }
 
 /// The cache file's text with the new token: every other field kept as the AWS CLI
@@ -305,11 +375,18 @@ struct Held {
 impl TokenHolder {
     /// Reads the login's token and refreshes it when it is within the window; an expired
     /// token that cannot be refreshed is today's exit-3 error naming `aws sso login`.
-    pub async fn load(home: &Path, login: &SsoLogin, aws_config: &AwsConfig) -> Result<Self, TokenError> {
+    pub async fn load(
+        home: &Path,
+        cache_dir: &Path,
+        login: &SsoLogin,
+        aws_config: &AwsConfig,
+    ) -> Result<Self, TokenError> {
         let now = DateTime::from(SystemTime::now());
-        let TokenFile { token, grant, .. } = read_token_file(&cache_path(home, login), login, now)?;
+        let file = read_token_file(&cache_path(home, login), login, now)?;
+        file.warn_if_untrusted();
+        let TokenFile { token, grant, .. } = file;
         let refresher = match &grant {
-            Ok(_) => Some(Refresher::new(home, login, aws_config).await),
+            Ok(_) => Some(Refresher::new(home, cache_dir, login, aws_config).await),
             Err(reason) => {
                 if refresh_need(token.expires_at, now) != Need::None {
                     tracing::info!("the SSO token {reason}");
@@ -455,7 +532,25 @@ mod tests {
     }
 
     #[test]
-    fn the_lock_sits_beside_the_cache_file() {
-        assert_eq!(lock_path(Path::new("/h/.aws/sso/cache/ab.json")), Path::new("/h/.aws/sso/cache/ab.json.lock"));
+    fn the_lock_is_in_fanouts_cache_directory_named_by_the_token_file() {
+        let lock = lock_path(Path::new("/h/.cache/fanout"), Path::new("/h/.aws/sso/cache/ab.json"));
+        assert_eq!(lock, Path::new("/h/.cache/fanout/locks/ab.json.lock"));
+    }
+
+    #[test]
+    fn a_symlinked_cache_file_is_written_through_to_a_private_target_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("kept.json"), dir.path().join("ab.json"));
+        std::fs::write(&target, "{}").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(write_target(&target).unwrap(), target, "a regular file is its own target");
+        assert_eq!(write_target(&link).unwrap(), std::fs::canonicalize(&target).unwrap());
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let refused = write_target(&link).unwrap_err().to_string();
+        assert!(refused.contains("symlink to") && refused.contains("not rewritten"), "{refused}");
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("null.json")).unwrap();
+        assert!(write_target(&dir.path().join("null.json")).is_err());
     }
 }
