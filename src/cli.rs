@@ -18,7 +18,8 @@ Examples:
   fanout doctor
   fanout credentials --role ReadOnly --output-file sso_role_credentials.json
   fanout --role Admin --dry-run --save-plan plan.json -- ./fix.sh
-  fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan>
+  fanout apply plan.json --dry-run
+  fanout --canary 2 apply plan.json --approve <sha256 printed by --save-plan and --dry-run>
 
 Exit codes:
   0    every selected account ran and its command exited 0
@@ -106,11 +107,21 @@ pub enum Subcommands {
         #[arg(value_name = "FILE")]
         file: PathBuf,
 
-        /// The plan's sha256 as its reviewer approved it: runs without asking. A hash
-        /// that is not the plan's is refused (exit 2). Without it, fanout asks on the
-        /// terminal, and without a terminal refuses (exit 2).
+        /// The SHA-256 of the plan file (as `sha256sum FILE` and --dry-run print it) as
+        /// its reviewer approved it: runs without asking. It proves the file is byte for
+        /// byte the one reviewed, not who wrote it. Another hash is refused (exit 2).
+        /// Without it, fanout shows the review and asks on the terminal, and without a
+        /// terminal refuses (exit 2).
         #[arg(long, value_name = "SHA256")]
         approve: Option<String>,
+
+        /// Review the plan and run nothing: print every distinct argv with the accounts
+        /// that run it, every role and region, and the file's sha256 (the prompt shows
+        /// the same), marking accounts renamed since the plan (old → new) or no longer
+        /// listed. Lists the accounts from the portal; fetches no credentials. Exit 0.
+        /// Example: fanout apply plan.json --dry-run
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print a completion script for SHELL on stdout (bash, zsh, fish, powershell,
     /// elvish). Needs no AWS config or login. Where to put it: README, "Everyday use".

@@ -295,8 +295,8 @@ impl Config {
                 let format = export_format(*format, output_file.as_deref())?;
                 Action::Run(Box::new(export_plan(&cli, roles.clone(), format)?))
             }
-            Some(Subcommands::Apply { file, approve }) => {
-                let plan = apply_plan(&cli, env, file, approve.as_deref())?;
+            Some(Subcommands::Apply { file, approve, dry_run }) => {
+                let plan = apply_plan(&cli, env, file, approve.as_deref(), *dry_run)?;
                 // Exactly the plan's accounts, as the portal lists them now (not as a
                 // cache remembers them): one it no longer lists is skipped.
                 let ids = AccountList::of_ids(plan.apply.iter().flat_map(|a| a.by_id.keys().cloned()));
@@ -551,13 +551,17 @@ fn with_run_flags(
 
 /// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
 /// flags given. Without `--approve` a person must say yes on the terminal, whatever
-/// the plan's size and `--yes`; without a terminal, the run is refused.
+/// the plan's size and `--yes`; without a terminal, the run is refused. With
+/// `--dry-run` (after `apply` or before it) the plan is only reviewed: no approval is
+/// needed, and one given is checked.
 fn apply_plan(
     cli: &Cli,
     env: &Environment,
     file: &std::path::Path,
     approve: Option<&str>,
+    review_only: bool,
 ) -> Result<RunPlan, ConfigError> {
+    let dry_run = review_only || cli.run.dry_run;
     let args = &cli.selection;
     let conflict = [
         (!cli.run.role.is_empty(), "--role"),
@@ -573,31 +577,29 @@ fn apply_plan(
     if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
         return Err(ConfigError::ApplyConflict(what));
     }
-    let plan = Plan::read(file)?;
+    let (plan, file_sha256) = Plan::read(file)?;
     let confirm = match approve {
         Some(given) => {
-            plan.check_approval(given)?;
+            plan.check_approval(given, &file_sha256)?;
             None
         }
-        None if cli.run.dry_run => None,
+        None if dry_run => None,
         None if env.can_ask => Some(Confirm { above: 0 }),
         None => return Err(ConfigError::ApprovalNeeded),
     };
-    let applied = Applied::new(plan)?;
+    let applied = Applied::new(plan, file_sha256)?;
     let first = &applied.plan.accounts[0];
     let same_argv =
         if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
-    let command_text = if same_argv.is_empty() {
-        format!("{} (as saved, per account)", shell_words::join(&first.argv))
-    } else {
-        shell_words::join(&first.argv)
-    };
     // Never rendered: each account runs its saved argv. For --retry-failed the joblog
     // records the plan's argv when every account runs the same one; none when they
-    // differ (a retry then needs a command given).
+    // differ (a retry then needs a command given). The prompt shows the plan's review
+    // (`plan::review`), not this text.
+    let command_text = shell_words::join(&same_argv);
     let region = applied.plan.single_region().map(str::to_owned);
     let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
     Ok(RunPlan {
+        dry_run,
         command_text,
         confirm,
         apply: Some(Arc::new(applied)),

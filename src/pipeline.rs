@@ -617,11 +617,17 @@ impl AccountTasks {
         if held.len() <= confirm.above {
             return Ok(Duration::ZERO);
         }
+        // `apply`: the plan's review, with the names the portal gives its accounts now.
+        let review = self.run.plan.apply.as_ref().map(|applied| {
+            let listed = held.iter().map(|(account, _)| (account.id.as_str(), account.name.as_str())).collect();
+            crate::plan::review::render(applied, &listed)
+        });
         let prompt = crate::confirm::Prompt {
             count: held.len(),
             names: held.iter().map(|(account, _)| account.name.as_str()).collect(),
             roles: &self.run.plan.roles,
             command: &self.run.plan.command_text,
+            review: review.as_deref(),
         };
         self.run.output.send(Stream::Stderr, prompt.render().into_bytes()).await;
         // The read blocks: on its own thread, so that a signal still ends the run (the

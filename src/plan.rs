@@ -2,9 +2,16 @@
 //! runs exactly: the login, and per account its role, region and the argv as rendered.
 //!
 //! The plan is data only: built, serialized, hashed, read back and compared here; the
-//! run itself is the pipeline's. Its `sha256` covers a canonical serialization (the
-//! plan's fields in their fixed order, compact JSON, no `sha256` field), so the hash a
-//! reviewer approves names exactly what runs, and an edited file no longer matches it.
+//! run itself is the pipeline's, and what a reviewer is shown is [`review`]'s.
+//!
+//! Two hashes, for two jobs. What `--approve` names is the SHA-256 of the file's bytes,
+//! as `sha256sum FILE` prints it: the file applied is then byte for byte the one
+//! reviewed, which anyone can check without fanout. The `sha256` field inside the file
+//! is a checksum of a canonical serialization (the plan's fields in their fixed order,
+//! compact JSON, no `sha256` field): it catches a hand edit that forgot it, and nothing
+//! more, since whoever can edit the file can recompute it.
+
+pub mod review;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -83,8 +90,14 @@ pub enum PlanError {
     Version { path: String, found: u32 },
     #[error("{path} was changed after it was saved: its content no longer matches its sha256")]
     Tampered { path: String },
-    #[error("--approve {given} is not this plan's sha256; review the plan again and approve what it says")]
+    #[error(
+        "--approve {given} is not this plan's sha256; review it again (fanout apply FILE --dry-run) and approve the sha256 it shows"
+    )]
     WrongApproval { given: String },
+    #[error(
+        "--approve names the checksum inside the plan, which anyone who edits the file can recompute; approve the file's sha256 (sha256sum FILE, or fanout apply FILE --dry-run)"
+    )]
+    ApprovedChecksum,
     #[error("the plan names account {0} twice")]
     DuplicateAccount(String),
     #[error("the plan holds no account")]
@@ -117,19 +130,23 @@ impl Plan {
     }
 
     /// Writes the plan to `path` atomically (a temporary file in the same directory,
-    /// renamed over it), so a reviewer never reads half a plan.
-    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
-        crate::files::write_atomically(path, self.to_file_text().as_bytes())
-            .map_err(|source| PlanError::Write { path: path.display().to_string(), source })
+    /// renamed over it), so a reviewer never reads half a plan. Returns the SHA-256 of
+    /// the bytes written: the one to approve.
+    pub fn save(&self, path: &Path) -> Result<String, PlanError> {
+        let text = self.to_file_text();
+        crate::files::write_atomically(path, text.as_bytes())
+            .map_err(|source| PlanError::Write { path: path.display().to_string(), source })?;
+        Ok(sha256_hex(text.as_bytes()))
     }
 
     /// Reads a plan (at most 64 MiB) and checks that it is whole: its version, its
-    /// accounts unique, and its content matching its hash.
-    pub fn read(path: &Path) -> Result<Self, PlanError> {
+    /// accounts unique, and its content matching its checksum. Returns it with the
+    /// SHA-256 of the bytes read (the file's, as `sha256sum` prints it).
+    pub fn read(path: &Path) -> Result<(Self, String), PlanError> {
         let shown = path.display().to_string();
         let text = files::read_bounded(path, MAX_PLAN_BYTES)
             .map_err(|source| PlanError::Read { path: shown.clone(), source })?;
-        Self::parse(&text, &shown)
+        Ok((Self::parse(&text, &shown)?, sha256_hex(text.as_bytes())))
     }
 
     /// Parses and checks a plan's text; `path` names it in errors.
@@ -153,10 +170,15 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Whether `given` (from `--approve`) is this plan's hash, case aside.
-    pub fn check_approval(&self, given: &str) -> Result<(), PlanError> {
-        if given.trim().eq_ignore_ascii_case(&self.sha256) {
+    /// Whether `given` (from `--approve`) is `file_sha256`, the SHA-256 of this plan's
+    /// file, case aside. The checksum inside the file is refused with its own message:
+    /// it proves nothing about who changed the file.
+    pub fn check_approval(&self, given: &str, file_sha256: &str) -> Result<(), PlanError> {
+        let given = given.trim();
+        if given.eq_ignore_ascii_case(file_sha256) {
             Ok(())
+        } else if given.eq_ignore_ascii_case(&self.sha256) {
+            Err(PlanError::ApprovedChecksum)
         } else {
             Err(PlanError::WrongApproval { given: given.to_owned() })
         }
@@ -188,16 +210,18 @@ impl Plan {
 #[derive(Debug)]
 pub struct Applied {
     pub plan: Plan,
+    /// The SHA-256 of the plan's file: what `--approve` names and the review shows.
+    pub file_sha256: String,
     /// The plan's accounts by id.
     pub by_id: HashMap<String, PlannedAccount>,
 }
 
 impl Applied {
-    pub fn new(plan: Plan) -> Result<Self, PlanError> {
+    pub fn new(plan: Plan, file_sha256: String) -> Result<Self, PlanError> {
         if plan.single_region().is_none() {
             return Err(PlanError::MixedRegions);
         }
-        Ok(Applied { by_id: plan.by_id(), plan })
+        Ok(Applied { by_id: plan.by_id(), plan, file_sha256 })
     }
 
     /// The plan's roles, each once, in the order the accounts name them first.
@@ -214,8 +238,12 @@ impl Applied {
 
 /// Lowercase hex SHA-256 of the canonical (compact JSON) body.
 fn hash(body: &Body<'_>) -> String {
-    let bytes = serde_json::to_vec(body).expect("a plan serializes");
-    Sha256::digest(&bytes).iter().fold(String::with_capacity(64), |mut hex, byte| {
+    sha256_hex(&serde_json::to_vec(body).expect("a plan serializes"))
+}
+
+/// Lowercase hex SHA-256 of `bytes`, as `sha256sum` prints it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().fold(String::with_capacity(64), |mut hex, byte| {
         let _ = write!(hex, "{byte:02x}");
         hex
     })
@@ -242,10 +270,14 @@ mod tests {
         let plan = plan();
         assert_eq!(plan.accounts[0].account_id, "111111111111");
         assert_eq!(plan.sha256.len(), 64);
-        let read = Plan::parse(&plan.to_file_text(), "p").unwrap();
+        let text = plan.to_file_text();
+        let read = Plan::parse(&text, "p").unwrap();
         assert_eq!(read, plan);
-        assert!(read.check_approval(&plan.sha256.to_uppercase()).is_ok());
-        assert!(matches!(read.check_approval("abc"), Err(PlanError::WrongApproval { .. })));
+        let file_sha256 = sha256_hex(text.as_bytes());
+        assert_ne!(file_sha256, plan.sha256, "the file's hash, not the checksum inside it");
+        assert!(read.check_approval(&file_sha256.to_uppercase(), &file_sha256).is_ok());
+        assert!(matches!(read.check_approval("abc", &file_sha256), Err(PlanError::WrongApproval { .. })));
+        assert!(matches!(read.check_approval(&plan.sha256, &file_sha256), Err(PlanError::ApprovedChecksum)));
         assert_eq!(read.single_region(), Some("eu-west-1"));
     }
 

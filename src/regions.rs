@@ -16,8 +16,8 @@ use secrecy::ExposeSecret as _;
 use tokio::sync::OnceCell;
 
 use crate::credentials::Credentials;
-use crate::text;
 use crate::portal::validate;
+use crate::text;
 
 /// The commercial regions every account has enabled by default, as the AWS Account
 /// Management guide lists them (all regions launched before 20 March 2019); later

@@ -81,6 +81,10 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
     let result = match config.action {
         Action::Doctor => Ok(None), // answered by `run` before this
         Action::ListAccounts(format) => list_accounts(&connected, &config, format, &output).await,
+        Action::Run(plan) if plan.dry_run && plan.apply.is_some() => {
+            let applied = plan.apply.as_deref().expect("matched");
+            review_plan(&connected[0], applied, &output).await
+        }
         Action::Run(plan) => {
             if plan.dry_run || config.verbosity > 0 {
                 for each in &connected {
@@ -307,15 +311,32 @@ fn save(path: &std::path::Path, finished: &mut Finished, login: &SsoLogin) -> Re
         ));
     }
     let plan = Plan::new(PlanLogin::of(login), std::mem::take(&mut finished.planned));
-    plan.save(path).map_err(ConfigError::from)?;
+    let file_sha256 = plan.save(path).map_err(ConfigError::from)?;
+    let quoted = shell_words::quote(&path.display().to_string()).into_owned();
     Ok(format!(
-        "fanout: plan of {} saved to {}, sha256 {}\n  after review, run it with: fanout apply {} --approve {}\n",
+        "fanout: plan of {} saved to {}, sha256 {file_sha256}\n  review it with: fanout apply {quoted} --dry-run\n  after review, run it with: fanout apply {quoted} --approve {file_sha256}\n",
         crate::summary::plural(plan.accounts.len(), "account"),
-        path.display(),
-        plan.sha256,
-        shell_words::quote(&path.display().to_string()),
-        plan.sha256
+        text::show(&path.display().to_string()),
     ))
+}
+
+/// `fanout apply FILE --dry-run`: the plan's review on stdout, with the names the
+/// portal gives its accounts now (one renamed since is shown with both). Lists the
+/// accounts, and nothing more: no roles, no credentials, no command.
+async fn review_plan(
+    connected: &Connected,
+    applied: &crate::plan::Applied,
+    output: &Output,
+) -> Result<Option<Finished>, Error> {
+    let portal_error = |e| Error::from_portal(e, connected.login.login_command());
+    let mut now: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut pages = connected.portal.account_pages();
+    while let Some(page) = pages.next_page().await.map_err(portal_error)? {
+        now.extend(page.into_iter().filter(|a| applied.by_id.contains_key(&a.id)).map(|a| (a.id, a.name)));
+    }
+    let listed = now.iter().map(|(id, name)| (id.as_str(), name.as_str())).collect();
+    output.send(Stream::Stdout, crate::plan::review::render(applied, &listed).into_bytes()).await;
+    Ok(None)
 }
 
 /// Output that could not be written is a failure: never exit 0 after losing it. A

@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use crate::cli::{Cli, Subcommands};
 use crate::files::{self, NotPrivate, ReadLimitError};
-use crate::output::report::sanitize;
+use crate::text;
 
 /// A config file is a few lines; anything this large is not one.
 const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -297,7 +297,7 @@ impl Layered {
     /// forge a line of this listing or rewrite the terminal.
     pub fn render(&self) -> String {
         let mut text = match &self.file {
-            Some(path) => format!("# config file: {}\n", sanitize(&path.display().to_string())),
+            Some(path) => format!("# config file: {}\n", text::show(&path.display().to_string())),
             None => "# config file: none\n".to_owned(),
         };
         let width = KEYS.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
@@ -306,7 +306,7 @@ impl Layered {
                 || "(none)".to_owned(),
                 |values| values.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
             );
-            let _ = writeln!(text, "{key:<width$} = {}  ({})", sanitize(&value), sanitize(&self.source(key)));
+            let _ = writeln!(text, "{key:<width$} = {}  ({})", text::show(&value), text::show(&self.source(key)));
         }
         text
     }

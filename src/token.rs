@@ -18,7 +18,7 @@ use crate::login::SsoLogin;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::files::{self, NotPrivate, ReadLimitError};
-use crate::output::report::sanitize;
+use crate::text;
 
 /// An unexpired access token for the SSO portal.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ impl TokenFile {
 
 /// The warning for a token cache file that is not private to the user.
 pub fn untrusted_warning(problem: &NotPrivate) -> String {
-    sanitize(&format!(
+    text::show(&format!(
         "the token cache file {problem}: whoever can write it chooses the SSO token fanout uses; {}",
         problem.fix()
     ))

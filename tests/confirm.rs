@@ -193,7 +193,10 @@ fn on_a_terminal_apply_without_approve_asks() {
     assert!(saved.status.success(), "{}", stderr_of(&saved));
     tmux.run(&fanout_line(&env, dir.path(), &["apply", plan.to_str().unwrap()]));
     let pane = tmux.wait_for("Run in 2 accounts? [y/N]");
-    assert!(pane.contains("command:  echo 100000001111 (as saved, per account)"), "{pane}");
+    // The plan's review: each argv with the accounts that run it (tests/hostile_plan.rs
+    // covers it in depth).
+    assert!(pane.contains("1 account runs: echo 100000001111"), "{pane}");
+    assert!(pane.contains("1 account runs: echo 100000007777"), "{pane}");
     tmux.type_line("yes");
     assert_eq!(exit_code(dir.path()), 0, "{}", tmux.pane());
     let out = std::fs::read_to_string(dir.path().join("out")).unwrap();

@@ -126,7 +126,7 @@ fn fanout_config_escapes_control_and_format_characters_in_values() {
     // Printed as every other printer prints a value (the shared escaper): U+202E is
     // escaped wherever that escaper escapes format characters (issue 16, point 9).
     let value = "a\u{1b}[31mb\nforged = line \u{202e}";
-    let escaped = fanout::output::report::sanitize(value);
+    let escaped = fanout::text::show(value);
     let prefix = stdout.lines().find(|l| l.starts_with("prefix ")).unwrap_or_default();
     assert!(prefix.ends_with(&format!("= {escaped}  (file {})", path.display())), "{stdout}");
     // A file's path is escaped on the `# config file:` line too.

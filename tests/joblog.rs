@@ -87,10 +87,15 @@ fn the_blast_radius_recipe_plan_apply_with_a_joblog_then_retry() {
         .output()
         .unwrap();
     assert!(saved.status.success(), "{}", stderr_of(&saved));
-    let hash = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&plan).unwrap()).unwrap()["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // What --approve names: the file's SHA-256, as sha256sum prints it.
+    let hash: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(std::fs::read(&plan).unwrap())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<Vec<_>>()
+            .concat()
+    };
     let applied = env
         .fanout()
         .args(["--max-failures", "50%", "--joblog", log_arg, "apply", plan_arg, "--approve", &hash])

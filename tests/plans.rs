@@ -21,8 +21,14 @@ fn save_plan(env: &TestEnv, path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn sha(plan: &Value) -> &str {
-    plan["sha256"].as_str().unwrap()
+/// The SHA-256 of the plan file, as `sha256sum` prints it: what `--approve` names.
+fn file_sha256(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .concat()
 }
 
 #[test]
@@ -43,7 +49,8 @@ fn apply_with_the_approved_hash_runs_exactly_the_saved_accounts_and_argv() {
     assert_eq!(env.portal.stats().get_role_credentials, 0, "a dry run fetches no credentials");
 
     // Run flags apply to `apply` too; --prefix names the lines, the argv is the saved one.
-    let args = ["-j", "2", "--prefix", "{account_name}", "apply", path.to_str().unwrap(), "--approve", sha(&plan)];
+    let sha = file_sha256(&path);
+    let args = ["-j", "2", "--prefix", "{account_name}", "apply", path.to_str().unwrap(), "--approve", &sha];
     let output = env.fanout().args(args).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     let expected: Vec<String> = accounts
@@ -61,6 +68,12 @@ fn a_tampered_plan_a_wrong_hash_or_no_approval_is_refused() {
     let path = dir.path().join("plan.json");
     let plan = save_plan(&env, &path);
     let file = path.to_str().unwrap();
+    let sha = file_sha256(&path);
+
+    let checksum = env.fanout().args(["apply", file, "--approve", plan["sha256"].as_str().unwrap()]).output();
+    let checksum = checksum.unwrap();
+    assert_eq!(checksum.status.code(), Some(2));
+    assert!(stderr_of(&checksum).contains("approve the file's sha256"), "{}", stderr_of(&checksum));
 
     let wrong = env.fanout().args(["apply", file, "--approve", &"0".repeat(64)]).output().unwrap();
     assert_eq!(wrong.status.code(), Some(2));
@@ -72,11 +85,11 @@ fn a_tampered_plan_a_wrong_hash_or_no_approval_is_refused() {
 
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("\"planned\"", "\"tampered\"", 1)).unwrap();
-    let tampered = env.fanout().args(["apply", file, "--approve", sha(&plan)]).output().unwrap();
+    let tampered = env.fanout().args(["apply", file, "--approve", &sha]).output().unwrap();
     assert_eq!(tampered.status.code(), Some(2));
     assert!(stderr_of(&tampered).contains("was changed after it was saved"), "{}", stderr_of(&tampered));
 
-    let conflicting = env.fanout().args(["--role", "Admin", "apply", file, "--approve", sha(&plan)]).output();
+    let conflicting = env.fanout().args(["--role", "Admin", "apply", file, "--approve", &sha]).output();
     assert_eq!(conflicting.unwrap().status.code(), Some(2));
     assert_eq!(env.portal.stats().get_role_credentials, 0, "nothing ran");
     assert_eq!(stdout_of(&wrong) + &stdout_of(&tampered), "");
@@ -87,7 +100,7 @@ fn accounts_gone_from_the_portal_or_without_the_role_are_skipped_and_named() {
     let env = TestEnv::new(PortalOptions { accounts: generated_accounts(24), ..PortalOptions::default() });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.json");
-    let plan = save_plan(&env, &path);
+    save_plan(&env, &path);
 
     // The same login, later: team000-dev is gone, team001-dev lost ReadOnly.
     let mut later = generated_accounts(24);
@@ -99,7 +112,7 @@ fn accounts_gone_from_the_portal_or_without_the_role_are_skipped_and_named() {
     let output = env
         .fanout()
         .env("AWS_ENDPOINT_URL_SSO", portal.url())
-        .args(["apply", path.to_str().unwrap(), "--approve", sha(&plan)])
+        .args(["apply", path.to_str().unwrap(), "--approve", &file_sha256(&path)])
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
@@ -115,10 +128,11 @@ fn a_plan_made_under_another_login_is_refused() {
     let env = TestEnv::new(PortalOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.json");
-    let plan = save_plan(&env, &path);
+    save_plan(&env, &path);
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("https://corp.awsapps.com/start", "https://other.awsapps.com/start"));
-    let output = env.fanout().args(["apply", path.to_str().unwrap(), "--approve", sha(&plan)]).output().unwrap();
+    let output =
+        env.fanout().args(["apply", path.to_str().unwrap(), "--approve", &file_sha256(&path)]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
     assert!(stderr.contains("the login in force is") && stderr.contains("other.awsapps.com"), "{stderr}");
@@ -143,7 +157,7 @@ fn a_renamed_account_runs_with_the_name_it_was_planned_with() {
     let output = env
         .fanout()
         .env("AWS_ENDPOINT_URL_SSO", portal.url())
-        .args(["apply", file, "--approve", sha(&plan)])
+        .args(["apply", file, "--approve", &file_sha256(&path)])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));

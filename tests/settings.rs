@@ -133,13 +133,20 @@ fn apply_ignores_a_default_role_exclude_and_region_but_takes_the_prefix() {
     let args = ["--role", "ReadOnly", "--match", "*-dev", "--dry-run", "--save-plan", plan, "--", "echo", "planned"];
     let saved = env.fanout().args(args).output().unwrap();
     assert_eq!(saved.status.code(), Some(0), "{}", stderr_of(&saved));
-    let plan_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
-    let sha = plan_json["sha256"].as_str().unwrap();
+    // What --approve names: the file's SHA-256, as sha256sum prints it.
+    let sha: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(std::fs::read(&plan_path).unwrap())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<Vec<_>>()
+            .concat()
+    };
     write_default_file(
         &env,
         "role = [\"ViewOnly\"]\nexclude = [\"team-*\"]\nregion = \"eu-west-1\"\nprefix = \"{account_name}\"\n",
     );
-    let output = env.fanout().env("FANOUT_ROLE", "ViewOnly").args(["apply", plan, "--approve", sha]).output().unwrap();
+    let output = env.fanout().env("FANOUT_ROLE", "ViewOnly").args(["apply", plan, "--approve", &sha]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_eq!(sorted_lines(&stdout_of(&output)), ["other-dev|planned", "team-dev|planned"]);
 }

@@ -41,10 +41,6 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The escaper's old name, the same function: code written beside this change (issue 16's
-/// other branches) still calls `report::sanitize`. New code calls [`text::show`].
-pub use crate::text::show as sanitize;
-
 /// An account and the roles the login has in it, as `fanout accounts` shows them.
 #[derive(Debug, Serialize)]
 pub struct AccountRoles {
