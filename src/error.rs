@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::exit_code;
 use crate::login::LoginError;
+use crate::output::dir::OutputDirError;
 use crate::portal::PortalError;
 use crate::settings::SettingsError;
 use crate::token::TokenError;
@@ -19,6 +20,9 @@ pub enum Error {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// `--output-dir` names a directory another user could redirect writes through.
+    #[error(transparent)]
+    OutputDir(#[from] OutputDirError),
     /// The portal answered 401 before any command started.
     #[error("the portal rejected the cached SSO token ({message})")]
     LoginRejected { message: String, login_command: String },
@@ -51,6 +55,7 @@ impl Error {
             | Error::Login(_)
             | Error::Settings(_)
             | Error::AmbiguousName { .. }
+            | Error::OutputDir(_)
             | Error::Write { .. }
             | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
@@ -64,6 +69,7 @@ impl Error {
         match self {
             Error::Login(error) => error.hint(),
             Error::Settings(error) => error.hint(),
+            Error::OutputDir(error) => error.hint(),
             Error::Token(error) => error.login_command().map(|command| format!("run: {command}")),
             Error::LoginRejected { login_command, .. } => Some(format!("run: {login_command}")),
             Error::Portal(_) => {

@@ -93,10 +93,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
             }
             let json = plan.json;
             let dir = match &plan.output_dir {
-                Some(path) => Some(Arc::new(
-                    OutputDir::create(path)
-                        .map_err(|source| Error::Io { context: "cannot create the --output-dir directory", source })?,
-                )),
+                Some(path) => Some(Arc::new(OutputDir::create(path)?)),
                 None => None,
             };
             output_dir.clone_from(&dir);

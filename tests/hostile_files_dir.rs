@@ -1,0 +1,134 @@
+//! Issue 16, point 2: `--output-dir` cannot be redirected by another local user.
+//!
+//! DIR is opened once, never through a link, and refused (exit 2, naming the fix) unless
+//! it is the user's own and writable by no one else; everything under it is created
+//! relative to that handle, and what an earlier run (or anyone) left there is replaced,
+//! never written or chmodded through. The rename race itself is run in `src/output/dir.rs`
+//! (`a_rename_race_on_the_account_directory_never_redirects_a_write`): it needs a thread
+//! beside the create calls, which a run through the binary cannot time.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use common::{TestEnv, stderr_of};
+use fake_portal::{PortalOptions, generated_accounts};
+
+fn env() -> TestEnv {
+    TestEnv::new(PortalOptions { accounts: generated_accounts(3), ..PortalOptions::default() })
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// A run into `dir` whose command leaves a mark in `marks`, so a refusal is seen to
+/// have run nothing.
+fn run_into(env: &TestEnv, dir: &str, marks: &Path) -> std::process::Output {
+    std::fs::create_dir_all(marks).unwrap();
+    let script = format!("echo out; touch {}/$FANOUT_ACCOUNT_ID", marks.display());
+    env.fanout().args(["--role", "ReadOnly", "--output-dir", dir, "--", "sh", "-c", &script]).output().unwrap()
+}
+
+fn assert_refused_before_anything_ran(output: &std::process::Output, marks: &Path, says: &[&str]) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for words in says {
+        assert!(stderr.contains(words), "{words:?} in {stderr}");
+    }
+    assert_eq!(std::fs::read_dir(marks).unwrap().count(), 0, "no command ran: {stderr}");
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused_naming_the_fix() {
+    let env = env();
+    let dir = env.home().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let output = run_into(&env, dir.to_str().unwrap(), &env.home().join("marks"));
+    assert_refused_before_anything_ran(
+        &output,
+        &env.home().join("marks"),
+        &["is writable by group or others (mode 1777)", &format!("chmod go-w {}", dir.display())],
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written in it");
+}
+
+#[test]
+fn a_link_given_as_the_directory_is_refused_with_or_without_a_slash() {
+    let env = env();
+    let real = env.home().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = env.home().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for given in [link.display().to_string(), format!("{}/", link.display())] {
+        let output = run_into(&env, &given, &env.home().join("marks"));
+        assert_refused_before_anything_ran(
+            &output,
+            &env.home().join("marks"),
+            &["is a symlink or not a directory", "the real directory, not a link"],
+        );
+    }
+    assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0, "nothing written through the link");
+}
+
+#[test]
+fn a_directory_of_another_user_is_refused() {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: giving a directory to another user needs root, and this test runs as a user");
+        return;
+    }
+    let env = env();
+    let dir = env.home().join("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let output = run_into(&env, dir.to_str().unwrap(), &env.home().join("marks"));
+    assert_refused_before_anything_ran(
+        &output,
+        &env.home().join("marks"),
+        &["is owned by uid 65534, not by you", "a directory of your own"],
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn links_planted_in_the_directory_are_replaced_never_written_through() {
+    let env = env();
+    let accounts = generated_accounts(3);
+    let [first, second, third] = [&accounts[0].id, &accounts[1].id, &accounts[2].id];
+    let dir = env.home().join("out");
+    let victims = env.home().join("victims");
+    std::fs::create_dir(&victims).unwrap();
+    for name in ["stdout", "results", "linked"] {
+        std::fs::write(victims.join(name), "theirs\n").unwrap();
+        std::fs::set_permissions(victims.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join(first)).unwrap();
+    std::os::unix::fs::symlink(victims.join("stdout"), dir.join(first).join("stdout")).unwrap();
+    std::fs::hard_link(victims.join("results"), dir.join("results.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&victims, dir.join(second)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let output = run_into(&env, dir.to_str().unwrap(), &env.home().join("marks"));
+    let stderr = stderr_of(&output);
+    // The account whose directory is a link loses its copy: lost output fails the run.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot write {second} in --output-dir")), "{stderr}");
+    for name in ["stdout", "results", "linked"] {
+        assert_eq!(std::fs::read_to_string(victims.join(name)).unwrap(), "theirs\n", "{name}");
+        assert_eq!(mode(&victims.join(name)), 0o644, "{name} was not chmodded");
+    }
+    assert_ne!(mode(&victims), 0o700, "the victims' directory was not chmodded");
+    assert_eq!(std::fs::read_dir(&victims).unwrap().count(), 3, "nothing created among the victims");
+    for id in [first, third] {
+        assert_eq!(std::fs::read_to_string(dir.join(id).join("stdout")).unwrap(), "out\n", "{id}");
+        assert_eq!(mode(&dir.join(id).join("stdout")), 0o600);
+        assert_eq!(std::fs::metadata(dir.join(id).join("stdout")).unwrap().nlink(), 1);
+    }
+    let results = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    assert_eq!(results.lines().filter(|l| l.contains(r#""type":"result""#)).count(), 3, "{results}");
+    assert_eq!(std::fs::metadata(dir.join("results.jsonl")).unwrap().nlink(), 1);
+}
