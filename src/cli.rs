@@ -349,8 +349,9 @@ pub struct RunArgs {
     /// Also write each account's raw stdout and stderr to DIR/<account_id>/stdout and
     /// DIR/<account_id>/stderr, and the JSON result and summary records (as --output json
     /// prints them) to DIR/results.jsonl, whatever is printed. DIR is created if missing
-    /// and used if it exists: the files of an earlier run are overwritten. Files are
-    /// 0600 and directories 0700 (a command may print secrets).
+    /// and used if it exists: the files of an earlier run are replaced. Files are
+    /// 0600 and directories 0700 (a command may print secrets). DIR must be your own,
+    /// writable by no one else and not a symlink, or the run is refused (exit 2).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 

@@ -120,19 +120,8 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
                 }
             }
             if let Ok(finished) = finished.as_ref() {
-                let code = match finished.tally.exit_code(stopper.received_signal()) {
-                    // The joblog or the export lost (the reports are written after this).
-                    exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
-                    code => code,
-                };
-                send_summary_record(
-                    finished,
-                    code,
-                    started.elapsed().saturating_sub(finished.tally.at_prompt),
-                    json.then_some(&output),
-                    dir.as_deref(),
-                )
-                .await;
+                let elapsed = started.elapsed().saturating_sub(finished.tally.at_prompt);
+                send_summary_record(finished, stopper, elapsed, json.then_some(&output), dir.as_deref()).await;
             }
             finished.map(Some)
         }
@@ -257,7 +246,7 @@ async fn finish_export(
 /// The `summary` record of `--output json` (to `stdout`) and `--output-dir` (to `dir`).
 async fn send_summary_record(
     finished: &Finished,
-    code: u8,
+    stopper: &Stopper,
     elapsed: Duration,
     stdout: Option<&Output>,
     dir: Option<&OutputDir>,
@@ -265,6 +254,11 @@ async fn send_summary_record(
     if stdout.is_none() && dir.is_none() {
         return;
     }
+    let code = match finished.tally.exit_code(stopper.received_signal()) {
+        // The joblog or the export lost (the reports are written after this).
+        exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
+        code => code,
+    };
     let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
     if let Some(dir) = dir {

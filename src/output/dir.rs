@@ -95,12 +95,7 @@ impl OutputDir {
             return Err(OutputDirError::Unsafe { path: root, problem });
         }
         let results = create_private(&handle, "results.jsonl").map_err(io_error)?;
-        Ok(OutputDir {
-            root,
-            handle,
-            results: Mutex::new(BufWriter::new(results)),
-            failed: AtomicBool::new(false),
-        })
+        Ok(OutputDir { root, handle, results: Mutex::new(BufWriter::new(results)), failed: AtomicBool::new(false) })
     }
 
     /// `DIR/<account_id>/stdout` and `stderr`, created empty. The id is a validated
