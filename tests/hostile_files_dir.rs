@@ -3,14 +3,14 @@
 //! DIR is opened once, never through a link, and refused (exit 2, naming the fix) unless
 //! it is the user's own and writable by no one else; everything under it is created
 //! relative to that handle, and what an earlier run (or anyone) left there is replaced,
-//! never written or chmodded through. The rename race itself is run in `src/output/dir.rs`
-//! (`a_rename_race_on_the_account_directory_never_redirects_a_write`): it needs a thread
-//! beside the create calls, which a run through the binary cannot time.
+//! never written or chmodded through, even while a second process races every run,
+//! renaming the account directories away and planting links in their place.
 
 mod common;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::{TestEnv, stderr_of};
 use fake_portal::{PortalOptions, generated_accounts};
@@ -131,4 +131,69 @@ fn links_planted_in_the_directory_are_replaced_never_written_through() {
     let results = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
     assert_eq!(results.lines().filter(|l| l.contains(r#""type":"result""#)).count(), 3, "{results}");
     assert_eq!(std::fs::metadata(dir.join("results.jsonl")).unwrap().nlink(), 1);
+}
+
+/// The review's attack, by a real second process (as the same user: a test has no
+/// second one, and a directory another user could write is refused above): while fanout
+/// runs again and again, it renames each `DIR/<id>` away and plants a link to the
+/// victim's directory in its place, as fast as it can. Whoever wins each race, nothing
+/// is written or chmodded through a link.
+#[test]
+fn a_second_process_racing_renames_and_links_never_redirects_a_write() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: the racing process is a python3 loop, and python3 is not installed");
+        return;
+    }
+    let env = env();
+    let ids: Vec<String> = generated_accounts(3).into_iter().map(|a| a.id).collect();
+    let dir = env.home().join("out");
+    let victim = env.home().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("stdout"), "theirs\n").unwrap();
+    std::fs::set_permissions(victim.join("stdout"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let race = r#"
+import os, sys, itertools
+out, victim, ids = sys.argv[1], sys.argv[2], sys.argv[3:]
+for n in itertools.count():
+    for i in ids:
+        path = os.path.join(out, i)
+        try: os.rename(path, os.path.join(out, "away-%d-%s" % (n, i)))
+        except OSError: pass
+        try: os.symlink(victim, path)
+        except OSError: pass
+"#;
+    let mut attacker = Command::new("python3")
+        .args(["-c", race])
+        .arg(&dir)
+        .arg(&victim)
+        .args(&ids)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lost = 0;
+    for _ in 0..30 {
+        let output = env
+            .fanout()
+            .args(["--role", "ReadOnly", "-j", "3", "--output-dir"])
+            .arg(&dir)
+            .args(["--", "echo", "ours"])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        match output.status.code() {
+            Some(0) => {}
+            Some(1) if stderr.contains("in --output-dir") => lost += 1,
+            code => panic!("exit {code:?}: {stderr}"),
+        }
+    }
+    attacker.kill().unwrap();
+    attacker.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(victim.join("stdout")).unwrap(), "theirs\n");
+    assert_eq!(mode(&victim.join("stdout")), 0o644, "the victim's file was not chmodded");
+    assert_eq!(mode(&victim), 0o755, "the victim's directory was not chmodded");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1, "nothing created in the victim's directory");
+    assert!(lost > 0, "the racing process planted a link some run met");
 }
