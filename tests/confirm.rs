@@ -6,92 +6,17 @@ mod common;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::terminal::{Tmux, isolated_fanout_words};
 use common::{TestEnv, sorted_lines, stderr_of, stdout_of};
 use fake_portal::{PortalOptions, generated_accounts};
-
-/// A private tmux server on a socket in a temporary directory, killed (and its socket
-/// removed) when dropped.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    /// `None`, with the reason printed, when tmux cannot be run here.
-    fn start() -> Option<Self> {
-        match Command::new("tmux").arg("-V").output() {
-            Ok(output) if output.status.success() => {}
-            _ => {
-                println!("skipped: tmux is not installed (apt-get install tmux), so no pseudo-terminal test");
-                return None;
-            }
-        }
-        Some(Tmux { dir: tempfile::tempdir().unwrap() })
-    }
-
-    /// Another server, for another session side by side.
-    fn another() -> Self {
-        Tmux { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn tmux(&self) -> Command {
-        let mut command = Command::new("tmux");
-        command.arg("-S").arg(self.dir.path().join("socket")).args(["-f", "/dev/null"]);
-        command
-    }
-
-    /// Runs `script` (a shell command line) in a new detached session's pane.
-    fn run(&self, script: &str) {
-        let status = self.tmux().args(["new-session", "-d", "-x", "200", "-y", "50", script]).status().unwrap();
-        assert!(status.success(), "tmux new-session");
-    }
-
-    fn pane(&self) -> String {
-        let output = self.tmux().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Waits until the pane shows `text`; panics with the pane after 60 s.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_mins(1);
-        loop {
-            let pane = self.pane();
-            if pane.contains(text) {
-                return pane;
-            }
-            assert!(Instant::now() < deadline, "the pane never showed {text:?}:\n{pane}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn type_line(&self, text: &str) {
-        let status = self.tmux().args(["send-keys", "-t", "0", text, "Enter"]).status().unwrap();
-        assert!(status.success(), "tmux send-keys");
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").stderr(Stdio::null()).status();
-    }
-}
 
 /// A shell line that runs fanout with `args` in `env`'s isolation, stdout to `dir/out`,
 /// the exit code to `dir/code`, stderr (the prompt) on the pane; then the pane waits.
 fn fanout_line(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let fanout = assert_cmd::cargo::cargo_bin("fanout");
-    let mut words: Vec<String> = vec!["env".into(), "-i".into()];
-    let vars = [
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ("HOME", env.home().display().to_string()),
-        ("AWS_CONFIG_FILE", env.config_path().display().to_string()),
-        ("AWS_ENDPOINT_URL_SSO", env.portal.url()),
-        ("TERM", "xterm".to_owned()),
-    ];
-    words.extend(vars.iter().map(|(name, value)| format!("{name}={value}")));
-    words.push(fanout.display().to_string());
+    let mut words = isolated_fanout_words(env, &env.portal.url());
     words.extend(args.iter().map(|a| (*a).to_owned()));
     let out = dir.join("out").display().to_string();
     let code = dir.join("code").display().to_string();

@@ -8,9 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::terminal::{Tmux, isolated_fanout_words};
 use common::{TestEnv, stderr_of, stdout_of};
 use fake_portal::{FakePortal, PortalOptions, generated_accounts};
 use fanout::plan::Plan;
@@ -162,51 +163,6 @@ fn hostile_values_in_the_plan_are_escaped() {
     assert!(review.lines().all(|line| line.len() < 4096), "a long argv is clipped: {review}");
 }
 
-/// A private tmux server (a real terminal for the prompt), killed when dropped.
-struct Tmux {
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start() -> Option<Self> {
-        if !Command::new("tmux").arg("-V").output().is_ok_and(|output| output.status.success()) {
-            println!("skipped: tmux is not installed (apt-get install tmux), so no pseudo-terminal test");
-            return None;
-        }
-        Some(Tmux { dir: tempfile::tempdir().unwrap() })
-    }
-
-    fn tmux(&self) -> Command {
-        let mut command = Command::new("tmux");
-        command.arg("-S").arg(self.dir.path().join("socket")).args(["-f", "/dev/null"]);
-        command
-    }
-
-    /// The pane, wrapped lines joined.
-    fn pane(&self) -> String {
-        let output = self.tmux().args(["capture-pane", "-p", "-J", "-S", "-"]).output().unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_mins(1);
-        loop {
-            let pane = self.pane();
-            if pane.contains(text) {
-                return pane;
-            }
-            assert!(Instant::now() < deadline, "the pane never showed {text:?}:\n{pane}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").stderr(Stdio::null()).status();
-    }
-}
-
 #[test]
 fn the_prompt_shows_the_same_review_with_renamed_accounts() {
     let Some(tmux) = Tmux::start() else { return };
@@ -220,23 +176,13 @@ fn the_prompt_shows_the_same_review_with_renamed_accounts() {
     let portal = FakePortal::start(PortalOptions { accounts: later, ..PortalOptions::default() });
 
     let code: PathBuf = dir.path().join("code");
-    let vars = [
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ("HOME", env.home().display().to_string()),
-        ("AWS_CONFIG_FILE", env.config_path().display().to_string()),
-        ("AWS_ENDPOINT_URL_SSO", portal.url()),
-        ("TERM", "xterm".to_owned()),
-    ];
-    let mut words: Vec<String> = vec!["env".into(), "-i".into()];
-    words.extend(vars.iter().map(|(name, value)| format!("{name}={value}")));
-    words.push(assert_cmd::cargo::cargo_bin("fanout").display().to_string());
+    let mut words = isolated_fanout_words(&env, &portal.url());
     words.extend(["apply".to_owned(), path.display().to_string()]);
     let code_arg = shell_words::quote(code.to_str().unwrap()).into_owned();
     let script = format!("{} > /dev/null; echo $? > {code_arg}; sleep 600", shell_words::join(&words));
-    let started = tmux.tmux().args(["new-session", "-d", "-x", "250", "-y", "60", &script]).status().unwrap();
-    assert!(started.success(), "tmux new-session");
+    tmux.run_sized(&script, 250, 60);
 
-    let pane = tmux.wait_for("Run in 9 accounts? [y/N]");
+    let pane = tmux.wait_for_in_whole("Run in 9 accounts? [y/N]");
     // The account renamed since the plan is named with both names; the rest of the
     // review is the dry run's.
     let renamed = "team000-dev → dev-renamed (100000001111)";
@@ -244,11 +190,10 @@ fn the_prompt_shows_the_same_review_with_renamed_accounts() {
     assert_reviews_the_edit(&pane.replace(renamed, "team000-dev (100000001111)"), &marker, &sha256sum(&path));
     assert_eq!(portal.stats().get_role_credentials, 0, "nothing before the answer");
 
-    let typed = tmux.tmux().args(["send-keys", "-t", "0", "n", "Enter"]).status().unwrap();
-    assert!(typed.success());
+    tmux.type_line("n");
     let deadline = Instant::now() + Duration::from_mins(1);
     while std::fs::read_to_string(&code).map_or(true, |text| text.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "fanout did not finish: {}", tmux.pane());
+        assert!(Instant::now() < deadline, "fanout did not finish: {}", tmux.whole_pane());
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(std::fs::read_to_string(&code).unwrap().trim(), "1", "not confirmed");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::terminal::{Tmux, isolated_fanout_words};
 use common::{TestEnv, stderr_of, stdout_of};
 use fake_portal::{Account, PortalOptions, generated_accounts};
 
@@ -121,39 +122,14 @@ fn the_markdown_summary_shows_a_newline_in_a_name_as_an_escape() {
     assert!(!text.lines().any(|line| line.starts_with("| forged")), "{text}");
 }
 
-/// tmux, for a real terminal that the confirmation prompt asks on; `None` when absent.
-fn tmux_socket() -> Option<tempfile::TempDir> {
-    let found = Command::new("tmux").arg("-V").output().is_ok_and(|output| output.status.success());
-    if !found {
-        println!("skipped: tmux is not installed, so no pseudo-terminal test");
-    }
-    found.then(|| tempfile::tempdir().unwrap())
-}
-
-fn tmux(socket: &Path) -> Command {
-    let mut command = Command::new("tmux");
-    command.arg("-S").arg(socket.join("socket")).args(["-f", "/dev/null"]);
-    command
-}
-
 #[test]
 fn the_wait_at_the_confirm_prompt_is_not_the_runs_duration() {
-    let Some(socket) = tmux_socket() else { return };
+    let Some(tmux) = Tmux::start() else { return };
     let env = TestEnv::new(PortalOptions { accounts: generated_accounts(24), ..PortalOptions::default() });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let done = dir.path().join("done");
-    let fanout = assert_cmd::cargo::cargo_bin("fanout");
-    let vars = [
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ("HOME", env.home().display().to_string()),
-        ("AWS_CONFIG_FILE", env.config_path().display().to_string()),
-        ("AWS_ENDPOINT_URL_SSO", env.portal.url()),
-        ("TERM", "xterm".to_owned()),
-    ];
-    let mut words: Vec<String> = vec!["env".into(), "-i".into()];
-    words.extend(vars.iter().map(|(name, value)| format!("{name}={value}")));
-    words.push(fanout.display().to_string());
+    let mut words = isolated_fanout_words(&env, &env.portal.url());
     words.extend(["--role", "ReadOnly", "--output", "json", "--", "true"].map(str::to_owned));
     let script = format!(
         "{} > {}; touch {}; sleep 600",
@@ -161,24 +137,16 @@ fn the_wait_at_the_confirm_prompt_is_not_the_runs_duration() {
         shell_words::quote(&out.display().to_string()),
         shell_words::quote(&done.display().to_string())
     );
-    let started = tmux(socket.path()).args(["new-session", "-d", "-x", "200", "-y", "50", &script]).status();
-    assert!(started.unwrap().success());
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let pane = tmux(socket.path()).args(["capture-pane", "-p"]).output().unwrap();
-        if String::from_utf8_lossy(&pane.stdout).contains("[y/N]") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no prompt");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tmux.run(&script);
+    tmux.wait_for("[y/N]");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(tmux(socket.path()).args(["send-keys", "-t", "0", "y", "Enter"]).status().unwrap().success());
+    tmux.type_line("y");
+    let deadline = Instant::now() + Duration::from_mins(1);
     while !done.exists() {
-        assert!(Instant::now() < deadline + Duration::from_mins(1), "fanout did not finish");
+        assert!(Instant::now() < deadline, "fanout did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = tmux(socket.path()).arg("kill-server").stderr(Stdio::null()).status();
+    drop(tmux);
     let text = std::fs::read_to_string(&out).unwrap();
     let summary: serde_json::Value = text
         .lines()

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of this helper")]
 
+pub mod terminal;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
