@@ -134,10 +134,10 @@ fn links_planted_in_the_directory_are_replaced_never_written_through() {
 }
 
 /// The review's attack, by a real second process (as the same user: a test has no
-/// second one, and a directory another user could write is refused above): while fanout
-/// runs again and again, it renames each `DIR/<id>` away and plants a link to the
-/// victim's directory in its place, as fast as it can. Whoever wins each race, nothing
-/// is written or chmodded through a link.
+/// second one, and a directory another user could write is refused above). It watches
+/// DIR with inotify and, the moment fanout makes an account's directory, renames it away
+/// and plants a link to the victim's directory in its place, so fanout's next step meets
+/// the link. Whoever wins each race, nothing is written or chmodded through it.
 #[test]
 fn a_second_process_racing_renames_and_links_never_redirects_a_write() {
     if Command::new("python3").arg("--version").output().is_err() {
@@ -154,27 +154,50 @@ fn a_second_process_racing_renames_and_links_never_redirects_a_write() {
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ready = env.home().join("watching");
     let race = r#"
-import os, sys, itertools
-out, victim, ids = sys.argv[1], sys.argv[2], sys.argv[3:]
-for n in itertools.count():
-    for i in ids:
-        path = os.path.join(out, i)
-        try: os.rename(path, os.path.join(out, "away-%d-%s" % (n, i)))
-        except OSError: pass
-        try: os.symlink(victim, path)
-        except OSError: pass
+import ctypes, os, struct, sys
+out, victim, ready, ids = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+libc = ctypes.CDLL(None, use_errno=True)
+watch = libc.inotify_init()
+IN_CREATE, IN_ISDIR = 0x100, 0x40000000
+assert watch >= 0 and libc.inotify_add_watch(watch, out.encode(), IN_CREATE) >= 0
+open(ready, "w").close()
+n = 0
+while True:
+    events = os.read(watch, 65536)
+    at = 0
+    while at < len(events):
+        _, mask, _, length = struct.unpack_from("iIII", events, at)
+        name = events[at + 16:at + 16 + length].rstrip(b"\0").decode()
+        at += 16 + length
+        if mask & IN_ISDIR and name in ids:
+            n += 1
+            path = os.path.join(out, name)
+            try: os.rename(path, os.path.join(out, "away-%d-%s" % (n, name)))
+            except OSError: pass
+            try: os.symlink(victim, path)
+            except OSError: pass
 "#;
     let mut attacker = Command::new("python3")
         .args(["-c", race])
         .arg(&dir)
         .arg(&victim)
+        .arg(&ready)
         .args(&ids)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    while !ready.exists() {
+        assert!(attacker.try_wait().unwrap().is_none(), "the racing process could not watch");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let mut lost = 0;
     for _ in 0..30 {
+        // Each run makes the account directories anew, for the racer to swap.
+        for id in &ids {
+            let _ = std::fs::remove_file(dir.join(id));
+        }
         let output = env
             .fanout()
             .args(["--role", "ReadOnly", "-j", "3", "--output-dir"])
@@ -195,5 +218,6 @@ for n in itertools.count():
     assert_eq!(mode(&victim.join("stdout")), 0o644, "the victim's file was not chmodded");
     assert_eq!(mode(&victim), 0o755, "the victim's directory was not chmodded");
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1, "nothing created in the victim's directory");
-    assert!(lost > 0, "the racing process planted a link some run met");
+    eprintln!("runs that met a planted link: {lost} of 30");
+    assert!(lost > 0, "the racing process won some races: fanout met its link");
 }
