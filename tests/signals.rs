@@ -14,6 +14,10 @@ use fake_portal::{Misbehaviour, PortalOptions, generated_accounts};
 /// fanout's grace period before SIGKILL, plus the second the issue allows.
 const STOP_BOUND: Duration = Duration::from_secs(6);
 
+/// A stop with nothing to wait for (a stalled call, a child already killed): well short
+/// of the grace period, with room for a loaded CI machine.
+const AT_ONCE: Duration = Duration::from_secs(4);
+
 const SIGNALS: [(i32, i32); 3] = [(libc::SIGINT, 130), (libc::SIGTERM, 143), (libc::SIGHUP, 129)];
 
 /// A run of fanout whose processes, children included, carry a mark in their
@@ -82,7 +86,7 @@ fn a_stop_while_the_listing_stalls_ends_at_once() {
         run.signal(signal);
         let (exit, stderr, took, mark) = run.wait(sent);
         assert_eq!(exit, Some(code), "signal {signal}: {stderr}");
-        assert!(took < Duration::from_secs(1), "signal {signal} took {took:?}");
+        assert!(took < AT_ONCE, "signal {signal} took {took:?}");
         assert!(stderr.contains("stopped"), "{stderr}");
         assert_none_left(&mark);
     }
@@ -99,7 +103,7 @@ fn a_stop_during_endless_throttling_ends_at_once() {
         run.signal(signal);
         let (exit, stderr, took, mark) = run.wait(sent);
         assert_eq!(exit, Some(code), "signal {signal}: {stderr}");
-        assert!(took < Duration::from_secs(1), "signal {signal} took {took:?}");
+        assert!(took < AT_ONCE, "signal {signal} took {took:?}");
         assert_none_left(&mark);
     }
 }
@@ -114,7 +118,7 @@ fn a_stop_while_credentials_stall_names_the_accounts_never_started() {
     run.signal(libc::SIGTERM);
     let (exit, stderr, took, _) = run.wait(sent);
     assert_eq!(exit, Some(143), "{stderr}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < AT_ONCE, "took {took:?}");
     assert!(stderr.contains("12 not started"), "{stderr}");
     assert!(stderr.contains("  not started  100000001111 (team000-dev)"), "{stderr}");
 }
@@ -168,7 +172,7 @@ fn a_second_interrupt_kills_at_once() {
     run.signal(libc::SIGINT);
     let (exit, stderr, took, mark) = run.wait(sent);
     assert_eq!(exit, Some(130), "{stderr}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < AT_ONCE, "took {took:?}");
     assert_none_left(&mark);
 }
 

@@ -139,8 +139,8 @@ fn a_stop_during_the_escalation_still_stops_everything() {
     let took = sent.elapsed();
     assert_eq!(status.code(), Some(143), "{seen}");
     // The stop's SIGTERM is ignored too; its SIGKILL comes after the 5 s grace period,
-    // long before --kill-after's minute.
-    assert!(took < Duration::from_secs(7), "took {took:?}");
+    // long before --kill-after's minute (the bound leaves room for a loaded CI machine).
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     assert!(seen.contains("  interrupted  100000001111 (team000-dev): timed out after 1s"), "{seen}");
     assert_none_left(&run.mark);
 }
