@@ -9,7 +9,6 @@
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 
-use crate::summary::plural;
 use crate::text;
 
 /// How many account names the prompt shows.
@@ -41,9 +40,9 @@ impl Prompt<'_> {
     /// Names come from the portal: control characters are escaped.
     pub fn render(&self) -> String {
         if let Some(review) = self.review {
-            return format!("{review}Run in {}? [y/N] ", plural(self.count, "account"));
+            return format!("{review}Run in {}? [y/N] ", text::plural(self.count, "account"));
         }
-        let mut text = format!("fanout: about to run in {}:\n", plural(self.count, "account"));
+        let mut text = format!("fanout: about to run in {}:\n", text::plural(self.count, "account"));
         let shown: Vec<String> = self.names.iter().take(SAMPLE).map(|name| text::show(name).into_owned()).collect();
         let more = self.count.saturating_sub(shown.len());
         let _ = write!(text, "  accounts: {}", shown.join(", "));
@@ -53,7 +52,7 @@ impl Prompt<'_> {
         let _ = writeln!(text);
         let _ = writeln!(text, "  role:     {}", text::show(&self.roles.join(" or ")));
         let _ = writeln!(text, "  command:  {}", text::show_at_most(self.command, text::MAX_LINE));
-        let _ = write!(text, "Run in {}? [y/N] ", plural(self.count, "account"));
+        let _ = write!(text, "Run in {}? [y/N] ", text::plural(self.count, "account"));
         text
     }
 }

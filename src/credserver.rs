@@ -41,8 +41,8 @@ use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::credentials::{self, Credentials};
-use crate::exec::stop::Stopper;
 use crate::portal::Portal;
+use crate::stop::Stopper;
 
 /// Credentials handed out have more than this left: botocore refreshes container
 /// credentials 15 minutes before they expire, so anything closer would be asked for

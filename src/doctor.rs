@@ -14,14 +14,14 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::profile::ProfileSet;
-use aws_runtime::env_config::property::PropertiesKey;
 use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 
 use crate::config::Config;
-use crate::exec::stop::Stopper;
 use crate::inventory::{self, CachedInventory};
+use crate::login::endpoint::{self, EndpointEnv, Service};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
+use crate::stop::Stopper;
 use crate::text;
 use crate::token::refresh::{Need, TokenHolder, refresh_need};
 use crate::{exit_code, token};
@@ -33,9 +33,7 @@ const MAX_SKEW_SECS: f64 = 300.0;
 /// What doctor reads from fanout's own environment, asked once so tests can build it.
 #[derive(Clone, Debug, Default)]
 pub struct DoctorEnv {
-    pub endpoint_url_sso: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub ignore_configured_endpoint_urls: Option<String>,
+    pub endpoints: EndpointEnv,
     /// Names of the credential variables set in fanout's environment, which every
     /// child has removed; never their values.
     pub credential_vars: Vec<String>,
@@ -43,11 +41,8 @@ pub struct DoctorEnv {
 
 impl DoctorEnv {
     pub fn real() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         DoctorEnv {
-            endpoint_url_sso: var("AWS_ENDPOINT_URL_SSO"),
-            endpoint_url: var("AWS_ENDPOINT_URL"),
-            ignore_configured_endpoint_urls: var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"),
+            endpoints: EndpointEnv::real(),
             credential_vars: crate::exec::env::inherited_credential_vars()
                 .filter(|name| std::env::var_os(name).is_some())
                 .map(|name| name.to_string_lossy().into_owned())
@@ -119,7 +114,7 @@ impl Report {
         match problems {
             0 => text.push_str("all well\n"),
             n => {
-                let _ = writeln!(text, "{} found; exit {}", crate::summary::plural(n, "problem"), self.exit_code());
+                let _ = writeln!(text, "{} found; exit {}", crate::text::plural(n, "problem"), self.exit_code());
             }
         }
         text
@@ -281,69 +276,31 @@ fn check_token(config: &Config, login: &SsoLogin, report: &mut Report) -> Option
     token
 }
 
-/// One endpoint setting, where it came from.
-struct Override {
-    source: String,
-    url: String,
-}
-
 /// The portal endpoint in force, and every override set, in the SDK's order. Returns
 /// the endpoint shown, for the portal line.
 fn check_endpoint(env: &DoctorEnv, profiles: &ProfileSet, login: &SsoLogin, report: &mut Report) -> String {
-    let profile_name = login.profile.as_deref().unwrap_or_else(|| profiles.selected_profile());
-    let profile = profiles.get_profile(profile_name);
-    let mut overrides = Vec::new();
-    let mut add = |source: String, url: Option<&str>| {
-        if let Some(url) = url.filter(|u| !u.is_empty()) {
-            overrides.push(Override { source, url: redact_userinfo(url) });
-        }
-    };
-    add("AWS_ENDPOINT_URL_SSO".to_owned(), env.endpoint_url_sso.as_deref());
-    add("AWS_ENDPOINT_URL".to_owned(), env.endpoint_url.as_deref());
-    if let Some(services) = profile.and_then(|p| p.get("services")) {
-        let key = PropertiesKey::builder()
-            .section_key("services")
-            .section_name(services)
-            .property_name("sso")
-            .sub_property_name("endpoint_url")
-            .build()
-            .ok();
-        let url = key.as_ref().and_then(|key| profiles.other_sections().get(key)).map(String::as_str);
-        add(format!("[services {services}] sso endpoint_url (profile {profile_name})"), url);
-    }
-    add(format!("endpoint_url of profile {profile_name}"), profile.and_then(|p| p.get("endpoint_url")));
-    let ignored_by = ignored_by(env, profile.and_then(|p| p.get("ignore_configured_endpoint_urls")), profile_name);
-    let default = format!("https://portal.sso.{}.amazonaws.com", login.sso_region);
-    let endpoint = if let (None, Some(first)) = (&ignored_by, overrides.first()) {
-        report.ok(format!("endpoint: {} (from {})", first.url, first.source));
-        first.url.clone()
+    let endpoints = endpoint::resolve(Service::Portal, &env.endpoints, profiles, login);
+    let endpoint = if let Some(in_force) = endpoints.in_force() {
+        let url = redact_userinfo(&in_force.url);
+        report.ok(format!("endpoint: {url} (from {})", in_force.source));
+        url
     } else {
+        let default = format!("https://portal.sso.{}.amazonaws.com", login.sso_region);
         report.ok(format!("endpoint: {default} (the default for sso_region {})", login.sso_region));
         default
     };
-    for (index, o) in overrides.iter().enumerate() {
-        let status = match (&ignored_by, index) {
+    for (index, o) in endpoints.overrides.iter().enumerate() {
+        let status = match (&endpoints.ignored_by, index) {
             (Some(by), _) => format!("ignored: {by}"),
             (None, 0) => "in force".to_owned(),
-            (None, _) => format!("not used: {} comes first", overrides[0].source),
+            (None, _) => format!("not used: {} comes first", endpoints.overrides[0].source),
         };
-        report.info(format!("{} = {} ({status})", o.source, o.url));
+        report.info(format!("{} = {} ({status})", o.source, redact_userinfo(&o.url)));
     }
-    if let Some(by) = &ignored_by {
+    if let Some(by) = &endpoints.ignored_by {
         report.info(format!("{by}: configured endpoints are ignored"));
     }
     endpoint
-}
-
-/// What turns configured endpoints off, if anything.
-fn ignored_by(env: &DoctorEnv, profile_setting: Option<&str>, profile_name: &str) -> Option<String> {
-    let is_true = |v: &str| v.trim().eq_ignore_ascii_case("true");
-    if let Some(value) = env.ignore_configured_endpoint_urls.as_deref().filter(|v| is_true(v)) {
-        return Some(format!("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS={}", value.trim()));
-    }
-    profile_setting
-        .filter(|v| is_true(v))
-        .map(|_| format!("ignore_configured_endpoint_urls = true in profile {profile_name}"))
 }
 
 /// `https://user:password@host/` shows as `https://***@host/`: a proxy's password in an
@@ -393,7 +350,7 @@ async fn check_portal(
             exit_code::PORTAL_UNAVAILABLE,
             format!(
                 "portal: {endpoint} did not answer: {}; fix: check the network, a proxy, and the endpoint above (AWS_ENDPOINT_URL_SSO, the profile's [services])",
-                crate::output::report::error_chain(&error)
+                crate::text::error_chain(&error)
             ),
         ),
     }
@@ -430,7 +387,7 @@ fn check_inventory(config: &Config, login: &SsoLogin, report: &mut Report) {
         report.ok("inventory cache: off (--cache-ttl 0)".to_owned());
         return;
     }
-    if let Err(problem) = inventory::check_dir(&config.cache_dir) {
+    if let Err(problem) = crate::files::check_private_dir(&config.cache_dir) {
         report.warn(format!("inventory cache: not used: {}: {problem}", config.cache_dir.display()));
         return;
     }
@@ -496,15 +453,6 @@ mod tests {
         assert_eq!(redact_userinfo("https://u:pw@proxy:8443/x@y"), "https://***@proxy:8443/x@y");
         assert_eq!(redact_userinfo("http://127.0.0.1:9/"), "http://127.0.0.1:9/");
         assert_eq!(redact_userinfo("not a url"), "not a url");
-    }
-
-    #[test]
-    fn configured_endpoints_are_ignored_by_the_variable_or_the_profile() {
-        let env = DoctorEnv { ignore_configured_endpoint_urls: Some("TRUE".to_owned()), ..DoctorEnv::default() };
-        assert_eq!(ignored_by(&env, None, "p").as_deref(), Some("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=TRUE"));
-        let by_profile = ignored_by(&DoctorEnv::default(), Some("true"), "p");
-        assert_eq!(by_profile.as_deref(), Some("ignore_configured_endpoint_urls = true in profile p"));
-        assert_eq!(ignored_by(&DoctorEnv::default(), Some("false"), "p"), None);
     }
 
     #[test]

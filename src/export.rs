@@ -172,7 +172,7 @@ impl ExportSink {
         file.write(path, &text).map_err(|error| (path.clone(), error))?;
         Ok(Some(format!(
             "fanout: credentials of {} written to {}{mode}\n",
-            crate::summary::plural(count, "account"),
+            crate::text::plural(count, "account"),
             path.display()
         )))
     }

@@ -181,6 +181,33 @@ fn shell_word(path: &Path) -> String {
     shell_words::quote(&path.display().to_string()).into_owned()
 }
 
+/// Whether `dir` may hold a cache or a lock: a directory of the user's that no one else
+/// can write to, or, when it is yet to be created (0700), such a parent.
+pub fn check_private_dir(dir: &Path) -> Result<(), String> {
+    let metadata = match std::fs::symlink_metadata(dir) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match dir.parent().filter(|parent| parent.exists()) {
+                Some(parent) => check_private_dir(parent).map_err(|problem| format!("{}: {problem}", parent.display())),
+                None => Ok(()),
+            };
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if !metadata.is_dir() {
+        return Err("not a directory".to_owned());
+    }
+    // Stricter than `check_private`: a cache directory of root's is not one this
+    // user's runs could write to.
+    if !is_mine(&metadata) {
+        return Err(format!("owned by uid {}, not by you", metadata.uid()));
+    }
+    check_private(&metadata, dir).map_err(|problem| match problem {
+        NotPrivate::WritableByOthers { mode, .. } => format!("writable by others (mode {mode:o}); chmod 700 it"),
+        NotPrivate::ForeignOwner { uid, .. } => format!("owned by uid {uid}, not by you"),
+    })
+}
+
 /// `1 MiB`, `64 KiB`.
 pub fn human_size(bytes: u64) -> String {
     match bytes {
@@ -193,6 +220,18 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_others_can_write_holds_no_cache() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_private_dir(&shared).unwrap_err().contains("writable by others"));
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(check_private_dir(&shared).is_ok() && check_private_dir(&dir.path().join("absent")).is_ok());
+    }
 
     #[test]
     fn the_atomic_write_is_private_from_creation() {

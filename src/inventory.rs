@@ -29,14 +29,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt as _, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::files::{self, NotPrivate, human_size, is_mine};
+use crate::files::{human_size, is_mine};
 use crate::limits::MAX_NAME_BYTES;
 use crate::login::SsoLogin;
 use crate::portal::validate::{self, MAX_ROLE_NAME};
@@ -144,42 +144,6 @@ pub fn login_key(login: &SsoLogin) -> String {
 /// Unix seconds now: the clock `written_at` and a cache's age are read on.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// `45 s ago`, `12 min ago`, `3 h ago`: how long ago roles were listed, for a reader.
-pub fn ago(age: Duration) -> String {
-    match age.as_secs() {
-        s if s < 120 => format!("{s} s ago"),
-        s if s < 2 * 3600 => format!("{} min ago", s / 60),
-        s => format!("{} h ago", s / 3600),
-    }
-}
-
-/// Whether `dir` may hold the cache: a directory of the user's that no one else can
-/// write to, or, when it is yet to be created (0700), such a parent.
-pub fn check_dir(dir: &Path) -> Result<(), String> {
-    let metadata = match std::fs::symlink_metadata(dir) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return match dir.parent().filter(|parent| parent.exists()) {
-                Some(parent) => check_dir(parent).map_err(|problem| format!("{}: {problem}", parent.display())),
-                None => Ok(()),
-            };
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    if !metadata.is_dir() {
-        return Err("not a directory".to_owned());
-    }
-    // Stricter than `files::check_private`: a cache directory of root's is not one this
-    // user's runs could write to.
-    if !is_mine(&metadata) {
-        return Err(format!("owned by uid {}, not by you", metadata.uid()));
-    }
-    files::check_private(&metadata, dir).map_err(|problem| match problem {
-        NotPrivate::WritableByOthers { mode, .. } => format!("writable by others (mode {mode:o}); chmod 700 it"),
-        NotPrivate::ForeignOwner { uid, .. } => format!("owned by uid {uid}, not by you"),
-    })
 }
 
 /// A cached inventory young enough to use, checked whole.
@@ -479,12 +443,6 @@ mod tests {
         let path = cache_path(dir.path(), &login());
         std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
         assert!(CachedInventory::open(&path, &login(), 1000, Duration::from_mins(1)).is_none());
-        let shared = dir.path().join("shared");
-        std::fs::create_dir(&shared).unwrap();
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(check_dir(&shared).unwrap_err().contains("writable by others"));
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
-        assert!(check_dir(&shared).is_ok() && check_dir(&dir.path().join("absent")).is_ok());
     }
 
     #[test]
@@ -508,7 +466,11 @@ mod tests {
         );
         assert!(roles.is_empty(), "each is taken once");
         assert_eq!(
-            (ago(Duration::from_secs(45)), ago(Duration::from_mins(12)), ago(Duration::from_hours(3))),
+            (
+                crate::text::ago(Duration::from_secs(45)),
+                crate::text::ago(Duration::from_mins(12)),
+                crate::text::ago(Duration::from_hours(3))
+            ),
             ("45 s ago".to_owned(), "12 min ago".to_owned(), "3 h ago".to_owned())
         );
     }

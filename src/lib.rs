@@ -33,6 +33,7 @@ pub mod run;
 pub mod select;
 pub mod settings;
 pub mod shell_integration;
+pub mod stop;
 pub mod summary;
 pub mod text;
 pub mod token;

@@ -24,7 +24,6 @@ use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::exec::child::ChildExit;
-use crate::exec::stop::Stopper;
 use crate::export::{ExportFormat, ExportSink};
 use crate::files::Unwritten;
 use crate::gate::{Gate, Halt};
@@ -41,6 +40,7 @@ use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::report::{AccountEnd, Reports};
 use crate::select::{AccountList, Selection};
+use crate::stop::Stopper;
 use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
 use crate::text;
 

@@ -29,19 +29,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_sdk_sso::config::Region;
 use aws_sdk_sso::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_sso::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sso::error::{BoxError, ProvideErrorMetadata, SdkError};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::exec::stop::Stopper;
-use crate::login::{AwsConfig, SsoLogin};
+use crate::login::{AwsConfig, SsoLogin, endpoint};
 use crate::rate::{RateLimiter, Sustained};
+use crate::stop::Stopper;
 use crate::text;
 use crate::token::refresh::TokenHolder;
 use secrecy::ExposeSecret as _;
@@ -204,29 +200,8 @@ pub struct PortalLimits {
     pub throttle_timeout: Duration,
 }
 
-/// The SDK configuration for `login`'s services (the portal, SSO OIDC): its `sso_region`,
-/// no credentials (both are unsigned), no SDK retries, and the endpoint override applied
-/// exactly as the AWS CLI does: `AWS_ENDPOINT_URL_SSO` (`_SSO_OIDC`), `AWS_ENDPOINT_URL`,
-/// then the `[services]` section the profile names.
-pub(crate) async fn sdk_config(login: &SsoLogin, aws_config: &AwsConfig) -> aws_types::SdkConfig {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(30))
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .no_credentials()
-        .region(Region::new(login.sso_region.clone()))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts)
-        .profile_files(aws_config.profile_files());
-    if let Some(profile) = &login.profile {
-        loader = loader.profile_name(profile);
-    }
-    loader.load().await
-}
-
 impl Portal {
-    /// Builds the client for `login`; see [`sdk_config`].
+    /// Builds the client for `login`; see [`endpoint::sdk_config`].
     pub async fn connect(
         login: &SsoLogin,
         aws_config: &AwsConfig,
@@ -234,7 +209,7 @@ impl Portal {
         limits: PortalLimits,
         stopper: Stopper,
     ) -> Self {
-        let config = aws_sdk_sso::config::Builder::from(&sdk_config(login, aws_config).await)
+        let config = aws_sdk_sso::config::Builder::from(&endpoint::sdk_config(login, aws_config).await)
             .interceptor(tolerant::TolerantJson)
             .build();
         let client = aws_sdk_sso::Client::from_conf(config);

@@ -290,7 +290,7 @@ where
                 None => code.to_owned(),
             }
         }
-        None => crate::output::report::error_chain(error),
+        None => text::error_chain(error),
     }
 }
 

@@ -13,7 +13,6 @@ use crate::concurrency::Concurrency;
 use crate::config::{Action, Config, ConfigError, Feedback, ListFormat, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
-use crate::exec::stop::Stopper;
 use crate::export::ExportSink;
 use crate::files::Unwritten;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
@@ -29,6 +28,7 @@ use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::portal_rate;
 use crate::rate::Sustained;
 use crate::report::RunTotals;
+use crate::stop::Stopper;
 use crate::token::refresh::TokenHolder;
 use crate::{exit_code, limits, text};
 
@@ -306,7 +306,7 @@ fn save(path: &std::path::Path, finished: &mut Finished, login: &SsoLogin) -> Re
     let quoted = shell_words::quote(&path.display().to_string()).into_owned();
     Ok(format!(
         "fanout: plan of {} saved to {}, sha256 {file_sha256}\n  review it with: fanout apply {quoted} --dry-run\n  after review, run it with: fanout apply {quoted} --approve {file_sha256}\n",
-        crate::summary::plural(plan.accounts.len(), "account"),
+        crate::text::plural(plan.accounts.len(), "account"),
         text::show(&path.display().to_string()),
     ))
 }
@@ -397,7 +397,7 @@ impl InventoryCache {
     /// The cache is off with `--cache-ttl 0`, and when its directory is not the user's
     /// alone (then with a warning).
     fn open(config: &Config, login: &SsoLogin) -> Self {
-        let trusted = inventory::check_dir(&config.cache_dir)
+        let trusted = crate::files::check_private_dir(&config.cache_dir)
             .inspect_err(|problem| {
                 tracing::warn!("not using the inventory cache in {}: {problem}", config.cache_dir.display());
             })
@@ -450,7 +450,7 @@ impl InventoryCache {
         match &self.fresh {
             Some(inventory) => format!(
                 "fanout: accounts{of} listed from the portal, roles known from the inventory cache (written {}, {}); --refresh lists them again\n",
-                inventory::ago(inventory.age),
+                crate::text::ago(inventory.age),
                 inventory.path().display()
             ),
             None => format!("fanout: inventory{of} listed from the portal\n"),

@@ -204,7 +204,7 @@ impl Tally {
         let mut text = format!(
             "fanout: {}{} selected: {} {}, {} failed, {} skipped (no role {}){}{} in {:.2}s{}\n",
             if dry_run { "dry run: " } else { "" },
-            plural(self.selected, if self.regions { "account-region" } else { "account" }),
+            text::plural(self.selected, if self.regions { "account-region" } else { "account" }),
             self.succeeded,
             if dry_run { "would run" } else { "succeeded" },
             self.failed.len(),
@@ -255,7 +255,7 @@ impl Tally {
             let _ = writeln!(
                 text,
                 "  portal: {}, {} throttled",
-                plural(usize::try_from(self.portal_calls).unwrap_or(usize::MAX), "call"),
+                text::plural(usize::try_from(self.portal_calls).unwrap_or(usize::MAX), "call"),
                 self.throttles
             );
             if let Some(range) = &self.concurrency {
@@ -285,10 +285,10 @@ impl CachedRolesUse {
         if self.accounts == 0 {
             return String::new();
         }
-        let age = crate::inventory::ago(self.oldest);
+        let age = text::ago(self.oldest);
         format!(
             "; roles of {} from the inventory cache (listed {age}; --refresh lists them again)",
-            plural(self.accounts, "account")
+            text::plural(self.accounts, "account")
         )
     }
 }
@@ -321,11 +321,6 @@ fn name_some(text: &mut String, label: &str, accounts: &[String], all: bool) {
     if shown < accounts.len() {
         let _ = writeln!(text, "  {label} … and {} more (-v lists them all)", accounts.len() - shown);
     }
-}
-
-/// `1 account`, `2 accounts`.
-pub fn plural(count: usize, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
-use super::stop::{GRACE, Stopper, signal_group};
 use crate::output::sink::{AccountOutput, Pipe};
+use crate::stop::{GRACE, Stopper, signal_group};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
 /// background can hold them forever (nextest's `detect_fd_leaks`), and is then stopped.

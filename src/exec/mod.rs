@@ -4,5 +4,4 @@ pub mod child;
 pub mod env;
 pub mod interpreters;
 pub mod shell;
-pub mod stop;
 pub mod template;

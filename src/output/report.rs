@@ -18,27 +18,13 @@ pub fn eprint_text(text: &str) -> bool {
 /// `error: <message>: <cause>: <cause>; <hint>`, on one line: control characters and
 /// line breaks from anywhere in the chain (a portal's message, a file's name) are escaped.
 pub fn print_error(error: &Error) -> bool {
-    let mut line = format!("error: {}", error_chain(error));
+    let mut line = format!("error: {}", text::error_chain(error));
     if let Some(hint) = error.hint() {
         line.push_str("; ");
         line.push_str(&hint);
     }
     line.push('\n');
     eprint_text(&line)
-}
-
-/// `error` and its causes as `message: cause: cause`, each escaped and clipped
-/// ([`text::show_at_most`]): a portal's message or a file's name can hold line breaks,
-/// and be as long as a portal cares to make it.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = text::show_at_most(&error.to_string(), text::MAX_LINE).into_owned();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&text::show_at_most(&cause.to_string(), text::MAX_LINE));
-        source = cause.source();
-    }
-    text
 }
 
 /// An account and the roles the login has in it, as `fanout accounts` shows them.
@@ -90,28 +76,6 @@ pub fn accounts_json(accounts: &[AccountRoles]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_error_chain_is_escaped_and_clipped_link_by_link() {
-        #[derive(Debug)]
-        struct Message(String, Option<Box<Message>>);
-        impl std::fmt::Display for Message {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl std::error::Error for Message {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                self.1.as_deref().map(|cause| cause as _)
-            }
-        }
-        let cause = Message("m".repeat(100 * 1024), None);
-        let error = Message("listing\u{202e} failed\n".to_owned(), Some(Box::new(cause)));
-        let chain = error_chain(&error);
-        assert!(chain.starts_with("listing\\u{202e} failed\\n: mmm"), "{chain}");
-        assert!(chain.ends_with("m… (102400 bytes)"), "{}", &chain[chain.len() - 40..]);
-        assert!(chain.len() < 2 * text::MAX_LINE, "{}", chain.len());
-    }
 
     #[test]
     fn tables_align() {

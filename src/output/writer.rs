@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::exec::stop::Stopper;
 use crate::output::progress::Progress;
+use crate::stop::Stopper;
 
 /// Records in flight between the children and the writer; each holds one read's worth
 /// of lines (at most 64 KiB plus prefixes), which bounds the memory output can take

@@ -453,7 +453,7 @@ fn no_role(wanted: &[String], known: Option<&KnownRoles>) -> Outcome {
         format!(
             "no role {}, as cached {}; --refresh asks again",
             wanted.join(" or "),
-            inventory::ago(known.age(inventory::now_secs()))
+            text::ago(known.age(inventory::now_secs()))
         )
     });
     Outcome::NoRole { reason }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::{Applied, PlannedAccount};
-use crate::summary::plural;
 use crate::text;
 
 /// How many accounts are named under each argv; the rest are counted.
@@ -43,10 +42,10 @@ pub fn render(applied: &Applied, listed: &HashMap<&str, &str>) -> String {
     let _ = writeln!(text, "  roles:    {}", counted(groups(accounts, |a| &a.role)));
     let _ = writeln!(text, "  regions:  {}", counted(groups(accounts, |a| &a.region)));
     let argvs = groups(accounts, |a| &a.argv);
-    let _ = writeln!(text, "  commands: {}, each run as saved:", plural(argvs.len(), "distinct argv"));
+    let _ = writeln!(text, "  commands: {}, each run as saved:", text::plural(argvs.len(), "distinct argv"));
     for (argv, running) in argvs {
         let verb = if running.len() == 1 { "runs" } else { "run" };
-        let _ = writeln!(text, "    {} {verb}: {}", plural(running.len(), "account"), shown_argv(argv));
+        let _ = writeln!(text, "    {} {verb}: {}", text::plural(running.len(), "account"), shown_argv(argv));
         let names: Vec<String> = running.iter().take(SAMPLE).map(|a| named(a, listed)).collect();
         let _ = write!(text, "      {}", names.join(", "));
         if running.len() > names.len() {
@@ -80,7 +79,7 @@ fn groups<'a, K: Eq + std::hash::Hash + ?Sized>(
 fn counted(groups: Vec<(&String, Vec<&PlannedAccount>)>) -> String {
     let each: Vec<String> = groups
         .into_iter()
-        .map(|(value, members)| format!("{} ({})", shown(value), plural(members.len(), "account")))
+        .map(|(value, members)| format!("{} ({})", shown(value), text::plural(members.len(), "account")))
         .collect();
     each.join(", ")
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{AccountEnd, RunTotals, Spool, seconds};
-use crate::summary::{FailureClass, plural};
+use crate::summary::FailureClass;
 use crate::text;
 
 #[derive(Debug)]
@@ -65,9 +65,9 @@ impl Html {
         };
         let row = format!(
             "<div class=\"row {status}\"><div class=\"name\">{}</div><div class=\"track\">{bars}</div><div class=\"how\" title=\"{}\">{} <small>{}s</small></div></div>\n",
-            escape(&end.label()),
-            escape(&how),
-            escape(&class.map_or(status.to_owned(), |class| format!("{status}: {class}"))),
+            text::markup::html(&end.label()),
+            text::markup::html(&how),
+            text::markup::html(&class.map_or(status.to_owned(), |class| format!("{status}: {class}"))),
             seconds(end.duration()),
         );
         self.rows.write(&row);
@@ -77,7 +77,7 @@ impl Html {
         let tally = totals.tally;
         let mut counts = format!(
             "{} selected: {} {}, {} failed, {} skipped (no role)",
-            plural(tally.selected, "account"),
+            text::plural(tally.selected, "account"),
             tally.succeeded,
             if totals.dry_run { "would run" } else { "succeeded" },
             tally.failed.len(),
@@ -99,7 +99,7 @@ impl Html {
              <div class=\"timeline\">\n",
             self.last_ms.max(1),
             if totals.dry_run { " (dry run)" } else { "" },
-            escape(&counts),
+            text::markup::html(&counts),
             seconds(totals.elapsed),
             tally.throttles,
             tally.portal_calls,
@@ -127,32 +127,3 @@ i.cred{background:#c9d7ee}i.slot{background:#eee1b0}i.run{background:#5b8def}\
 .row.failed .how,.row.interrupted .how{color:#d1342f}\
 .row.no-role .how,.row.not-started .how{color:#888}\
 .row.no-role .track i.end,.row.not-started .track i.end{background:#999}";
-
-/// Text safe in HTML content and quoted attributes: shown as on a terminal
-/// ([`text::show`]: control and format characters as escapes, a long value clipped),
-/// then the markup characters as entities.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text::show(text).chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_cannot_inject_markup() {
-        assert_eq!(escape("<script>\"x\"&'\u{7}"), "&lt;script&gt;&quot;x&quot;&amp;&#39;\\u{7}");
-        assert_eq!(escape("a\nb\u{202e}"), "a\\nb\\u{202e}");
-    }
-}

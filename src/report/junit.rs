@@ -34,7 +34,7 @@ impl Junit {
         self.counts.tests += 1;
         let mut case = format!(
             "    <testcase classname=\"fanout\" name=\"{}\" time=\"{}\"",
-            escape(&text::show(&end.label())),
+            text::markup::xml(&text::show(&end.label())),
             seconds(end.duration())
         );
         match end.outcome {
@@ -49,7 +49,7 @@ impl Junit {
                 let _ = write!(
                     case,
                     ">\n      <failure message=\"{class}\" type=\"{class}\">{}</failure>\n    </testcase>\n",
-                    escape(&text)
+                    text::markup::xml(&text)
                 );
             }
             Outcome::NoRole { .. } | Outcome::NotStarted => {
@@ -70,39 +70,5 @@ impl Junit {
              <testsuite name=\"fanout\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n"
         );
         self.cases.finish(path, &head, "  </testsuite>\n</testsuites>\n")
-    }
-}
-
-/// Text safe in an XML attribute or element: control and format characters shown as
-/// escapes ([`text::escape_except`]; tab, newline and carriage return kept, for the
-/// stderr's lines), the five special characters escaped, and U+FFFE and U+FFFF, which
-/// XML 1.0 does not allow at all, removed, so any stderr still makes a valid file.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text::escape_except(text, |c| matches!(c, '\t' | '\n' | '\r')).chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            '\t' | '\n' | '\r' => escaped.push(c),
-            '\u{fffe}' | '\u{ffff}' => {}
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup_and_drops_what_xml_forbids() {
-        assert_eq!(
-            escape("a<b>&\"'\u{1b}[0m\u{0}\u{202e}\u{ffff}\n"),
-            "a&lt;b&gt;&amp;&quot;&apos;\\u{1b}[0m\\u{0}\\u{202e}\n"
-        );
     }
 }

@@ -10,11 +10,9 @@ use std::path::Path;
 
 use super::{AccountEnd, RunTotals, seconds, tail};
 use crate::files;
-use crate::summary::{Outcome, plural};
+use crate::summary::Outcome;
 use crate::text;
 
-/// The longest cell, in characters: a step summary is for reading, not for logs.
-const MAX_CELL: usize = 200;
 /// Rows in the table, at most: GitHub refuses a step summary over 1 MiB, and a row is at
 /// most ~1.7 KiB (four cells of 200 characters, each punctuation character doubled).
 /// So the whole block is held in memory (at most ~0.5 MiB) and written in one append.
@@ -46,9 +44,9 @@ impl Markdown {
         }
         let row = format!(
             "| {} | {} | {} | {} |\n",
-            cell(&end.label()),
+            text::markup::markdown_cell(&end.label()),
             class,
-            cell(end.outcome.error().unwrap_or("")),
+            text::markup::markdown_cell(end.outcome.error().unwrap_or("")),
             code_cell(tail::last_line(end.stderr_tail)),
         );
         self.rows.push_str(&row);
@@ -82,7 +80,7 @@ fn totals_text(totals: &RunTotals<'_>) -> String {
     let mut text = format!(
         "\n## fanout{}\n\n**{} selected**: {} {}, {} failed, {} skipped (no role)",
         if totals.dry_run { " (dry run)" } else { "" },
-        plural(tally.selected, "account"),
+        text::plural(tally.selected, "account"),
         tally.succeeded,
         if totals.dry_run { "would run" } else { "succeeded" },
         tally.failed.len(),
@@ -96,34 +94,18 @@ fn totals_text(totals: &RunTotals<'_>) -> String {
     }
     let _ = writeln!(text, " in {}s; {} throttled portal calls.", seconds(totals.elapsed), tally.throttles);
     if let Some(halt) = &tally.halt {
-        let _ = writeln!(text, "\n{}", cell(&halt.to_string()));
+        let _ = writeln!(text, "\n{}", text::markup::markdown_cell(&halt.to_string()));
     }
     if let Some(error) = &tally.listing_error {
-        let _ = writeln!(text, "\nThe account listing stopped early: {}", cell(error));
+        let _ = writeln!(text, "\nThe account listing stopped early: {}", text::markup::markdown_cell(error));
     }
     text
-}
-
-/// Text safe in a Markdown table cell: shown as on a terminal ([`text::show_at_most`]:
-/// a newline in a name reads `\n`, a U+202E `\u{202e}`, a long value is clipped with its
-/// length), then every ASCII punctuation character backslash-escaped (`CommonMark` allows
-/// that for each of them, and the escape's own `\` must stay visible), so no name or line
-/// can end a cell (`|`), open a link, emphasis or HTML (`<`), or break the table.
-pub fn cell(text: &str) -> String {
-    let mut escaped = String::new();
-    for c in text::show_at_most(text, MAX_CELL).chars() {
-        if c.is_ascii_punctuation() {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 /// A stderr line in monospace: in `<code>`, not a backtick code span, because inside a
 /// code span backslash escapes are shown as they are and a `|` still splits GitHub's cells.
 fn code_cell(line: &str) -> String {
-    if line.is_empty() { String::new() } else { format!("<code>{}</code>", cell(line)) }
+    if line.is_empty() { String::new() } else { format!("<code>{}</code>", text::markup::markdown_cell(line)) }
 }
 
 #[cfg(test)]
@@ -163,11 +145,11 @@ mod tests {
 
     #[test]
     fn cells_cannot_break_the_table_or_inject_markup() {
-        assert_eq!(cell("a|b"), "a\\|b");
-        assert_eq!(cell("<img src=x>[x](y)"), "\\<img src\\=x\\>\\[x\\]\\(y\\)");
+        assert_eq!(text::markup::markdown_cell("a|b"), "a\\|b");
+        assert_eq!(text::markup::markdown_cell("<img src=x>[x](y)"), "\\<img src\\=x\\>\\[x\\]\\(y\\)");
         // Shown, not dropped: the Markdown `\\n` renders as `\n`.
-        assert_eq!(cell("a\nb"), "a\\\\nb");
-        assert_eq!(cell("\u{1b}[31mred\u{202e}"), "\\\\u\\{1b\\}\\[31mred\\\\u\\{202e\\}");
-        assert!(cell(&"x".repeat(500)).ends_with("… \\(500 bytes\\)"));
+        assert_eq!(text::markup::markdown_cell("a\nb"), "a\\\\nb");
+        assert_eq!(text::markup::markdown_cell("\u{1b}[31mred\u{202e}"), "\\\\u\\{1b\\}\\[31mred\\\\u\\{202e\\}");
+        assert!(text::markup::markdown_cell(&"x".repeat(500)).ends_with("… \\(500 bytes\\)"));
     }
 }

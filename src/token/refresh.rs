@@ -38,8 +38,7 @@ use tokio::time::Instant;
 
 use super::{CachedToken, RefreshGrant, TokenError, TokenFile, cache_path, ensure_token_not_expired, read_token_file};
 use crate::files;
-use crate::inventory;
-use crate::login::{AwsConfig, SsoLogin};
+use crate::login::{AwsConfig, SsoLogin, endpoint};
 use crate::text;
 
 /// botocore refreshes this long before expiry, when it can (`tokens.py`).
@@ -125,12 +124,12 @@ pub struct Refresher {
 }
 
 impl Refresher {
-    /// The OIDC client is built as the portal's is (see `portal::sdk_config`): the login's
+    /// The OIDC client is built as the portal's is ([`endpoint::sdk_config`]): the login's
     /// `sso_region`, `AWS_ENDPOINT_URL_SSO_OIDC` and the profile's `[services]` `sso_oidc`.
     pub async fn new(home: &Path, cache_dir: &Path, login: &SsoLogin, aws_config: &AwsConfig) -> Self {
-        let sdk = crate::portal::sdk_config(login, aws_config).await;
+        let sdk = endpoint::sdk_config(login, aws_config).await;
         let mut builder = aws_sdk_ssooidc::config::Builder::from(&sdk);
-        if let Some(url) = services_endpoint(login, aws_config).await {
+        if let Some(url) = endpoint::oidc_services_endpoint(login, aws_config).await {
             builder = builder.endpoint_url(url);
         }
         let client = aws_sdk_ssooidc::Client::from_conf(builder.build());
@@ -160,7 +159,7 @@ impl Refresher {
             .and_then(|text| files::write_atomically(&write_target(&self.path)?, text.as_bytes()));
         if let Err(source) = written {
             let error = RefreshError::Write { path: self.path.clone(), source };
-            tracing::warn!("refreshed the SSO token but {}", error_chain(&error));
+            tracing::warn!("refreshed the SSO token but {}", text::error_chain(&error));
         }
         tracing::info!(expires_at = %super::format_expiry(token.expires_at), "refreshed the SSO token");
         Ok(Refreshed::Minted(token))
@@ -174,7 +173,7 @@ impl Refresher {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(lock_error)?;
         // A directory others can write could hold their lock file or a planted link.
-        inventory::check_dir(dir)
+        files::check_private_dir(dir)
             .map_err(|problem| lock_error(std::io::Error::other(format!("{}: {problem}", dir.display()))))?;
         let file = OpenOptions::new()
             .read(true)
@@ -219,33 +218,6 @@ impl Refresher {
         let rotated = output.refresh_token().filter(|t| !t.is_empty()).map(|t| SecretString::from(t.to_owned()));
         Ok((CachedToken { access_token: SecretString::from(access_token.to_owned()), expires_at }, rotated))
     }
-}
-
-/// The profile's `[services]` `sso_oidc` `endpoint_url`, the key the AWS CLI reads.
-/// aws-sdk-ssooidc looks for `sso-oidc` instead (aws-runtime's
-/// `format_service_id_for_profile` hyphenates the service id), so a config written for
-/// the CLI would go unheeded. `AWS_ENDPOINT_URL_SSO_OIDC` still comes first, and nothing
-/// applies when configured endpoints are ignored.
-async fn services_endpoint(login: &SsoLogin, aws_config: &AwsConfig) -> Option<String> {
-    let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if env("AWS_ENDPOINT_URL_SSO_OIDC").is_some()
-        || env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        return None;
-    }
-    let profiles = aws_config.profiles().await.ok()?;
-    let profile = profiles.get_profile(login.profile.as_deref().unwrap_or_else(|| profiles.selected_profile()))?;
-    if profile.get("ignore_configured_endpoint_urls").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    let key = aws_runtime::env_config::property::PropertiesKey::builder()
-        .section_key("services")
-        .section_name(profile.get("services")?)
-        .property_name("sso_oidc")
-        .sub_property_name("endpoint_url")
-        .build()
-        .ok()?;
-    profiles.other_sections().get(&key).filter(|url| !url.is_empty()).cloned()
 }
 
 /// Sorts a failed `CreateToken`: the service's refusals by their code (never its body,
@@ -426,10 +398,10 @@ impl TokenHolder {
                     if held.token.expires_at > now {
                         tracing::warn!(
                             "could not refresh the SSO token, which is still valid: {}",
-                            error_chain(&error)
+                            text::error_chain(&error)
                         );
                     } else {
-                        tracing::warn!("could not refresh the SSO token: {}", error_chain(&error));
+                        tracing::warn!("could not refresh the SSO token: {}", text::error_chain(&error));
                     }
                 }
             }
@@ -463,7 +435,7 @@ impl TokenHolder {
             Err(error) => {
                 tracing::warn!(
                     "the portal refused the SSO token and it could not be refreshed: {}",
-                    error_chain(&error)
+                    text::error_chain(&error)
                 );
                 held.failed_generation = Some(generation);
                 None
@@ -478,10 +450,6 @@ impl Held {
         self.generation += 1;
         self.failed_at = None;
     }
-}
-
-fn error_chain(error: &RefreshError) -> String {
-    crate::output::report::error_chain(error)
 }
 
 #[cfg(test)]

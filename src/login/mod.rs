@@ -10,6 +10,8 @@
 //! the order that decides through which login an account reachable by more than one
 //! runs.
 
+pub mod endpoint;
+
 use std::path::{Path, PathBuf};
 
 use aws_config::profile::{ProfileFileLoadError, ProfileSet};

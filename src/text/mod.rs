@@ -12,7 +12,12 @@
 //!
 //! Child output never comes here: its bytes pass through unchanged.
 
+pub mod markup;
+mod phrase;
+
 use std::borrow::Cow;
+
+pub use phrase::{ago, error_chain, plural};
 use std::fmt::Write as _;
 
 /// The most characters one outside value takes on a line (escapes counted as shown).
