@@ -224,6 +224,7 @@ impl Controller {
         }
     }
 
+    #[cfg(test)]
     pub fn limit(&self) -> usize {
         self.limit
     }

@@ -611,7 +611,7 @@ fn apply_plan(
 /// `--group`, `--keep-order` (which implies `--group`).
 fn order(run: &crate::cli::RunArgs) -> Order {
     match (run.order.keep_order, run.order.group) {
-        (true, _) => Order::KeepOrder,
+        (true, _) => Order::Selection,
         (false, true) => Order::Group,
         (false, false) => Order::Stream,
     }

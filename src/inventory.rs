@@ -109,10 +109,12 @@ impl RolesCache {
         self.by_id.remove(account_id)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
@@ -219,6 +221,7 @@ impl CachedInventory {
     }
 
     /// The accounts, as the file lists them.
+    #[cfg(test)]
     pub fn accounts(&self) -> &[InventoryAccount] {
         &self.accounts
     }

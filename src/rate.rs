@@ -77,6 +77,7 @@ pub struct Sustained {
 pub struct RateLimiter(Mutex<State>);
 
 impl RateLimiter {
+    #[cfg(test)]
     pub fn new(initial_rate: f64) -> Self {
         Self::starting(Sustained { rate: initial_rate, throttled: false })
     }

@@ -60,7 +60,7 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    pub fn contains(&self, account_id: &str) -> bool {
+    pub fn contains(self, account_id: &str) -> bool {
         use sha1::{Digest, Sha1};
         let digest = Sha1::digest(account_id.as_bytes());
         let hash = u64::from_be_bytes(digest[..8].try_into().expect("sha1 has 20 bytes"));

@@ -30,7 +30,7 @@ pub enum Order {
     /// Each account's whole output once it ends (`--group`).
     Group,
     /// Whole, and in selection order (`--keep-order`).
-    KeepOrder,
+    Selection,
 }
 
 /// One writer stream's held records: the older ones in the spill file, the newer in memory.

@@ -59,7 +59,7 @@ impl RunOutputs {
         let sequencer = match order {
             Order::Stream => None,
             Order::Group => Some(Arc::new(Sequencer::new(output.clone(), false))),
-            Order::KeepOrder => Some(Arc::new(Sequencer::new(output.clone(), true))),
+            Order::Selection => Some(Arc::new(Sequencer::new(output.clone(), true))),
         };
         RunOutputs { output, sequencer, dir, keep_tails }
     }

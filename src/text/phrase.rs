@@ -41,8 +41,8 @@ mod tests {
         assert_eq!(plural(1, "account"), "1 account");
         assert_eq!(plural(2, "account"), "2 accounts");
         assert_eq!(ago(Duration::from_secs(45)), "45 s ago");
-        assert_eq!(ago(Duration::from_secs(12 * 60)), "12 min ago");
-        assert_eq!(ago(Duration::from_secs(3 * 3600)), "3 h ago");
+        assert_eq!(ago(Duration::from_mins(12)), "12 min ago");
+        assert_eq!(ago(Duration::from_hours(3)), "3 h ago");
     }
 
     #[test]
