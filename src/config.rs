@@ -17,10 +17,10 @@ use crate::export::{ExportFormat, JsonTarget};
 use crate::files::{self, ReadLimitError};
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::{self, JobLogError, Logged};
-use crate::output::group::Order;
 use crate::plan::{Applied, Plan, PlanError};
 use crate::regions::{Regions, RegionsError};
-use crate::report::ReportPaths;
+use crate::reporter::ci::ReportPaths;
+use crate::reporter::group::Order;
 use crate::select::{
     AccountList, AccountRefError, GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob,
 };

@@ -4,8 +4,8 @@
 use crate::config::ConfigError;
 use crate::exit_code;
 use crate::login::LoginError;
-use crate::output::dir::OutputDirError;
 use crate::portal::PortalError;
+use crate::reporter::dir::OutputDirError;
 use crate::settings::SettingsError;
 use crate::token::TokenError;
 

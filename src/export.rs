@@ -16,8 +16,8 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use crate::credentials::Credentials;
-use crate::output::writer::{Output, Stream};
 use crate::portal::Account;
+use crate::reporter::writer::{Output, Stream};
 
 /// What to write, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]

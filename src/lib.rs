@@ -21,20 +21,19 @@ mod inventory;
 mod joblog;
 mod limits;
 mod login;
-mod output;
+mod outcome;
 mod pipeline;
 pub mod plan;
 mod portal;
 mod portal_rate;
 mod rate;
 mod regions;
-mod report;
+mod reporter;
 mod run;
 mod select;
 mod settings;
 mod shell_integration;
 mod stop;
-mod summary;
 pub mod text;
 mod token;
 
@@ -47,7 +46,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::Subcommands;
 use crate::config::{Config, Environment};
-use crate::output::report::print_error;
+use crate::reporter::tables::print_error;
 use crate::shell_integration::Integration;
 
 /// Parses the command line, runs, and maps the result to an exit code.

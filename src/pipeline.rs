@@ -30,18 +30,19 @@ use crate::gate::{Gate, Halt};
 use crate::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
-use crate::output::dir::OutputDir;
-use crate::output::progress::Progress;
-use crate::output::report;
-use crate::output::sink::RunOutputs;
-use crate::output::writer::{Output, Stream};
+use crate::outcome::{AccountReport, Outcome};
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
-use crate::report::{AccountEnd, Reports};
+use crate::reporter::account_output::RunOutputs;
+use crate::reporter::ci::{AccountEnd, Reports};
+use crate::reporter::dir::OutputDir;
+use crate::reporter::progress::Progress;
+use crate::reporter::summary::{LoginTally, Tally};
+use crate::reporter::tables;
+use crate::reporter::writer::{Output, Stream};
 use crate::select::{AccountList, Selection};
 use crate::stop::Stopper;
-use crate::summary::{AccountReport, LoginTally, Outcome, Tally};
 use crate::text;
 
 /// One of the run's logins: its own portal client (own rate limiter and retry quota:
@@ -331,10 +332,10 @@ pub async fn run_everywhere(
         plan_lines.sort_by_key(|(index, _)| *index);
         let plan_lines = plan_lines.into_iter().map(|(_, line)| line);
         let table = if tally.regions {
-            report::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
+            tables::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
         } else {
             let rows = plan_lines.into_iter().map(|[id, _, name, role, command]| [id, name, role, command]);
-            report::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)
+            tables::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)
         };
         run.output.send(Stream::Stdout, table).await;
     }

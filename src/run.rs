@@ -17,17 +17,17 @@ use crate::export::ExportSink;
 use crate::files::Unwritten;
 use crate::inventory::{self, CachedInventory, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::login::{AwsConfig, SsoLogin, resolve_logins};
-use crate::output::dir::OutputDir;
-use crate::output::json;
-use crate::output::progress::Progress;
-use crate::output::report::{self, AccountRoles};
-use crate::output::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::pipeline::{self, AccountSource, Finished, Run, RunLogin};
 use crate::plan::{Plan, PlanLogin};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::portal_rate;
 use crate::rate::Sustained;
-use crate::report::RunTotals;
+use crate::reporter::ci::RunTotals;
+use crate::reporter::dir::OutputDir;
+use crate::reporter::json;
+use crate::reporter::progress::Progress;
+use crate::reporter::tables::{self, AccountRoles};
+use crate::reporter::writer::{self, Output, StdoutEnd, Stream, WriterEnd};
 use crate::stop::Stopper;
 use crate::token::refresh::TokenHolder;
 use crate::{exit_code, limits, text};
@@ -50,7 +50,7 @@ pub async fn run(config: Config) -> Result<u8, Error> {
     progress.finish();
     match (result, stopper.received_signal()) {
         (Err(Error::Portal(PortalError::Cancelled)), Some(signal)) => {
-            report::eprint_text("fanout: stopped before any command started\n");
+            tables::eprint_text("fanout: stopped before any command started\n");
             Ok(exit_code::for_signal(signal))
         }
         (result, _) => result,
@@ -160,7 +160,7 @@ async fn run_with(mut config: Config, stopper: &Stopper, progress: &Progress) ->
         code => code,
     };
     let summary_written =
-        (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || report::eprint_text(&summary);
+        (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || tables::eprint_text(&summary);
     Ok(with_output_failures(code, &writer_end, summary_written && dir_written))
 }
 
@@ -274,7 +274,7 @@ async fn send_summary_record(
 /// which fails the run.
 fn report_unwritten(unwritten: &[Unwritten]) -> bool {
     for file in unwritten {
-        report::eprint_text(&format!("error: {}\n", text::show_at_most(&file.to_string(), text::MAX_LINE)));
+        tables::eprint_text(&format!("error: {}\n", text::show_at_most(&file.to_string(), text::MAX_LINE)));
     }
     unwritten.is_empty()
 }
@@ -335,7 +335,7 @@ async fn review_plan(
 fn with_output_failures(code: u8, end: &WriterEnd, summary_written: bool) -> u8 {
     let mut lost = end.stderr_failed || !summary_written;
     if let StdoutEnd::Failed(reason) = &end.stdout {
-        report::eprint_text(&format!(
+        tables::eprint_text(&format!(
             "error: cannot write to standard output: {reason}; output was lost, so the run was stopped\n"
         ));
         lost = true;
@@ -502,8 +502,8 @@ async fn list_accounts(
     }
     accounts.sort_by(|a, b| a.account.id.cmp(&b.account.id));
     let text = match format {
-        ListFormat::Table => report::accounts_table(&accounts),
-        ListFormat::Json => report::accounts_json(&accounts),
+        ListFormat::Table => tables::accounts_table(&accounts),
+        ListFormat::Json => tables::accounts_json(&accounts),
     };
     output.send(Stream::Stdout, text).await;
     Ok(None)

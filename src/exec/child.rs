@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
-use crate::output::sink::{AccountOutput, Pipe};
+use crate::reporter::account_output::{AccountOutput, Pipe};
 use crate::stop::{GRACE, Stopper, signal_group};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the

@@ -16,14 +16,14 @@ use crate::exec::child::{self, ChildExit};
 use crate::exec::env::{AccountEnv, ChildCredentials};
 use crate::exec::template::Vars;
 use crate::inventory::{self, KnownRoles};
-use crate::output::json::{self, AccountFields, ResultRecord};
-use crate::output::lines::LineFormat;
-use crate::output::sink::{AccountOutput, Streams};
-use crate::output::writer::Stream;
+use crate::outcome::{FailureClass, Outcome};
 use crate::portal::{Account, PortalError};
 use crate::regions::{self, Enabled, Regions};
+use crate::reporter::account_output::{AccountOutput, Streams};
+use crate::reporter::json::{self, AccountFields, ResultRecord};
+use crate::reporter::lines::LineFormat;
+use crate::reporter::writer::Stream;
 use crate::select::candidate_roles;
-use crate::summary::{FailureClass, Outcome};
 use crate::text;
 
 /// What one (account, region) found out on its way, beside its outcome.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::{AccountEnd, RunTotals, seconds, tail};
 use crate::files;
-use crate::summary::Outcome;
+use crate::outcome::Outcome;
 use crate::text;
 
 /// Rows in the table, at most: GitHub refuses a step summary over 1 MiB, and a row is at
@@ -111,7 +111,8 @@ fn code_cell(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{FailureClass, Tally};
+    use crate::outcome::FailureClass;
+    use crate::reporter::summary::Tally;
 
     #[test]
     fn the_table_stops_at_max_rows_and_counts_the_rest() {

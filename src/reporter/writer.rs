@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::output::progress::Progress;
+use crate::reporter::progress::Progress;
 use crate::stop::Stopper;
 
 /// Records in flight between the children and the writer; each holds one read's worth

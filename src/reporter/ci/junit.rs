@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 
 use super::{AccountEnd, RunTotals, Spool, seconds};
-use crate::summary::Outcome;
+use crate::outcome::Outcome;
 use crate::text;
 
 #[derive(Debug, Default)]

@@ -7,11 +7,11 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use crate::files::human_size;
-use crate::output::dir::OutputDir;
-use crate::output::group::{Held, Order, Sequencer};
-use crate::output::lines::{LineFormat, LineSplitter, MAX_LINE};
-use crate::output::writer::{Output, Stream};
-use crate::report::tail::StderrTail;
+use crate::reporter::ci::tail::StderrTail;
+use crate::reporter::dir::OutputDir;
+use crate::reporter::group::{Held, Order, Sequencer};
+use crate::reporter::lines::{LineFormat, LineSplitter, MAX_LINE};
+use crate::reporter::writer::{Output, Stream};
 use crate::text;
 
 /// Where a command's stdout and stderr lines go, and in which form.

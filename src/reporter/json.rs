@@ -12,8 +12,8 @@
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::output::writer::Stream;
-use crate::summary::Tally;
+use crate::reporter::summary::Tally;
+use crate::reporter::writer::Stream;
 
 /// The schema's version, in every record.
 pub const VERSION: u32 = 1;

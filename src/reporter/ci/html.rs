@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{AccountEnd, RunTotals, Spool, seconds};
-use crate::summary::FailureClass;
+use crate::outcome::FailureClass;
 use crate::text;
 
 #[derive(Debug)]

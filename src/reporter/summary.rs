@@ -1,7 +1,5 @@
-//! Stage 5: per-account outcomes → the summary on stderr and the exit code.
-//!
-//! A failing account is a result, not an error: each task returns an [`Outcome`] and
-//! the exit code is derived from the [`Tally`] by a pure function.
+//! The summary sink: every (account, region)'s [`Outcome`] counted into a [`Tally`], the
+//! summary on stderr, and the exit code, derived from the tally by a pure function.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,105 +7,8 @@ use std::time::Duration;
 use crate::concurrency::Range;
 use crate::exit_code;
 use crate::gate::Halt;
+use crate::outcome::{AccountReport, FailureClass, Outcome};
 use crate::text;
-
-/// How one selected account ended.
-#[derive(Clone, Debug)]
-pub enum Outcome {
-    Succeeded,
-    /// The command failed, or the account could not be reached.
-    Failed {
-        class: FailureClass,
-        reason: String,
-    },
-    /// The command was running when the run was stopped; how it ended.
-    Interrupted(String),
-    /// The account has none of the roles asked for. `reason` is set when that was
-    /// decided from cached roles, and says so.
-    NoRole {
-        reason: Option<String>,
-    },
-    /// The run was stopped (signal, closed stdout, rejected login) before it started.
-    NotStarted,
-}
-
-impl Outcome {
-    /// The outcome in a word, as `--output json` and the joblog give it.
-    pub fn status(&self, dry_run: bool) -> &'static str {
-        match self {
-            Outcome::Succeeded if dry_run => "planned",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Interrupted(_) => "interrupted",
-            Outcome::NoRole { .. } => "no-role",
-            Outcome::NotStarted => "not-started",
-        }
-    }
-
-    /// The failure class, for a failed account.
-    pub fn class(&self) -> Option<FailureClass> {
-        match self {
-            Outcome::Failed { class, .. } => Some(*class),
-            _ => None,
-        }
-    }
-
-    /// What went wrong, in words, if anything did.
-    pub fn error(&self) -> Option<&str> {
-        match self {
-            Outcome::Failed { reason, .. }
-            | Outcome::Interrupted(reason)
-            | Outcome::NoRole { reason: Some(reason) } => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// Why an account failed, in a word a CI job can match on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The portal gave no credentials (an error other than the ones below).
-    NoCredentials,
-    /// The portal refused credentials for a role the account lists (HTTP 403).
-    Denied,
-    /// The portal throttled its calls past the retry budget.
-    Throttled,
-    /// The portal rejected the SSO token.
-    Login,
-    /// The command could not be started.
-    Spawn,
-    /// The command exited non-zero.
-    Exit,
-    /// The command was killed by a signal.
-    Signal,
-    /// The command ran longer than `--timeout` and was stopped.
-    Timeout,
-}
-
-impl FailureClass {
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureClass::NoCredentials => "no-credentials",
-            FailureClass::Denied => "denied",
-            FailureClass::Throttled => "throttled",
-            FailureClass::Login => "login",
-            FailureClass::Spawn => "spawn",
-            FailureClass::Exit => "exit",
-            FailureClass::Signal => "signal",
-            FailureClass::Timeout => "timeout",
-        }
-    }
-}
-
-/// An account's outcome, with what the summary needs to name it.
-#[derive(Debug)]
-pub struct AccountReport {
-    pub account_id: String,
-    pub account_name: String,
-    /// With `--regions`: the region this ending is for; each is counted on its own.
-    pub region: Option<String>,
-    pub outcome: Outcome,
-}
 
 /// Accounts named one by one for each kind of ending; past this, a count.
 const NAMED: usize = 20;

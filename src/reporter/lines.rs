@@ -204,7 +204,7 @@ mod tests {
             role: "R",
             region: "eu-west-1",
         };
-        let head = super::super::json::line_record_head(fields, crate::output::writer::Stream::Stdout);
+        let head = super::super::json::line_record_head(fields, crate::reporter::writer::Stream::Stdout);
         let mut splitter = LineSplitter::new(LineFormat::Json(head));
         let mut out = Vec::new();
         splitter.push(&[vec![b'x'; MAX_LINE + 1], b"\nok\n".to_vec()].concat(), &mut out);

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::files::{self, Unwritten};
-use crate::summary::{Outcome, Tally};
+use crate::outcome::Outcome;
+use crate::reporter::summary::Tally;
 
 /// Where each report goes; all `None` when none was asked for.
 #[derive(Clone, Debug, Default)]

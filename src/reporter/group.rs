@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
 use std::sync::Mutex;
 
-use crate::output::writer::{Output, Stream};
+use crate::reporter::writer::{Output, Stream};
 
 /// How much of one stream of one account is held in memory before it spills to disk.
 pub const MEMORY_BOUND: usize = 512 * 1024;
