@@ -62,7 +62,8 @@ class Build:
 
     def version(self) -> str:
         v = subprocess.run([self.path, "--version"], capture_output=True, text=True).stdout.strip()
-        return f"{v or 'fanout ?'} ({self.source}; {'debug build: a trial, not figures' if self.debug else 'release build'})"
+        build = "debug build: a trial, not figures" if self.debug else "release build"
+        return f"{v or 'fanout ?'} ({self.source}; {build})"
 
 
 def copy_build(label: str, source: str, scratch: Path) -> Build:

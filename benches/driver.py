@@ -357,7 +357,8 @@ def throughput(ctx: Ctx) -> list[str]:
             fh.write(one)
     size = len(one) * n_run
     fan = [ctx.fanout.path, "--role", ROLE]
-    par = [ctx.tools.parallel or "parallel", "-j", "16", "--tag", "--line-buffer", "-q", "awk", awk, "::::", str(ids_file)]
+    par = [ctx.tools.parallel or "parallel", "-j", "16", "--tag", "--line-buffer", "-q", "awk", awk,
+           "::::", str(ids_file)]
 
     def bytes_out(argv: list[str]) -> int:
         with tempfile.TemporaryFile() as out:
@@ -409,7 +410,8 @@ def throughput(ctx: Ctx) -> list[str]:
     return [f"### Output throughput: {n_run} children × {lines} lines ({size / 1e6:.1f} MB of child output), "
             "stdout to /dev/null\n\n"
             f"MB/s is the children's output (the same {size / 1e6:.1f} MB in every row) over the wall time, best of "
-            f"{ctx.args.rounds}; `fanout` and `parallel --tag` also add the account prefix to each line. Portal latency "
+            f"{ctx.args.rounds}; `fanout` and `parallel --tag` also add the account prefix to each line. "
+            "Portal latency "
             f"{ctx.args.tp_latency_ms} ms; fanout's inventory cache is warm.\n\n"
             + table(["pipeline", "bytes written", "wall s (best; all runs)", "MB/s"], rows, {1, 2, 3})]
 
@@ -531,7 +533,8 @@ def moto_tables(ctx: Ctx, which: set[str]) -> list[str]:
                "children; own = the runner's process alone. fanout's inventory cache is warm.")
     lone_best = min(lone.runs, key=lambda r: r.cpu) if lone.runs else None
     floor = len(holders) * lone_best.cpu / t.cores if lone_best else None
-    floor_row = [f"**child-CPU floor**: {len(holders)} `aws` processes × {fmt(lone_best.cpu if lone_best else None)} s "
+    lone_cpu = fmt(lone_best.cpu if lone_best else None)
+    floor_row = [f"**child-CPU floor**: {len(holders)} `aws` processes × {lone_cpu} s "
                  f"(one alone, keys in its environment, least CPU of {len(lone.runs)} lone runs) / {t.cores} cores",
                  fmt(floor)]
     sections = []
@@ -541,7 +544,8 @@ def moto_tables(ctx: Ctx, which: set[str]) -> list[str]:
         a, c = seed.series.best(), creds.series.best()
         r = a.wall / c.wall if a and c and creds.all_equal() and seed.all_equal() else None
         ctx.targets.append(["the article's job: `fanout credentials \\| consumer.py` ≥ 4× faster than the serial "
-                            "reference, same lines" + stated(n, 100), f"{fmt(r, '.1f')}×" if r else creds.skip or "–",
+                            "reference, same lines" + stated(n, 100),
+                            f"{fmt(r, '.1f')}×" if r else creds.skip or "–",
                             verdict(None if r is None else r >= 4)])
     if "peers" in which:
         sections.append(_peers_table(runners, populate, lone_best, floor_row, floor, context))
@@ -624,8 +628,8 @@ def _hand_written_parallel(ctx: Ctx, portal: bk.Portal, env: dict[str, str]) -> 
     penv = dict(env, HOME=str(home), AWS_CONFIG_FILE=str(home / ".aws/config"))
     skip = None if ctx.tools.parallel else "GNU parallel is not installed (apt-get install parallel)"
     skip = skip or (None if ctx.tools.aws else "the AWS CLI is not installed (pip install awscli)")
-    return Runner("parallel-hand", f"GNU parallel -j 16 --tag `aws --profile acct-{{}} {' '.join(LIST_BUCKETS)}` over "
-                  "one hand-written sso_session profile an account",
+    return Runner("parallel-hand", f"GNU parallel -j 16 --tag `aws --profile {{}} {' '.join(LIST_BUCKETS)}` over "
+                  "one hand-written sso_session profile an account (`acct-<id>`)",
                   [ctx.tools.parallel or "parallel", "-j", "16", "--tag", "-q", "aws", "--profile", "{}", *LIST_BUCKETS,
                    "::::", str(ctx.scratch / "hand-profiles.txt")], penv,
                   profile_lines({p: p.removeprefix("acct-") for p in profiles}, r"^(\S+)\t(.*)$"), skip=skip)
@@ -733,8 +737,8 @@ def network_child(ctx: Ctx) -> list[str]:
     fanout = ctx.fanout.path
     bk.timed(fanout_true(ctx.fanout), env, args.timeout)  # untimed: warm inventory
     want = [f"{a}|done" for a in holders]
-    portal_only = Runner("net-true", f"`fanout --role {ROLE} -- true`: the portal's time alone", fanout_true(ctx.fanout),
-                         env)
+    portal_only = Runner("net-true", f"`fanout --role {ROLE} -- true`: the portal's time alone",
+                         fanout_true(ctx.fanout), env)
     default = Runner("net-default", "fanout (its default -j) `-- sh -c 'sleep 0.5; echo done'`",
                      [fanout, "--role", ROLE, "--", *SLEEP_CHILD], env)
     j16 = Runner("net-j16", "fanout -j 16, same command", [fanout, "--role", ROLE, "-j", "16", "--", *SLEEP_CHILD], env)
@@ -777,7 +781,8 @@ def true_400(ctx: Ctx) -> list[str]:
     env = portal.env(ctx.base_env)
     seeds = references(ctx, env, ctx.scratch, "true-serial", "credentials only")
     kinds = (("cold", "`fanout --role ReadOnly -- true`, cold: no inventory cache, no remembered rate", [], 28),
-             ("refresh", "`fanout --refresh …`: the portal asked again, the rest of the cache kept", ["--refresh"], 32),
+             ("refresh", "`fanout --refresh …`: the portal asked again, the rest of the cache kept", ["--refresh"],
+              32),
              ("cached", "`fanout …` with the inventory cached", [], 55))
     per_build = {b.label: [Runner(f"{b.label}-{k}", label(ctx, b, what), fanout_true(b, *flags), env)
                            for k, what, flags, _ in kinds] for b in ctx.builds}
@@ -911,14 +916,17 @@ def targets_help() -> str:
 
 def parse_args() -> argparse.Namespace:
     doc = __doc__.split("\n\n")
-    p = argparse.ArgumentParser(prog="driver.py", description=doc[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(prog="driver.py", description=doc[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=targets_help() + "\n\n" + "\n\n".join(doc[2:]))
     p.add_argument("targets", nargs="+", metavar="TARGET", help="what to measure (listed below)")
     p.add_argument("--fanout", metavar="PATH", action="append", default=None,
                    help="a fanout binary to measure; twice or more compares builds (default: $FANOUT_BIN, "
                         "else cargo build --release)")
-    p.add_argument("--portal", metavar="PATH", help="the fake-portal binary (default: $FAKE_PORTAL_BIN, else cargo build --release)")
-    p.add_argument("--accounts", metavar="N", type=int, help="accounts for every target (a trial at a small size); each "
+    p.add_argument("--portal", metavar="PATH",
+                   help="the fake-portal binary (default: $FAKE_PORTAL_BIN, else cargo build --release)")
+    p.add_argument("--accounts", metavar="N", type=int,
+                   help="accounts for every target (a trial at a small size); each "
                    "target's own option below wins")
     p.add_argument("--sizes", metavar="LIST", help="scale: account counts, comma-separated (default 100,1000,5000)")
     p.add_argument("--rps-sizes", metavar="LIST", help="rate-limit: account counts (default 100,1000)")
@@ -927,13 +935,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--true-accounts", metavar="N", type=int, help="true-400: accounts (default 400)")
     p.add_argument("--own-cpu-accounts", metavar="N", type=int, help="own-cpu: accounts (default 1000)")
     p.add_argument("--tp-accounts", metavar="N", type=int, help="throughput: children (default 200)")
-    p.add_argument("--tp-lines", metavar="N", type=int, default=50_000, help="throughput: lines a child prints (default 50000)")
+    p.add_argument("--tp-lines", metavar="N", type=int, default=50_000,
+                   help="throughput: lines a child prints (default 50000)")
     p.add_argument("--tp-latency-ms", metavar="MS", type=int, default=0, help="throughput: portal latency (default 0)")
-    p.add_argument("--rps", metavar="N", type=float, default=20, help="rate-limit: the portal's requests a second (default 20)")
+    p.add_argument("--rps", metavar="N", type=float, default=20,
+                   help="rate-limit: the portal's requests a second (default 20)")
     p.add_argument("--rounds", metavar="N", type=int, default=3, help="runs of each row (default 3)")
     p.add_argument("--latency-ms", metavar="MS", type=int, default=30, help="portal latency a call (default 30)")
     p.add_argument("--buckets", metavar="N", type=int, default=3, help="most buckets in one account (default 3)")
-    p.add_argument("--timeout", metavar="SECONDS", type=float, default=1800, help="seconds one run may take (default 1800)")
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=1800,
+                   help="seconds one run may take (default 1800)")
     p.add_argument("--cpus", metavar="LIST", help="run everything on these CPUs (a taskset-style list: 0,1 or 0-1)")
     p.add_argument("--peers-bin", metavar="DIR", default="~/.cache/fanout-bench/venv-peers/bin",
                    help="where awsrun and aws-sso-util are when not on PATH")
@@ -1017,7 +1028,8 @@ def main() -> int:
             sections += TARGETS[name][1](ctx)
         took = time.monotonic() - started
         header = "\n".join([
-            f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (benches/driver.py {' '.join(args.targets)})",
+            f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+            f"(benches/driver.py {' '.join(args.targets)})",
             "",
             f"- command: `{bk.exact_command()}`",
             f"- machine: {bk.machine(tools.cores)}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
