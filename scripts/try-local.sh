@@ -19,5 +19,7 @@ run() { printf '\n$ %s\n' "$*"; "$@"; }
 run "$fanout" --profile corp accounts --match '*-dev'
 run "$fanout" --profile corp --role ReadOnly --match '*-dev' --dry-run -- aws s3api list-buckets --region '{region}'
 # --yes: on a terminal, a run in more than 10 accounts would ask first (--confirm-above).
+# The fake portal's access key ids are ASIA followed by the account id, so they all begin
+# ASIA1000: the last 8 characters are the part that differs, and the rest names the account.
 run "$fanout" --profile corp --role ReadOnly,AdministratorAccess --yes -- \
-    sh -c 'echo "hello from $FANOUT_ACCOUNT_NAME as $FANOUT_ROLE, key $(printf %.8s "$AWS_ACCESS_KEY_ID")..."'
+    sh -c 'k=$AWS_ACCESS_KEY_ID; echo "hello from $FANOUT_ACCOUNT_NAME as $FANOUT_ROLE, key …${k#"${k%????????}"} (encodes account ${k#ASIA})"'

@@ -20,6 +20,7 @@ mod account_api;
 pub mod home;
 mod http;
 pub mod oidc;
+mod sts;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -162,6 +163,9 @@ pub struct PortalOptions {
     /// between the quotes: a lone surrogate escape (`\ud800`) or invalid UTF-8, which a
     /// JSON encoder cannot produce.
     pub raw_names: HashMap<String, Vec<u8>>,
+    /// An STS endpoint (`http://127.0.0.1:<port>` of a moto server) whose `AssumeRole`
+    /// mints the keys `GetRoleCredentials` returns; `None` mints [`credentials_for`]'s.
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for PortalOptions {
@@ -185,6 +189,7 @@ impl Default for PortalOptions {
             enabled_regions: HashMap::new(),
             regions_denied: HashSet::new(),
             raw_names: HashMap::new(),
+            sts_endpoint: None,
         }
     }
 }
@@ -427,7 +432,33 @@ impl State {
             self.stats.stalled.fetch_add(1, Ordering::Relaxed);
             std::future::pending::<()>().await;
         }
-        self.answer(method, path, query, token)
+        let reply = self.answer(method, path, query, token);
+        match &self.options.sts_endpoint {
+            Some(endpoint) if path == "/federation/credentials" && reply.status == 200 => {
+                Self::minted_by_sts(reply, endpoint, query).await
+            }
+            _ => reply,
+        }
+    }
+
+    /// `reply` (a `GetRoleCredentials` answer) with its keys replaced by the ones `AssumeRole`
+    /// on `endpoint` mints for the account and role asked; a 500 if the STS call fails.
+    async fn minted_by_sts(mut reply: Reply, endpoint: &str, query: &HashMap<String, String>) -> Reply {
+        let (endpoint, account, role) = (endpoint.to_owned(), query["account_id"].clone(), query["role_name"].clone());
+        let minted = tokio::task::spawn_blocking(move || sts::assume_role(&endpoint, &account, &role)).await;
+        match minted {
+            Ok(Ok((key, secret, session))) => {
+                if let Body::Json(body) = &mut reply.body {
+                    let credentials = &mut body["roleCredentials"];
+                    credentials["accessKeyId"] = json!(key);
+                    credentials["secretAccessKey"] = json!(secret);
+                    credentials["sessionToken"] = json!(session);
+                }
+                reply
+            }
+            Ok(Err(error)) => Reply::error(500, "InternalServerException", &format!("STS: {error}")),
+            Err(error) => Reply::error(500, "InternalServerException", &format!("STS: {error}")),
+        }
     }
 
     fn answer(&self, method: &str, path: &str, query: &HashMap<String, String>, token: Option<&str>) -> Reply {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use fake_portal::home::{HomeOptions, write_home};
 use fake_portal::{Misbehaviour, PortalOptions, State, generated_accounts};
+use serde_json::json;
 
 /// An emulated IAM Identity Center portal on 127.0.0.1.
 #[derive(Parser)]
@@ -43,6 +44,13 @@ struct Args {
     /// Make the whole portal misbehave in one way.
     #[arg(long, value_enum)]
     misbehave: Option<Misbehave>,
+    /// Mint GetRoleCredentials' keys with AssumeRole on this STS endpoint (a moto server:
+    /// http://127.0.0.1:PORT), so each account's keys are that account's identity there.
+    #[arg(long, value_name = "URL")]
+    sts_endpoint: Option<String>,
+    /// Print the accounts served (JSON: accountId, accountName, emailAddress, roles) and exit.
+    #[arg(long)]
+    dump_accounts: bool,
 }
 
 /// The command line's names for [`Misbehaviour`].
@@ -75,6 +83,14 @@ impl From<Misbehave> for Misbehaviour {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    if args.dump_accounts {
+        let accounts: Vec<_> = generated_accounts(args.accounts)
+            .into_iter()
+            .map(|a| json!({"accountId": a.id, "accountName": a.name, "emailAddress": a.email, "roles": a.roles}))
+            .collect();
+        println!("{}", serde_json::Value::Array(accounts));
+        return Ok(());
+    }
     let options = PortalOptions {
         accounts: generated_accounts(args.accounts),
         page_size: args.page_size,
@@ -83,6 +99,7 @@ async fn main() -> std::io::Result<()> {
         rate_limit: (args.rps > 0.0).then_some(args.rps),
         failing_credentials: args.fail_creds.into_iter().collect::<HashSet<_>>(),
         misbehave: args.misbehave.map(Misbehaviour::from),
+        sts_endpoint: args.sts_endpoint,
         ..PortalOptions::default()
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;

@@ -226,3 +226,57 @@ async fn a_raw_name_is_sent_as_its_bytes_and_the_rest_as_json() {
     assert!(bytes.windows(10).any(|w| w == b"\"x\\ud800\xff\""), "{}", String::from_utf8_lossy(&bytes));
     assert!(String::from_utf8_lossy(&bytes).contains(r#""accountName":"a""#));
 }
+
+/// A one-shot STS stand-in on loopback: answers the first request with `AssumeRole` XML
+/// naming the role ARN it was asked for, and hands that request back.
+fn one_shot_sts() -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0; 4096];
+        while !String::from_utf8_lossy(&request).contains("DurationSeconds") {
+            let n = stream.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let account = request.split("iam%3A%3A").nth(1).unwrap()[..12].to_owned();
+        let xml = format!(
+            "<AssumeRoleResponse><Credentials><AccessKeyId>FSIA{account}</AccessKeyId>\
+             <SecretAccessKey>sts-secret</SecretAccessKey><SessionToken>sts-token</SessionToken>\
+             </Credentials></AssumeRoleResponse>"
+        );
+        write!(stream, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{xml}", xml.len()).unwrap();
+        request
+    });
+    (url, thread)
+}
+
+#[tokio::test]
+async fn an_sts_endpoint_mints_the_keys_for_the_account_asked() {
+    let (url, sts) = one_shot_sts();
+    let state = State::new(PortalOptions { sts_endpoint: Some(url), ..PortalOptions::default() });
+    let creds =
+        get(&state, "/federation/credentials", &[("account_id", "100000001111"), ("role_name", "ReadOnly")]).await;
+    assert_eq!(creds.status, 200);
+    let minted = &json(&creds)["roleCredentials"];
+    assert_eq!(minted["accessKeyId"], "FSIA100000001111");
+    assert_eq!(minted["secretAccessKey"], "sts-secret");
+    assert_eq!(minted["sessionToken"], "sts-token");
+    assert!(minted["expiration"].as_u64().is_some());
+    let request = sts.join().unwrap();
+    assert!(request.starts_with("POST / HTTP/1.0"), "{request}");
+    assert!(request.contains("Action=AssumeRole") && request.contains("role%2FReadOnly"), "{request}");
+}
+
+#[tokio::test]
+async fn an_unreachable_sts_endpoint_is_a_server_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let state = State::new(PortalOptions { sts_endpoint: Some(url), ..PortalOptions::default() });
+    let creds =
+        get(&state, "/federation/credentials", &[("account_id", "100000001111"), ("role_name", "ReadOnly")]).await;
+    assert_eq!((creds.status, creds.error_type), (500, Some("InternalServerException")));
+}
