@@ -288,7 +288,7 @@ fn after_a_refresh_the_aws_cli_cache_holds_only_json_and_the_lock_is_fanouts() {
 
 /// The seed article's cache-reading loop, as it is written there (step 5): it
 /// json-parses every file in `~/.aws/sso/cache` and takes the token of its start URL.
-/// Only the loop, copied here, so the test needs neither `/work/shared` nor boto3.
+/// Only the loop, copied here, so the test needs neither the article's script nor boto3.
 const ARTICLE_LOOP: &str = r#"
 from os import listdir
 from os.path import isfile, join, expanduser
