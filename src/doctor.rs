@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_config::profile::ProfileSet;
 use aws_sdk_sso::primitives::{DateTime, DateTimeFormat};
 
+use crate::cache::inventory::{self, CachedInventory};
 use crate::config::Config;
-use crate::inventory::{self, CachedInventory};
 use crate::login::endpoint::{self, EndpointEnv, Service};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};

@@ -26,7 +26,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::events::Ended;
 use crate::files::{self, ReadLimitError};
+use crate::outcome::ChildExit;
 
 /// The first line of every joblog.
 const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAccountId\tAccountName\tRole\tStatus\tClass";
@@ -55,6 +57,29 @@ pub struct Entry {
     /// results.
     pub status: String,
     pub class: String,
+}
+
+impl Entry {
+    /// An (account, region)'s line, as GNU parallel's joblog has one for a job.
+    pub fn of(end: &Ended<'_>) -> Self {
+        let trace = end.trace;
+        let ran = trace.exit.is_some();
+        Entry {
+            seq: 0,
+            started: trace.started.filter(|_| ran),
+            runtime: if ran { trace.runtime } else { Duration::ZERO },
+            // GNU parallel's convention: -1 for no exit code of its own, 0 for no signal.
+            exit_code: trace.exit.as_ref().and_then(ChildExit::code).unwrap_or(-1),
+            signal: trace.exit.as_ref().and_then(ChildExit::signal).unwrap_or(0),
+            command: trace.argv.clone().filter(|_| ran).unwrap_or_default(),
+            account_id: end.account_id.to_owned(),
+            account_name: end.account_name.to_owned(),
+            role: trace.role.clone().unwrap_or_default(),
+            region: end.region.map(str::to_owned),
+            status: end.outcome.status(end.dry_run).to_owned(),
+            class: end.outcome.class().map_or("", |class| class.name()).to_owned(),
+        }
+    }
 }
 
 impl Entry {

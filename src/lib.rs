@@ -4,7 +4,9 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod cache;
 mod cli;
+mod commands;
 mod concurrency;
 mod config;
 mod confirm;
@@ -12,24 +14,22 @@ mod credentials;
 mod credserver;
 mod doctor;
 mod error;
+mod events;
 mod exec;
 mod exit_code;
 mod export;
 mod files;
 mod gate;
-mod inventory;
 mod joblog;
 mod limits;
 mod login;
 mod outcome;
-mod pipeline;
 pub mod plan;
 mod portal;
-mod portal_rate;
 mod rate;
 mod regions;
 mod reporter;
-mod run;
+mod runner;
 mod select;
 mod settings;
 mod shell_integration;
@@ -75,7 +75,7 @@ pub fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|source| error::Error::Io { context: "cannot start the async runtime", source })?;
-        runtime.block_on(run::run(config))
+        runtime.block_on(commands::run(config))
     });
     match result {
         Ok(code) => ExitCode::from(code),

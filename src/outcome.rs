@@ -4,6 +4,8 @@
 //! A failing account is a result, not an error: each task returns an [`Outcome`], and
 //! the exit code is derived from all of them.
 
+use std::time::{Duration, SystemTime};
+
 /// How one selected account ended.
 #[derive(Clone, Debug)]
 pub enum Outcome {
@@ -100,4 +102,68 @@ pub struct AccountReport {
     /// With `--regions`: the region this ending is for; each is counted on its own.
     pub region: Option<String>,
     pub outcome: Outcome,
+}
+
+/// What one (account, region) found out on its way, beside its outcome.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The role it used, or would use in a dry run.
+    pub role: Option<String>,
+    /// The argv it ran, or would run in a dry run.
+    pub argv: Option<Vec<String>>,
+    /// How its command ended.
+    pub exit: Option<ChildExit>,
+    /// When its command started, and how long it ran.
+    pub started: Option<SystemTime>,
+    pub runtime: Duration,
+    /// For the CI reports' timeline: when its task began, when its credentials came, and
+    /// when it ended.
+    pub began: Option<SystemTime>,
+    pub credentials_at: Option<SystemTime>,
+    pub ended: Option<SystemTime>,
+    /// For the CI reports: the end of its command's stderr (empty unless one is written).
+    pub stderr_tail: String,
+}
+
+/// How one account's command ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    Code(i32),
+    Signal(i32),
+    /// It ran longer than `--timeout` and its group was stopped, however it then ended.
+    TimedOut {
+        after: Duration,
+    },
+}
+
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildExit::Code(code) => write!(f, "exit code {code}"),
+            ChildExit::Signal(signal) => write!(f, "killed by signal {signal}"),
+            ChildExit::TimedOut { after } => write!(f, "timed out after {}", humantime::format_duration(*after)),
+        }
+    }
+}
+
+impl ChildExit {
+    pub fn success(&self) -> bool {
+        *self == ChildExit::Code(0)
+    }
+
+    /// The exit code, when the command exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ChildExit::Code(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the command, when one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            ChildExit::Signal(signal) => Some(*signal),
+            _ => None,
+        }
+    }
 }

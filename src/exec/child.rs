@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
+use crate::outcome::ChildExit;
 use crate::reporter::account_output::{AccountOutput, Pipe};
 use crate::stop::{GRACE, Stopper, signal_group};
 
@@ -44,54 +45,12 @@ impl Default for Limits {
 /// `--kill-after`'s default.
 pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(5);
 
-/// How one account's command ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChildExit {
-    Code(i32),
-    Signal(i32),
-    /// It ran longer than `--timeout` and its group was stopped, however it then ended.
-    TimedOut {
-        after: Duration,
-    },
-}
-
-impl std::fmt::Display for ChildExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChildExit::Code(code) => write!(f, "exit code {code}"),
-            ChildExit::Signal(signal) => write!(f, "killed by signal {signal}"),
-            ChildExit::TimedOut { after } => write!(f, "timed out after {}", humantime::format_duration(*after)),
-        }
-    }
-}
-
-impl ChildExit {
-    pub fn success(&self) -> bool {
-        *self == ChildExit::Code(0)
-    }
-
-    /// The exit code, when the command exited by itself.
-    pub fn code(&self) -> Option<i32> {
-        match self {
-            ChildExit::Code(code) => Some(*code),
-            _ => None,
-        }
-    }
-
-    /// The signal that killed the command, when one did.
-    pub fn signal(&self) -> Option<i32> {
-        match self {
-            ChildExit::Signal(signal) => Some(*signal),
-            _ => None,
-        }
-    }
-
-    fn from_status(status: ExitStatus) -> Self {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => ChildExit::Code(code),
-            (None, Some(signal)) => ChildExit::Signal(signal),
-            (None, None) => ChildExit::Code(-1),
-        }
+/// How `status` reads as a [`ChildExit`].
+fn exit_of(status: ExitStatus) -> ChildExit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ChildExit::Code(code),
+        (None, Some(signal)) => ChildExit::Signal(signal),
+        (None, None) => ChildExit::Code(-1),
     }
 }
 
@@ -132,7 +91,7 @@ pub async fn run(
                 forward(read, &mut stderr, &err_buf, sink, Pipe::Stderr).await;
             }
             status = child.wait(), if exit.is_none() => {
-                exit = Some(ChildExit::from_status(status?));
+                exit = Some(exit_of(status?));
                 pipes_deadline.as_mut().reset(tokio::time::Instant::now() + PIPE_GRACE);
             }
             () = &mut pipes_deadline => {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::concurrency::Range;
+use crate::events::Ended;
 use crate::exit_code;
 use crate::gate::Halt;
 use crate::outcome::{AccountReport, FailureClass, Outcome};
@@ -67,6 +68,16 @@ impl LoginTally {
 }
 
 impl Tally {
+    /// One (account, region) has ended.
+    pub fn ended(&mut self, end: &Ended<'_>) {
+        self.record(AccountReport {
+            account_id: end.account_id.to_owned(),
+            account_name: end.account_name.to_owned(),
+            region: end.region.map(str::to_owned),
+            outcome: end.outcome.clone(),
+        });
+    }
+
     pub fn record(&mut self, report: AccountReport) {
         let name = || match &report.region {
             Some(region) => format!("{}/{region} ({})", report.account_id, text::show(&report.account_name)),

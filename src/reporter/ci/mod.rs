@@ -18,6 +18,7 @@ use std::io::{self, BufWriter, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::events::Ended;
 use crate::files::{self, Unwritten};
 use crate::outcome::Outcome;
 use crate::reporter::summary::Tally;
@@ -58,7 +59,24 @@ pub struct AccountEnd<'a> {
     pub stderr_tail: &'a str,
 }
 
-impl AccountEnd<'_> {
+impl<'a> AccountEnd<'a> {
+    pub fn of(end: &Ended<'a>) -> Self {
+        let trace = end.trace;
+        AccountEnd {
+            account_id: end.account_id,
+            account_name: end.account_name,
+            region: end.region,
+            outcome: end.outcome,
+            dry_run: end.dry_run,
+            began: trace.began,
+            credentials_at: trace.credentials_at,
+            started: trace.started,
+            runtime: trace.runtime,
+            ended: trace.ended,
+            stderr_tail: &trace.stderr_tail,
+        }
+    }
+
     /// From its task's start to its end; zero for an account never started.
     pub fn duration(&self) -> Duration {
         match (self.began, self.ended) {

@@ -5,50 +5,25 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
 use super::{Run, TaskResult};
+use crate::cache::inventory::{self, KnownRoles};
 use crate::concurrency::{Slot, Slots};
 use crate::credentials::{self, Credentials};
-use crate::exec::child::{self, ChildExit};
+use crate::events::{Ended, Event};
+use crate::exec::child;
 use crate::exec::env::{AccountEnv, ChildCredentials};
 use crate::exec::template::Vars;
-use crate::inventory::{self, KnownRoles};
-use crate::outcome::{FailureClass, Outcome};
+use crate::outcome::{ChildExit, FailureClass, Outcome, Trace};
 use crate::portal::{Account, PortalError};
 use crate::regions::{self, Enabled, Regions};
 use crate::reporter::account_output::{AccountOutput, Streams};
-use crate::reporter::json::{self, AccountFields, ResultRecord};
-use crate::reporter::lines::LineFormat;
-use crate::reporter::writer::Stream;
+use crate::reporter::json::AccountFields;
 use crate::select::candidate_roles;
 use crate::text;
-
-/// What one (account, region) found out on its way, beside its outcome.
-#[derive(Debug, Default)]
-pub struct Trace {
-    /// The role it used, or would use in a dry run.
-    pub role: Option<String>,
-    /// The argv it ran, or would run in a dry run.
-    pub argv: Option<Vec<String>>,
-    /// How its command ended.
-    pub exit: Option<ChildExit>,
-    /// When its command started, and how long it ran.
-    pub started: Option<SystemTime>,
-    pub runtime: Duration,
-    /// For the CI reports' timeline: when its task began, when its credentials came, and
-    /// when it ended.
-    pub began: Option<SystemTime>,
-    pub credentials_at: Option<SystemTime>,
-    pub ended: Option<SystemTime>,
-    /// For the CI reports: the end of its command's stderr (empty unless one is written).
-    pub stderr_tail: String,
-    /// Its command slot, held until its failure (if any) is counted, so that no other
-    /// account takes the slot before a `--fail-fast` halt is known.
-    slot: Option<Slot>,
-}
 
 /// One (account, region): what a child, a `result` record, a joblog line, a report
 /// entry and a count in the summary are for. Without `--regions` an account has one,
@@ -109,7 +84,7 @@ pub async fn run_account(
         }
     };
     let failed = ends.iter().any(|end| matches!(end.outcome, Outcome::Failed { .. } | Outcome::Interrupted(_)));
-    run.progress.on_finished(failed);
+    run.reporter.emit(Event::TaskEnded { failed });
     TaskResult { account, roles, ends }
 }
 
@@ -118,7 +93,7 @@ pub async fn run_account(
 /// next run.
 pub async fn not_started(run: &Run, account: Account, roles: Option<KnownRoles>, targets: Vec<Target>) -> TaskResult {
     let ends = ends_without_child(run, &account, targets, &Outcome::NotStarted, Trace::default).await;
-    run.progress.on_finished(false);
+    run.reporter.emit(Event::TaskEnded { failed: false });
     TaskResult { account, roles, ends }
 }
 
@@ -148,7 +123,7 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
     let regions::Answer { enabled, warnings } = run.region_lister.enabled(credentials).await;
     for warning in warnings {
         let text = format!("fanout: warning: {} ({}): {warning}\n", account.id, text::show(&account.name));
-        run.output.send(Stream::Stderr, text.into_bytes()).await;
+        run.reporter.say(text).await;
     }
     if let Enabled::Default(reason) = &enabled {
         let text = format!(
@@ -158,7 +133,7 @@ async fn resolve_targets(run: &Run, account: &Account, ready: &Ready, targets: V
             text::show_at_most(reason, text::MAX_LINE),
             regions::DEFAULT_ENABLED.len()
         );
-        run.output.send(Stream::Stderr, text.into_bytes()).await;
+        run.reporter.say(text).await;
     }
     let regions = enabled.regions();
     // The placeholder was counted when the account was selected; the rest count now.
@@ -207,9 +182,11 @@ async fn run_region(
 ) -> RegionEnd {
     let mut trace = Trace { began: Some(ready.began), credentials_at: ready.credentials_at, ..Trace::default() };
     run.turn(target.index).await;
-    let mut sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
-    let outcome = region_outcome(run, child_slots, account, ready, &target.region, &mut trace, &mut sink).await;
-    finish(run, account, target, outcome, trace, sink).await
+    let mut sink = run.reporter.account(target.index, &output_key(run, account, &target.region));
+    let (outcome, slot) = region_outcome(run, child_slots, account, ready, &target.region, &mut trace, &mut sink).await;
+    let end = finish(run, account, target, outcome, trace, sink).await;
+    drop(slot);
+    end
 }
 
 /// The (account, region)s that ended before their command, each with `outcome`: their
@@ -224,14 +201,15 @@ async fn ends_without_child(
     let mut ends = Vec::with_capacity(targets.len());
     for target in targets {
         run.turn(target.index).await;
-        let sink = run.outputs.account(target.index, &output_key(run, account, &target.region));
+        let sink = run.reporter.account(target.index, &output_key(run, account, &target.region));
         ends.push(finish(run, account, target, outcome.clone(), trace(), sink).await);
     }
     ends
 }
 
-/// Counts a failure (halting the run at `--max-failures`) before giving up the command
-/// slot, sends the `result` record and closes the output.
+/// Counts a failure (halting the run at `--max-failures`), sends the `result` record and
+/// closes the output. The caller gives up the command slot only after this, so that no
+/// other account takes the slot before a `--fail-fast` halt is known.
 async fn finish(
     run: &Run,
     account: &Account,
@@ -243,7 +221,6 @@ async fn finish(
     if matches!(outcome, Outcome::Failed { .. }) {
         run.gate.on_failure();
     }
-    drop(trace.slot.take());
     run.turn_ended(target.index, target.of);
     tracing::debug!(account = %account.id, region = %target.region, ?outcome, "finished");
     let ended = SystemTime::now();
@@ -251,7 +228,17 @@ async fn finish(
     let duration_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
     trace.ended = Some(ended);
     trace.stderr_tail = sink.stderr_tail();
-    send_result(run, &mut sink, account, &target.region, &outcome, &trace, duration_ms).await;
+    let end = Ended {
+        account_id: &account.id,
+        account_name: &account.name,
+        region: run.plan.regions.as_ref().map(|_| target.region.as_str()),
+        child_region: &target.region,
+        index: target.index,
+        outcome: &outcome,
+        trace: &trace,
+        dry_run: run.plan.dry_run,
+    };
+    run.reporter.account_ended(&mut sink, &end, run.login_name(account), duration_ms).await;
     sink.close().await;
     RegionEnd { region: target.region, index: target.index, outcome, trace }
 }
@@ -260,56 +247,6 @@ async fn finish(
 /// `<id>-<region>` with `--regions` (both are validated, so it is a safe name).
 fn output_key(run: &Run, account: &Account, region: &str) -> String {
     if run.plan.regions.is_some() { format!("{}-{region}", account.id) } else { account.id.clone() }
-}
-
-/// The account's `result` record: on stdout with `--output json`, in `results.jsonl`
-/// with `--output-dir`.
-async fn send_result(
-    run: &Run,
-    sink: &mut AccountOutput,
-    account: &Account,
-    region: &str,
-    outcome: &Outcome,
-    trace: &Trace,
-    duration_ms: u64,
-) {
-    if !run.plan.json && run.outputs.dir.is_none() {
-        return;
-    }
-    let record = result_record(run, account, region, outcome, trace, duration_ms).to_line();
-    if let Some(dir) = &run.outputs.dir {
-        dir.write_record(&record);
-    }
-    if run.plan.json {
-        sink.record(Stream::Stdout, record).await;
-    }
-}
-
-/// The `result` record of `--output json`.
-fn result_record<'a>(
-    run: &'a Run,
-    account: &'a Account,
-    region: &'a str,
-    outcome: &Outcome,
-    trace: &'a Trace,
-    duration_ms: u64,
-) -> ResultRecord<'a> {
-    ResultRecord {
-        version: json::VERSION,
-        kind: "result",
-        account_id: &account.id,
-        account_name: &account.name,
-        login: run.login_name(account),
-        role: trace.role.as_deref(),
-        region,
-        status: outcome.status(run.plan.dry_run),
-        class: outcome.class().map(FailureClass::name),
-        exit_code: trace.exit.as_ref().and_then(ChildExit::code),
-        signal: trace.exit.as_ref().and_then(ChildExit::signal),
-        duration_ms,
-        error: outcome.error().map(str::to_owned),
-        argv: trace.argv.as_deref().filter(|_| run.plan.dry_run),
-    }
 }
 
 /// The account's role and credentials, or how it ended without them.
@@ -375,7 +312,8 @@ async fn prepare(
     })
 }
 
-/// The command in one region, once a command slot is free; a dry run only renders it.
+/// The command in one region, once a command slot is free, with the slot it held; a dry
+/// run only renders it.
 async fn region_outcome(
     run: &Run,
     child_slots: &Arc<Slots>,
@@ -384,16 +322,35 @@ async fn region_outcome(
     region: &str,
     trace: &mut Trace,
     sink: &mut AccountOutput,
+) -> (Outcome, Option<Slot>) {
+    let Some(credentials) = &ready.credentials else {
+        trace.role = Some(ready.role.clone());
+        trace.argv = Some(render(run, account, ready, region));
+        return (Outcome::Succeeded, None);
+    };
+    let slot = child_slots.acquire().await;
+    let outcome = command_outcome(run, account, ready, region, credentials, trace, sink).await;
+    (outcome, Some(slot))
+}
+
+/// The argv of `account`'s command in `region`: the plan's, under `fanout apply`.
+fn render(run: &Run, account: &Account, ready: &Ready, region: &str) -> Vec<String> {
+    let vars = Vars { account_id: &account.id, account_name: &ready.account_name, role: &ready.role, region };
+    ready.saved_argv.clone().unwrap_or_else(|| run.plan.command.render(&vars))
+}
+
+/// The command in one region, its slot held.
+async fn command_outcome(
+    run: &Run,
+    account: &Account,
+    ready: &Ready,
+    region: &str,
+    credentials: &Credentials,
+    trace: &mut Trace,
+    sink: &mut AccountOutput,
 ) -> Outcome {
     let (role, account_name) = (ready.role.as_str(), ready.account_name.as_str());
     let vars = Vars { account_id: &account.id, account_name, role, region };
-    let render = || ready.saved_argv.clone().unwrap_or_else(|| run.plan.command.render(&vars));
-    let Some(credentials) = &ready.credentials else {
-        trace.role = Some(role.to_owned());
-        trace.argv = Some(render());
-        return Outcome::Succeeded;
-    };
-    trace.slot = Some(child_slots.acquire().await);
     if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
@@ -402,7 +359,7 @@ async fn region_outcome(
         Err(error) => return failed(run, account, &error),
     };
     trace.role = Some(role.to_owned());
-    let argv = trace.argv.insert(render());
+    let argv = trace.argv.insert(render(run, account, ready, region));
     // With the credential server the child gets a token, forgotten when it ends (the
     // access is dropped with this function), instead of the keys.
     let mut access = None;
@@ -420,7 +377,7 @@ async fn region_outcome(
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();
-    let running = (run.progress.on_started(), run.children.start());
+    let running = (run.reporter.command_started(), run.children.start());
     let ended = child::run(argv, &env, sink, &run.stopper, run.plan.limits).await;
     drop(running);
     trace.runtime = command_start.elapsed();
@@ -459,28 +416,15 @@ fn no_role(wanted: &[String], known: Option<&KnownRoles>) -> Outcome {
     Outcome::NoRole { reason }
 }
 
-/// Where the command's lines go: `prefix|line` on stdout and stderr, or with `--output
-/// json` line records on stdout.
+/// Where the command's lines go, with what names them.
 fn streams(run: &Run, vars: &Vars<'_>) -> Streams {
-    if run.plan.json {
-        let fields = AccountFields {
-            account_id: vars.account_id,
-            account_name: vars.account_name,
-            role: vars.role,
-            region: vars.region,
-        };
-        let format = |stream| LineFormat::Json(json::line_record_head(fields, stream));
-        return Streams {
-            stdout: (format(Stream::Stdout), Stream::Stdout),
-            stderr: (format(Stream::Stderr), Stream::Stdout),
-        };
-    }
-    // Control characters of a name are escaped: a name cannot forge a line.
-    let prefix = text::show(&run.plan.prefix.render(vars)).into_owned();
-    Streams {
-        stdout: (LineFormat::prefixed(&prefix), Stream::Stdout),
-        stderr: (LineFormat::prefixed(&prefix), Stream::Stderr),
-    }
+    let fields = AccountFields {
+        account_id: vars.account_id,
+        account_name: vars.account_name,
+        role: vars.role,
+        region: vars.region,
+    };
+    run.reporter.streams(fields, &run.plan.prefix.render(vars))
 }
 
 /// Credentials for the first of `roles` the account has. Asking directly saves the

@@ -25,9 +25,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::inventory;
+use crate::files;
 use crate::login::SsoLogin;
 use crate::rate::Sustained;
-use crate::{files, inventory};
 
 /// The file format; a file of another version is ignored and rewritten.
 const FORMAT_VERSION: u32 = 1;

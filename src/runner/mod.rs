@@ -18,29 +18,24 @@ mod account;
 
 use std::time::{Duration, Instant};
 
-use self::account::{RegionEnd, Target, Trace, run_account};
+use self::account::{RegionEnd, Target, run_account};
+use crate::cache::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, StartOrder, Ticker};
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
-use crate::exec::child::ChildExit;
+use crate::events::{Ended, Event};
 use crate::export::{ExportFormat, ExportSink};
 use crate::files::Unwritten;
 use crate::gate::{Gate, Halt};
-use crate::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
-use crate::joblog::{self, JobLog};
 use crate::login::SsoLogin;
-use crate::outcome::{AccountReport, Outcome};
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError, validate};
 use crate::regions::{RegionLister, Regions};
-use crate::reporter::account_output::RunOutputs;
-use crate::reporter::ci::{AccountEnd, Reports};
-use crate::reporter::dir::OutputDir;
-use crate::reporter::progress::Progress;
+use crate::reporter::Reporter;
+use crate::reporter::ci::Reports;
+use crate::reporter::ends::EndSinks;
 use crate::reporter::summary::{LoginTally, Tally};
-use crate::reporter::tables;
-use crate::reporter::writer::{Output, Stream};
 use crate::select::{AccountList, Selection};
 use crate::stop::Stopper;
 use crate::text;
@@ -77,11 +72,8 @@ pub struct Run {
     region_lister: RegionLister,
     /// Every login, in the order given; `Account::login` indexes it.
     logins: Vec<RunLogin>,
-    output: Output,
-    /// The bar counts accounts selected, running and finished.
-    progress: Progress,
-    /// Where each account's output goes (`--group`, `--keep-order`, `--output-dir`).
-    outputs: RunOutputs,
+    /// Everything shown goes through it: events, notes, each account's output.
+    reporter: Reporter,
     stopper: Stopper,
     /// Set at the first 401 mid-run: every later account would get one too.
     login_rejected: AtomicBool,
@@ -107,9 +99,7 @@ impl Run {
         plan: RunPlan,
         login: &SsoLogin,
         logins: Vec<RunLogin>,
-        output: Output,
-        progress: Progress,
-        dir: Option<Arc<OutputDir>>,
+        reporter: Reporter,
         stopper: Stopper,
     ) -> Result<Self, ConfigError> {
         let region = plan.region.clone().or(login.profile_region.clone()).unwrap_or(login.sso_region.clone());
@@ -118,15 +108,12 @@ impl Run {
         }
         let gate = Gate::new(plan.max_failures);
         let plan_concurrency = plan.concurrency;
-        let outputs = RunOutputs::new(output.clone(), plan.order, dir, plan.reports.any());
         Ok(Run {
             plan,
             region,
             region_lister: RegionLister::default(),
             logins,
-            output,
-            outputs,
-            progress,
+            reporter,
             stopper,
             login_rejected: AtomicBool::new(false),
             gate,
@@ -252,9 +239,6 @@ struct TaskResult {
     ends: Vec<RegionEnd>,
 }
 
-/// `[account id, region, name, role, command]` for the dry-run table.
-type PlanLine = [String; 5];
-
 /// Runs the command in every selected account; see the module doc. `sources` holds
 /// one source a login, in the order of `Run::logins`: they are listed one after the
 /// other, so an account more than one login reaches runs through the first, whatever
@@ -264,16 +248,9 @@ pub async fn run_everywhere(
     selection: &Selection,
     sources: Vec<AccountSource>,
 ) -> Result<Finished, Error> {
-    let joblog = match &run.plan.joblog {
-        Some((path, append)) => Some(
-            JobLog::open(path, *append, &run.plan.command_argv, &run.plan.roles)
-                .map_err(|source| Error::Write { path: path.clone(), source })?,
-        ),
-        None => None,
-    };
-    let reports = Reports::open(&run.plan.reports, std::time::SystemTime::now())
-        .map_err(|(path, source)| Error::Write { path, source })?;
-    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, joblog, reports);
+    let ends =
+        EndSinks::open(&run.plan, tally_of(&run.logins)).map_err(|(path, source)| Error::Write { path, source })?;
+    let mut tasks = AccountTasks::new(Arc::clone(&run), selection, ends);
     // Which logins were listed whole: only their inventory is committed.
     let mut listed_whole = vec![false; run.logins.len()];
     for (login, source) in sources.into_iter().enumerate() {
@@ -283,9 +260,9 @@ pub async fn run_everywhere(
         }
     }
     let complete = listed_whole.iter().all(|whole| *whole);
-    tasks.tally.listing_stopped =
-        !complete && tasks.tally.listing_error.is_none() && !run.login_rejected.load(Ordering::Relaxed);
-    run.progress.on_listing_complete();
+    tasks.ends.tally.listing_stopped =
+        !complete && tasks.ends.tally.listing_error.is_none() && !run.login_rejected.load(Ordering::Relaxed);
+    run.reporter.emit(Event::ListingComplete);
     tasks.start_held(selection).await?;
     let missing = selection.unmatched_entries(&tasks.listed_seen);
     if let Some(applied) = &run.plan.apply {
@@ -298,19 +275,15 @@ pub async fn run_everywhere(
                 text::show(&planned.account_name)
             );
         }
-        run.output.send(Stream::Stderr, text.into_bytes()).await;
+        run.reporter.say(text).await;
     } else if !missing.is_empty() {
         let logins = if run.logins.len() > 1 { "these logins reach" } else { "this login reaches" };
         let text = format!("fanout: warning: {logins} no account named {}\n", missing.join(", "));
-        run.output.send(Stream::Stderr, text.into_bytes()).await;
+        run.reporter.say(text).await;
     }
-    let AccountTasks { mut tally, mut plan_lines, writers, planned, skipped, reports, ticker, joblog, .. } =
-        tasks.finish().await;
-    let unwritten = joblog
-        .and_then(|log| log.finish().err())
-        .map(|(path, error)| Unwritten { what: "joblog", path, error })
-        .into_iter()
-        .collect();
+    let AccountTasks { mut ends, writers, ticker, .. } = tasks.finish().await;
+    let unwritten = ends.finish_joblog().into_iter().collect();
+    let EndSinks { mut tally, reports, plan_table, planned, apply_skips, .. } = ends;
     tally.concurrency = match (ticker, run.plan.concurrency) {
         (Some(ticker), _) => ticker.stop().await,
         (None, _) if run.plan.dry_run => None,
@@ -319,29 +292,21 @@ pub async fn run_everywhere(
             Some(concurrency::Range { low: n, high: n, auto: false })
         }
     };
-    run.output.send(Stream::Stderr, skipped.into_bytes()).await;
+    if let Some(skips) = apply_skips {
+        run.reporter.say(skips.text).await;
+    }
     for (writer, whole) in writers.into_iter().zip(listed_whole) {
         inventory::commit(writer.filter(|_| whole));
     }
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
     tally.halt = run.gate.halt();
     tally.regions = run.plan.regions.is_some();
-    if run.plan.dry_run && !run.plan.json {
-        // Selection order, as `-j 1` starts them; a stable sort keeps an account's
-        // regions in the order given.
-        plan_lines.sort_by_key(|(index, _)| *index);
-        let plan_lines = plan_lines.into_iter().map(|(_, line)| line);
-        let table = if tally.regions {
-            tables::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], plan_lines)
-        } else {
-            let rows = plan_lines.into_iter().map(|[id, _, name, role, command]| [id, name, role, command]);
-            tables::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)
-        };
-        run.output.send(Stream::Stdout, table).await;
+    if let Some(table) = plan_table {
+        run.reporter.show(table.render(tally.regions)).await;
     }
     if run.plan.dry_run && run.plan.regions == Some(Regions::Enabled) {
         let text = "fanout: dry run: --regions enabled asks each account's Account API with its credentials, which a dry run does not fetch; each account is shown once, in region `enabled`\n";
-        run.output.send(Stream::Stderr, text.as_bytes().to_vec()).await;
+        run.reporter.say(text.to_owned()).await;
     }
     let rejected_logins = run
         .logins
@@ -353,7 +318,7 @@ pub async fn run_everywhere(
         tally,
         roles: run.plan.roles.clone(),
         dry_run: run.plan.dry_run,
-        planned,
+        planned: planned.map(|planned| planned.0).unwrap_or_default(),
         reports,
         rejected_logins,
         unwritten,
@@ -389,11 +354,10 @@ struct AccountTasks {
     live: Arc<Slots>,
     child_slots: Arc<Slots>,
     set: JoinSet<TaskResult>,
-    tally: Tally,
+    /// Where each (account, region)'s ending goes; its tally is the summary's.
+    ends: EndSinks,
     /// Ids and names of the selected accounts, when `--accounts` lists some.
     listed_seen: AccountList,
-    /// With its selection index: the dry run prints in the order a `-j 1` run starts.
-    plan_lines: Vec<(usize, PlanLine)>,
     /// A login each: records every account for the next run.
     writers: Vec<Option<InventoryWriter>>,
     /// With several logins, every account id listed so far: the login it runs through,
@@ -408,20 +372,12 @@ struct AccountTasks {
     held: Option<Vec<(Account, Option<KnownRoles>)>>,
     /// Canaries started so far; `None` once they are done, or without canaries.
     canaries: Option<usize>,
-    /// `--joblog`: every account as it ends.
-    joblog: Option<JobLog>,
-    /// With `--save-plan`: the accounts planned so far.
-    planned: Vec<PlannedAccount>,
-    /// With `apply`: a line for each planned account whose role is gone.
-    skipped: String,
-    /// `--summary-markdown`, `--junit`, `--report`: every account as it ends.
-    reports: Option<Reports>,
     /// With `-j auto`: the task adapting the command slots.
     ticker: Option<Ticker>,
 }
 
 impl AccountTasks {
-    fn new(run: Arc<Run>, selection: &Selection, joblog: Option<JobLog>, reports: Option<Reports>) -> Self {
+    fn new(run: Arc<Run>, selection: &Selection, ends: EndSinks) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let initial = run.plan.concurrency.initial(cores);
         let portal_slots = run.logins.iter().map(|login| login.portal.max_in_flight()).max().unwrap_or(1);
@@ -440,22 +396,13 @@ impl AccountTasks {
         let one_account = run.plan.export.as_ref().is_some_and(crate::export::ExportFormat::needs_one_account);
         let several = run.logins.len() > 1;
         let writers = run.logins.iter().map(|_| None).collect();
-        let tally = Tally {
-            logins: if several {
-                run.logins.iter().map(|login| LoginTally::new(&login.name)).collect()
-            } else {
-                Vec::new()
-            },
-            ..Tally::default()
-        };
         AccountTasks {
             run,
             live,
             child_slots,
             set: JoinSet::new(),
-            tally,
+            ends,
             listed_seen: AccountList::default(),
-            plan_lines: Vec::new(),
             next_index: 0,
             writers,
             first_login: several.then(HashMap::new),
@@ -464,10 +411,6 @@ impl AccountTasks {
             // `env` and `process` refuse any count but one before fetching anything.
             held: (selection.names_listed() || named_canaries || run_confirms || one_account).then(Vec::new),
             canaries,
-            joblog,
-            planned: Vec::new(),
-            skipped: String::new(),
-            reports,
             ticker,
         }
     }
@@ -503,7 +446,7 @@ impl AccountTasks {
                         break;
                     }
                     Some(Err(error)) => {
-                        self.tally.listing_error = Some(self.of_login(login, error.to_string()));
+                        self.ends.tally.listing_error = Some(self.of_login(login, error.to_string()));
                         break;
                     }
                 }
@@ -539,7 +482,7 @@ impl AccountTasks {
             Some((login, counted)) => {
                 if !*counted && selection.selects(account) {
                     *counted = true;
-                    self.tally.logins[*login].shared += 1;
+                    self.ends.tally.logins[*login].shared += 1;
                 }
                 false
             }
@@ -555,13 +498,13 @@ impl AccountTasks {
             inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
             return;
         }
-        if let Some(login) = self.tally.logins.get_mut(account.login) {
+        if let Some(login) = self.ends.tally.logins.get_mut(account.login) {
             login.selected += 1;
         }
         if let Some(known) = &roles {
-            self.tally.roles_from_cache.note(known.age(inventory::now_secs()));
+            self.ends.tally.roles_from_cache.note(known.age(inventory::now_secs()));
         }
-        self.run.progress.on_selected();
+        self.run.reporter.emit(Event::Selected);
         if selection.listed.is_some() {
             self.listed_seen.note(&account);
         }
@@ -585,8 +528,8 @@ impl AccountTasks {
             return Err(ConfigError::ExportNeedsOneAccount { format: format.name(), selected: held.len() }.into());
         }
         let waited = self.confirm(&held).await?;
-        self.tally.at_prompt += waited;
-        if let Some(reports) = &mut self.reports {
+        self.ends.tally.at_prompt += waited;
+        if let Some(reports) = &mut self.ends.reports {
             reports.leave_out(waited);
         }
         let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {
@@ -630,12 +573,12 @@ impl AccountTasks {
             command: &self.run.plan.command_text,
             review: review.as_deref(),
         };
-        self.run.output.send(Stream::Stderr, prompt.render().into_bytes()).await;
+        self.run.reporter.say(prompt.render()).await;
         // The read blocks: on its own thread, so that a signal still ends the run (the
         // thread, stuck in a read, ends with the process).
         let (answer, answered) = tokio::sync::oneshot::channel();
         let asked = Instant::now();
-        let _paused = self.run.progress.pause();
+        let _paused = self.run.reporter.pause();
         std::thread::spawn(move || answer.send(crate::confirm::read_answer()));
         tokio::select! {
             yes = answered => if yes.unwrap_or(false) { Ok(asked.elapsed()) } else { Err(Error::NotConfirmed) },
@@ -665,16 +608,16 @@ impl AccountTasks {
         while let Some(joined) = self.set.join_next().await {
             self.record(joined.expect("account tasks do not panic"));
         }
-        let failed = self.tally.failed.len() + self.tally.interrupted.len();
+        let failed = self.ends.tally.failed.len() + self.ends.tally.interrupted.len();
         if failed > 0 {
-            self.run.gate.halt_with(Halt::Canary { failed, canaries: self.tally.selected });
+            self.run.gate.halt_with(Halt::Canary { failed, canaries: self.ends.tally.selected });
         }
     }
 
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
     async fn start(&mut self, account: Account, roles: Option<KnownRoles>) {
-        self.run.progress.begin();
+        self.run.reporter.emit(Event::TaskBegun);
         // Selection order, for --keep-order: every index must reach the output's sequencer.
         let targets = self.run.targets(self.next_index);
         self.next_index += targets.len();
@@ -707,106 +650,32 @@ impl AccountTasks {
 
     fn record(&mut self, result: TaskResult) {
         let TaskResult { account, roles, ends } = result;
-        for end in ends {
+        for end in &ends {
             self.record_end(&account, end);
         }
         inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
     }
 
-    /// One (account, region)'s ending, counted, logged and reported on its own.
-    fn record_end(&mut self, account: &Account, end: RegionEnd) {
-        let RegionEnd { region, index, outcome, trace } = end;
-        let regional = self.run.plan.regions.as_ref().map(|_| region.as_str());
-        self.tally.selected += 1;
-        if let Some(joblog) = &mut self.joblog {
-            joblog.record(joblog_entry(account, regional, &outcome, &trace, self.run.plan.dry_run));
-        }
-        if let Some(reports) = &mut self.reports {
-            reports.record(&report_entry(account, regional, &outcome, &trace, self.run.plan.dry_run));
-        }
-        if self.run.plan.dry_run
-            && !self.run.plan.json
-            && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
-        {
-            let (id, name) = (account.id.clone(), account.name.clone());
-            self.plan_lines.push((index, [id, region.clone(), name, role.clone(), shell_words::join(argv)]));
-        }
-        if self.run.plan.save_plan.is_some()
-            && let (Some(role), Some(argv)) = (&trace.role, &trace.argv)
-        {
-            self.planned.push(PlannedAccount {
-                account_id: account.id.clone(),
-                account_name: account.name.clone(),
-                role: role.clone(),
-                region: region.clone(),
-                argv: argv.clone(),
-            });
-        }
-        if let (Some(applied), Outcome::NoRole { .. }) = (&self.run.plan.apply, &outcome)
-            && let Some(planned) = applied.by_id.get(&account.id)
-        {
-            let text = format!(
-                "fanout: skipped {} ({}): it has no role {} any more\n",
-                account.id,
-                text::show(&account.name),
-                planned.role
-            );
-            self.skipped.push_str(&text);
-        }
-        self.tally.record(AccountReport {
-            account_id: account.id.clone(),
-            account_name: account.name.clone(),
-            region: regional.map(str::to_owned),
-            outcome,
+    /// One (account, region)'s ending, handed to every sink of endings.
+    fn record_end(&mut self, account: &Account, end: &RegionEnd) {
+        self.ends.ended(&Ended {
+            account_id: &account.id,
+            account_name: &account.name,
+            region: self.run.plan.regions.as_ref().map(|_| end.region.as_str()),
+            child_region: &end.region,
+            index: end.index,
+            outcome: &end.outcome,
+            trace: &end.trace,
+            dry_run: self.run.plan.dry_run,
         });
     }
 }
 
-/// How an account ended, for the CI reports.
-fn report_entry<'a>(
-    account: &'a Account,
-    region: Option<&'a str>,
-    outcome: &'a Outcome,
-    trace: &'a Trace,
-    dry_run: bool,
-) -> AccountEnd<'a> {
-    AccountEnd {
-        account_id: &account.id,
-        account_name: &account.name,
-        region,
-        outcome,
-        dry_run,
-        began: trace.began,
-        credentials_at: trace.credentials_at,
-        started: trace.started,
-        runtime: trace.runtime,
-        ended: trace.ended,
-        stderr_tail: &trace.stderr_tail,
-    }
-}
-
-/// An account's joblog line.
-fn joblog_entry(
-    account: &Account,
-    region: Option<&str>,
-    outcome: &Outcome,
-    trace: &Trace,
-    dry_run: bool,
-) -> joblog::Entry {
-    let ran = trace.exit.is_some();
-    joblog::Entry {
-        seq: 0,
-        started: trace.started.filter(|_| ran),
-        runtime: if ran { trace.runtime } else { Duration::ZERO },
-        // GNU parallel's convention: -1 for no exit code of its own, 0 for no signal.
-        exit_code: trace.exit.as_ref().and_then(ChildExit::code).unwrap_or(-1),
-        signal: trace.exit.as_ref().and_then(ChildExit::signal).unwrap_or(0),
-        command: trace.argv.clone().filter(|_| ran).unwrap_or_default(),
-        account_id: account.id.clone(),
-        account_name: account.name.clone(),
-        role: trace.role.clone().unwrap_or_default(),
-        region: region.map(str::to_owned),
-        status: outcome.status(dry_run).to_owned(),
-        class: outcome.class().map_or("", |class| class.name()).to_owned(),
-    }
+/// The summary's tally before any account: with several logins, a line each.
+fn tally_of(logins: &[RunLogin]) -> Tally {
+    let logins = match logins {
+        [_] => Vec::new(),
+        several => several.iter().map(|login| LoginTally::new(&login.name)).collect(),
+    };
+    Tally { logins, ..Tally::default() }
 }

@@ -1,0 +1,210 @@
+//! A run in every selected account: the runner started with its reporter, the
+//! credential server and the export as asked, then the summary, the reports, the
+//! `summary` record and the exit code once it is over.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Feedback, RunPlan};
+use crate::credserver::CredentialServer;
+use crate::error::Error;
+use crate::export::ExportSink;
+use crate::files::Unwritten;
+use crate::reporter::ci::RunTotals;
+use crate::reporter::dir::OutputDir;
+use crate::reporter::progress::Progress;
+use crate::reporter::writer::{Output, StdoutEnd, Stream, WriterEnd};
+use crate::reporter::{Format, Reporter, json, tables};
+use crate::runner::{self, AccountSource, Finished, Run, RunLogin};
+use crate::stop::Stopper;
+use crate::{exit_code, text};
+
+use super::{Connected, apply, with_output_failures};
+
+/// Runs the command in every selected account; the output directory comes back with
+/// the result, so that it is flushed (and its losses counted) whatever the result.
+pub async fn everywhere(
+    config: &Config,
+    plan: RunPlan,
+    connected: &[Connected],
+    output: &Output,
+    progress: &Progress,
+    stopper: &Stopper,
+) -> (Result<Finished, Error>, Option<Arc<OutputDir>>) {
+    let started = Instant::now();
+    if plan.dry_run || config.verbosity > 0 {
+        for each in connected {
+            output.send(Stream::Stderr, each.cache.describe(&each.login, connected.len()).into_bytes()).await;
+        }
+    }
+    let dir = match &plan.output_dir {
+        Some(path) => match OutputDir::create(path) {
+            Ok(dir) => Some(Arc::new(dir)),
+            Err(error) => return (Err(error.into()), None),
+        },
+        None => None,
+    };
+    let finished = in_selected(config, plan, connected, output, progress, stopper, dir.clone(), started).await;
+    (finished, dir)
+}
+
+/// The run itself, its export finished, its plan saved and its `summary` record sent.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each passed once")]
+async fn in_selected(
+    config: &Config,
+    plan: RunPlan,
+    connected: &[Connected],
+    output: &Output,
+    progress: &Progress,
+    stopper: &Stopper,
+    dir: Option<Arc<OutputDir>>,
+    started: Instant,
+) -> Result<Finished, Error> {
+    // The first login's region is the children's, unless they are given one.
+    let login = &connected[0].login;
+    let json = plan.json;
+    let save_plan = plan.save_plan.clone();
+    let credential_server = start_credential_server(&plan, connected, stopper).await?;
+    let run_logins = connected.iter().map(|each| RunLogin::new(&each.login, Arc::clone(&each.portal))).collect();
+    let format = if json { Format::Json } else { Format::Text };
+    let keep_tails = plan.reports.any();
+    let reporter = Reporter::new(output.clone(), progress.clone(), plan.order, dir.clone(), format, keep_tails);
+    let run = Run::new(plan, login, run_logins, reporter, stopper.clone())?;
+    let run = Arc::new(with_export(run.with_credential_server(credential_server), output)?);
+    let sources = connected
+        .iter()
+        .map(|each| AccountSource {
+            cached_roles: each.cache.roles(config.inventory_ttl),
+            writer: each.cache.writer(&each.login),
+        })
+        .collect();
+    let finished = Box::pin(runner::run_everywhere(Arc::clone(&run), &config.selection, sources)).await;
+    let mut finished = finish_export(run, stopper, output, finished).await?;
+    if let Some(path) = save_plan {
+        let text = apply::save(&path, &mut finished, login)?;
+        output.send(Stream::Stderr, text.into_bytes()).await;
+    }
+    let elapsed = started.elapsed().saturating_sub(finished.tally.at_prompt);
+    send_summary_record(&finished, stopper, elapsed, json.then_some(output), dir.as_deref()).await;
+    Ok(finished)
+}
+
+/// Once the run is over and its output drained: the reports written, the summary on
+/// stderr, and the exit code, which a lost file or lost output fails.
+pub fn conclude(
+    finished: Finished,
+    config: &Config,
+    connected: &[Connected],
+    stopper: &Stopper,
+    started: Instant,
+    writer_end: &WriterEnd,
+    dir_written: bool,
+) -> u8 {
+    let Finished { mut tally, dry_run, roles, reports, rejected_logins, mut unwritten, .. } = finished;
+    tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
+    tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
+    // The run's duration leaves out the time its confirmation prompt waited.
+    let elapsed = started.elapsed().saturating_sub(tally.at_prompt);
+    if let Some(reports) = reports {
+        unwritten.extend(reports.finish(&RunTotals { tally: &tally, elapsed, dry_run }));
+    }
+    let files_written = report_unwritten(&unwritten);
+    if writer_end.stdout == StdoutEnd::Closed {
+        // Whoever read our output has all they wanted: end quietly, as ripgrep does; but
+        // a file asked for and lost is still a failure.
+        return if files_written { exit_code::SUCCESS } else { exit_code::ACCOUNT_FAILED };
+    }
+    let mut summary = tally.render(&roles, elapsed, dry_run, config.verbosity > 0);
+    for login_command in &rejected_logins {
+        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
+    }
+    let code = match tally.exit_code(stopper.received_signal()) {
+        // A lost file fails the run: `--quiet` then prints the summary too.
+        exit_code::SUCCESS if !files_written => exit_code::ACCOUNT_FAILED,
+        code => code,
+    };
+    let summary_written =
+        (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || tables::eprint_text(&summary);
+    with_output_failures(code, writer_end, summary_written && dir_written)
+}
+
+/// `--credential-server`: bound before any account starts (a dry run starts nothing);
+/// it stops when the run drops it.
+async fn start_credential_server(
+    plan: &RunPlan,
+    connected: &[Connected],
+    stopper: &Stopper,
+) -> Result<Option<CredentialServer>, Error> {
+    if !plan.credential_server || plan.dry_run {
+        return Ok(None);
+    }
+    let portals = connected.iter().map(|each| Arc::clone(&each.portal)).collect();
+    let max_connections = crate::credserver::connection_cap(plan.concurrency.bound());
+    let started = CredentialServer::start(portals, stopper.clone(), max_connections).await;
+    Ok(Some(started.map_err(|source| Error::Io { context: "cannot start the credential server", source })?))
+}
+
+/// `fanout credentials`: the run with its export sink, opened before any credentials
+/// are fetched (an unwritable --output-file fails first).
+fn with_export(run: Run, output: &Output) -> Result<Run, Error> {
+    let Some(format) = run.export_format() else { return Ok(run) };
+    let sink = ExportSink::open(format, output.clone()).map_err(|(path, source)| Error::Write { path, source })?;
+    Ok(run.with_export(sink))
+}
+
+/// Writes the collected export (`--format json`) once the run is done, and says where
+/// on stderr; a run that failed outright writes none (its temp file goes with it). A file
+/// that cannot be written fails the run as any lost file does, with its summary still
+/// printed. Ends the run, which holds an output handle: the writer drains once every
+/// handle is gone.
+async fn finish_export(
+    run: Arc<Run>,
+    stopper: &Stopper,
+    output: &Output,
+    mut finished: Result<Finished, Error>,
+) -> Result<Finished, Error> {
+    let (Ok(done), Some(export)) = (&mut finished, run.export()) else { return finished };
+    match export.finish(stopper.is_stopping()).await {
+        Ok(note) => output.send(Stream::Stderr, note.unwrap_or_default().into_bytes()).await,
+        Err((path, error)) => done.unwritten.push(Unwritten { what: "credentials file", path, error }),
+    }
+    finished
+}
+
+/// The `summary` record of `--output json` (to `stdout`) and `--output-dir` (to `dir`).
+async fn send_summary_record(
+    finished: &Finished,
+    stopper: &Stopper,
+    elapsed: Duration,
+    stdout: Option<&Output>,
+    dir: Option<&OutputDir>,
+) {
+    if stdout.is_none() && dir.is_none() {
+        return;
+    }
+    let code = match finished.tally.exit_code(stopper.received_signal()) {
+        // The joblog or the export lost (the reports are written after this).
+        exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
+        code => code,
+    };
+    let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
+    if let Some(dir) = dir {
+        dir.write_record(&record);
+    }
+    if let Some(output) = stdout {
+        output.send(Stream::Stdout, record).await;
+    }
+}
+
+/// Says on stderr, one line each, the files asked for that could not be written (the
+/// joblog, the export, the CI reports); whether there were none. Each is lost output,
+/// which fails the run.
+fn report_unwritten(unwritten: &[Unwritten]) -> bool {
+    for file in unwritten {
+        tables::eprint_text(&format!("error: {}\n", text::show_at_most(&file.to_string(), text::MAX_LINE)));
+    }
+    unwritten.is_empty()
+}

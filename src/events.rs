@@ -1,0 +1,39 @@
+//! What happens in a run, in the past tense: the runner says it, and the reporter hands
+//! it to the sinks the command line chose (the progress bar, the joblog, the summary,
+//! the CI reports, the dry run's table, the saved plan). The two meet here and nowhere
+//! else, so a new sink is a new file under `reporter/` and the runner does not change.
+//!
+//! Child output is not an event: its bytes go from the pipe to the writer thread through
+//! one account's output ([`crate::reporter::account_output`]), batched and with reused
+//! buffers, which a message per line could not keep up with.
+
+use crate::outcome::{Outcome, Trace};
+
+/// A step of the run that the progress bar shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A listed account was selected: the run's total grows by one.
+    Selected,
+    /// Every login's listing has ended: the total is known.
+    ListingComplete,
+    /// An account's task was given a live slot (or was found never to start).
+    TaskBegun,
+    /// An account's task ended, in all its regions; `failed` if any of them failed.
+    TaskEnded { failed: bool },
+}
+
+/// One (account, region) has ended: everything a sink records of it.
+#[derive(Debug)]
+pub struct Ended<'a> {
+    pub account_id: &'a str,
+    pub account_name: &'a str,
+    /// With `--regions`: the region this ending is for; each is counted on its own.
+    pub region: Option<&'a str>,
+    /// The region its command ran (or would run) in, `--regions` or not.
+    pub child_region: &'a str,
+    /// Its place in the selection: the order a dry run prints in.
+    pub index: usize,
+    pub outcome: &'a Outcome,
+    pub trace: &'a Trace,
+    pub dry_run: bool,
+}
