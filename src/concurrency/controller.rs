@@ -1,9 +1,6 @@
-//! `-j auto`: how many commands run at once, adapted while the run goes.
-//!
-//! The right number depends on the children. A child that burns a CPU-second (the AWS
-//! CLI starting up costs about half of one) gains nothing past the number of cores: more
-//! of them only share the cores and each takes longer. A child that waits on the network
-//! costs almost no CPU, and a hundred of them finish a hundred times faster than one.
+//! The adaptive limit behind `-j auto`: [`Controller`] is pure arithmetic over
+//! [`Sample`]s, with no clock and no OS access, so that tests drive it with simulated
+//! children.
 //!
 //! The controller follows the shape of Netflix's concurrency-limits (its `VegasLimit`,
 //! with the slow start and multiplicative back-off of its `AIMDLimit`), with the
@@ -31,21 +28,12 @@
 //! cores. While the machine is under half busy, a window of one tick decides and slow
 //! start quadruples the limit, so children that wait on the network reach a high
 //! concurrency within a second or so.
-//!
-//! [`Controller`] is pure arithmetic over [`Sample`]s, with no clock and no OS access, so
-//! that tests drive it with simulated children. [`Sampler`] reads the OS; [`start`]
-//! ticks them and resizes the command slots ([`Slots`]).
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use tokio::task::JoinHandle;
+use std::time::Duration;
 
 /// How often the controller looks at the children.
-const TICK: Duration = Duration::from_millis(250);
+pub(super) const TICK: Duration = Duration::from_millis(250);
 /// The shortest window a decision is made on.
 const MIN_WINDOW: Duration = Duration::from_millis(600);
 /// A window ends once this many children finished in it (or at [`MAX_WINDOW`]).
@@ -61,42 +49,6 @@ const IDLE: f64 = 0.5;
 const ALMOST_IDLE: f64 = 0.1;
 /// Windows held at a saturated CPU before probing down, and after a step taken back.
 const PROBE_AFTER: u32 = 8;
-
-/// `-j`: a fixed number of commands at once, or adapted up to a bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Concurrency {
-    Fixed(usize),
-    /// `-j auto`, up to `max` (`--max-concurrency`, capped by the machine's limits).
-    Auto {
-        max: usize,
-    },
-}
-
-impl Concurrency {
-    /// Commands allowed at the start: the fixed number, or the cores (within the bound).
-    pub fn initial(self, cores: usize) -> usize {
-        match self {
-            Concurrency::Fixed(n) => n,
-            Concurrency::Auto { max } => cores.clamp(1, max.max(1)),
-        }
-    }
-
-    /// The most commands that can ever run at once in this run.
-    pub fn bound(self) -> usize {
-        match self {
-            Concurrency::Fixed(n) | Concurrency::Auto { max: n } => n,
-        }
-    }
-
-    /// The same kind, with its number (or bound) capped to `cap`, never below 1.
-    #[must_use]
-    pub fn capped(self, cap: usize) -> Self {
-        match self {
-            Concurrency::Fixed(n) => Concurrency::Fixed(n.min(cap).max(1)),
-            Concurrency::Auto { max } => Concurrency::Auto { max: max.min(cap).max(1) },
-        }
-    }
-}
 
 /// What the sampler saw at one instant; counters are totals since the run began.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -385,308 +337,13 @@ fn count(n: usize) -> f64 {
 }
 
 #[expect(clippy::cast_precision_loss, reason = "counts of children are far below 2^52")]
-fn count_u64(n: u64) -> f64 {
+pub(super) fn count_u64(n: u64) -> f64 {
     n as f64
-}
-
-/// Children running and finished, counted where the commands run.
-#[derive(Debug, Default)]
-pub struct Gauge {
-    running: AtomicUsize,
-    finished: AtomicU64,
-}
-
-impl Gauge {
-    /// Counts a command as running until the guard drops.
-    pub fn start(self: &Arc<Self>) -> Counted {
-        self.running.fetch_add(1, Ordering::Relaxed);
-        Counted(Arc::clone(self))
-    }
-}
-
-/// A running command, for [`Gauge`].
-pub struct Counted(Arc<Gauge>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-        self.0.finished.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Reads the OS for [`Sample`]s.
-pub struct Sampler {
-    began: Instant,
-    gauge: Arc<Gauge>,
-    /// `(busy, total)` jiffies at the previous read of `/proc/stat`.
-    cpu: Option<(u64, u64)>,
-}
-
-impl Sampler {
-    pub fn new(gauge: Arc<Gauge>) -> Self {
-        Sampler { began: Instant::now(), gauge, cpu: machine_cpu() }
-    }
-
-    pub fn sample(&mut self) -> Sample {
-        let cpu = machine_cpu();
-        let busy = match (self.cpu, cpu) {
-            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
-                Some(count_u64(busy1.saturating_sub(busy0)) / count_u64(total1 - total0))
-            }
-            _ => None,
-        };
-        self.cpu = cpu;
-        Sample {
-            at: self.began.elapsed(),
-            finished: self.gauge.finished.load(Ordering::Relaxed),
-            children_cpu: children_cpu(),
-            busy,
-            running: self.gauge.running.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The CPU time of this process's finished children (`RUSAGE_CHILDREN`): the whole
-/// process's, so no per-child `wait4` is needed.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the zeroed struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a rusage, RUSAGE_CHILDREN is a valid `who`.
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let time = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// `(busy, total)` CPU jiffies of the whole machine, from `/proc/stat` (Linux). `None`
-/// elsewhere: the controller then judges the CPU by the children's rusage alone.
-fn machine_cpu() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_proc_stat(&text)
-}
-
-/// The first line, `cpu  user nice system idle iowait irq softirq steal …`: idle and
-/// iowait are idle, the rest of the first eight busy.
-fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
-    let line = text.lines().next()?.strip_prefix("cpu ")?;
-    let fields: Vec<u64> = line.split_whitespace().take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
-    let total: u64 = fields.iter().sum();
-    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
-}
-
-/// A semaphore that can shrink at once. Taking permits away by acquiring them would
-/// wait behind every task already queued for one (the semaphore is fair), so a shrink
-/// would take effect only after up to `--portal-concurrency` more commands had started.
-/// Instead, free permits are forgotten at once and the rest are owed: the next permits
-/// released are forgotten instead of handed on. A running command is never stopped.
-#[derive(Debug)]
-pub struct Slots {
-    semaphore: Arc<Semaphore>,
-    owed: AtomicUsize,
-}
-
-impl Slots {
-    pub fn new(permits: usize) -> Arc<Self> {
-        Arc::new(Slots { semaphore: Arc::new(Semaphore::new(permits)), owed: AtomicUsize::new(0) })
-    }
-
-    /// Waits for a free slot.
-    pub async fn acquire(self: &Arc<Self>) -> Slot {
-        let permit = Arc::clone(&self.semaphore).acquire_owned().await.expect("the semaphore is never closed");
-        Slot { permit: Some(permit), slots: Arc::clone(self) }
-    }
-
-    /// Gives a slot back, or forgets it while a shrink is owed.
-    fn release(&self, permit: OwnedSemaphorePermit) {
-        if self.owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| owed.checked_sub(1)).is_ok() {
-            permit.forget();
-        }
-    }
-
-    fn resize(&self, from: usize, to: usize) {
-        if to > from {
-            let mut grow = to - from;
-            let _ = self.owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| {
-                grow = (to - from).saturating_sub(owed);
-                Some(owed.saturating_sub(to - from))
-            });
-            self.semaphore.add_permits(grow);
-        } else {
-            let forgotten = self.semaphore.forget_permits(from - to);
-            self.owed.fetch_add(from - to - forgotten, Ordering::AcqRel);
-        }
-    }
-}
-
-/// A slot held: given back when dropped (or forgotten, while a shrink is owed), so no
-/// path out of a task can keep it.
-#[derive(Debug)]
-pub struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
-    slots: Arc<Slots>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.slots.release(permit);
-        }
-    }
-}
-
-/// At `-j 1`, commands start in selection order (issue 16, point 11), as xargs `-P 1`
-/// and GNU parallel `-j 1` start jobs in input order: the (account, region) selected
-/// `i`-th waits for its turn before it asks for the command slot, and its turn comes
-/// once every one before it has ended (run or not). Credentials are still fetched ahead
-/// by the live tasks; only the start waits. Not used above `-j 1`: there one slow or
-/// throttled account would hold back every other, so commands start as credentials
-/// arrive.
-///
-/// The lowest index not yet ended always has a live task (tasks start in selection
-/// order), so a turn never waits on a task that cannot run. Endings may be reported out
-/// of turn (a run being stopped lets every waiter through) and are counted all the same.
-#[derive(Debug, Default)]
-pub struct StartOrder {
-    turn: std::sync::Mutex<Turn>,
-    changed: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct Turn {
-    /// The index whose (account, region)s may start now.
-    next: usize,
-    /// Indices at or past `next` with some ended: how many ended, of how many share it
-    /// (`--regions enabled` gives one account's regions one index).
-    ended: std::collections::BTreeMap<usize, (usize, usize)>,
-}
-
-impl StartOrder {
-    /// Waits until the (account, region)s before `index` have all ended.
-    pub async fn turn(&self, index: usize) {
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so an ending between the two is not missed.
-            notified.as_mut().enable();
-            if self.lock().next >= index {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// One of the `of` (account, region)s at `index` ended: the turn moves on past every
-    /// index whose (account, region)s have all ended.
-    pub fn ended(&self, index: usize, of: usize) {
-        let mut turn = self.lock();
-        if index < turn.next {
-            return;
-        }
-        turn.ended.entry(index).or_insert((0, of.max(1))).0 += 1;
-        let before = turn.next;
-        while let Some(&(ended, of)) = turn.ended.get(&turn.next)
-            && ended >= of
-        {
-            let next = turn.next;
-            turn.ended.remove(&next);
-            turn.next += 1;
-        }
-        if turn.next != before {
-            self.changed.notify_waiters();
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Turn> {
-        // A panic elsewhere cannot leave `Turn` half-updated: each update is one step.
-        self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// The command slots and the live task slots, resized together so that as many tasks as
-/// before fetch credentials ahead of a free command slot.
-pub struct RunSlots {
-    pub commands: Arc<Slots>,
-    pub live: Arc<Slots>,
-}
-
-/// The task adapting a run's command slots; [`Ticker::stop`] ends it.
-pub struct Ticker {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Range>,
-}
-
-impl Ticker {
-    /// The range of limits used.
-    pub async fn stop(self) -> Option<Range> {
-        let _ = self.stop.send(());
-        self.task.await.ok()
-    }
-}
-
-/// Starts adapting `slots` (sized for `controller.limit()`), logging each change.
-pub fn start(mut controller: Controller, slots: RunSlots, gauge: Arc<Gauge>) -> Ticker {
-    let (stop, mut stopped) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        let mut sampler = Sampler::new(gauge);
-        let mut ticks = tokio::time::interval(TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stopped => break,
-                _ = ticks.tick() => {
-                    if let Some(change) = controller.tick(sampler.sample()) {
-                        tracing::info!("{change}");
-                        slots.commands.resize(change.from, change.to);
-                        slots.live.resize(change.from, change.to);
-                    }
-                }
-            }
-        }
-        controller.range()
-    });
-    Ticker { stop, task }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_turn_moves_past_every_index_that_has_ended() {
-        let order = StartOrder::default();
-        order.ended(2, 1);
-        assert_eq!(order.lock().next, 0, "an ending out of turn waits for those before it");
-        order.ended(0, 1);
-        assert_eq!(order.lock().next, 1);
-        order.ended(1, 1);
-        assert_eq!(order.lock().next, 3);
-        order.ended(3, 2);
-        assert_eq!(order.lock().next, 3, "one of two regions sharing index 3");
-        order.ended(3, 2);
-        assert_eq!(order.lock().next, 4);
-        order.ended(1, 1);
-        assert_eq!(order.lock().next, 4);
-    }
-
-    #[tokio::test]
-    async fn a_turn_waits_for_the_ones_before_it() {
-        let order = Arc::new(StartOrder::default());
-        order.turn(0).await;
-        let waiter = tokio::spawn({
-            let order = Arc::clone(&order);
-            async move { order.turn(2).await }
-        });
-        order.ended(0, 1);
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        order.ended(1, 1);
-        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
-    }
 
     /// Simulated children on `cores` cores, ticking every 250 ms for `secs`: each costs
     /// `cpu` CPU-seconds and waits `wait` seconds. Returns the limit at each tick.
@@ -802,54 +459,10 @@ mod tests {
     }
 
     #[test]
-    fn a_fixed_j_is_never_adapted() {
-        let fixed = Concurrency::Fixed(4);
-        assert_eq!((fixed.initial(16), fixed.bound()), (4, 4));
-        assert_eq!(fixed.capped(2), Concurrency::Fixed(2));
-        let auto = Concurrency::Auto { max: 256 };
-        assert_eq!((auto.initial(2), auto.bound()), (2, 256));
-        assert_eq!(auto.capped(28), Concurrency::Auto { max: 28 });
-        assert_eq!(Concurrency::Auto { max: 1 }.initial(8), 1);
-    }
-
-    #[test]
     fn changes_and_ranges_read_as_documented() {
         let change = Change { from: 4, to: 6, reason: "throughput rising, CPU 55% busy".to_owned() };
         assert_eq!(change.to_string(), "concurrency 4 → 6: throughput rising, CPU 55% busy");
         assert_eq!(Range { low: 2, high: 12, auto: true }.to_string(), "concurrency 2–12 (auto)");
         assert_eq!(Range { low: 4, high: 4, auto: false }.to_string(), "concurrency 4 (-j 4)");
-    }
-
-    #[tokio::test]
-    async fn slots_shrink_at_once_and_never_below_the_running() {
-        let slots = Slots::new(4);
-        let held: Vec<_> = [slots.acquire().await, slots.acquire().await, slots.acquire().await].into();
-        slots.resize(4, 1);
-        // One free permit forgotten at once, two owed by the three running.
-        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (0, 2));
-        let mut held = held.into_iter();
-        drop(held.next());
-        drop(held.next());
-        assert_eq!(slots.semaphore.available_permits(), 0);
-        drop(held.next());
-        assert_eq!(slots.semaphore.available_permits(), 1);
-        // Growing pays what is owed first.
-        let running = slots.acquire().await;
-        slots.resize(1, 3);
-        slots.resize(3, 2);
-        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (1, 0));
-        slots.resize(2, 1);
-        slots.resize(1, 4);
-        assert_eq!((slots.semaphore.available_permits(), slots.owed.load(Ordering::Relaxed)), (3, 0));
-        drop(running);
-        assert_eq!(slots.semaphore.available_permits(), 4);
-    }
-
-    #[test]
-    fn proc_stat_gives_busy_and_total() {
-        let text = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n";
-        assert_eq!(parse_proc_stat(text), Some((150, 1000)));
-        assert_eq!(parse_proc_stat("intr 1 2\n"), None);
-        assert_eq!(parse_proc_stat("cpu  x y\n"), None);
     }
 }
