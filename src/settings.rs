@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::cli::{Cli, Subcommands};
@@ -22,61 +23,155 @@ use crate::text;
 /// A config file is a few lines; anything this large is not one.
 const MAX_FILE_SIZE: u64 = 1 << 20;
 
-/// The options a default makes sense for: each file key (spelled as its flag) and the
-/// clap id of its argument. Per-run things (--dry-run, --save-plan, --accounts) are not
-/// here.
-const KEYS: &[(&str, &str)] = &[
-    ("sso-session", "sso_session"),
-    ("profile", "profile"),
-    ("role", "role"),
-    ("exclude", "exclude"),
-    ("concurrency", "concurrency"),
-    ("max-concurrency", "max_concurrency"),
-    ("portal-concurrency", "portal_concurrency"),
-    ("portal-rps", "portal_rps"),
-    ("throttle-timeout", "throttle_timeout"),
-    ("cache-ttl", "cache_ttl"),
-    ("region", "region"),
-    ("prefix", "prefix"),
-    ("output", "run_output"),
-    ("timeout", "timeout"),
-    ("kill-after", "kill_after"),
-    ("confirm-above", "confirm_above"),
-    ("max-failures", "max_failures"),
-    ("group", "group"),
-    ("keep-order", "keep_order"),
-    ("quiet", "quiet"),
+/// The options a default makes sense for, each once: its file key (spelled as its
+/// flag), the clap id of its argument (which also names its `FANOUT_*` variable, in
+/// `cli.rs`), and how the file writes its value. Reading the file, layering it and
+/// `fanout config` all go through this list, so a new option is one line here.
+/// Per-run things (--dry-run, --save-plan, --accounts) are not here.
+const SETTINGS: &[Setting] = &[
+    Setting { key: "sso-session", id: "sso_session", kind: Kind::Text },
+    Setting { key: "profile", id: "profile", kind: Kind::Text },
+    Setting { key: "role", id: "role", kind: Kind::List },
+    Setting { key: "exclude", id: "exclude", kind: Kind::List },
+    Setting { key: "concurrency", id: "concurrency", kind: Kind::Jobs },
+    Setting { key: "max-concurrency", id: "max_concurrency", kind: Kind::Count },
+    Setting { key: "portal-concurrency", id: "portal_concurrency", kind: Kind::Count },
+    Setting { key: "portal-rps", id: "portal_rps", kind: Kind::Rate },
+    Setting { key: "throttle-timeout", id: "throttle_timeout", kind: Kind::Seconds },
+    Setting { key: "cache-ttl", id: "cache_ttl", kind: Kind::Seconds },
+    Setting { key: "region", id: "region", kind: Kind::Text },
+    Setting { key: "prefix", id: "prefix", kind: Kind::Text },
+    Setting { key: "output", id: "run_output", kind: Kind::Text },
+    Setting { key: "timeout", id: "timeout", kind: Kind::Text },
+    Setting { key: "kill-after", id: "kill_after", kind: Kind::Text },
+    Setting { key: "confirm-above", id: "confirm_above", kind: Kind::Count },
+    Setting { key: "max-failures", id: "max_failures", kind: Kind::CountOrPercent },
+    Setting { key: "group", id: "group", kind: Kind::Switch },
+    Setting { key: "keep-order", id: "keep_order", kind: Kind::Switch },
+    Setting { key: "quiet", id: "quiet", kind: Kind::Switch },
 ];
+
+/// One option the config file can set.
+#[derive(Debug)]
+struct Setting {
+    /// The key in the file, spelled as the flag.
+    key: &'static str,
+    /// The clap id of the flag's argument.
+    id: &'static str,
+    kind: Kind,
+}
+
+/// How the file writes a key's value (checked by TOML's types first, so a wrong type is
+/// named as such), and so how the value becomes flags.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A string.
+    Text,
+    /// A list of strings, one flag each.
+    List,
+    /// `concurrency = 8` or `concurrency = "auto"`.
+    Jobs,
+    /// A number that fits a `u32`.
+    Count,
+    /// A number of seconds that fits a `u64`.
+    Seconds,
+    /// A rate, any number.
+    Rate,
+    /// `max-failures = 5` or `max-failures = "2%"`.
+    CountOrPercent,
+    /// `true` or `false`: the flag, or nothing.
+    Switch,
+}
+
+impl Kind {
+    /// The value `map` holds next, read as this kind, as the flags of `key`.
+    fn read<'de, A: MapAccess<'de>>(self, key: &'static str, map: &mut A) -> Result<Option<FileValue>, A::Error> {
+        Ok(match self {
+            Kind::Text => Some(one(key, &map.next_value::<Spanned<String>>()?)),
+            Kind::List => Some(many(key, &map.next_value()?)),
+            Kind::Jobs => Some(one(key, &map.next_value::<Spanned<Jobs>>()?)),
+            Kind::Count => Some(one(key, &map.next_value::<Spanned<u32>>()?)),
+            Kind::Seconds => Some(one(key, &map.next_value::<Spanned<u64>>()?)),
+            Kind::Rate => Some(one(key, &map.next_value::<Spanned<f64>>()?)),
+            Kind::CountOrPercent => Some(one(key, &map.next_value::<Spanned<CountOrPercent>>()?)),
+            Kind::Switch => switch(key, &map.next_value()?),
+        })
+    }
+}
+
+/// Every file key, for serde's "expected one of" when a key is unknown.
+static KEYS: [&str; SETTINGS.len()] = keys();
+
+const fn keys() -> [&'static str; SETTINGS.len()] {
+    let mut keys = [""; SETTINGS.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = SETTINGS[i].key;
+        i += 1;
+    }
+    keys
+}
 
 /// Defaults a flag on the command line sets aside although it is another option:
 /// `--fail-fast` is `--max-failures 1`, so it replaces a default limit rather than
 /// conflicting with it.
 const SET_ASIDE_BY: &[(&str, &str)] = &[("max-failures", "fail_fast")];
 
-/// The config file as written: every key optional, none unknown.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileSettings {
-    sso_session: Option<Spanned<String>>,
-    profile: Option<Spanned<String>>,
-    role: Option<Spanned<Vec<String>>>,
-    exclude: Option<Spanned<Vec<String>>>,
-    concurrency: Option<Spanned<Jobs>>,
-    max_concurrency: Option<Spanned<u32>>,
-    portal_concurrency: Option<Spanned<u32>>,
-    portal_rps: Option<Spanned<f64>>,
-    throttle_timeout: Option<Spanned<u64>>,
-    cache_ttl: Option<Spanned<u64>>,
-    region: Option<Spanned<String>>,
-    prefix: Option<Spanned<String>>,
-    output: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    kill_after: Option<Spanned<String>>,
-    confirm_above: Option<Spanned<u32>>,
-    max_failures: Option<Spanned<CountOrPercent>>,
-    group: Option<Spanned<bool>>,
-    keep_order: Option<Spanned<bool>>,
-    quiet: Option<Spanned<bool>>,
+/// The config file as written, as flags in [`SETTINGS`]' order: every key optional,
+/// none unknown, each value of its key's kind.
+#[derive(Debug)]
+struct FileSettings(Vec<FileValue>);
+
+impl<'de> Deserialize<'de> for FileSettings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("FileSettings", &KEYS, FileVisitor)
+    }
+}
+
+struct FileVisitor;
+
+impl<'de> Visitor<'de> for FileVisitor {
+    type Value = FileSettings;
+
+    // The words serde's derive would use, as every error message stays what it was.
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("struct FileSettings")
+    }
+
+    /// Each value is read as it comes (so the first bad one in the file is the error),
+    /// and kept in the table's place (so clap checks them, and is given them, in one
+    /// order whatever the file's). TOML itself refuses a key written twice.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileSettings, A::Error> {
+        let mut values: Vec<Option<FileValue>> = vec![None; SETTINGS.len()];
+        while let Some(KnownKey(index)) = map.next_key()? {
+            values[index] = SETTINGS[index].kind.read(SETTINGS[index].key, &mut map)?;
+        }
+        Ok(FileSettings(values.into_iter().flatten().collect()))
+    }
+}
+
+/// A key of the file, as its place in [`SETTINGS`]. An unknown key is refused while the
+/// key is read, as serde's derive refuses it, so the error points at the key.
+struct KnownKey(usize);
+
+impl<'de> Deserialize<'de> for KnownKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = KnownKey;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<KnownKey, E> {
+        SETTINGS.iter().position(|s| s.key == key).map(KnownKey).ok_or_else(|| E::unknown_field(key, &KEYS))
+    }
 }
 
 /// `max-failures = 5` or `max-failures = "2%"`, as the flag takes either.
@@ -300,8 +395,8 @@ impl Layered {
             Some(path) => format!("# config file: {}\n", text::show(&path.display().to_string())),
             None => "# config file: none\n".to_owned(),
         };
-        let width = KEYS.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
-        for (key, id) in KEYS {
+        let width = SETTINGS.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        for Setting { key, id, .. } in SETTINGS {
             let value = self.matches.get_raw(id).map_or_else(
                 || "(none)".to_owned(),
                 |values| values.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
@@ -314,7 +409,7 @@ impl Layered {
 
 /// The clap id of a file key.
 fn id_of(key: &str) -> &'static str {
-    KEYS.iter().find(|(k, _)| *k == key).map_or("", |(_, id)| id)
+    SETTINGS.iter().find(|s| s.key == key).map_or("", |s| s.id)
 }
 
 /// The file's values, checked: `None` when the default file does not exist.
@@ -343,7 +438,7 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<FileValue>, SettingsError> 
         let span = error.span().unwrap_or(0..0);
         invalid(path, text, &span, error.message().to_owned())
     })?;
-    let values = file_values(settings);
+    let FileSettings(values) = settings;
     for value in &values {
         let argv = std::iter::once("fanout".to_owned()).chain(value.args.iter().cloned());
         if let Err(error) = Cli::command().try_get_matches_from(argv) {
@@ -372,79 +467,20 @@ fn invalid(path: &Path, text: &str, span: &Range<usize>, message: String) -> Set
     SettingsError::Invalid { path: path.to_owned(), line, key, message }
 }
 
-/// Each key set, as flags.
-fn file_values(settings: FileSettings) -> Vec<FileValue> {
-    let FileSettings {
-        sso_session,
-        profile,
-        role,
-        exclude,
-        concurrency,
-        max_concurrency,
-        portal_concurrency,
-        portal_rps,
-        throttle_timeout,
-        cache_ttl,
-        region,
-        prefix,
-        output,
-        timeout,
-        kill_after,
-        confirm_above,
-        max_failures,
-        group,
-        keep_order,
-        quiet,
-    } = settings;
-    [
-        one("sso-session", sso_session),
-        one("profile", profile),
-        many("role", role),
-        many("exclude", exclude),
-        one("concurrency", concurrency),
-        one("max-concurrency", max_concurrency),
-        one("portal-concurrency", portal_concurrency),
-        one("portal-rps", portal_rps),
-        one("throttle-timeout", throttle_timeout),
-        one("cache-ttl", cache_ttl),
-        one("region", region),
-        one("prefix", prefix),
-        one("output", output),
-        one("timeout", timeout),
-        one("kill-after", kill_after),
-        one("confirm-above", confirm_above),
-        one("max-failures", max_failures),
-        switch("group", group),
-        switch("keep-order", keep_order),
-        switch("quiet", quiet),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
 /// A single value as `--key=value` (the `=` keeps a value that starts with `-` a value).
-fn one<T: std::fmt::Display>(key: &'static str, value: Option<Spanned<T>>) -> Option<FileValue> {
-    value.map(|value| FileValue { key, span: value.span(), args: vec![format!("--{key}={}", value.get_ref())] })
+fn one<T: std::fmt::Display>(key: &'static str, value: &Spanned<T>) -> FileValue {
+    FileValue { key, span: value.span(), args: vec![format!("--{key}={}", value.get_ref())] }
 }
 
 /// An on/off option as its flag when on; off is the flag's absence, the default.
-fn switch(key: &'static str, value: Option<Spanned<bool>>) -> Option<FileValue> {
-    value.filter(|value| *value.get_ref()).map(|value| FileValue {
-        key,
-        span: value.span(),
-        args: vec![format!("--{key}")],
-    })
+fn switch(key: &'static str, value: &Spanned<bool>) -> Option<FileValue> {
+    value.get_ref().then(|| FileValue { key, span: value.span(), args: vec![format!("--{key}")] })
 }
 
 /// A list as one `--key=value` per element: a role list stays a fallback list, and a
 /// glob with a comma stays one glob.
-fn many(key: &'static str, value: Option<Spanned<Vec<String>>>) -> Option<FileValue> {
-    value.map(|value| FileValue {
-        key,
-        span: value.span(),
-        args: value.get_ref().iter().map(|item| format!("--{key}={item}")).collect(),
-    })
+fn many(key: &'static str, value: &Spanned<Vec<String>>) -> FileValue {
+    FileValue { key, span: value.span(), args: value.get_ref().iter().map(|item| format!("--{key}={item}")).collect() }
 }
 
 #[cfg(test)]

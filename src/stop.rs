@@ -19,19 +19,52 @@ use tokio::sync::watch;
 /// How long children get to exit after a forwarded signal before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
+/// How far the stop of a process group has gone. Every stop in fanout climbs this one
+/// ladder, whatever started it (a signal to fanout, `--timeout`, processes a command
+/// left holding its pipes): a first signal, then SIGKILL once a grace period is up, or
+/// at once when asked again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopState {
+pub enum Escalation {
+    /// Nothing sent yet.
     Running,
-    /// The signal went to every child's group; start nothing new.
-    Forwarded(i32),
-    /// Every child's group got SIGKILL; give up on anything still waiting.
+    /// The first signal went (forwarded, or SIGTERM); start nothing new.
+    Signalled(i32),
+    /// SIGKILL went; give up on anything still waiting.
     Killed,
+}
+
+impl Escalation {
+    /// The step after this one: the first signal, then SIGKILL for good.
+    pub fn next(self, first_signal: i32) -> Self {
+        match self {
+            Escalation::Running => Escalation::Signalled(first_signal),
+            Escalation::Signalled(_) | Escalation::Killed => Escalation::Killed,
+        }
+    }
+
+    /// The signal a group gets at this step (one that starts late gets it too).
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Escalation::Running => None,
+            Escalation::Signalled(signal) => Some(signal),
+            Escalation::Killed => Some(libc::SIGKILL),
+        }
+    }
+
+    /// Takes the next step on the group `group` leads, now.
+    pub fn escalate(self, group: u32, first_signal: i32) -> Self {
+        let next = self.next(first_signal);
+        if let Some(signal) = next.signal() {
+            signal_group(group, signal);
+        }
+        next
+    }
 }
 
 /// Shared by the signal listener, the portal client, the writer and every account task.
 #[derive(Clone, Debug)]
 pub struct Stopper {
-    state: Arc<watch::Sender<StopState>>,
+    state: Arc<watch::Sender<Escalation>>,
     /// The first signal received, 0 for none; decides the exit code.
     signal: Arc<AtomicI32>,
     /// The process groups of the children running now.
@@ -43,7 +76,7 @@ impl Stopper {
     /// Not `Default`: it must be made inside the runtime that will run the grace timer.
     pub fn for_current_runtime() -> Self {
         Stopper {
-            state: Arc::new(watch::Sender::new(StopState::Running)),
+            state: Arc::new(watch::Sender::new(Escalation::Running)),
             signal: Arc::new(AtomicI32::new(0)),
             groups: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
@@ -51,19 +84,19 @@ impl Stopper {
     }
 
     pub fn is_stopping(&self) -> bool {
-        *self.state.borrow() != StopState::Running
+        *self.state.borrow() != Escalation::Running
     }
 
     /// Resolves once a stop has begun (at once if it has).
     pub async fn stopped(&self) {
         let mut state = self.state.subscribe();
-        let _ = state.wait_for(|s| *s != StopState::Running).await;
+        let _ = state.wait_for(|s| *s != Escalation::Running).await;
     }
 
     /// Resolves once the children have been killed: what still waits then is abandoned.
     pub async fn killed(&self) {
         let mut state = self.state.subscribe();
-        let _ = state.wait_for(|s| *s == StopState::Killed).await;
+        let _ = state.wait_for(|s| *s == Escalation::Killed).await;
     }
 
     /// The signal that stopped the run, if one did.
@@ -74,21 +107,20 @@ impl Stopper {
     /// First call: forward `signal` to every child's group and kill them after the grace
     /// period. Later calls: kill now. Safe to call from any thread.
     pub fn stop(&self, signal: i32) {
-        let mut first = false;
+        let mut step = Escalation::Running;
         self.state.send_modify(|state| {
-            first = *state == StopState::Running;
-            *state = if first { StopState::Forwarded(signal) } else { StopState::Killed };
+            *state = state.next(signal);
+            step = *state;
         });
-        if !first {
-            self.signal_groups(libc::SIGKILL);
+        self.signal_groups(step);
+        if step == Escalation::Killed {
             return;
         }
-        self.signal_groups(signal);
         let stopper = self.clone();
         self.runtime.spawn(async move {
             tokio::time::sleep(GRACE).await;
-            stopper.state.send_replace(StopState::Killed);
-            stopper.signal_groups(libc::SIGKILL);
+            stopper.state.send_replace(Escalation::Killed);
+            stopper.signal_groups(Escalation::Killed);
         });
     }
 
@@ -96,15 +128,15 @@ impl Stopper {
     /// child that starts while a stop is under way gets the signal at once.
     pub fn track(&self, group: u32) -> TrackedGroup {
         self.lock_groups().insert(group);
-        match *self.state.borrow() {
-            StopState::Running => {}
-            StopState::Forwarded(signal) => signal_group(group, signal),
-            StopState::Killed => signal_group(group, libc::SIGKILL),
+        if let Some(signal) = self.state.borrow().signal() {
+            signal_group(group, signal);
         }
         TrackedGroup { stopper: self.clone(), group }
     }
 
-    fn signal_groups(&self, signal: i32) {
+    /// Sends every running child's group the signal of `step`.
+    fn signal_groups(&self, step: Escalation) {
+        let Some(signal) = step.signal() else { return };
         for &group in self.lock_groups().iter() {
             signal_group(group, signal);
         }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
 use crate::outcome::ChildExit;
 use crate::reporter::account_output::{AccountOutput, Pipe};
-use crate::stop::{GRACE, Stopper, signal_group};
+use crate::stop::{Escalation, GRACE, Stopper};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
 /// background can hold them forever (nextest's `detect_fd_leaks`), and is then stopped.
@@ -76,10 +76,12 @@ pub async fn run(
     let mut stderr = child.stderr.take();
     let (mut out_buf, mut err_buf) = (vec![0; READ_SIZE], vec![0; READ_SIZE]);
     let mut exit = None;
-    let mut leftovers = Leftovers::Waiting;
+    // What has been done about processes the command left running after it exited.
+    let mut leftovers = Escalation::Running;
     let pipes_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(pipes_deadline);
-    let mut overtime = Overtime::Within;
+    // What has been done about a command that ran past `--timeout`.
+    let mut overtime = Escalation::Running;
     let overtime_deadline = tokio::time::sleep(limits.timeout.unwrap_or(Duration::MAX));
     tokio::pin!(overtime_deadline);
     while exit.is_none() || stdout.is_some() || stderr.is_some() {
@@ -98,20 +100,19 @@ pub async fn run(
                 // Something the command left in the background holds its output open. It
                 // runs with this account's credentials, so it goes too: SIGTERM, then
                 // SIGKILL after the grace period. fanout leaves nothing behind.
-                leftovers = leftovers.escalate(account.account_id, pid);
-                let wait = match leftovers {
-                    Leftovers::Terminated => GRACE,
-                    Leftovers::Killed => PIPE_GRACE,
+                if leftovers == Escalation::Killed {
                     // It left the group (setsid) and holds the pipe still: stop reading.
-                    Leftovers::Waiting | Leftovers::Abandoned => break,
-                };
+                    break;
+                }
+                leftovers = stop_leftovers(leftovers, account.account_id, pid);
+                let wait = if leftovers == Escalation::Killed { PIPE_GRACE } else { GRACE };
                 pipes_deadline.as_mut().reset(tokio::time::Instant::now() + wait);
             }
             // The timeout runs until the command exits; once it has fired, the SIGKILL
             // follows whether the command exited meanwhile or not.
-            () = &mut overtime_deadline, if limits.timeout.is_some() && overtime.pending(exit.is_some()) => {
-                overtime = overtime.escalate(account.account_id, pid, limits);
-                if overtime == Overtime::Terminated {
+            () = &mut overtime_deadline, if limits.timeout.is_some() && overtime_pending(overtime, exit.is_some()) => {
+                overtime = stop_overtime(overtime, account.account_id, pid, limits);
+                if overtime == TERMINATED {
                     overtime_deadline.as_mut().reset(tokio::time::Instant::now() + limits.kill_after);
                 }
             }
@@ -119,9 +120,9 @@ pub async fn run(
     }
     // The command exited and its pipes closed after the SIGTERM: what is left of its group
     // (a grandchild that ignores SIGTERM, its output elsewhere) still gets the SIGKILL.
-    while overtime == Overtime::Terminated && group_alive(pid) {
+    while overtime == TERMINATED && group_alive(pid) {
         tokio::select! {
-            () = &mut overtime_deadline => overtime = overtime.escalate(account.account_id, pid, limits),
+            () = &mut overtime_deadline => overtime = stop_overtime(overtime, account.account_id, pid, limits),
             () = tokio::time::sleep(GROUP_POLL) => {}
         }
     }
@@ -130,7 +131,7 @@ pub async fn run(
     sink.pipe_closed(Pipe::Stderr).await;
     let exit = exit.expect("the loop ends only after the child exits");
     Ok(Some(match (overtime, limits.timeout) {
-        (Overtime::Terminated | Overtime::Killed, Some(after)) => ChildExit::TimedOut { after },
+        (Escalation::Signalled(_) | Escalation::Killed, Some(after)) => ChildExit::TimedOut { after },
         _ => exit,
     }))
 }
@@ -139,53 +140,41 @@ pub async fn run(
 /// itself has exited.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
-/// What has been done about a command that ran past `--timeout`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Overtime {
-    /// Not (yet) past the timeout.
-    Within,
-    /// Its group got SIGTERM; SIGKILL follows after `--kill-after`.
-    Terminated,
-    /// Its group got SIGKILL (or was found gone).
-    Killed,
+/// The timeout's first step: its group got SIGTERM; SIGKILL follows after `--kill-after`.
+const TERMINATED: Escalation = Escalation::Signalled(libc::SIGTERM);
+
+/// Whether the timeout still has a step to take: the SIGTERM, while the command runs;
+/// the SIGKILL, once the SIGTERM went.
+fn overtime_pending(overtime: Escalation, exited: bool) -> bool {
+    match overtime {
+        Escalation::Running => !exited,
+        Escalation::Signalled(_) => true,
+        Escalation::Killed => false,
+    }
 }
 
-impl Overtime {
-    /// Whether the timer still has a step to take: the timeout, while the command runs;
-    /// the SIGKILL, once the SIGTERM went.
-    fn pending(self, exited: bool) -> bool {
-        match self {
-            Overtime::Within => !exited,
-            Overtime::Terminated => true,
-            Overtime::Killed => false,
+/// The timeout's next step, taken now: SIGTERM, then SIGKILL after `--kill-after` if
+/// anything of the group is left.
+fn stop_overtime(overtime: Escalation, account_id: &str, pid: u32, limits: Limits) -> Escalation {
+    match overtime {
+        Escalation::Running => {
+            let timeout = humantime::format_duration(limits.timeout.unwrap_or_default());
+            tracing::warn!(
+                account = account_id,
+                "the command ran longer than --timeout {timeout}; stopping its process group"
+            );
+            overtime.escalate(pid, libc::SIGTERM)
         }
-    }
-
-    /// The next step, taken now.
-    fn escalate(self, account_id: &str, pid: u32, limits: Limits) -> Self {
-        match self {
-            Overtime::Within => {
-                let timeout = humantime::format_duration(limits.timeout.unwrap_or_default());
-                tracing::warn!(
-                    account = account_id,
-                    "the command ran longer than --timeout {timeout}; stopping its process group"
-                );
-                signal_group(pid, libc::SIGTERM);
-                Overtime::Terminated
-            }
-            Overtime::Terminated => {
-                if group_alive(pid) {
-                    let kill_after = humantime::format_duration(limits.kill_after);
-                    tracing::warn!(
-                        account = account_id,
-                        "the timed-out command's process group outlived SIGTERM by {kill_after}; killing it"
-                    );
-                    signal_group(pid, libc::SIGKILL);
-                }
-                Overtime::Killed
-            }
-            Overtime::Killed => Overtime::Killed,
+        Escalation::Signalled(_) if group_alive(pid) => {
+            let kill_after = humantime::format_duration(limits.kill_after);
+            tracing::warn!(
+                account = account_id,
+                "the timed-out command's process group outlived SIGTERM by {kill_after}; killing it"
+            );
+            overtime.escalate(pid, libc::SIGTERM)
         }
+        // The group is gone: nothing is left to kill.
+        Escalation::Signalled(_) | Escalation::Killed => Escalation::Killed,
     }
 }
 
@@ -200,35 +189,18 @@ fn group_alive(pid: u32) -> bool {
     found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// What has been done about processes the command left running after it exited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Leftovers {
-    Waiting,
-    Terminated,
-    Killed,
-    Abandoned,
-}
-
-impl Leftovers {
-    /// The next step, taken now.
-    fn escalate(self, account_id: &str, pid: u32) -> Self {
-        match self {
-            Leftovers::Waiting => {
-                tracing::warn!(
-                    account = account_id,
-                    "the command exited but a process it started kept its output open; stopping that process group"
-                );
-                signal_group(pid, libc::SIGTERM);
-                Leftovers::Terminated
-            }
-            Leftovers::Terminated => {
-                tracing::warn!(account = account_id, "a process the command left ignored SIGTERM; killing its group");
-                signal_group(pid, libc::SIGKILL);
-                Leftovers::Killed
-            }
-            Leftovers::Killed | Leftovers::Abandoned => Leftovers::Abandoned,
-        }
+/// The next step against processes the command left holding its pipes, taken now:
+/// SIGTERM, then SIGKILL.
+fn stop_leftovers(leftovers: Escalation, account_id: &str, pid: u32) -> Escalation {
+    if leftovers == Escalation::Running {
+        tracing::warn!(
+            account = account_id,
+            "the command exited but a process it started kept its output open; stopping that process group"
+        );
+    } else {
+        tracing::warn!(account = account_id, "a process the command left ignored SIGTERM; killing its group");
     }
+    leftovers.escalate(pid, libc::SIGTERM)
 }
 
 /// Spawns the command, waiting and trying again while the system is out of file

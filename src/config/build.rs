@@ -1,272 +1,25 @@
-//! From the parsed command line to a plain [`Config`]: every flag validated, every
-//! template and glob parsed, every question to the environment asked once. Code after
-//! this never sees clap's types, and rendering a template for an account cannot fail.
+//! The builder: clap's `Cli` turned into a [`Config`], flag by flag, each checked and
+//! given its default. The files a flag names are read by `files.rs`.
 
-use std::collections::HashSet;
-use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::files::{apply_plan, resumed_log, same_file, selection};
+use super::{Action, Canary, Config, ConfigError, Environment, Feedback, ListFormat, RunPlan};
 use crate::cli::{Cli, ExportFormatArg, Jobs, OutputFormat, Subcommands};
 use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
 use crate::exec::child::Limits;
-use crate::exec::template::{CommandTemplate, Template, TemplateError};
+use crate::exec::template::{CommandTemplate, Template};
 use crate::export::{ExportFormat, JsonTarget};
-use crate::files::{self, ReadLimitError};
-use crate::gate::{FailureLimit, FailureLimitError};
-use crate::joblog::{self, JobLogError, Logged};
-use crate::plan::{Applied, Plan, PlanError};
-use crate::regions::{Regions, RegionsError};
+use crate::gate::FailureLimit;
+use crate::joblog::Logged;
+use crate::regions::Regions;
 use crate::reporter::ci::ReportPaths;
 use crate::reporter::group::Order;
-use crate::select::{
-    AccountList, AccountRefError, GlobError, Selection, Shard, ShardError, parse_account_list, parse_glob,
-};
+use crate::select::{AccountList, Selection};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
 const DEFAULT_PORTAL_RATE: f64 = 20.0;
-
-/// What fanout learns from its environment, asked once so tests can build a `Config`.
-#[derive(Clone, Debug)]
-pub struct Environment {
-    pub home: Option<PathBuf>,
-    /// `$PATH`, where the command is looked for.
-    pub path: Option<std::ffi::OsString>,
-    /// `$XDG_CACHE_HOME`, when set.
-    pub xdg_cache_home: Option<PathBuf>,
-    /// `$AWS_CONFIG_FILE`, when set.
-    pub aws_config_file: Option<String>,
-    pub stdout_is_terminal: bool,
-    /// Both stdin and stderr are terminals: a person can be asked (`confirm.rs`).
-    pub can_ask: bool,
-    /// Whether a progress bar can be drawn.
-    pub stderr_is_terminal: bool,
-}
-
-impl Environment {
-    pub fn real() -> Self {
-        Environment {
-            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
-            path: std::env::var_os("PATH"),
-            xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
-            aws_config_file: std::env::var("AWS_CONFIG_FILE").ok(),
-            stdout_is_terminal: std::io::stdout().is_terminal(),
-            can_ask: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
-            stderr_is_terminal: std::io::stderr().is_terminal(),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct Config {
-    /// `--sso-session`, each once, in the order given; empty leaves the choice to the
-    /// profile or the config file. Several are several logins (`login::resolve_logins`).
-    pub sso_sessions: Vec<String>,
-    /// `--profile` or `AWS_PROFILE`.
-    pub profile: Option<String>,
-    /// Where `~/.aws/sso/cache` lives.
-    pub home: PathBuf,
-    /// `AWS_CONFIG_FILE`, read as the SDK reads it.
-    pub aws_config_file: Option<String>,
-    /// Where the inventory cache lives: `$XDG_CACHE_HOME/fanout` or `~/.cache/fanout`.
-    pub cache_dir: PathBuf,
-    /// How long cached roles are used; zero turns the cache (and the remembered portal
-    /// rate) off.
-    pub inventory_ttl: Duration,
-    /// `--refresh`: list roles from the portal even when the cache is fresh.
-    pub refresh: bool,
-    pub selection: Selection,
-    /// Portal calls in flight at once.
-    pub portal_concurrency: usize,
-    /// Portal requests a second to start at when no rate is remembered for the login.
-    pub portal_rate: f64,
-    /// `--portal-rps` was given: it overrides the remembered rate.
-    pub portal_rate_given: bool,
-    /// How long the portal may throttle every call before the run gives up on it.
-    pub throttle_timeout: Duration,
-    /// 0 quiet, 1 `-v`, …
-    pub verbosity: u8,
-    /// Flush every output line (a person is watching) rather than when the queue runs dry.
-    pub stdout_is_terminal: bool,
-    pub feedback: Feedback,
-    pub action: Action,
-}
-
-/// What fanout tells about the run on stderr, beside the commands' own lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feedback {
-    /// A progress bar while it runs, then the summary: a run with an interactive stderr
-    /// and text output.
-    Bar,
-    /// The summary.
-    Summary,
-    /// `--quiet`: the summary only if something failed.
-    Quiet,
-}
-
-impl Feedback {
-    fn new(quiet: bool, stderr_is_terminal: bool, action: &Action) -> Self {
-        match action {
-            _ if quiet => Feedback::Quiet,
-            // A credential_process runs under the AWS CLI or an SDK at every refresh:
-            // it speaks only when something failed. An `env` export is one account.
-            Action::Run(plan) if plan.export == Some(ExportFormat::Process) => Feedback::Quiet,
-            Action::Run(plan) if plan.export == Some(ExportFormat::Env) => Feedback::Summary,
-            Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
-            _ => Feedback::Summary,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum Action {
-    /// `fanout accounts`.
-    ListAccounts(ListFormat),
-    /// `fanout [--dry-run] -- COMMAND`, and `fanout credentials` (a plan whose
-    /// [`RunPlan::export`] is set).
-    Run(Box<RunPlan>),
-    /// `fanout doctor`: check the login end to end (`doctor.rs`).
-    Doctor,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListFormat {
-    Table,
-    Json,
-}
-
-#[derive(Debug)]
-pub struct RunPlan {
-    /// Roles in order of preference; never empty.
-    pub roles: Vec<String>,
-    pub command: CommandTemplate,
-    pub prefix: Template,
-    /// The command as given, placeholders and all, for the joblog.
-    pub command_argv: Vec<String>,
-    /// Commands running at once: fixed (`-j N`) or adapted (`-j auto`).
-    pub concurrency: Concurrency,
-    /// `--region`; `None` falls back to the profile's region, then the `sso_region`.
-    pub region: Option<String>,
-    /// `--regions`: one child per account and region instead of one per account.
-    pub regions: Option<Regions>,
-    pub dry_run: bool,
-    /// `--canary` or `--canary-accounts`.
-    pub canary: Option<Canary>,
-    /// `--max-failures`, `--fail-fast`.
-    pub max_failures: Option<FailureLimit>,
-    /// `--output json`: JSON lines on stdout instead of `prefix|line`.
-    pub json: bool,
-    /// `--timeout` and `--kill-after`, for each command.
-    pub limits: Limits,
-    /// `--joblog`: the file, and whether to append to it (it is also the log resumed).
-    pub joblog: Option<(PathBuf, bool)>,
-    /// The command as given, shell-quoted, for the confirmation prompt.
-    pub command_text: String,
-    /// Ask on the terminal before a run this big; `None` never asks.
-    pub confirm: Option<Confirm>,
-    /// `--save-plan FILE` (with `--dry-run`).
-    pub save_plan: Option<PathBuf>,
-    /// `fanout apply FILE`: the saved accounts, roles and argvs to run instead of the
-    /// selection and the command.
-    pub apply: Option<Arc<Applied>>,
-    /// `--group`, `--keep-order`: when each account's lines are printed.
-    pub order: Order,
-    /// `--output-dir`: where each account's raw output and the JSON records are written too.
-    pub output_dir: Option<PathBuf>,
-    /// `--summary-markdown`, `--junit`, `--report`: the CI reports written at the end.
-    pub reports: ReportPaths,
-    /// `--credential-server`: children read their credentials from a loopback server.
-    pub credential_server: bool,
-    /// `--expiry-margin`: credentials that expire within it when the command slot frees
-    /// are fetched again before the command starts.
-    pub expiry_margin: Duration,
-    /// `fanout credentials`: each account's credentials go to the export instead of a
-    /// command.
-    pub export: Option<ExportFormat>,
-}
-
-/// Which accounts run first, alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Canary {
-    /// The first N selected.
-    First(usize),
-    /// These ids or names (an id entry matches ids only).
-    Accounts(AccountList),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("--role is required to run a command (for example --role ReadOnly)")]
-    MissingRole,
-    #[error("command not found: {0} (not a file, nor in PATH); check the name, or run it as `sh -c '...'`")]
-    CommandNotFound(String),
-    #[error("no command given; put it after `--`, e.g. fanout --role ReadOnly -- aws sts get-caller-identity")]
-    MissingCommand,
-    #[error("an empty role name in --role")]
-    EmptyRole,
-    #[error("invalid role {0:?} in --role: an IAM role name is 1-64 of letters, digits and +=,.@_-")]
-    BadRole(String),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
-    #[error(transparent)]
-    Glob(#[from] GlobError),
-    #[error("cannot read --accounts-file {}", path.display())]
-    AccountsFile {
-        path: PathBuf,
-        #[source]
-        source: ReadLimitError,
-    },
-    #[error(transparent)]
-    AccountRef(#[from] AccountRefError),
-    #[error("HOME is not set, so the SSO token cache cannot be found")]
-    NoHome,
-    #[error(transparent)]
-    Shard(#[from] ShardError),
-    #[error(transparent)]
-    FailureLimit(#[from] FailureLimitError),
-    #[error(transparent)]
-    JobLog(#[from] JobLogError),
-    #[error("--portal-rps must be a positive number of requests a second")]
-    BadRate,
-    #[error(
-        "invalid region {0:?}: a region is a lowercase letter, then lowercase letters, digits and '-' (at most 63), e.g. --region eu-west-1"
-    )]
-    BadRegion(String),
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Regions(#[from] RegionsError),
-    #[error("--regions {0}; see docs/regions.md")]
-    RegionsConflict(&'static str),
-    #[error("`apply` runs the plan's accounts, roles and commands; drop {0}")]
-    ApplyConflict(&'static str),
-    #[error(
-        "the plan needs approval and there is no terminal to ask on; give the sha256 its reviewer approved: fanout apply FILE --approve <sha256>"
-    )]
-    ApprovalNeeded,
-    #[error("`completions`, `man` and `config` print text and run nothing")]
-    NotARun,
-    #[error(
-        "--format json writes secrets to a file only when it is named: give --output-file FILE (or --output-file - for stdout), or stream them with --format jsonl"
-    )]
-    ExportNeedsFile,
-    #[error("--output-file is for --format json; --format {0} prints on stdout")]
-    OutputFileIsForJson(&'static str),
-    #[error(
-        "--format {format} gives one account's credentials, and the selection has {selected}; select one with --account ID (or --match NAME)"
-    )]
-    ExportNeedsOneAccount { format: &'static str, selected: usize },
-    #[error(
-        "--profile (or AWS_PROFILE) names one login and cannot be combined with several --sso-session; unset AWS_PROFILE, or give one --sso-session"
-    )]
-    ProfileWithSessions,
-    #[error(
-        "{0} records one login; with several --sso-session, save and apply a plan per login (--sso-session corp --save-plan corp.json)"
-    )]
-    PlanWithSessions(&'static str),
-}
 
 impl Config {
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Self, ConfigError> {
@@ -331,6 +84,20 @@ impl Config {
     }
 }
 
+impl Feedback {
+    fn new(quiet: bool, stderr_is_terminal: bool, action: &Action) -> Self {
+        match action {
+            _ if quiet => Feedback::Quiet,
+            // A credential_process runs under the AWS CLI or an SDK at every refresh:
+            // it speaks only when something failed. An `env` export is one account.
+            Action::Run(plan) if plan.export == Some(ExportFormat::Process) => Feedback::Quiet,
+            Action::Run(plan) if plan.export == Some(ExportFormat::Env) => Feedback::Summary,
+            Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
+            _ => Feedback::Summary,
+        }
+    }
+}
+
 /// The `--sso-session` names, each once in the order first given. Several logins refuse
 /// what names a single login: a profile (its region and endpoint are one login's), and
 /// a saved plan (`plan.rs` records one login, and `apply` checks it).
@@ -353,12 +120,6 @@ fn sessions(cli: &Cli) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(sessions)
-}
-
-/// The joblog of `--resume` or `--retry-failed`, read.
-fn resumed_log(cli: &Cli) -> Result<Option<Logged>, ConfigError> {
-    let path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
-    Ok(path.map(|path| joblog::read(path)).transpose()?)
 }
 
 fn run_plan(cli: &Cli, env: &Environment, resumed: Option<&Logged>) -> Result<RunPlan, ConfigError> {
@@ -511,7 +272,7 @@ fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<Ru
 
 /// A plan from what is common to a run and `apply`: the run flags, and the roles,
 /// command and region given; no joblog, prompt, saved plan or applied plan yet.
-fn with_run_flags(
+pub(super) fn with_run_flags(
     cli: &Cli,
     roles: Vec<String>,
     command: CommandTemplate,
@@ -549,65 +310,6 @@ fn with_run_flags(
     })
 }
 
-/// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
-/// flags given. Without `--approve` a person must say yes on the terminal, whatever
-/// the plan's size and `--yes`; without a terminal, the run is refused. With
-/// `--dry-run` (after `apply` or before it) the plan is only reviewed: no approval is
-/// needed, and one given is checked.
-fn apply_plan(
-    cli: &Cli,
-    env: &Environment,
-    file: &std::path::Path,
-    approve: Option<&str>,
-    review_only: bool,
-) -> Result<RunPlan, ConfigError> {
-    let dry_run = review_only || cli.run.dry_run;
-    let args = &cli.selection;
-    let conflict = [
-        (!cli.run.role.is_empty(), "--role"),
-        (!cli.command.is_empty(), "the command after `--`"),
-        (cli.run.region.is_some(), "--region"),
-        (cli.run.regions.is_some(), "--regions"),
-        (cli.run.save_plan.is_some(), "--save-plan"),
-        (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
-        (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
-        (args.shard.is_some(), "--shard"),
-        (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
-    ];
-    if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
-        return Err(ConfigError::ApplyConflict(what));
-    }
-    let (plan, file_sha256) = Plan::read(file)?;
-    let confirm = match approve {
-        Some(given) => {
-            plan.check_approval(given, &file_sha256)?;
-            None
-        }
-        None if dry_run => None,
-        None if env.can_ask => Some(Confirm { above: 0 }),
-        None => return Err(ConfigError::ApprovalNeeded),
-    };
-    let applied = Applied::new(plan, file_sha256)?;
-    let first = &applied.plan.accounts[0];
-    let same_argv =
-        if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
-    // Never rendered: each account runs its saved argv. For --retry-failed the joblog
-    // records the plan's argv when every account runs the same one; none when they
-    // differ (a retry then needs a command given). The prompt shows the plan's review
-    // (`plan::review`), not this text.
-    let command_text = shell_words::join(&same_argv);
-    let region = applied.plan.single_region().map(str::to_owned);
-    let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
-    Ok(RunPlan {
-        dry_run,
-        command_text,
-        confirm,
-        apply: Some(Arc::new(applied)),
-        joblog: cli.run.joblog.clone().map(|path| (path, false)),
-        ..base
-    })
-}
-
 /// `--group`, `--keep-order` (which implies `--group`).
 fn order(run: &crate::cli::RunArgs) -> Order {
     match (run.order.keep_order, run.order.group) {
@@ -642,14 +344,6 @@ fn canary(run: &crate::cli::RunArgs) -> Result<Option<Canary>, ConfigError> {
     Ok(run.canary.map(|n| Canary::First(n as usize)))
 }
 
-/// Whether two paths name one file (the joblog resumed and the one written).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
 /// Whether `program` names an executable file, directly (with a `/`) or through `path`.
 fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -662,62 +356,12 @@ fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
-/// The largest `--accounts-file`: far more than the most accounts a portal lists
-/// (`portal::MAX_ACCOUNTS`) with a name and a comment each.
-const MAX_ACCOUNTS_FILE: u64 = 16 << 20;
-
-fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection, ConfigError> {
-    let args = &cli.selection;
-    let mut listed: Option<AccountList> = None;
-    if !args.accounts.is_empty() {
-        listed.get_or_insert_default().extend(AccountList::parse(args.accounts.iter().map(String::as_str))?);
-    }
-    if let Some(path) = &args.accounts_file {
-        // Bounded like every file the user passes (issue 16, point 8): `/dev/zero` or a
-        // FIFO that never ends is refused at the limit, not read into memory.
-        let text = files::read_bounded_or_pipe(path, MAX_ACCOUNTS_FILE)
-            .map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
-        listed.get_or_insert_default().extend(parse_account_list(&text)?);
-    }
-    Ok(Selection {
-        matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
-        excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
-        listed,
-        shard: args.shard.as_deref().map(Shard::parse).transpose()?,
-        done: match resumed {
-            Some(log) if cli.run.resume.is_some() => {
-                log.entries.values().filter(|e| e.is_done()).map(|e| e.account_id.clone()).collect()
-            }
-            _ => HashSet::new(),
-        },
-        retry: resumed
-            .filter(|_| cli.run.retry_failed.is_some())
-            .map(|log| log.entries.values().filter(|e| e.needs_retry()).map(|e| e.account_id.clone()).collect()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use clap::Parser;
 
-    /// A machine with no terminal, unless `can_ask`.
-    fn environment(can_ask: bool) -> Environment {
-        Environment {
-            home: Some("/home/u".into()),
-            path: Some("/usr/bin:/bin".into()),
-            xdg_cache_home: None,
-            aws_config_file: None,
-            stdout_is_terminal: false,
-            can_ask,
-            stderr_is_terminal: false,
-        }
-    }
-
-    fn config(args: &[&str]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("fanout").chain(args.iter().copied())).unwrap();
-        Config::from_cli(cli, &environment(false))
-    }
+    use super::*;
+    use crate::config::testing::{config, environment};
 
     #[test]
     fn regions_name_the_prefix_unless_it_is_chosen_and_refuse_region() {
@@ -827,18 +471,6 @@ mod tests {
         assert_eq!(confirm(true, &["--yes"]), None);
         assert_eq!(confirm(true, &["--confirm-above", "0"]), None);
         assert_eq!(confirm(true, &["--dry-run"]), None);
-    }
-
-    #[test]
-    fn apply_takes_neither_a_role_nor_a_selection() {
-        for args in [
-            &["--role", "R", "apply", "p.json"][..],
-            &["apply", "p.json", "--match", "x"],
-            &["--region", "eu-west-1", "apply", "p.json"],
-        ] {
-            assert!(matches!(config(args), Err(ConfigError::ApplyConflict(_))), "{args:?}");
-        }
-        assert!(matches!(config(&["apply", "/nonexistent/p.json"]), Err(ConfigError::Plan(PlanError::Read { .. }))));
     }
 
     #[test]

@@ -1,0 +1,142 @@
+//! The files the command line names, read for the builder: the accounts file
+//! (`--accounts-file`), the joblog resumed (`--resume`, `--retry-failed`), and the plan
+//! `fanout apply` runs.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::build::with_run_flags;
+use super::{ConfigError, Environment, RunPlan};
+use crate::cli::Cli;
+use crate::confirm::Confirm;
+use crate::exec::template::CommandTemplate;
+use crate::files;
+use crate::joblog::{self, Logged};
+use crate::plan::{Applied, Plan};
+use crate::select::{AccountList, Selection, Shard, parse_account_list, parse_glob};
+
+/// The largest `--accounts-file`: far more than the most accounts a portal lists
+/// (`portal::MAX_ACCOUNTS`) with a name and a comment each.
+const MAX_ACCOUNTS_FILE: u64 = 16 << 20;
+
+pub(super) fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection, ConfigError> {
+    let args = &cli.selection;
+    let mut listed: Option<AccountList> = None;
+    if !args.accounts.is_empty() {
+        listed.get_or_insert_default().extend(AccountList::parse(args.accounts.iter().map(String::as_str))?);
+    }
+    if let Some(path) = &args.accounts_file {
+        // Bounded like every file the user passes (issue 16, point 8): `/dev/zero` or a
+        // FIFO that never ends is refused at the limit, not read into memory.
+        let text = files::read_bounded_or_pipe(path, MAX_ACCOUNTS_FILE)
+            .map_err(|source| ConfigError::AccountsFile { path: path.clone(), source })?;
+        listed.get_or_insert_default().extend(parse_account_list(&text)?);
+    }
+    Ok(Selection {
+        matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
+        excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
+        listed,
+        shard: args.shard.as_deref().map(Shard::parse).transpose()?,
+        done: match resumed {
+            Some(log) if cli.run.resume.is_some() => {
+                log.entries.values().filter(|e| e.is_done()).map(|e| e.account_id.clone()).collect()
+            }
+            _ => HashSet::new(),
+        },
+        retry: resumed
+            .filter(|_| cli.run.retry_failed.is_some())
+            .map(|log| log.entries.values().filter(|e| e.needs_retry()).map(|e| e.account_id.clone()).collect()),
+    })
+}
+
+/// The joblog of `--resume` or `--retry-failed`, read.
+pub(super) fn resumed_log(cli: &Cli) -> Result<Option<Logged>, ConfigError> {
+    let path = cli.run.resume.as_ref().or(cli.run.retry_failed.as_ref());
+    Ok(path.map(|path| joblog::read(path)).transpose()?)
+}
+
+/// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
+/// flags given. Without `--approve` a person must say yes on the terminal, whatever
+/// the plan's size and `--yes`; without a terminal, the run is refused. With
+/// `--dry-run` (after `apply` or before it) the plan is only reviewed: no approval is
+/// needed, and one given is checked.
+pub(super) fn apply_plan(
+    cli: &Cli,
+    env: &Environment,
+    file: &std::path::Path,
+    approve: Option<&str>,
+    review_only: bool,
+) -> Result<RunPlan, ConfigError> {
+    let dry_run = review_only || cli.run.dry_run;
+    let args = &cli.selection;
+    let conflict = [
+        (!cli.run.role.is_empty(), "--role"),
+        (!cli.command.is_empty(), "the command after `--`"),
+        (cli.run.region.is_some(), "--region"),
+        (cli.run.regions.is_some(), "--regions"),
+        (cli.run.save_plan.is_some(), "--save-plan"),
+        (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
+        (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
+        (args.shard.is_some(), "--shard"),
+        (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
+    ];
+    if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
+        return Err(ConfigError::ApplyConflict(what));
+    }
+    let (plan, file_sha256) = Plan::read(file)?;
+    let confirm = match approve {
+        Some(given) => {
+            plan.check_approval(given, &file_sha256)?;
+            None
+        }
+        None if dry_run => None,
+        None if env.can_ask => Some(Confirm { above: 0 }),
+        None => return Err(ConfigError::ApprovalNeeded),
+    };
+    let applied = Applied::new(plan, file_sha256)?;
+    let first = &applied.plan.accounts[0];
+    let same_argv =
+        if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
+    // Never rendered: each account runs its saved argv. For --retry-failed the joblog
+    // records the plan's argv when every account runs the same one; none when they
+    // differ (a retry then needs a command given). The prompt shows the plan's review
+    // (`plan::review`), not this text.
+    let command_text = shell_words::join(&same_argv);
+    let region = applied.plan.single_region().map(str::to_owned);
+    let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
+    Ok(RunPlan {
+        dry_run,
+        command_text,
+        confirm,
+        apply: Some(Arc::new(applied)),
+        joblog: cli.run.joblog.clone().map(|path| (path, false)),
+        ..base
+    })
+}
+
+/// Whether two paths name one file (the joblog resumed and the one written).
+pub(super) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ConfigError;
+    use crate::config::testing::config;
+    use crate::plan::PlanError;
+
+    #[test]
+    fn apply_takes_neither_a_role_nor_a_selection() {
+        for args in [
+            &["--role", "R", "apply", "p.json"][..],
+            &["apply", "p.json", "--match", "x"],
+            &["--region", "eu-west-1", "apply", "p.json"],
+        ] {
+            assert!(matches!(config(args), Err(ConfigError::ApplyConflict(_))), "{args:?}");
+        }
+        assert!(matches!(config(&["apply", "/nonexistent/p.json"]), Err(ConfigError::Plan(PlanError::Read { .. }))));
+    }
+}
