@@ -15,49 +15,10 @@ use std::sync::Mutex;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
+use crate::config::{ExportFormat, JsonTarget};
 use crate::credentials::Credentials;
 use crate::portal::Account;
 use crate::reporter::writer::{Output, Stream};
-
-/// What to write, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// The article's `sso_role_credentials.json`: one array, written once every account
-    /// is done.
-    Json(JsonTarget),
-    /// One account a line on stdout, each as soon as its credentials arrive.
-    Jsonl,
-    /// `export NAME=value` lines for `eval`, for exactly one account.
-    Env,
-    /// The `credential_process` JSON, for exactly one account.
-    Process,
-}
-
-/// Where `--format json` goes: a file only when named, stdout only with `-`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JsonTarget {
-    File(PathBuf),
-    Stdout,
-}
-
-impl ExportFormat {
-    /// `env` and `process` describe one set of credentials: the pipeline holds the
-    /// accounts until the listing is complete and refuses any other count before
-    /// fetching anything.
-    pub fn needs_one_account(&self) -> bool {
-        matches!(self, ExportFormat::Env | ExportFormat::Process)
-    }
-
-    /// The name `--format` takes.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ExportFormat::Json(_) => "json",
-            ExportFormat::Jsonl => "jsonl",
-            ExportFormat::Env => "env",
-            ExportFormat::Process => "process",
-        }
-    }
-}
 
 /// Where each account's credentials go as they arrive. No `Debug`: it holds them.
 pub struct ExportSink {

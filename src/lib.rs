@@ -34,6 +34,7 @@ mod select;
 mod settings;
 mod shell_integration;
 mod stop;
+mod template;
 pub mod text;
 mod token;
 

@@ -1,22 +1,22 @@
 //! The builder: clap's `Cli` turned into a [`Config`], flag by flag, each checked and
 //! given its default. The files a flag names are read by `files.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::files::{apply_plan, resumed_log, same_file, selection};
-use super::{Action, Canary, Config, ConfigError, Environment, Feedback, ListFormat, RunPlan};
+use super::files::{read_plan, resumed_log, same_file, selection};
+use super::{
+    Action, Canary, Config, ConfigError, Environment, ExportFormat, Feedback, JsonTarget, Limits, ListFormat, Order,
+    ReportPaths, RunPlan,
+};
 use crate::cli::{Cli, ExportFormatArg, Jobs, OutputFormat, Subcommands};
 use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
-use crate::exec::child::Limits;
-use crate::exec::template::{CommandTemplate, Template};
-use crate::export::{ExportFormat, JsonTarget};
 use crate::gate::FailureLimit;
 use crate::joblog::Logged;
 use crate::regions::Regions;
-use crate::reporter::ci::ReportPaths;
-use crate::reporter::group::Order;
 use crate::select::{AccountList, Selection};
+use crate::template::{CommandTemplate, Template};
 
 /// IAM Identity Center's documented collective limit is about 20 requests a second.
 const DEFAULT_PORTAL_RATE: f64 = 20.0;
@@ -356,6 +356,55 @@ fn program_exists(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
     path.is_some_and(|path| std::env::split_paths(path).any(|dir| is_executable(&dir.join(program))))
 }
 
+/// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
+/// flags given. Without `--approve` a person must say yes on the terminal, whatever
+/// the plan's size and `--yes`; without a terminal, the run is refused. With
+/// `--dry-run` (after `apply` or before it) the plan is only reviewed: no approval is
+/// needed, and one given is checked.
+fn apply_plan(
+    cli: &Cli,
+    env: &Environment,
+    file: &std::path::Path,
+    approve: Option<&str>,
+    review_only: bool,
+) -> Result<RunPlan, ConfigError> {
+    let dry_run = review_only || cli.run.dry_run;
+    let args = &cli.selection;
+    let conflict = [
+        (!cli.run.role.is_empty(), "--role"),
+        (!cli.command.is_empty(), "the command after `--`"),
+        (cli.run.region.is_some(), "--region"),
+        (cli.run.regions.is_some(), "--regions"),
+        (cli.run.save_plan.is_some(), "--save-plan"),
+        (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
+        (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
+        (args.shard.is_some(), "--shard"),
+        (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
+    ];
+    if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
+        return Err(ConfigError::ApplyConflict(what));
+    }
+    let (applied, confirm) = read_plan(file, approve, dry_run, env.can_ask)?;
+    let first = &applied.plan.accounts[0];
+    let same_argv =
+        if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
+    // Never rendered: each account runs its saved argv. For --retry-failed the joblog
+    // records the plan's argv when every account runs the same one; none when they
+    // differ (a retry then needs a command given). The prompt shows the plan's review
+    // (`plan::review`), not this text.
+    let command_text = shell_words::join(&same_argv);
+    let region = applied.plan.single_region().map(str::to_owned);
+    let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
+    Ok(RunPlan {
+        dry_run,
+        command_text,
+        confirm,
+        apply: Some(Arc::new(applied)),
+        joblog: cli.run.joblog.clone().map(|path| (path, false)),
+        ..base
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -365,7 +414,7 @@ mod tests {
 
     #[test]
     fn regions_name_the_prefix_unless_it_is_chosen_and_refuse_region() {
-        use crate::exec::template::Vars;
+        use crate::template::Vars;
         let prefix_of = |args: &[&str]| {
             let Action::Run(plan) = config(args).unwrap().action else { panic!("a run") };
             let vars = Vars { account_id: "111122223333", account_name: "n", role: "R", region: "eu-west-1" };

@@ -3,13 +3,10 @@
 //! `fanout apply` runs.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use super::build::with_run_flags;
-use super::{ConfigError, Environment, RunPlan};
+use super::ConfigError;
 use crate::cli::Cli;
 use crate::confirm::Confirm;
-use crate::exec::template::CommandTemplate;
 use crate::files;
 use crate::joblog::{self, Logged};
 use crate::plan::{Applied, Plan};
@@ -55,34 +52,14 @@ pub(super) fn resumed_log(cli: &Cli) -> Result<Option<Logged>, ConfigError> {
     Ok(path.map(|path| joblog::read(path)).transpose()?)
 }
 
-/// `fanout apply FILE`: the plan read and checked (whole, approved), run with the run
-/// flags given. Without `--approve` a person must say yes on the terminal, whatever
-/// the plan's size and `--yes`; without a terminal, the run is refused. With
-/// `--dry-run` (after `apply` or before it) the plan is only reviewed: no approval is
-/// needed, and one given is checked.
-pub(super) fn apply_plan(
-    cli: &Cli,
-    env: &Environment,
+/// `fanout apply`'s plan file, read and checked: its accounts, and the prompt it needs
+/// unless `--approve` names its sha256 (or a dry run only reviews it).
+pub(super) fn read_plan(
     file: &std::path::Path,
     approve: Option<&str>,
-    review_only: bool,
-) -> Result<RunPlan, ConfigError> {
-    let dry_run = review_only || cli.run.dry_run;
-    let args = &cli.selection;
-    let conflict = [
-        (!cli.run.role.is_empty(), "--role"),
-        (!cli.command.is_empty(), "the command after `--`"),
-        (cli.run.region.is_some(), "--region"),
-        (cli.run.regions.is_some(), "--regions"),
-        (cli.run.save_plan.is_some(), "--save-plan"),
-        (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
-        (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
-        (args.shard.is_some(), "--shard"),
-        (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
-    ];
-    if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
-        return Err(ConfigError::ApplyConflict(what));
-    }
+    dry_run: bool,
+    can_ask: bool,
+) -> Result<(Applied, Option<Confirm>), ConfigError> {
     let (plan, file_sha256) = Plan::read(file)?;
     let confirm = match approve {
         Some(given) => {
@@ -90,28 +67,10 @@ pub(super) fn apply_plan(
             None
         }
         None if dry_run => None,
-        None if env.can_ask => Some(Confirm { above: 0 }),
+        None if can_ask => Some(Confirm { above: 0 }),
         None => return Err(ConfigError::ApprovalNeeded),
     };
-    let applied = Applied::new(plan, file_sha256)?;
-    let first = &applied.plan.accounts[0];
-    let same_argv =
-        if applied.plan.accounts.iter().all(|a| a.argv == first.argv) { first.argv.clone() } else { Vec::new() };
-    // Never rendered: each account runs its saved argv. For --retry-failed the joblog
-    // records the plan's argv when every account runs the same one; none when they
-    // differ (a retry then needs a command given). The prompt shows the plan's review
-    // (`plan::review`), not this text.
-    let command_text = shell_words::join(&same_argv);
-    let region = applied.plan.single_region().map(str::to_owned);
-    let base = with_run_flags(cli, applied.roles(), CommandTemplate::parse(&[])?, region, same_argv)?;
-    Ok(RunPlan {
-        dry_run,
-        command_text,
-        confirm,
-        apply: Some(Arc::new(applied)),
-        joblog: cli.run.joblog.clone().map(|path| (path, false)),
-        ..base
-    })
+    Ok((Applied::new(plan, file_sha256)?, confirm))
 }
 
 /// Whether two paths name one file (the joblog resumed and the one written).

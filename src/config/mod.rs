@@ -8,6 +8,9 @@
 
 mod build;
 mod files;
+mod options;
+
+pub use options::{ExportFormat, JsonTarget, Limits, Order, ReportPaths};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,17 +19,13 @@ use std::time::Duration;
 
 use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
-use crate::exec::child::Limits;
-use crate::exec::template::{CommandTemplate, Template, TemplateError};
-use crate::export::ExportFormat;
 use crate::files::ReadLimitError;
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::JobLogError;
 use crate::plan::{Applied, PlanError};
 use crate::regions::{Regions, RegionsError};
-use crate::reporter::ci::ReportPaths;
-use crate::reporter::group::Order;
 use crate::select::{AccountList, AccountRefError, GlobError, Selection, ShardError};
+use crate::template::{CommandTemplate, Template, TemplateError};
 
 /// What fanout learns from its environment, asked once so tests can build a `Config`.
 #[derive(Clone, Debug)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
+use crate::config::Limits;
 use crate::outcome::ChildExit;
 use crate::reporter::account_output::{AccountOutput, Pipe};
 use crate::stop::{Escalation, GRACE, Stopper};
@@ -26,24 +27,6 @@ const READ_SIZE: usize = 64 * 1024;
 /// The longest wait between two tries to spawn while the system is out of file
 /// descriptors or processes.
 const MAX_SPAWN_BACKOFF: Duration = Duration::from_secs(1);
-
-/// How long one account's command may run: `--timeout` and `--kill-after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// From the spawn until the command exits; `None`: no limit.
-    pub timeout: Option<Duration>,
-    /// After the timeout's SIGTERM, how long until the group gets SIGKILL.
-    pub kill_after: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { timeout: None, kill_after: DEFAULT_KILL_AFTER }
-    }
-}
-
-/// `--kill-after`'s default.
-pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(5);
 
 /// How `status` reads as a [`ChildExit`].
 fn exit_of(status: ExitStatus) -> ChildExit {

@@ -2,6 +2,3 @@
 
 pub mod child;
 pub mod env;
-pub mod interpreters;
-pub mod shell;
-pub mod template;

@@ -6,10 +6,11 @@ use std::fs::File;
 use std::io::Write as _;
 use std::sync::Arc;
 
+use crate::config::Order;
 use crate::files::human_size;
 use crate::reporter::ci::tail::StderrTail;
 use crate::reporter::dir::OutputDir;
-use crate::reporter::group::{Held, Order, Sequencer};
+use crate::reporter::group::{Held, Sequencer};
 use crate::reporter::lines::{LineFormat, LineSplitter, MAX_LINE};
 use crate::reporter::writer::{Output, Stream};
 use crate::text;

@@ -21,18 +21,6 @@ pub const MEMORY_BOUND: usize = 512 * 1024;
 /// How much of a spill file is read back at once.
 const REPLAY_CHUNK: usize = 64 * 1024;
 
-/// When an account's lines are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
-    /// As they come (the default).
-    #[default]
-    Stream,
-    /// Each account's whole output once it ends (`--group`).
-    Group,
-    /// Whole, and in selection order (`--keep-order`).
-    Selection,
-}
-
 /// One writer stream's held records: the older ones in the spill file, the newer in memory.
 #[derive(Debug, Default)]
 struct HeldStream {

@@ -20,11 +20,11 @@ pub mod writer;
 
 use std::sync::Arc;
 
+use crate::config::Order;
 use crate::events::{Ended, Event};
 use crate::outcome::{ChildExit, FailureClass};
 use crate::reporter::account_output::{AccountOutput, RunOutputs, Streams};
 use crate::reporter::dir::OutputDir;
-use crate::reporter::group::Order;
 use crate::reporter::json::{AccountFields, ResultRecord};
 use crate::reporter::lines::LineFormat;
 use crate::reporter::progress::{Paused, Progress, Running};

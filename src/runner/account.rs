@@ -16,13 +16,13 @@ use crate::credentials::{self, Credentials};
 use crate::events::{Ended, Event};
 use crate::exec::child;
 use crate::exec::env::{AccountEnv, ChildCredentials};
-use crate::exec::template::Vars;
 use crate::outcome::{ChildExit, FailureClass, Outcome, Trace};
 use crate::portal::{Account, PortalError};
 use crate::regions::{self, Enabled, Regions};
 use crate::reporter::account_output::{AccountOutput, Streams};
 use crate::reporter::json::AccountFields;
 use crate::select::candidate_roles;
+use crate::template::Vars;
 use crate::text;
 
 /// One (account, region): what a child, a `result` record, a joblog line, a report

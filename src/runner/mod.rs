@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use self::account::{RegionEnd, Target, run_account};
 use crate::cache::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
 use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, StartOrder, Ticker};
+use crate::config::ExportFormat;
 use crate::config::{Canary, ConfigError, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::events::{Ended, Event};
-use crate::export::{ExportFormat, ExportSink};
+use crate::export::ExportSink;
 use crate::files::Unwritten;
 use crate::gate::{Gate, Halt};
 use crate::login::SsoLogin;
@@ -393,7 +394,7 @@ impl AccountTasks {
         let named_canaries = matches!(run.plan.canary, Some(Canary::Accounts(_)));
         let canaries = run.plan.canary.as_ref().map(|_| 0);
         let run_confirms = run.plan.confirm.is_some();
-        let one_account = run.plan.export.as_ref().is_some_and(crate::export::ExportFormat::needs_one_account);
+        let one_account = run.plan.export.as_ref().is_some_and(ExportFormat::needs_one_account);
         let several = run.logins.len() > 1;
         let writers = run.logins.iter().map(|_| None).collect();
         AccountTasks {

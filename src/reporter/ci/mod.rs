@@ -18,24 +18,11 @@ use std::io::{self, BufWriter, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::config::ReportPaths;
 use crate::events::Ended;
 use crate::files::{self, Unwritten};
 use crate::outcome::Outcome;
 use crate::reporter::summary::Tally;
-
-/// Where each report goes; all `None` when none was asked for.
-#[derive(Clone, Debug, Default)]
-pub struct ReportPaths {
-    pub markdown: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-}
-
-impl ReportPaths {
-    pub fn any(&self) -> bool {
-        self.markdown.is_some() || self.junit.is_some() || self.html.is_some()
-    }
-}
 
 /// How one account ended, as the reports see it.
 #[derive(Debug)]

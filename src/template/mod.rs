@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{interpreters, shell};
+mod interpreters;
+mod shell;
 
 /// The values one account gives the placeholders.
 #[derive(Clone, Copy, Debug)]
