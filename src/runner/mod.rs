@@ -15,28 +15,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinSet;
 
 mod account;
-
-use std::time::{Duration, Instant};
+mod canary;
+mod confirm;
+mod ends;
+mod listing;
 
 use self::account::{RegionEnd, Target, run_account};
-use crate::cache::inventory::{self, InventoryAccount, InventoryWriter, KnownRoles, RolesCache};
+use self::ends::tally_of;
+use crate::cache::inventory::{self, InventoryWriter, KnownRoles, RolesCache};
 use crate::concurrency::{self, Concurrency, Controller, Gauge, RunSlots, Slots, StartOrder, Ticker};
-use crate::config::ExportFormat;
-use crate::config::{Canary, ConfigError, RunPlan};
+use crate::config::{Canary, ConfigError, ExportFormat, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
-use crate::events::{Ended, Event};
+use crate::events::Event;
 use crate::export::ExportSink;
 use crate::files::Unwritten;
-use crate::gate::{Gate, Halt};
+use crate::gate::Gate;
 use crate::login::SsoLogin;
 use crate::plan::PlannedAccount;
-use crate::portal::{Account, Portal, PortalError, validate};
+use crate::portal::{Account, Portal, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::reporter::Reporter;
 use crate::reporter::ci::Reports;
 use crate::reporter::ends::EndSinks;
-use crate::reporter::summary::{LoginTally, Tally};
+use crate::reporter::summary::Tally;
 use crate::select::{AccountList, Selection};
 use crate::stop::Stopper;
 use crate::text;
@@ -326,24 +328,6 @@ pub async fn run_everywhere(
     })
 }
 
-/// `ListAccounts` pages fetched ahead of the accounts being started. Starting an account
-/// waits for a live slot, so without a page in hand the next page would be asked for only
-/// once most of this one's accounts were under way: its round trip would stall the run.
-const PAGES_AHEAD: usize = 4;
-
-/// Lists the accounts page by page into `pages`, ahead of the tasks; ends after the
-/// last page or an error, or when the run stops reading.
-async fn list_ahead(portal: &Portal, pages: tokio::sync::mpsc::Sender<Result<Option<Vec<Account>>, PortalError>>) {
-    let mut listing = portal.account_pages();
-    loop {
-        let page = listing.next_page().await;
-        let last = !matches!(page, Ok(Some(_)));
-        if pages.send(page).await.is_err() || last {
-            return;
-        }
-    }
-}
-
 /// The account tasks of a run, and what they have reported so far.
 ///
 /// At most `-j` + `--portal-concurrency` tasks are alive at once: `-j` running commands
@@ -416,205 +400,6 @@ impl AccountTasks {
         }
     }
 
-    /// Lists login `login`'s accounts into the run, pages fetched ahead as the accounts
-    /// start; whether the listing is complete. An error before any account was selected
-    /// is the run's error; after, it ends the listing (and a 401 stops new work, as
-    /// mid-run).
-    async fn list(&mut self, selection: &Selection, login: usize, source: AccountSource) -> Result<bool, Error> {
-        let run = Arc::clone(&self.run);
-        self.writers[login] = source.writer;
-        self.cached_roles = source.cached_roles;
-        let mut complete = false;
-        let (pages_out, mut pages) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        let consume = async {
-            while !run.stopper.is_stopping() {
-                match pages.recv().await {
-                    Some(Ok(Some(page))) => {
-                        for account in page {
-                            self.add(selection, Account { login, ..account }).await;
-                        }
-                    }
-                    Some(Ok(None)) => {
-                        complete = true;
-                        break;
-                    }
-                    Some(Err(PortalError::Cancelled)) | None => break,
-                    Some(Err(error)) if self.next_index == 0 => {
-                        return Err(Error::from_portal(error, run.logins[login].login_command.clone()));
-                    }
-                    Some(Err(PortalError::Unauthorized { .. })) => {
-                        run.reject_login(login);
-                        break;
-                    }
-                    Some(Err(error)) => {
-                        self.ends.tally.listing_error = Some(self.of_login(login, error.to_string()));
-                        break;
-                    }
-                }
-            }
-            // Ends the listing if it is still going (a stop, an error).
-            drop(pages);
-            Ok(())
-        };
-        let ((), consumed) = tokio::join!(list_ahead(&run.logins[login].portal, pages_out), consume);
-        consumed?;
-        Ok(complete)
-    }
-
-    /// `text` about login `login`, named when the run has several.
-    fn of_login(&self, login: usize, text: String) -> String {
-        match self.run.logins.as_slice() {
-            [_] => text,
-            logins => format!("{}: {text}", logins[login].name),
-        }
-    }
-
-    /// Whether `account` runs through its own login, i.e. no earlier login listed it.
-    /// With several logins every id listed is remembered (one login alone needs none,
-    /// and keeps memory flat); an account seen again is counted once as shared by the
-    /// login it runs through, when the selection wants it.
-    fn first_listing(&mut self, selection: &Selection, account: &Account) -> bool {
-        let Some(first) = &mut self.first_login else { return true };
-        match first.get_mut(&account.id) {
-            None => {
-                first.insert(account.id.clone(), (account.login, false));
-                true
-            }
-            Some((login, counted)) => {
-                if !*counted && selection.selects(account) {
-                    *counted = true;
-                    self.ends.tally.logins[*login].shared += 1;
-                }
-                false
-            }
-        }
-    }
-
-    /// Takes in one listed account, with the roles the cache knows for it: starts its
-    /// task if the selection wants it, or holds it until the listing is complete
-    /// (accounts or canaries selected by name).
-    async fn add(&mut self, selection: &Selection, account: Account) {
-        let roles = self.cached_roles.take(&account.id);
-        if !self.first_listing(selection, &account) || !selection.selects(&account) {
-            inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
-            return;
-        }
-        if let Some(login) = self.ends.tally.logins.get_mut(account.login) {
-            login.selected += 1;
-        }
-        if let Some(known) = &roles {
-            self.ends.tally.roles_from_cache.note(known.age(inventory::now_secs()));
-        }
-        self.run.reporter.emit(Event::Selected);
-        if selection.listed.is_some() {
-            self.listed_seen.note(&account);
-        }
-        match &mut self.held {
-            Some(held) => held.push((account, roles)),
-            None => self.start_after_first_canaries(account, roles).await,
-        }
-    }
-
-    /// Once the listing is complete: fails if a name given to `--accounts` names two
-    /// accounts (which one was meant cannot be known), else starts the held accounts,
-    /// named canaries first.
-    async fn start_held(&mut self, selection: &Selection) -> Result<(), Error> {
-        let Some(held) = self.held.take() else { return Ok(()) };
-        if let Some((name, ids)) = selection.ambiguous_name(held.iter().map(|(account, _)| account)) {
-            return Err(Error::AmbiguousName { name, ids });
-        }
-        if let Some(format) = self.run.plan.export.as_ref().filter(|format| format.needs_one_account())
-            && held.len() != 1
-        {
-            return Err(ConfigError::ExportNeedsOneAccount { format: format.name(), selected: held.len() }.into());
-        }
-        let waited = self.confirm(&held).await?;
-        self.ends.tally.at_prompt += waited;
-        if let Some(reports) = &mut self.ends.reports {
-            reports.leave_out(waited);
-        }
-        let Some(Canary::Accounts(named)) = self.run.plan.canary.clone() else {
-            for (account, roles) in held {
-                self.start_after_first_canaries(account, roles).await;
-            }
-            return Ok(());
-        };
-        let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| named.contains(account));
-        if canaries.is_empty() && !others.is_empty() {
-            self.run.gate.halt_with(Halt::NoCanary);
-        }
-        for (account, roles) in canaries {
-            self.start(account, roles).await;
-        }
-        self.finish_canaries().await;
-        for (account, roles) in others {
-            self.start(account, roles).await;
-        }
-        Ok(())
-    }
-
-    /// Asks on the terminal before starting more accounts than `--confirm-above`, when
-    /// the run asks at all; anything but a yes ends the run before any credentials. A yes
-    /// returns how long it took to come, which the run's clocks (its duration, the
-    /// progress bar's) do not count.
-    async fn confirm(&self, held: &[(Account, Option<KnownRoles>)]) -> Result<Duration, Error> {
-        let Some(confirm) = self.run.plan.confirm else { return Ok(Duration::ZERO) };
-        if held.len() <= confirm.above {
-            return Ok(Duration::ZERO);
-        }
-        // `apply`: the plan's review, with the names the portal gives its accounts now.
-        let review = self.run.plan.apply.as_ref().map(|applied| {
-            let listed = held.iter().map(|(account, _)| (account.id.as_str(), account.name.as_str())).collect();
-            crate::plan::review::render(applied, &listed)
-        });
-        let prompt = crate::confirm::Prompt {
-            count: held.len(),
-            names: held.iter().map(|(account, _)| account.name.as_str()).collect(),
-            roles: &self.run.plan.roles,
-            command: &self.run.plan.command_text,
-            review: review.as_deref(),
-        };
-        self.run.reporter.say(prompt.render()).await;
-        // The read blocks: on its own thread, so that a signal still ends the run (the
-        // thread, stuck in a read, ends with the process).
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let asked = Instant::now();
-        let _paused = self.run.reporter.pause();
-        std::thread::spawn(move || answer.send(crate::confirm::read_answer()));
-        tokio::select! {
-            yes = answered => if yes.unwrap_or(false) { Ok(asked.elapsed()) } else { Err(Error::NotConfirmed) },
-            () = self.run.stopper.stopped() => Err(Error::Portal(PortalError::Cancelled)),
-        }
-    }
-
-    /// With `--canary N`: the first N accounts start at once; the next waits until they
-    /// are done, and starts only if none of them failed.
-    async fn start_after_first_canaries(&mut self, account: Account, roles: Option<KnownRoles>) {
-        if let (Some(started), Some(Canary::First(wanted))) = (self.canaries, &self.run.plan.canary) {
-            if started < *wanted {
-                self.canaries = Some(started + 1);
-            } else {
-                self.finish_canaries().await;
-            }
-        }
-        self.start(account, roles).await;
-    }
-
-    /// Waits for the canaries (every task started so far) and halts the run if one of
-    /// them failed.
-    async fn finish_canaries(&mut self) {
-        if self.canaries.take().is_none() {
-            return;
-        }
-        while let Some(joined) = self.set.join_next().await {
-            self.record(joined.expect("account tasks do not panic"));
-        }
-        let failed = self.ends.tally.failed.len() + self.ends.tally.interrupted.len();
-        if failed > 0 {
-            self.run.gate.halt_with(Halt::Canary { failed, canaries: self.ends.tally.selected });
-        }
-    }
-
     /// Starts `account`'s task once a live slot is free; after a halt, records it as
     /// never started without a task (and so without a portal call).
     async fn start(&mut self, account: Account, roles: Option<KnownRoles>) {
@@ -648,35 +433,4 @@ impl AccountTasks {
         }
         self
     }
-
-    fn record(&mut self, result: TaskResult) {
-        let TaskResult { account, roles, ends } = result;
-        for end in &ends {
-            self.record_end(&account, end);
-        }
-        inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
-    }
-
-    /// One (account, region)'s ending, handed to every sink of endings.
-    fn record_end(&mut self, account: &Account, end: &RegionEnd) {
-        self.ends.ended(&Ended {
-            account_id: &account.id,
-            account_name: &account.name,
-            region: self.run.plan.regions.as_ref().map(|_| end.region.as_str()),
-            child_region: &end.region,
-            index: end.index,
-            outcome: &end.outcome,
-            trace: &end.trace,
-            dry_run: self.run.plan.dry_run,
-        });
-    }
-}
-
-/// The summary's tally before any account: with several logins, a line each.
-fn tally_of(logins: &[RunLogin]) -> Tally {
-    let logins = match logins {
-        [_] => Vec::new(),
-        several => several.iter().map(|login| LoginTally::new(&login.name)).collect(),
-    };
-    Tally { logins, ..Tally::default() }
 }
