@@ -2,12 +2,12 @@
 //! fix. A failing account is not an error (see `summary.rs`).
 
 use crate::config::ConfigError;
-use crate::exit_code;
 use crate::login::LoginError;
 use crate::portal::PortalError;
 use crate::reporter::dir::OutputDirError;
 use crate::settings::SettingsError;
 use crate::token::TokenError;
+use crate::{exit_code, text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,6 +62,18 @@ impl Error {
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
             Error::NotConfirmed => exit_code::ACCOUNT_FAILED,
         }
+    }
+
+    /// `error: <message>: <cause>: <cause>; <hint>`, on one line: control characters and
+    /// line breaks from anywhere in the chain (a portal's message, a file's name) are escaped.
+    pub fn line(&self) -> String {
+        let mut line = format!("error: {}", text::error_chain(self));
+        if let Some(hint) = self.hint() {
+            line.push_str("; ");
+            line.push_str(&hint);
+        }
+        line.push('\n');
+        line
     }
 
     /// What to do about it, when fanout knows.

@@ -17,7 +17,6 @@ mod error;
 mod events;
 mod exec;
 mod exit_code;
-mod export;
 mod files;
 mod gate;
 mod joblog;
@@ -47,7 +46,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::Subcommands;
 use crate::config::{Config, Environment};
-use crate::reporter::tables::print_error;
+use crate::reporter::tables::eprint_text;
 use crate::shell_integration::Integration;
 
 /// Parses the command line, runs, and maps the result to an exit code.
@@ -58,7 +57,7 @@ pub fn main() -> ExitCode {
         Ok(layered) => layered,
         Err(error) => {
             let error = error::Error::from(error);
-            print_error(&error);
+            eprint_text(&error.line());
             return ExitCode::from(error.exit_code());
         }
     };
@@ -81,7 +80,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            print_error(&error);
+            eprint_text(&error.line());
             ExitCode::from(error.exit_code())
         }
     }
@@ -96,7 +95,7 @@ fn print_generated(bytes: &[u8]) -> ExitCode {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit_code::SUCCESS),
         Err(source) => {
             let error = error::Error::Io { context: "cannot write to standard output", source };
-            print_error(&error);
+            eprint_text(&error.line());
             ExitCode::from(exit_code::ACCOUNT_FAILED)
         }
     }

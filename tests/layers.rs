@@ -34,10 +34,7 @@ fn sources() -> BTreeMap<String, String> {
 /// without comments, which may name modules freely.
 fn code_before_tests(text: &str) -> String {
     let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
-    code.lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 
 /// `runner/account.rs` → `runner`, `lib.rs` → `app`: the top-level module a file is in.
@@ -80,12 +77,28 @@ fn file_of(path: &[String], files: &BTreeMap<String, String>) -> Option<String> 
     })
 }
 
+/// The paths `lib.rs` names without `crate::`: its own modules, by their bare names
+/// (`commands::run`), as every crate root does.
+fn root_paths(code: &str, files: &BTreeMap<String, String>) -> Vec<Vec<String>> {
+    let modules: BTreeSet<String> = files.keys().map(|f| module_of(f)).collect();
+    let words = code.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'));
+    words
+        .filter_map(|word| word.split_once("::"))
+        .filter(|(head, _)| modules.contains(*head))
+        .map(|(head, _)| vec![head.to_owned()])
+        .collect()
+}
+
 /// Who imports whom, file by file.
 fn file_imports(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
     files
         .iter()
         .map(|(file, code)| {
-            let targets = crate_paths(code).iter().filter_map(|p| file_of(p, files)).filter(|t| t != file).collect();
+            let mut paths = crate_paths(code);
+            if file == "lib.rs" {
+                paths.extend(root_paths(code, files));
+            }
+            let targets = paths.iter().filter_map(|p| file_of(p, files)).filter(|t| t != file).collect();
             (file.clone(), targets)
         })
         .collect()
@@ -200,8 +213,14 @@ fn only_the_reporter_and_the_app_touch_stdout_and_stderr() {
 fn the_reading_finds_what_it_must() {
     let paths = crate_paths("use crate::a::{b, c::D};\nlet x = crate::e::f(1);");
     assert_eq!(paths, [vec!["a", "b"], vec!["a", "c", "D"], vec!["e", "f"]]);
-    let graph = BTreeMap::from([("a".to_owned(), BTreeSet::from(["b".to_owned()])), ("b".to_owned(), BTreeSet::from(["a".to_owned()]))]);
+    let graph = BTreeMap::from([
+        ("a".to_owned(), BTreeSet::from(["b".to_owned()])),
+        ("b".to_owned(), BTreeSet::from(["a".to_owned()])),
+    ]);
     assert_eq!(find_circle(&graph), Some(vec!["a".to_owned(), "b".to_owned(), "a".to_owned()]));
     assert_eq!(module_of("runner/account.rs"), "runner");
-    assert_eq!(code_before_tests("use crate::x;\n// crate::y\n#[cfg(test)]\nmod tests { use crate::z; }"), "use crate::x;");
+    assert_eq!(
+        code_before_tests("use crate::x;\n// crate::y\n#[cfg(test)]\nmod tests { use crate::z; }"),
+        "use crate::x;"
+    );
 }

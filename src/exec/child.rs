@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
+use super::{Pipe, PipeSink};
 use crate::config::Limits;
 use crate::outcome::ChildExit;
-use crate::reporter::account_output::{AccountOutput, Pipe};
 use crate::stop::{Escalation, GRACE, Stopper};
 
 /// After the child exits, how long its pipes may stay open: a process it left in the
@@ -44,7 +44,7 @@ fn exit_of(status: ExitStatus) -> ChildExit {
 pub async fn run(
     argv: &[String],
     account: &AccountEnv<'_>,
-    sink: &mut AccountOutput,
+    sink: &mut impl PipeSink,
     stopper: &Stopper,
     limits: Limits,
 ) -> std::io::Result<Option<ChildExit>> {
@@ -267,7 +267,7 @@ async fn forward<R>(
     read: std::io::Result<usize>,
     pipe: &mut Option<R>,
     buf: &[u8],
-    sink: &mut AccountOutput,
+    sink: &mut impl PipeSink,
     which: Pipe,
 ) {
     match read {

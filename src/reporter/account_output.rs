@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use crate::config::Order;
+use crate::exec::{Pipe, PipeSink};
 use crate::files::human_size;
 use crate::reporter::ci::tail::StderrTail;
 use crate::reporter::dir::OutputDir;
@@ -20,29 +21,6 @@ use crate::text;
 pub struct Streams {
     pub stdout: (LineFormat, Stream),
     pub stderr: (LineFormat, Stream),
-}
-
-/// One of a command's two pipes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pipe {
-    Stdout,
-    Stderr,
-}
-
-impl Pipe {
-    fn index(self) -> usize {
-        match self {
-            Pipe::Stdout => 0,
-            Pipe::Stderr => 1,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Pipe::Stdout => "stdout",
-            Pipe::Stderr => "stderr",
-        }
-    }
 }
 
 /// What every account's output shares in a run.
@@ -130,7 +108,7 @@ impl AccountOutput {
     }
 
     /// Bytes the command wrote to `pipe`: copied to its file, and its complete lines sent.
-    pub async fn pipe_bytes(&mut self, pipe: Pipe, bytes: &[u8]) {
+    async fn bytes(&mut self, pipe: Pipe, bytes: &[u8]) {
         let Some(command) = &mut self.command else { return };
         if let (Pipe::Stderr, Some(tail)) = (pipe, &mut self.tail) {
             tail.push(bytes);
@@ -151,7 +129,7 @@ impl AccountOutput {
     }
 
     /// `pipe` is closed (or will not be read again): its last line leaves, newline added.
-    pub async fn pipe_closed(&mut self, pipe: Pipe) {
+    async fn closed(&mut self, pipe: Pipe) {
         let Some(command) = &mut self.command else { return };
         let mut records = Vec::new();
         command.splitters[pipe.index()].finish(&mut records);
@@ -202,6 +180,16 @@ impl AccountOutput {
             human_size(MAX_LINE as u64)
         );
         self.output.send(Stream::Stderr, text.into_bytes()).await;
+    }
+}
+
+impl PipeSink for AccountOutput {
+    async fn pipe_bytes(&mut self, pipe: Pipe, bytes: &[u8]) {
+        self.bytes(pipe, bytes).await;
+    }
+
+    async fn pipe_closed(&mut self, pipe: Pipe) {
+        self.closed(pipe).await;
     }
 }
 

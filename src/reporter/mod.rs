@@ -9,6 +9,7 @@ pub mod account_output;
 pub mod ci;
 pub mod dir;
 pub mod ends;
+pub mod export;
 pub mod group;
 pub mod json;
 pub mod lines;

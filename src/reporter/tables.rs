@@ -4,7 +4,6 @@ use std::io::Write as _;
 
 use serde::Serialize;
 
-use crate::error::Error;
 use crate::portal::Account;
 use crate::text;
 
@@ -13,18 +12,6 @@ use crate::text;
 pub fn eprint_text(text: &str) -> bool {
     let mut stderr = std::io::stderr().lock();
     stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush()).is_ok()
-}
-
-/// `error: <message>: <cause>: <cause>; <hint>`, on one line: control characters and
-/// line breaks from anywhere in the chain (a portal's message, a file's name) are escaped.
-pub fn print_error(error: &Error) -> bool {
-    let mut line = format!("error: {}", text::error_chain(error));
-    if let Some(hint) = error.hint() {
-        line.push_str("; ");
-        line.push_str(&hint);
-    }
-    line.push('\n');
-    eprint_text(&line)
 }
 
 /// An account and the roles the login has in it, as `fanout accounts` shows them.
