@@ -7,6 +7,8 @@
 //! one account's output ([`crate::reporter::account_output`]), batched and with reused
 //! buffers, which a message per line could not keep up with.
 
+use std::time::Duration;
+
 use crate::outcome::{Outcome, Trace};
 
 /// A step of the run that the progress bar shows.
@@ -36,4 +38,22 @@ pub struct Ended<'a> {
     pub outcome: &'a Outcome,
     pub trace: &'a Trace,
     pub dry_run: bool,
+}
+
+impl Ended<'_> {
+    /// From its task's start to its end; zero for an account never started.
+    pub fn duration(&self) -> Duration {
+        match (self.trace.began, self.trace.ended) {
+            (Some(began), Some(ended)) => ended.duration_since(began).unwrap_or_default(),
+            _ => self.trace.runtime,
+        }
+    }
+
+    /// `id (name)`, or `id/region (name)` with `--regions`, as the summary names them.
+    pub fn label(&self) -> String {
+        match self.region {
+            Some(region) => format!("{}/{region} ({})", self.account_id, self.account_name),
+            None => format!("{} ({})", self.account_id, self.account_name),
+        }
+    }
 }

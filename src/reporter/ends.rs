@@ -7,7 +7,7 @@ use crate::config::RunPlan;
 use crate::events::Ended;
 use crate::files::Unwritten;
 use crate::joblog::{self, JobLog};
-use crate::reporter::ci::{AccountEnd, Reports};
+use crate::reporter::ci::Reports;
 use crate::reporter::plans::{ApplySkips, PlanTable, PlannedAccounts};
 use crate::reporter::summary::Tally;
 
@@ -56,7 +56,7 @@ impl EndSinks {
             joblog.record(joblog::Entry::of(end));
         }
         if let Some(reports) = &mut self.reports {
-            reports.record(&AccountEnd::of(end));
+            reports.record(end);
         }
         if let Some(table) = &mut self.plan_table {
             table.ended(end);

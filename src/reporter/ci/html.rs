@@ -12,7 +12,8 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::{AccountEnd, RunTotals, Spool, seconds};
+use super::{RunTotals, Spool, seconds};
+use crate::events::Ended;
 use crate::outcome::FailureClass;
 use crate::text;
 
@@ -34,15 +35,15 @@ impl Html {
         self.run_start += waited;
     }
 
-    pub fn record(&mut self, end: &AccountEnd<'_>) {
+    pub fn record(&mut self, end: &Ended<'_>) {
         let ms = |time: Option<SystemTime>| {
             time.map(|t| u64::try_from(t.duration_since(self.run_start).unwrap_or_default().as_millis()).unwrap_or(0))
         };
-        let began = ms(end.began);
-        let credentials = ms(end.credentials_at);
-        let started = ms(end.started);
-        let exited = ms(end.started.map(|t| t + end.runtime));
-        let ended = ms(end.ended).or(exited).or(started).or(credentials).or(began);
+        let began = ms(end.trace.began);
+        let credentials = ms(end.trace.credentials_at);
+        let started = ms(end.trace.started);
+        let exited = ms(end.trace.started.map(|t| t + end.trace.runtime));
+        let ended = ms(end.trace.ended).or(exited).or(started).or(credentials).or(began);
         self.last_ms = self.last_ms.max(ended.unwrap_or(0));
         let status = end.outcome.status(end.dry_run);
         let class = end.outcome.class().map(FailureClass::name);

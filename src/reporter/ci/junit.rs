@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::{AccountEnd, RunTotals, Spool, seconds};
+use super::{RunTotals, Spool, seconds};
+use crate::events::Ended;
 use crate::outcome::Outcome;
 use crate::text;
 
@@ -30,7 +31,7 @@ impl Junit {
         Junit { cases, counts: Counts::default() }
     }
 
-    pub fn record(&mut self, end: &AccountEnd<'_>) {
+    pub fn record(&mut self, end: &Ended<'_>) {
         self.counts.tests += 1;
         let mut case = format!(
             "    <testcase classname=\"fanout\" name=\"{}\" time=\"{}\"",
@@ -43,8 +44,8 @@ impl Junit {
                 self.counts.failures += 1;
                 let class = end.outcome.class().map_or("interrupted", |class| class.name());
                 let mut text = end.outcome.error().unwrap_or("").to_owned();
-                if !end.stderr_tail.is_empty() {
-                    let _ = write!(text, "\n--- the end of stderr ---\n{}", end.stderr_tail);
+                if !end.trace.stderr_tail.is_empty() {
+                    let _ = write!(text, "\n--- the end of stderr ---\n{}", end.trace.stderr_tail);
                 }
                 let _ = write!(
                     case,

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::{AccountEnd, RunTotals, seconds, tail};
+use super::{RunTotals, seconds, tail};
+use crate::events::Ended;
 use crate::files;
 use crate::outcome::Outcome;
 use crate::text;
@@ -32,7 +33,7 @@ impl Markdown {
     }
 
     /// A failed or interrupted account becomes a row; the others are only counted.
-    pub fn record(&mut self, end: &AccountEnd<'_>) {
+    pub fn record(&mut self, end: &Ended<'_>) {
         let class = match end.outcome {
             Outcome::Failed { class, .. } => class.name(),
             Outcome::Interrupted(_) => "interrupted",
@@ -47,7 +48,7 @@ impl Markdown {
             text::markup::markdown_cell(&end.label()),
             class,
             text::markup::markdown_cell(end.outcome.error().unwrap_or("")),
-            code_cell(tail::last_line(end.stderr_tail)),
+            code_cell(tail::last_line(&end.trace.stderr_tail)),
         );
         self.rows.push_str(&row);
     }
@@ -111,7 +112,7 @@ fn code_cell(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::FailureClass;
+    use crate::outcome::{FailureClass, Trace};
     use crate::reporter::summary::Tally;
 
     #[test]
@@ -120,18 +121,15 @@ mod tests {
         let outcome = Outcome::Failed { class: FailureClass::Exit, reason: "exit code 1".to_owned() };
         for i in 0..MAX_ROWS + 5 {
             let id = format!("{i:012}");
-            markdown.record(&AccountEnd {
+            markdown.record(&Ended {
                 account_id: &id,
                 account_name: "a",
                 region: None,
+                child_region: "us-east-1",
+                index: i,
                 outcome: &outcome,
+                trace: &Trace::default(),
                 dry_run: false,
-                began: None,
-                credentials_at: None,
-                started: None,
-                runtime: std::time::Duration::ZERO,
-                ended: None,
-                stderr_tail: "",
             });
         }
         let dir = tempfile::tempdir().unwrap();

@@ -21,65 +21,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::ReportPaths;
 use crate::events::Ended;
 use crate::files::{self, Unwritten};
-use crate::outcome::Outcome;
 use crate::reporter::summary::Tally;
-
-/// How one account ended, as the reports see it.
-#[derive(Debug)]
-pub struct AccountEnd<'a> {
-    pub account_id: &'a str,
-    pub account_name: &'a str,
-    /// With `--regions`: the region this ending is for.
-    pub region: Option<&'a str>,
-    pub outcome: &'a Outcome,
-    pub dry_run: bool,
-    /// When its task began (before the portal was asked for its credentials).
-    pub began: Option<SystemTime>,
-    /// When its credentials arrived.
-    pub credentials_at: Option<SystemTime>,
-    /// When its command started, and how long it ran.
-    pub started: Option<SystemTime>,
-    pub runtime: Duration,
-    /// When its task ended.
-    pub ended: Option<SystemTime>,
-    /// The end of its command's stderr (see [`tail`]).
-    pub stderr_tail: &'a str,
-}
-
-impl<'a> AccountEnd<'a> {
-    pub fn of(end: &Ended<'a>) -> Self {
-        let trace = end.trace;
-        AccountEnd {
-            account_id: end.account_id,
-            account_name: end.account_name,
-            region: end.region,
-            outcome: end.outcome,
-            dry_run: end.dry_run,
-            began: trace.began,
-            credentials_at: trace.credentials_at,
-            started: trace.started,
-            runtime: trace.runtime,
-            ended: trace.ended,
-            stderr_tail: &trace.stderr_tail,
-        }
-    }
-
-    /// From its task's start to its end; zero for an account never started.
-    pub fn duration(&self) -> Duration {
-        match (self.began, self.ended) {
-            (Some(began), Some(ended)) => ended.duration_since(began).unwrap_or_default(),
-            _ => self.runtime,
-        }
-    }
-
-    /// `id (name)`, or `id/region (name)` with `--regions`, as the summary names them.
-    pub fn label(&self) -> String {
-        match self.region {
-            Some(region) => format!("{}/{region} ({})", self.account_id, self.account_name),
-            None => format!("{} ({})", self.account_id, self.account_name),
-        }
-    }
-}
 
 /// The run as a whole, once it is over.
 #[derive(Debug)]
@@ -156,7 +98,7 @@ impl Reports {
     }
 
     /// One account has ended.
-    pub fn record(&mut self, end: &AccountEnd<'_>) {
+    pub fn record(&mut self, end: &Ended<'_>) {
         if let Some((_, markdown)) = &mut self.markdown {
             markdown.record(end);
         }
