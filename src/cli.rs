@@ -1,4 +1,4 @@
-//! The command line as clap sees it: flags and help text, no I/O. `config.rs` turns it
+//! The command line as clap sees it: flags and help text, no I/O. `config/` turns it
 //! into a plain [`crate::config::Config`]; nothing after that sees these types.
 
 // Doc comments here are the `--help` text, where backticks would show as they are.

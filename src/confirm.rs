@@ -3,8 +3,8 @@
 //! plan's whole review (`plan::review`) instead of the sample.
 //!
 //! The text is built by pure functions; [`read_answer`] is the one that touches the
-//! terminal. Whether to ask at all is decided in `config.rs` (terminals, `--yes`,
-//! `--confirm-above`) and in the pipeline (how many accounts the listing selected).
+//! terminal. Whether to ask at all is decided in `config/` (terminals, `--yes`,
+//! `--confirm-above`) and in the runner (how many accounts the listing selected).
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
@@ -62,7 +62,7 @@ pub fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// Reads one line from standard input (a terminal: `config.rs` checked). An end of
+/// Reads one line from standard input (a terminal: `config/` checked). An end of
 /// input or a read error is a no.
 pub fn read_answer() -> bool {
     let mut line = String::new();

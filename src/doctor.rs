@@ -195,7 +195,7 @@ fn login_label(login: &SsoLogin) -> String {
     }
 }
 
-/// Why this login, in the order `login.rs` chooses.
+/// Why this login, in the order `login/` chooses.
 fn why_chosen(config: &Config, login: &SsoLogin) -> String {
     match (config.sso_sessions.first(), &login.profile) {
         (Some(_), _) => "chosen by --sso-session".to_owned(),

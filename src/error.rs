@@ -1,5 +1,5 @@
 //! The one error type that reaches `main`: it knows its exit code and a hint naming the
-//! fix. A failing account is not an error (see `summary.rs`).
+//! fix. A failing account is not an error (see `outcome.rs`).
 
 use crate::config::ConfigError;
 use crate::login::LoginError;

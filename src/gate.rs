@@ -2,7 +2,7 @@
 //!
 //! A sweeping write across a thousand accounts has a large blast radius, so a run can be
 //! halted before it is done: by `--max-failures` (`--fail-fast`) once that many accounts
-//! have failed, or by a failed canary (`--canary`, decided in `pipeline.rs`, which waits
+//! have failed, or by a failed canary (`--canary`, decided in `runner/canary.rs`, which waits
 //! for the canaries). Every account task asks [`Gate::is_halted`] before it fetches
 //! credentials and again before its command starts, so a halt costs the accounts not yet
 //! started nothing, not even a portal call. Running commands finish.

@@ -1,6 +1,6 @@
 //! fanout: run one command in every AWS account an IAM Identity Center login reaches.
 //!
-//! The modules follow a run in order; see `run.rs` for how they are wired.
+//! The modules stand in layers (docs/design.md); `commands/` wires them for each command.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

@@ -2,7 +2,7 @@
 //! runs exactly: the login, and per account its role, region and the argv as rendered.
 //!
 //! The plan is data only: built, serialized, hashed, read back and compared here; the
-//! run itself is the pipeline's, and what a reviewer is shown is [`review`]'s.
+//! run itself is the runner's, and what a reviewer is shown is [`review`]'s.
 //!
 //! Two hashes, for two jobs. What `--approve` names is the SHA-256 of the file's bytes,
 //! as `sha256sum FILE` prints it: the file applied is then byte for byte the one
@@ -206,7 +206,7 @@ impl Plan {
     }
 }
 
-/// A plan being applied: what `config.rs` read and checked, ready for the pipeline.
+/// A plan being applied: what `config/` read and checked, ready for the runner.
 #[derive(Debug)]
 pub struct Applied {
     pub plan: Plan,

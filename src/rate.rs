@@ -18,7 +18,7 @@
 //! a quiet spell does not build up a rate that would flood the portal later.
 //!
 //! At its end a run reports what the portal sustained ([`RateLimiter::sustained`]), and
-//! the next run starts there (`portal_rate.rs`): in slow start when the portal never
+//! the next run starts there (`cache/portal_rate.rs`): in slow start when the portal never
 //! throttled it, else in additive increase, just under the rate that drew the 429.
 
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
 //! Stage 2b: which accounts to reach and which role to use in each.
 //!
-//! Everything here is pure: filters are parsed once in `config.rs`, then applied to each
+//! Everything here is pure: filters are parsed once in `config/`, then applied to each
 //! account as its page arrives, before any role is listed, so that unselected accounts
 //! cost no portal call.
 

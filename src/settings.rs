@@ -3,7 +3,7 @@
 //! theirs). clap reads the flags, the variables and the built-in defaults itself; this
 //! module reads the file and gives each of its keys to clap as if it were a flag, where
 //! neither a flag nor a variable set that option. So a file's value passes through the
-//! same parser as a flag's, and `config.rs` validates it as it validates any other.
+//! same parser as a flag's, and `config/` validates it as it validates any other.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

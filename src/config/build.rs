@@ -238,7 +238,7 @@ fn export_format(format: ExportFormatArg, output_file: Option<&std::path::Path>)
     }
 }
 
-/// `fanout credentials`: a run of the pipeline whose work per account is handing its
+/// `fanout credentials`: a run of the runner whose work per account is handing its
 /// credentials to the export. No command, prompt, canary, dry run, joblog or report:
 /// the run flags that shape a command's run do not apply.
 fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<RunPlan, ConfigError> {

@@ -71,7 +71,7 @@ pub enum JsonTarget {
 }
 
 impl ExportFormat {
-    /// `env` and `process` describe one set of credentials: the pipeline holds the
+    /// `env` and `process` describe one set of credentials: the runner holds the
     /// accounts until the listing is complete and refuses any other count before
     /// fetching anything.
     pub fn needs_one_account(&self) -> bool {

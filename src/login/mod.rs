@@ -166,7 +166,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The logins of a run: one as [`resolve_login`] chooses it, or with several
-/// `--sso-session`s (each once; `config.rs` refuses a profile with them) each of those,
+/// `--sso-session`s (each once; `config/` refuses a profile with them) each of those,
 /// in the order given. A login reached through several sessions has no profile of its
 /// own to take a region and a `[services]` endpoint from, so it takes those of
 /// [`session_profile`].

@@ -51,7 +51,7 @@ pub struct Account {
     pub name: String,
     pub email: String,
     /// Which of the run's logins it runs through (an index into them, in the order
-    /// given): set by the pipeline, not by the portal, and never cached.
+    /// given): set by the runner, not by the portal, and never cached.
     #[serde(skip)]
     pub login: usize,
 }

@@ -1,5 +1,5 @@
 //! `fanout credentials`: the selected accounts' role credentials handed to the user, in
-//! the format asked, instead of to a child. The pipeline fetches them as for a run (the
+//! the format asked, instead of to a child. The runner fetches them as for a run (the
 //! same selection, limiter, retries and cache); this module only shapes and writes them.
 //!
 //! Secrets leave fanout only here, and only where the user named: stdout, or a file that

@@ -122,7 +122,7 @@ fn style(template: &str) -> ProgressStyle {
 
 impl Progress {
     /// The bar on stderr when `shown`, else nothing. Whether stderr is a terminal is
-    /// the caller's question (asked once, in `config.rs`).
+    /// the caller's question (asked once, in `config/`).
     pub fn new(shown: bool) -> Self {
         if shown {
             let stderr = Margin(Term::buffered_stderr());

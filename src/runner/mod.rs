@@ -4,7 +4,7 @@
 //! credentials, waits for a command slot and runs its command.
 //!
 //! Portal calls are bounded by the portal's slots and rate limiter, commands by `-j`
-//! (adapted while the run goes with `-j auto`, see `concurrency.rs`), and live tasks by
+//! (adapted while the run goes with `-j auto`, see `concurrency/`), and live tasks by
 //! both together (see [`AccountTasks`]).
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! `{account_id}`-style placeholders in the command and the prefix, parsed once in
-//! `config.rs` so that rendering them for an account cannot fail.
+//! `config/` so that rendering them for an account cannot fail.
 
 use std::fmt::Write as _;
 
