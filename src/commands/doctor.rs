@@ -6,7 +6,7 @@ use crate::reporter::progress::Progress;
 use crate::reporter::writer::{self, Stream};
 use crate::stop::Stopper;
 
-use super::with_output_failures;
+use crate::reporter::run_end::with_output_failures;
 
 /// `fanout doctor`: the report on stdout, through the writer like any output; its
 /// exit code is that of the first problem found.

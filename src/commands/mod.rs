@@ -19,8 +19,9 @@ use crate::login::{AwsConfig, SsoLogin, resolve_logins};
 use crate::plan::PlanLogin;
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::reporter::progress::Progress;
+use crate::reporter::run_end::with_output_failures;
 use crate::reporter::tables;
-use crate::reporter::writer::{self, StdoutEnd, WriterEnd};
+use crate::reporter::writer;
 use crate::stop::Stopper;
 use crate::token::refresh::TokenHolder;
 use crate::{exit_code, limits};
@@ -135,19 +136,6 @@ async fn connect(
         connected.push(Connected { login, portal, cache });
     }
     Ok(connected)
-}
-
-/// Output that could not be written is a failure: never exit 0 after losing it. A
-/// failed stdout is said on stderr, if stderr still works.
-fn with_output_failures(code: u8, end: &WriterEnd, summary_written: bool) -> u8 {
-    let mut lost = end.stderr_failed || !summary_written;
-    if let StdoutEnd::Failed(reason) = &end.stdout {
-        tables::eprint_text(&format!(
-            "error: cannot write to standard output: {reason}; output was lost, so the run was stopped\n"
-        ));
-        lost = true;
-    }
-    if lost && code == exit_code::SUCCESS { exit_code::ACCOUNT_FAILED } else { code }
 }
 
 /// Raises the open-file limit and caps `-j` (or the `-j auto` bound) and

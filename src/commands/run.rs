@@ -2,26 +2,24 @@
 //! credential server and the export as asked, then the summary, the reports, the
 //! `summary` record and the exit code once it is over.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Config, Feedback, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::files::Unwritten;
-use crate::reporter::ci::RunTotals;
 use crate::reporter::dir::OutputDir;
 use crate::reporter::export::ExportSink;
 use crate::reporter::progress::Progress;
-use crate::reporter::writer::{Output, StdoutEnd, Stream, WriterEnd};
-use crate::reporter::{Format, Reporter, json, tables};
+use crate::reporter::run_end::{self, RunEnd};
+use crate::reporter::writer::{Output, Stream, WriterEnd};
+use crate::reporter::{Format, Reporter};
 use crate::runner::{self, AccountSource, Finished, Run, RunLogin};
 use crate::stop::Stopper;
-use crate::{exit_code, text};
 
-use super::{Connected, apply, with_output_failures};
+use super::{Connected, apply};
 
 /// Runs the command in every selected account; the output directory comes back with
 /// the result, so that it is flushed (and its losses counted) whatever the result.
@@ -87,12 +85,14 @@ async fn in_selected(
         output.send(Stream::Stderr, text.into_bytes()).await;
     }
     let elapsed = started.elapsed().saturating_sub(finished.tally.at_prompt);
-    send_summary_record(&finished, stopper, elapsed, json.then_some(output), dir.as_deref()).await;
+    let (tally, unwritten) = (&finished.tally, &finished.unwritten);
+    let to = (json.then_some(output), dir.as_deref());
+    run_end::send_summary_record(tally, unwritten, stopper.received_signal(), elapsed, finished.dry_run, to).await;
     Ok(finished)
 }
 
-/// Once the run is over and its output drained: the reports written, the summary on
-/// stderr, and the exit code, which a lost file or lost output fails.
+/// Once the run is over and its output drained: the portals' counts added, and the
+/// rest is the reporter's (the reports, the summary, the exit code).
 pub fn conclude(
     finished: Finished,
     config: &Config,
@@ -102,32 +102,25 @@ pub fn conclude(
     writer_end: &WriterEnd,
     dir_written: bool,
 ) -> u8 {
-    let Finished { mut tally, dry_run, roles, reports, rejected_logins, mut unwritten, .. } = finished;
+    let Finished { mut tally, dry_run, roles, reports, rejected_logins, unwritten, .. } = finished;
     tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
     tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
     // The run's duration leaves out the time its confirmation prompt waited.
     let elapsed = started.elapsed().saturating_sub(tally.at_prompt);
-    if let Some(reports) = reports {
-        unwritten.extend(reports.finish(&RunTotals { tally: &tally, elapsed, dry_run }));
-    }
-    let files_written = report_unwritten(&unwritten);
-    if writer_end.stdout == StdoutEnd::Closed {
-        // Whoever read our output has all they wanted: end quietly, as ripgrep does; but
-        // a file asked for and lost is still a failure.
-        return if files_written { exit_code::SUCCESS } else { exit_code::ACCOUNT_FAILED };
-    }
-    let mut summary = tally.render(&roles, elapsed, dry_run, config.verbosity > 0);
-    for login_command in &rejected_logins {
-        let _ = writeln!(summary, "fanout: the portal rejected the SSO token mid-run; run: {login_command}");
-    }
-    let code = match tally.exit_code(stopper.received_signal()) {
-        // A lost file fails the run: `--quiet` then prints the summary too.
-        exit_code::SUCCESS if !files_written => exit_code::ACCOUNT_FAILED,
-        code => code,
-    };
-    let summary_written =
-        (config.feedback == Feedback::Quiet && code == exit_code::SUCCESS) || tables::eprint_text(&summary);
-    with_output_failures(code, writer_end, summary_written && dir_written)
+    run_end::conclude(RunEnd {
+        tally,
+        roles: &roles,
+        dry_run,
+        reports,
+        rejected_logins: &rejected_logins,
+        unwritten,
+        elapsed,
+        signal: stopper.received_signal(),
+        verbose: config.verbosity > 0,
+        quiet: config.feedback == Feedback::Quiet,
+        writer_end,
+        dir_written,
+    })
 }
 
 /// `--credential-server`: bound before any account starts (a dry run starts nothing);
@@ -171,40 +164,4 @@ async fn finish_export(
         Err((path, error)) => done.unwritten.push(Unwritten { what: "credentials file", path, error }),
     }
     finished
-}
-
-/// The `summary` record of `--output json` (to `stdout`) and `--output-dir` (to `dir`).
-async fn send_summary_record(
-    finished: &Finished,
-    stopper: &Stopper,
-    elapsed: Duration,
-    stdout: Option<&Output>,
-    dir: Option<&OutputDir>,
-) {
-    if stdout.is_none() && dir.is_none() {
-        return;
-    }
-    let code = match finished.tally.exit_code(stopper.received_signal()) {
-        // The joblog or the export lost (the reports are written after this).
-        exit_code::SUCCESS if !finished.unwritten.is_empty() => exit_code::ACCOUNT_FAILED,
-        code => code,
-    };
-    let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    let record = json::summary_record(&finished.tally, code, elapsed, finished.dry_run);
-    if let Some(dir) = dir {
-        dir.write_record(&record);
-    }
-    if let Some(output) = stdout {
-        output.send(Stream::Stdout, record).await;
-    }
-}
-
-/// Says on stderr, one line each, the files asked for that could not be written (the
-/// joblog, the export, the CI reports); whether there were none. Each is lost output,
-/// which fails the run.
-fn report_unwritten(unwritten: &[Unwritten]) -> bool {
-    for file in unwritten {
-        tables::eprint_text(&format!("error: {}\n", text::show_at_most(&file.to_string(), text::MAX_LINE)));
-    }
-    unwritten.is_empty()
 }

@@ -15,6 +15,7 @@ pub mod json;
 pub mod lines;
 pub mod plans;
 pub mod progress;
+pub mod run_end;
 pub mod summary;
 pub mod tables;
 pub mod writer;
