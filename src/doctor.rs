@@ -350,7 +350,7 @@ async fn check_portal(
             exit_code::PORTAL_UNAVAILABLE,
             format!(
                 "portal: {endpoint} did not answer: {}; fix: check the network, a proxy, and the endpoint above (AWS_ENDPOINT_URL_SSO, the profile's [services])",
-                crate::text::error_chain(&error)
+                text::error_chain(&error)
             ),
         ),
     }

@@ -84,7 +84,7 @@ impl InventoryCache {
         match &self.fresh {
             Some(inventory) => format!(
                 "fanout: accounts{of} listed from the portal, roles known from the inventory cache (written {}, {}); --refresh lists them again\n",
-                crate::text::ago(inventory.age),
+                text::ago(inventory.age),
                 inventory.path().display()
             ),
             None => format!("fanout: inventory{of} listed from the portal\n"),

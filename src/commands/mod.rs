@@ -84,7 +84,8 @@ async fn with_logins(mut config: Config, stopper: &Stopper, progress: &Progress)
             (apply::review(&connected[0], applied, &output).await.map(|()| None), None)
         }
         Action::Run(plan) => {
-            let (finished, dir) = run::everywhere(&config, *plan, &connected, &output, progress, stopper).await;
+            let (finished, dir) =
+                run::everywhere(&config, *plan, &connected, &output, progress, stopper, started).await;
             (finished.map(Some), dir)
         }
     };

@@ -21,8 +21,9 @@ use crate::stop::Stopper;
 
 use super::{Connected, apply};
 
-/// Runs the command in every selected account; the output directory comes back with
-/// the result, so that it is flushed (and its losses counted) whatever the result.
+/// Runs the command in every selected account, its export finished, its plan saved and
+/// its `summary` record sent. The output directory comes back with the result, so that
+/// it is flushed (and its losses counted) whatever the result.
 pub async fn everywhere(
     config: &Config,
     plan: RunPlan,
@@ -30,8 +31,8 @@ pub async fn everywhere(
     output: &Output,
     progress: &Progress,
     stopper: &Stopper,
+    started: Instant,
 ) -> (Result<Finished, Error>, Option<Arc<OutputDir>>) {
-    let started = Instant::now();
     if plan.dry_run || config.verbosity > 0 {
         for each in connected {
             output.send(Stream::Stderr, each.cache.describe(&each.login, connected.len()).into_bytes()).await;
@@ -44,51 +45,38 @@ pub async fn everywhere(
         },
         None => None,
     };
-    let finished = in_selected(config, plan, connected, output, progress, stopper, dir.clone(), started).await;
-    (finished, dir)
-}
-
-/// The run itself, its export finished, its plan saved and its `summary` record sent.
-#[expect(clippy::too_many_arguments, reason = "the run's parts, each passed once")]
-async fn in_selected(
-    config: &Config,
-    plan: RunPlan,
-    connected: &[Connected],
-    output: &Output,
-    progress: &Progress,
-    stopper: &Stopper,
-    dir: Option<Arc<OutputDir>>,
-    started: Instant,
-) -> Result<Finished, Error> {
-    // The first login's region is the children's, unless they are given one.
-    let login = &connected[0].login;
-    let json = plan.json;
-    let save_plan = plan.save_plan.clone();
-    let credential_server = start_credential_server(&plan, connected, stopper).await?;
-    let run_logins = connected.iter().map(|each| RunLogin::new(&each.login, Arc::clone(&each.portal))).collect();
-    let format = if json { Format::Json } else { Format::Text };
-    let keep_tails = plan.reports.any();
-    let reporter = Reporter::new(output.clone(), progress.clone(), plan.order, dir.clone(), format, keep_tails);
-    let run = Run::new(plan, login, run_logins, reporter, stopper.clone())?;
-    let run = Arc::new(with_export(run.with_credential_server(credential_server), output)?);
-    let sources = connected
-        .iter()
-        .map(|each| AccountSource {
-            cached_roles: each.cache.roles(config.inventory_ttl),
-            writer: each.cache.writer(&each.login),
-        })
-        .collect();
-    let finished = Box::pin(runner::run_everywhere(Arc::clone(&run), &config.selection, sources)).await;
-    let mut finished = finish_export(run, stopper, output, finished).await?;
-    if let Some(path) = save_plan {
-        let text = apply::save(&path, &mut finished, login)?;
-        output.send(Stream::Stderr, text.into_bytes()).await;
-    }
-    let elapsed = started.elapsed().saturating_sub(finished.tally.at_prompt);
-    let (tally, unwritten) = (&finished.tally, &finished.unwritten);
-    let to = (json.then_some(output), dir.as_deref());
-    run_end::send_summary_record(tally, unwritten, stopper.received_signal(), elapsed, finished.dry_run, to).await;
-    Ok(finished)
+    let finished = async {
+        // The first login's region is the children's, unless they are given one.
+        let login = &connected[0].login;
+        let json = plan.json;
+        let save_plan = plan.save_plan.clone();
+        let credential_server = start_credential_server(&plan, connected, stopper).await?;
+        let run_logins = connected.iter().map(|each| RunLogin::new(&each.login, Arc::clone(&each.portal))).collect();
+        let format = if json { Format::Json } else { Format::Text };
+        let keep_tails = plan.reports.any();
+        let reporter = Reporter::new(output.clone(), progress.clone(), plan.order, dir.clone(), format, keep_tails);
+        let run = Run::new(plan, login, run_logins, reporter, stopper.clone())?;
+        let run = Arc::new(with_export(run.with_credential_server(credential_server), output)?);
+        let sources = connected
+            .iter()
+            .map(|each| AccountSource {
+                cached_roles: each.cache.roles(config.inventory_ttl),
+                writer: each.cache.writer(&each.login),
+            })
+            .collect();
+        let finished = Box::pin(runner::run_everywhere(Arc::clone(&run), &config.selection, sources)).await;
+        let mut finished = finish_export(run, stopper, output, finished).await?;
+        if let Some(path) = save_plan {
+            let text = apply::save(&path, &mut finished, login)?;
+            output.send(Stream::Stderr, text.into_bytes()).await;
+        }
+        let elapsed = started.elapsed().saturating_sub(finished.tally.at_prompt);
+        let (tally, unwritten) = (&finished.tally, &finished.unwritten);
+        let to = (json.then_some(output), dir.as_deref());
+        run_end::send_summary_record(tally, unwritten, stopper.received_signal(), elapsed, finished.dry_run, to).await;
+        Ok(finished)
+    };
+    (Box::pin(finished).await, dir)
 }
 
 /// Once the run is over and its output drained: the portals' counts added, and the

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use super::{Run, TaskResult};
 use crate::cache::inventory::{self, KnownRoles};
 use crate::concurrency::{Slot, Slots};
+use crate::config::RunPlan;
 use crate::credentials::{self, Credentials};
 use crate::events::{Ended, Event};
 use crate::exec::child;
@@ -45,6 +46,22 @@ pub struct RegionEnd {
     pub index: usize,
     pub outcome: Outcome,
     pub trace: Trace,
+}
+
+impl RegionEnd {
+    /// The ending as the reporter's sinks take it.
+    pub fn ended<'a>(&'a self, account: &'a Account, plan: &RunPlan) -> Ended<'a> {
+        Ended {
+            account_id: &account.id,
+            account_name: &account.name,
+            region: plan.regions.as_ref().map(|_| self.region.as_str()),
+            child_region: &self.region,
+            index: self.index,
+            outcome: &self.outcome,
+            trace: &self.trace,
+            dry_run: plan.dry_run,
+        }
+    }
 }
 
 /// What an account's regions share once its role and credentials are found: the
@@ -228,19 +245,10 @@ async fn finish(
     let duration_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
     trace.ended = Some(ended);
     trace.stderr_tail = sink.stderr_tail();
-    let end = Ended {
-        account_id: &account.id,
-        account_name: &account.name,
-        region: run.plan.regions.as_ref().map(|_| target.region.as_str()),
-        child_region: &target.region,
-        index: target.index,
-        outcome: &outcome,
-        trace: &trace,
-        dry_run: run.plan.dry_run,
-    };
-    run.reporter.account_ended(&mut sink, &end, run.login_name(account), duration_ms).await;
+    let end = RegionEnd { region: target.region, index: target.index, outcome, trace };
+    run.reporter.account_ended(&mut sink, &end.ended(account, &run.plan), run.login_name(account), duration_ms).await;
     sink.close().await;
-    RegionEnd { region: target.region, index: target.index, outcome, trace }
+    end
 }
 
 /// What names an (account, region)'s files under `--output-dir`: the account id, or

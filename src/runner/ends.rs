@@ -4,7 +4,6 @@
 use super::account::RegionEnd;
 use super::{AccountTasks, RunLogin, TaskResult};
 use crate::cache::inventory::{self, InventoryAccount};
-use crate::events::Ended;
 use crate::portal::Account;
 use crate::reporter::summary::{LoginTally, Tally};
 
@@ -19,16 +18,7 @@ impl AccountTasks {
 
     /// One (account, region)'s ending, handed to every sink of endings.
     pub(super) fn record_end(&mut self, account: &Account, end: &RegionEnd) {
-        self.ends.ended(&Ended {
-            account_id: &account.id,
-            account_name: &account.name,
-            region: self.run.plan.regions.as_ref().map(|_| end.region.as_str()),
-            child_region: &end.region,
-            index: end.index,
-            outcome: &end.outcome,
-            trace: &end.trace,
-            dry_run: self.run.plan.dry_run,
-        });
+        self.ends.ended(&end.ended(account, &self.run.plan));
     }
 }
 
