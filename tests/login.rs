@@ -147,6 +147,21 @@ fn an_expired_token_names_the_time_and_the_fix_with_exit_3() {
 }
 
 #[test]
+fn no_aws_config_at_all_is_exit_2_naming_the_fix_not_a_panic() {
+    let env = TestEnv::new(PortalOptions::default());
+    std::fs::remove_file(env.config_path()).unwrap();
+    for args in [&["accounts"][..], &["--role", "ReadOnly", "--", "true"], &["--sso-session", "corp", "accounts"]] {
+        let output = env.fanout().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let output = env.fanout().arg("accounts").output().unwrap();
+    assert_eq!(stderr_of(&output), "error: the AWS config has no sso-session; run `aws configure sso` to add one\n");
+}
+
+#[test]
 fn a_missing_token_is_exit_3_with_the_login_command() {
     let env = TestEnv::new(PortalOptions::default());
     std::fs::remove_dir_all(env.home().join(".aws/sso")).unwrap();

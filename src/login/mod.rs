@@ -111,8 +111,8 @@ fn list(names: &[String]) -> String {
 #[derive(Clone, Debug)]
 pub struct AwsConfig {
     pub path: PathBuf,
-    /// `None` when there is no file at all (the SDK then has no profiles either).
-    text: Option<String>,
+    /// Empty when there is no file at all: the SDK then has no profiles either.
+    text: String,
 }
 
 impl AwsConfig {
@@ -121,21 +121,21 @@ impl AwsConfig {
     pub fn read(home: &Path, config_file_env: Option<&str>) -> Result<Self, LoginError> {
         let path = config_path(home, config_file_env);
         let text = match files::read_bounded(&path, MAX_CONFIG_FILE) {
-            Ok(text) => Some(text),
-            Err(ReadLimitError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(text) => text,
+            Err(ReadLimitError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(LoginError::Unreadable { path, source }),
         };
         Ok(AwsConfig { path, text })
     }
 
-    /// The file for the SDK's loaders; the shared credentials file is left out, as no
-    /// credentials are read from it.
+    /// The file for the SDK's loaders, as the text read (empty for a missing file: the
+    /// SDK's builder refuses a set with no file in it, by panicking); the shared
+    /// credentials file is left out, as no credentials are read from it.
     pub fn profile_files(&self) -> EnvConfigFiles {
-        let builder = EnvConfigFiles::builder().include_default_credentials_file(false);
-        match &self.text {
-            Some(text) => builder.with_contents(EnvConfigFileKind::Config, text.clone()).build(),
-            None => builder.include_default_config_file(false).build(),
-        }
+        EnvConfigFiles::builder()
+            .include_default_credentials_file(false)
+            .with_contents(EnvConfigFileKind::Config, self.text.clone())
+            .build()
     }
 
     /// Parses the file with aws-config's own parser, as the SDK and so the AWS CLI do.
