@@ -9,10 +9,12 @@
 
 use std::time::Duration;
 
+use crate::gate::Halt;
 use crate::outcome::{Outcome, Trace};
 
-/// A step of the run that the progress bar shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A step of the run, as its sinks take it: the progress bar counts them, and the
+/// summary keeps the throttles, the credentials and the halt.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A listed account was selected: the run's total grows by one.
     Selected,
@@ -22,6 +24,21 @@ pub enum Event {
     TaskBegun,
     /// An account's task ended, in all its regions; `failed` if any of them failed.
     TaskEnded { failed: bool },
+    /// An account's credentials arrived from the portal.
+    CredentialsFetched,
+    /// The portal answered a call with a 429: the limiter slows down, and the call is
+    /// tried again.
+    Throttled,
+    /// The run stopped starting accounts (`--max-failures`, a failed canary); said once,
+    /// with the first reason.
+    Halted(Halt),
+}
+
+/// Where events go. The reporter is one; a stage that sees something the run should
+/// show (the portal, its throttles) is handed one, so that it emits into the run's
+/// stream without knowing the reporter.
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
 }
 
 /// One (account, region) has ended: everything a sink records of it.

@@ -92,33 +92,30 @@ impl Gate {
         self.lock().is_some()
     }
 
-    /// Why the run was halted, if it was.
-    pub fn halt(&self) -> Option<Halt> {
-        self.lock().clone()
-    }
-
     /// One more account selected (a percentage limit grows with the selection).
     pub fn on_selected(&self) {
         self.selected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One more account failed; halts the run when that reaches the limit.
-    pub fn on_failure(&self) {
+    /// One more account failed; halts the run when that reaches the limit, and then
+    /// says why (once: only the failure that halted it gets the reason back).
+    #[must_use = "a halt is an event the run reports"]
+    pub fn on_failure(&self) -> Option<Halt> {
         let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
-        let Some(limit) = self.limit else { return };
-        let threshold = limit.threshold(self.selected.load(Ordering::Relaxed));
-        if failed >= threshold {
-            self.halt_with(Halt::Failures { failed, limit: threshold });
-        }
+        let threshold = self.limit?.threshold(self.selected.load(Ordering::Relaxed));
+        (failed >= threshold).then_some(Halt::Failures { failed, limit: threshold }).filter(|halt| self.halt_with(halt))
     }
 
-    /// Halts the run, keeping the first reason given.
-    pub fn halt_with(&self, halt: Halt) {
+    /// Halts the run, keeping the first reason given; whether this one halted it.
+    #[must_use = "a halt is an event the run reports"]
+    pub fn halt_with(&self, halt: &Halt) -> bool {
         let mut current = self.lock();
-        if current.is_none() {
-            tracing::warn!("{halt}");
-            *current = Some(halt);
+        if current.is_some() {
+            return false;
         }
+        tracing::warn!("{halt}");
+        *current = Some(halt.clone());
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Halt>> {
@@ -142,10 +139,11 @@ mod tests {
     #[test]
     fn a_count_halts_at_that_many_failures() {
         let gate = Gate::new(Some(FailureLimit::Count(2)));
-        gate.on_failure();
+        assert_eq!(gate.on_failure(), None);
         assert!(!gate.is_halted());
-        gate.on_failure();
-        assert_eq!(gate.halt(), Some(Halt::Failures { failed: 2, limit: 2 }));
+        assert_eq!(gate.on_failure(), Some(Halt::Failures { failed: 2, limit: 2 }));
+        assert!(gate.is_halted());
+        assert_eq!(gate.on_failure(), None, "the halt is said once");
     }
 
     #[test]
@@ -154,11 +152,8 @@ mod tests {
         for _ in 0..30 {
             gate.on_selected();
         }
-        gate.on_failure();
-        gate.on_failure();
-        assert!(!gate.is_halted(), "2 of 30 is under 10%");
-        gate.on_failure();
-        assert!(gate.is_halted(), "3 of 30 is 10%");
+        assert_eq!((gate.on_failure(), gate.on_failure()), (None, None), "2 of 30 is under 10%");
+        assert_eq!(gate.on_failure(), Some(Halt::Failures { failed: 3, limit: 3 }), "3 of 30 is 10%");
         assert_eq!(FailureLimit::Percent(1.0).threshold(5), 1);
     }
 
@@ -166,11 +161,10 @@ mod tests {
     fn no_limit_never_halts_and_the_first_reason_stays() {
         let gate = Gate::new(None);
         for _ in 0..100 {
-            gate.on_failure();
+            assert_eq!(gate.on_failure(), None);
         }
         assert!(!gate.is_halted());
-        gate.halt_with(Halt::Canary { failed: 1, canaries: 3 });
-        gate.halt_with(Halt::Failures { failed: 9, limit: 1 });
-        assert!(matches!(gate.halt(), Some(Halt::Canary { .. })));
+        assert!(gate.halt_with(&Halt::Canary { failed: 1, canaries: 3 }));
+        assert!(!gate.halt_with(&Halt::Failures { failed: 9, limit: 1 }), "the first reason stays");
     }
 }

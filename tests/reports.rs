@@ -287,3 +287,15 @@ fn a_run_stopped_by_sigint_still_writes_its_reports() {
     assert!(text.contains(", 2 interrupted, 4 not started in "), "{text}");
     assert_eq!(text.matches("| interrupted |").count(), 2, "{text}");
 }
+
+/// The summary's portal line counts the run's events: the throttle the portal emitted
+/// and each account whose credentials arrived (the one without the role has none).
+#[test]
+fn the_verbose_summary_counts_the_throttles_and_credentials_the_run_emitted() {
+    let env = env();
+    let output = env.fanout().args(["-v", "--role", "ReadOnly", "--", "sh", "-c", SCRIPT]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let portal = stderr.lines().find(|l| l.starts_with("  portal: ")).expect("the portal line");
+    assert!(portal.ends_with(" calls, 1 throttled, credentials for 12 accounts"), "{portal}");
+}

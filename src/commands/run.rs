@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::config::{Config, Feedback, RunPlan};
+use crate::config::{Config, Feedback, Format, RunPlan};
 use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::files::Unwritten;
+use crate::reporter::Reporter;
 use crate::reporter::dir::OutputDir;
 use crate::reporter::export::ExportSink;
 use crate::reporter::progress::Progress;
 use crate::reporter::run_end::{self, RunEnd};
 use crate::reporter::writer::{Output, Stream, WriterEnd};
-use crate::reporter::{Format, Reporter};
 use crate::runner::{self, AccountSource, Finished, Run, RunLogin};
 use crate::stop::Stopper;
 
@@ -48,13 +48,13 @@ pub async fn everywhere(
     let finished = async {
         // The first login's region is the children's, unless they are given one.
         let login = &connected[0].login;
-        let json = plan.json;
+        let json = plan.format == Format::Json;
         let save_plan = plan.save_plan.clone();
         let credential_server = start_credential_server(&plan, connected, stopper).await?;
         let run_logins = connected.iter().map(|each| RunLogin::new(&each.login, Arc::clone(&each.portal))).collect();
-        let format = if json { Format::Json } else { Format::Text };
         let keep_tails = plan.reports.any();
-        let reporter = Reporter::new(output.clone(), progress.clone(), plan.order, dir.clone(), format, keep_tails);
+        let reporter =
+            Reporter::new(output.clone(), progress.clone(), plan.order, dir.clone(), plan.format, keep_tails);
         let run = Run::new(plan, login, run_logins, reporter, stopper.clone())?;
         let run = Arc::new(with_export(run.with_credential_server(credential_server), output)?);
         let sources = connected
@@ -91,7 +91,6 @@ pub fn conclude(
     dir_written: bool,
 ) -> u8 {
     let Finished { mut tally, dry_run, roles, reports, rejected_logins, unwritten, .. } = finished;
-    tally.throttles = connected.iter().map(|each| each.portal.stats.throttles.load(Ordering::Relaxed)).sum();
     tally.portal_calls = connected.iter().map(|each| each.portal.stats.calls.load(Ordering::Relaxed)).sum();
     // The run's duration leaves out the time its confirmation prompt waited.
     let elapsed = started.elapsed().saturating_sub(tally.at_prompt);

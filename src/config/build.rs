@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::files::{read_plan, resumed_log, same_file, selection};
 use super::{
-    Action, Canary, Config, ConfigError, Environment, ExportFormat, Feedback, JsonTarget, Limits, ListFormat, Order,
-    ReportPaths, RunPlan,
+    Action, Canary, Config, ConfigError, Environment, ExportFormat, Feedback, Format, JsonTarget, Limits, ListFormat,
+    Order, ReportPaths, RunPlan,
 };
-use crate::cli::{Cli, ExportFormatArg, Jobs, OutputFormat, Subcommands};
+use crate::cli::{Cli, ExportFormatArg, Jobs, OutputFormat, RunOutput, Subcommands};
 use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
 use crate::gate::FailureLimit;
@@ -92,7 +92,7 @@ impl Feedback {
             // it speaks only when something failed. An `env` export is one account.
             Action::Run(plan) if plan.export == Some(ExportFormat::Process) => Feedback::Quiet,
             Action::Run(plan) if plan.export == Some(ExportFormat::Env) => Feedback::Summary,
-            Action::Run(plan) if stderr_is_terminal && !plan.json => Feedback::Bar,
+            Action::Run(plan) if stderr_is_terminal && plan.format == Format::Text => Feedback::Bar,
             _ => Feedback::Summary,
         }
     }
@@ -253,7 +253,7 @@ fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<Ru
         dry_run: false,
         canary: None,
         max_failures: max_failures(&cli.run)?,
-        json: false,
+        format: Format::Text,
         limits: Limits::default(),
         joblog: None,
         command_text: String::new(),
@@ -288,7 +288,10 @@ pub(super) fn with_run_flags(
         regions: None,
         dry_run: cli.run.dry_run,
         canary: canary(&cli.run)?,
-        json: cli.run.run_output == crate::cli::RunOutput::Json,
+        format: match cli.run.run_output {
+            RunOutput::Json => Format::Json,
+            RunOutput::Text => Format::Text,
+        },
         max_failures: max_failures(&cli.run)?,
         limits: Limits { timeout: cli.run.timeout, kill_after: cli.run.kill_after },
         credential_server: cli.run.credential_server,

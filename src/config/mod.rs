@@ -10,7 +10,7 @@ mod build;
 mod files;
 mod options;
 
-pub use options::{ExportFormat, JsonTarget, Limits, Order, ReportPaths};
+pub use options::{ExportFormat, Format, JsonTarget, Limits, Order, ReportPaths};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -142,7 +142,7 @@ pub struct RunPlan {
     /// `--max-failures`, `--fail-fast`.
     pub max_failures: Option<FailureLimit>,
     /// `--output json`: JSON lines on stdout instead of `prefix|line`.
-    pub json: bool,
+    pub format: Format,
     /// `--timeout` and `--kill-after`, for each command.
     pub limits: Limits,
     /// `--joblog`: the file, and whether to append to it (it is also the log resumed).

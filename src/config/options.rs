@@ -17,6 +17,16 @@ pub enum Order {
     Selection,
 }
 
+/// How a run's records read: `prefix|line` text, or `--output json`. Decided once, from
+/// the command line, and read by the reporter (which records to write), the end sinks
+/// (a dry run's table is text only) and the feedback (no bar over JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Where each report goes; all `None` when none was asked for.
 #[derive(Clone, Debug, Default)]
 pub struct ReportPaths {

@@ -22,6 +22,7 @@ use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
 
 use super::{Portal, PortalError};
+use crate::events::Event;
 use crate::text;
 
 /// The shared retry quota, as botocore's standard retry mode keeps it: every retry
@@ -129,7 +130,7 @@ impl Portal {
                 Verdict::Throttled(error) => {
                     // No backoff sleep: the shared limiter now paces every call, this
                     // retry included, so sleeping too would only add to the wall time.
-                    self.stats.throttles.fetch_add(1, Ordering::Relaxed);
+                    self.emit(Event::Throttled);
                     self.limiter.on_throttle();
                     tracing::info!(operation, attempts, "throttled (HTTP 429)");
                     if self.throttled_too_long() {

@@ -4,8 +4,8 @@
 //! [`Portal::call`].
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_sso::config::interceptors::BeforeDeserializationInterceptorContextRef;
@@ -17,17 +17,17 @@ use tokio::time::Instant;
 use super::call::{RETRY_QUOTA, RetryPolicy};
 use super::pages::AccountPages;
 use super::{MAX_ROLE_PAGES, MAX_ROLES, PAGE_SIZE, PortalError, tolerant, validate};
+use crate::events::{Event, EventSink};
 use crate::login::{AwsConfig, SsoLogin, endpoint};
 use crate::rate::{RateLimiter, Sustained};
 use crate::stop::Stopper;
 use crate::text;
 use crate::token::refresh::TokenHolder;
 
-/// Counters for the summary.
+/// Counters for the summary (its throttles are events: see [`Portal::report_to`]).
 #[derive(Debug, Default)]
 pub struct PortalStats {
     pub calls: AtomicU64,
-    pub throttles: AtomicU64,
 }
 
 /// A connected portal client, shared by every task. The `pub(super)` fields are the
@@ -46,6 +46,8 @@ pub struct Portal {
     pub(super) given_up: watch::Sender<bool>,
     pub(super) stopper: Stopper,
     pub stats: PortalStats,
+    /// Where the run's events go, once a run reports them; see [`Portal::report_to`].
+    pub(super) events: OnceLock<Arc<dyn EventSink>>,
 }
 
 /// How hard fanout may press the portal.
@@ -86,6 +88,21 @@ impl Portal {
             given_up: watch::Sender::new(false),
             stopper,
             stats: PortalStats::default(),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// The run's events from now on include this portal's throttles. The portal is
+    /// connected before the run's reporter exists, so the run hands it over when it
+    /// starts; the first run to do so keeps it.
+    pub fn report_to(&self, events: Arc<dyn EventSink>) {
+        let _ = self.events.set(events);
+    }
+
+    /// Says `event` to the run, if one listens.
+    pub(super) fn emit(&self, event: Event) {
+        if let Some(events) = self.events.get() {
+            events.emit(event);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::RunPlan;
+use crate::config::{Format, RunPlan};
 use crate::events::Ended;
 use crate::files::Unwritten;
 use crate::joblog::{self, JobLog};
@@ -43,7 +43,7 @@ impl EndSinks {
             tally,
             joblog,
             reports,
-            plan_table: (plan.dry_run && !plan.json).then(PlanTable::default),
+            plan_table: (plan.dry_run && plan.format == Format::Text).then(PlanTable::default),
             planned: plan.save_plan.as_ref().map(|_| PlannedAccounts::default()),
             apply_skips: plan.apply.clone().map(ApplySkips::new),
         })

@@ -15,6 +15,7 @@ pub mod json;
 pub mod lines;
 pub mod plans;
 pub mod progress;
+pub mod run_counts;
 pub mod run_end;
 pub mod summary;
 pub mod tables;
@@ -22,22 +23,16 @@ pub mod writer;
 
 use std::sync::Arc;
 
-use crate::config::Order;
-use crate::events::{Ended, Event};
+use crate::config::{Format, Order};
+use crate::events::{Ended, Event, EventSink};
 use crate::outcome::{ChildExit, FailureClass};
 use crate::reporter::account_output::{AccountOutput, RunOutputs, Streams};
 use crate::reporter::dir::OutputDir;
 use crate::reporter::json::{AccountFields, ResultRecord};
 use crate::reporter::lines::LineFormat;
 use crate::reporter::progress::{Paused, Progress, Running};
+use crate::reporter::run_counts::{Counted, RunCounts};
 use crate::reporter::writer::{Output, Stream};
-
-/// How a run's records read: `prefix|line` text, or `--output json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
 
 /// The runner's one handle on what is shown: every event, note and account's output
 /// goes through it, and it decides what each becomes (a bar's tick, a line on stderr, a
@@ -46,6 +41,8 @@ pub enum Format {
 pub struct Reporter {
     output: Output,
     progress: Progress,
+    /// Where events go: the bar's counts and the summary's; shared with the portals.
+    counts: Arc<RunCounts>,
     accounts: RunOutputs,
     format: Format,
 }
@@ -61,16 +58,22 @@ impl Reporter {
         keep_tails: bool,
     ) -> Self {
         let accounts = RunOutputs::new(output.clone(), order, dir, keep_tails);
-        Reporter { output, progress, accounts, format }
+        let counts = Arc::new(RunCounts::new(progress.clone()));
+        Reporter { output, progress, counts, accounts, format }
     }
 
     pub fn emit(&self, event: Event) {
-        match event {
-            Event::Selected => self.progress.on_selected(),
-            Event::ListingComplete => self.progress.on_listing_complete(),
-            Event::TaskBegun => self.progress.begin(),
-            Event::TaskEnded { failed } => self.progress.on_finished(failed),
-        }
+        self.counts.emit(event);
+    }
+
+    /// A handle a stage emits its events through (the portal, its throttles).
+    pub fn events(&self) -> Arc<dyn EventSink> {
+        Arc::clone(&self.counts) as Arc<dyn EventSink>
+    }
+
+    /// What the run's events leave for the summary.
+    pub fn counted(&self) -> Counted {
+        self.counts.counted()
     }
 
     /// An account's command has started; it counts as running until the guard drops.

@@ -13,7 +13,7 @@
 //!   runtime. A small thread copies the counts into the bar ten times a second.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -67,7 +67,9 @@ struct Counts {
     finished: AtomicUsize,
     failed: AtomicUsize,
     running: AtomicUsize,
+    throttled: AtomicUsize,
     listed: AtomicBool,
+    halted: AtomicBool,
 }
 
 impl Counts {
@@ -77,7 +79,9 @@ impl Counts {
             finished: self.finished.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
             listed: self.listed.load(Ordering::Relaxed),
+            halted: self.halted.load(Ordering::Relaxed),
         }
     }
 }
@@ -89,14 +93,31 @@ struct Snapshot {
     finished: usize,
     failed: usize,
     running: usize,
+    /// Portal calls answered with a 429 so far: the reader sees why the run slowed.
+    throttled: usize,
     /// The listing is complete: `selected` is the total.
     listed: bool,
+    /// No more accounts start: the reader sees why the bar will not fill.
+    halted: bool,
 }
 
 impl Snapshot {
-    /// `12 done, 1 failed, 16 running`: done are the finished accounts that did not fail.
+    /// `12 done, 1 failed, 16 running`: done are the finished accounts that did not fail;
+    /// `, 3 throttled` once the portal has throttled, `, halted` once the run is.
     fn message(self) -> String {
-        format!("{} done, {} failed, {} running", self.finished.saturating_sub(self.failed), self.failed, self.running)
+        let mut message = format!(
+            "{} done, {} failed, {} running",
+            self.finished.saturating_sub(self.failed),
+            self.failed,
+            self.running
+        );
+        if self.throttled > 0 {
+            let _ = write!(message, ", {} throttled", self.throttled);
+        }
+        if self.halted {
+            message.push_str(", halted");
+        }
+        message
     }
 }
 
@@ -191,6 +212,18 @@ impl Progress {
             self.count(|c| &c.failed);
         }
         self.count(|c| &c.finished);
+    }
+
+    /// The portal throttled a call.
+    pub fn on_throttled(&self) {
+        self.count(|c| &c.throttled);
+    }
+
+    /// The run stopped starting accounts.
+    pub fn on_halted(&self) {
+        if let Some(shared) = &self.0 {
+            shared.counts.halted.store(true, Ordering::Relaxed);
+        }
     }
 
     fn count(&self, counter: impl FnOnce(&Counts) -> &AtomicUsize) {
@@ -342,8 +375,10 @@ mod tests {
 
     #[test]
     fn the_message_counts_done_failed_and_running() {
-        let now = Snapshot { selected: 40, finished: 13, failed: 1, running: 16, listed: false };
+        let now = Snapshot { selected: 40, finished: 13, failed: 1, running: 16, ..Snapshot::default() };
         assert_eq!(now.message(), "12 done, 1 failed, 16 running");
+        let slowed = Snapshot { throttled: 3, halted: true, ..now };
+        assert_eq!(slowed.message(), "12 done, 1 failed, 16 running, 3 throttled, halted");
     }
 
     #[test]
@@ -359,12 +394,15 @@ mod tests {
         progress.on_finished(true);
         let shared = progress.0.clone().unwrap();
         let now = shared.counts.snapshot();
-        assert_eq!(now, Snapshot { selected: 3, finished: 1, failed: 1, running: 1, listed: false });
+        assert_eq!(now, Snapshot { selected: 3, finished: 1, failed: 1, running: 1, ..Snapshot::default() });
         drop(running);
         progress.on_finished(false);
         progress.on_listing_complete();
         let now = shared.counts.snapshot();
-        assert_eq!(now, Snapshot { selected: 3, finished: 2, failed: 1, running: 0, listed: true });
+        assert_eq!(
+            now,
+            Snapshot { selected: 3, finished: 2, failed: 1, running: 0, listed: true, ..Snapshot::default() }
+        );
         show(&shared.bar, None, now);
         assert_eq!((shared.bar.length(), shared.bar.position()), (Some(3), 2));
         assert_eq!(shared.bar.message(), "1 done, 1 failed, 0 running");

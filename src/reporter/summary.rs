@@ -40,6 +40,8 @@ pub struct Tally {
     pub halt: Option<Halt>,
     pub throttles: u64,
     pub portal_calls: u64,
+    /// Accounts whose credentials arrived from the portal.
+    pub credentials: usize,
     /// `--regions`: what is counted is each (account, region), named `id/region`.
     pub regions: bool,
     /// The commands-at-once a real run used (`-j N`, or the range `-j auto` went through).
@@ -166,9 +168,10 @@ impl Tally {
             }
             let _ = writeln!(
                 text,
-                "  portal: {}, {} throttled",
+                "  portal: {}, {} throttled, credentials for {}",
                 text::plural(usize::try_from(self.portal_calls).unwrap_or(usize::MAX), "call"),
-                self.throttles
+                self.throttles,
+                text::plural(self.credentials, "account")
             );
             if let Some(range) = &self.concurrency {
                 let _ = writeln!(text, "  {range}");

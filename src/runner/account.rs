@@ -235,8 +235,8 @@ async fn finish(
     mut trace: Trace,
     mut sink: AccountOutput,
 ) -> RegionEnd {
-    if matches!(outcome, Outcome::Failed { .. }) {
-        run.gate.on_failure();
+    if let Some(halt) = matches!(outcome, Outcome::Failed { .. }).then(|| run.gate.on_failure()).flatten() {
+        run.reporter.emit(Event::Halted(halt));
     }
     run.turn_ended(target.index, target.of);
     tracing::debug!(account = %account.id, region = %target.region, ?outcome, "finished");
@@ -310,6 +310,7 @@ async fn prepare(
         Ok(None) => return Err(Outcome::NoRole { reason: None }),
         Err(error) => return Err(failed(run, account, &error)),
     };
+    run.reporter.emit(Event::CredentialsFetched);
     Ok(Ready {
         role: role.to_owned(),
         credentials: Some(credentials),

@@ -37,7 +37,7 @@ impl AccountTasks {
         };
         let (canaries, others): (Vec<_>, Vec<_>) = held.into_iter().partition(|(account, _)| named.contains(account));
         if canaries.is_empty() && !others.is_empty() {
-            self.run.gate.halt_with(Halt::NoCanary);
+            self.run.halt(Halt::NoCanary);
         }
         for (account, roles) in canaries {
             self.start(account, roles).await;
@@ -73,7 +73,7 @@ impl AccountTasks {
         }
         let failed = self.ends.tally.failed.len() + self.ends.tally.interrupted.len();
         if failed > 0 {
-            self.run.gate.halt_with(Halt::Canary { failed, canaries: self.ends.tally.selected });
+            self.run.halt(Halt::Canary { failed, canaries: self.ends.tally.selected });
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::credserver::CredentialServer;
 use crate::error::Error;
 use crate::events::Event;
 use crate::files::Unwritten;
-use crate::gate::Gate;
+use crate::gate::{Gate, Halt};
 use crate::login::SsoLogin;
 use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, validate};
@@ -111,6 +111,9 @@ impl Run {
         }
         let gate = Gate::new(plan.max_failures);
         let plan_concurrency = plan.concurrency;
+        for each in &logins {
+            each.portal.report_to(reporter.events());
+        }
         Ok(Run {
             plan,
             region,
@@ -142,6 +145,13 @@ impl Run {
     fn turn_ended(&self, index: usize, of: usize) {
         if let Some(order) = &self.start_order {
             order.ended(index, of);
+        }
+    }
+
+    /// Halts the run (keeping the first reason), and says so to the reporter.
+    fn halt(&self, halt: Halt) {
+        if self.gate.halt_with(&halt) {
+            self.reporter.emit(Event::Halted(halt));
         }
     }
 
@@ -302,7 +312,8 @@ pub async fn run_everywhere(
         inventory::commit(writer.filter(|_| whole));
     }
     tally.login_rejected = run.login_rejected.load(Ordering::Relaxed);
-    tally.halt = run.gate.halt();
+    let counted = run.reporter.counted();
+    (tally.halt, tally.throttles, tally.credentials) = (counted.halt, counted.throttles, counted.credentials);
     tally.regions = run.plan.regions.is_some();
     if let Some(table) = plan_table {
         run.reporter.show(table.render(tally.regions)).await;
