@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::org::AccountFacts;
 use crate::outcome::{Outcome, Trace};
 
 /// A step of the run that the progress bar shows.
@@ -29,6 +30,8 @@ pub enum Event {
 pub struct Ended<'a> {
     pub account_id: &'a str,
     pub account_name: &'a str,
+    /// What the organization says of the account (`--accounts-meta`), when it knows it.
+    pub org: Option<&'a AccountFacts>,
     /// With `--regions`: the region this ending is for; each is counted on its own.
     pub region: Option<&'a str>,
     /// The region its command ran (or would run) in, `--regions` or not.
@@ -47,6 +50,11 @@ impl Ended<'_> {
             (Some(began), Some(ended)) => ended.duration_since(began).unwrap_or_default(),
             _ => self.trace.runtime,
         }
+    }
+
+    /// Its OU path, when the organization gives it one (`--accounts-meta`).
+    pub fn ou_path(&self) -> Option<String> {
+        self.org.map(AccountFacts::ou_path).filter(|path| !path.is_empty())
     }
 
     /// `id (name)`, or `id/region (name)` with `--regions`, as the summary names them.

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::config::Order;
 use crate::events::{Ended, Event};
+use crate::org::AccountFacts;
 use crate::outcome::{ChildExit, FailureClass};
 use crate::reporter::account_output::{AccountOutput, RunOutputs, Streams};
 use crate::reporter::dir::OutputDir;
@@ -144,6 +145,8 @@ impl Reporter {
             duration_ms,
             error: end.outcome.error().map(str::to_owned),
             argv: trace.argv.as_deref().filter(|_| end.dry_run),
+            ou_path: end.org.map(AccountFacts::ou_path),
+            tags: end.org.map(|org| &org.tags),
         }
         .to_line();
         if let Some(dir) = dir {
