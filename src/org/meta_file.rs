@@ -124,7 +124,7 @@ fn csv_rows(text: &str) -> Result<Vec<Row>, Problem> {
     for (index, name) in header.iter().enumerate() {
         if !COLUMNS.contains(&name) {
             let fix = format!("the columns are {}", COLUMNS.join(", "));
-            return Err(problem(1, format!("unknown column {:?}", text::show(name)), fix));
+            return Err(problem(1, format!("unknown column \"{}\"", text::show(name)), fix));
         }
         if columns.insert(name, index).is_some() {
             return Err(problem(1, format!("the column {name} is there twice"), "keep one"));
@@ -158,7 +158,7 @@ fn csv_tags(line: u64, text: &str) -> Result<Vec<(String, String)>, Problem> {
     for pair in text.split(';').map(str::trim).filter(|pair| !pair.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {
             let fix = "write tags as KEY=VALUE;KEY2=VALUE2 (an empty value is KEY=)";
-            return Err(problem(line, format!("the tag {:?} has no `=`", text::show(pair)), fix));
+            return Err(problem(line, format!("the tag \"{}\" has no `=`", text::show(pair)), fix));
         };
         tags.push((key.trim().to_owned(), value.trim().to_owned()));
     }
@@ -227,7 +227,7 @@ fn facts(rows: Vec<Row>) -> Result<HashMap<String, Arc<AccountFacts>>, Problem> 
     let mut checked = Vec::with_capacity(rows.len());
     for row in rows {
         if !is_account_id(&row.id) {
-            let problem_text = format!("the account id {:?} is not 12 digits", text::show(&row.id));
+            let problem_text = format!("the account id \"{}\" is not 12 digits", text::show(&row.id));
             return Err(problem(row.line, problem_text, "write the account's 12-digit id, e.g. 111122223333"));
         }
         if let Some(first) = seen.insert(row.id.clone(), row.line) {
@@ -246,7 +246,7 @@ fn facts(rows: Vec<Row>) -> Result<HashMap<String, Arc<AccountFacts>>, Problem> 
             None => AccountState::Active,
             Some(state) => AccountState::parse(state).ok_or_else(|| {
                 let fix = "write ACTIVE, SUSPENDED, PENDING_CLOSURE or CLOSED";
-                problem(row.line, format!("unknown state {:?}", text::show(state)), fix)
+                problem(row.line, format!("unknown state \"{}\"", text::show(state)), fix)
             })?,
         };
         checked.push((row.id, names, tags, state));
@@ -270,7 +270,7 @@ fn is_account_id(id: &str) -> bool {
 /// could drive a terminal or forge a line wherever it is shown or logged).
 fn ensure_plain(line: u64, what: &str, value: &str) -> Result<(), Problem> {
     if value.chars().any(text::is_hidden) {
-        let problem_text = format!("{what} {:?} holds a control or format character", text::show(value));
+        let problem_text = format!("{what} \"{}\" holds a control or format character", text::show(value));
         return Err(problem(line, problem_text, "remove it: names and tags are shown on terminals and in reports"));
     }
     Ok(())
@@ -281,14 +281,14 @@ fn ou_names(line: u64, path: &str) -> Result<Vec<String>, Problem> {
     ensure_plain(line, "the OU path", path)?;
     let names: Vec<String> = path.split(OU_SEPARATOR).map(|name| name.trim().to_owned()).collect();
     if names.iter().any(String::is_empty) {
-        let problem_text = format!("the OU path {:?} has an empty name", text::show(path));
+        let problem_text = format!("the OU path \"{}\" has an empty name", text::show(path));
         return Err(problem(line, problem_text, "write the OU names from the root, e.g. Root/Workloads/Prod"));
     }
     if names.len() > MAX_DEPTH {
         return Err(problem(line, "the OU path is too deep", format!("Organizations nests at most {MAX_DEPTH} OUs")));
     }
     if let Some(long) = names.iter().find(|name| name.chars().count() > MAX_OU_NAME) {
-        let problem_text = format!("the OU name {:?} is too long", text::show(long));
+        let problem_text = format!("the OU name \"{}\" is too long", text::show(long));
         return Err(problem(line, problem_text, format!("an OU name has at most {MAX_OU_NAME} characters")));
     }
     Ok(names)
@@ -303,12 +303,12 @@ fn check_tags(line: u64, tags: Vec<(String, String)>) -> Result<BTreeMap<String,
         ensure_plain(line, "the tag key", &key)?;
         ensure_plain(line, "the tag value", &value)?;
         if key.is_empty() || key.chars().count() > MAX_TAG_KEY || value.chars().count() > MAX_TAG_VALUE {
-            let problem_text = format!("the tag {:?} is empty or too long", text::show(&key));
+            let problem_text = format!("the tag \"{}\" is empty or too long", text::show(&key));
             let fix = format!("a tag key has 1-{MAX_TAG_KEY} characters, a value at most {MAX_TAG_VALUE}");
             return Err(problem(line, problem_text, fix));
         }
         if checked.contains_key(&key) {
-            return Err(problem(line, format!("the tag {:?} is there twice", text::show(&key)), "keep one"));
+            return Err(problem(line, format!("the tag \"{}\" is there twice", text::show(&key)), "keep one"));
         }
         checked.insert(key, value);
     }
@@ -326,7 +326,7 @@ struct OuIds {
 impl OuIds {
     fn learn(&mut self, line: u64, names: &[String], id: &str) -> Result<(), Problem> {
         if !is_ou_id(id) {
-            let problem_text = format!("the OU id {:?} is not one", text::show(id));
+            let problem_text = format!("the OU id \"{}\" is not one", text::show(id));
             return Err(problem(line, problem_text, "write the id of the account's OU, e.g. ou-ab12-34567890"));
         }
         let path = names.join("/");
