@@ -377,3 +377,49 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().concat()
 }
+
+#[test]
+fn the_config_file_can_name_the_meta_file_and_a_flag_beats_it() {
+    let env = TestEnv::new(portal());
+    let meta = write(env.home(), "org.csv", META_CSV);
+    let other = write(env.home(), "other.csv", "account_id,ou_path\n333333333333,Root/Elsewhere\n");
+    let dir = env.home().join(".config/fanout");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), format!("accounts-meta = \"{meta}\"\n")).unwrap();
+    assert_eq!(ids_run_without_meta(&env, &["--ou", "Root/Workloads/Prod/Eu"]), ids(&["222222222222"]));
+    assert_eq!(
+        ids_run_without_meta(&env, &["--accounts-meta", &other, "--ou", "Root/Elsewhere"]),
+        ids(&["333333333333"])
+    );
+    let output = env.fanout().arg("config").output().unwrap();
+    assert!(stdout_of(&output).contains("accounts-meta"), "{}", stdout_of(&output));
+}
+
+fn ids_run_without_meta(env: &TestEnv, selection: &[&str]) -> Vec<String> {
+    let args = [&["--role", "ReadOnly"], selection, &["--", "echo", "{account_id}"]].concat();
+    let output = env.fanout().args(args).output().unwrap();
+    assert!(output.status.success(), "{selection:?}: {}", stderr_of(&output));
+    sorted_lines(&stdout_of(&output)).into_iter().map(|line| line.split('|').next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn the_html_report_and_the_markdown_summary_name_the_ou() {
+    let env = TestEnv::new(portal());
+    let meta = write(env.home(), "org.csv", META_CSV);
+    let (html, markdown) = (env.home().join("report.html"), env.home().join("summary.md"));
+    let output = env
+        .fanout()
+        .args(["--accounts-meta", &meta, "--role", "ReadOnly", "--accounts", "222222222222"])
+        .arg("--report")
+        .arg(&html)
+        .arg("--summary-markdown")
+        .arg(&markdown)
+        .args(["--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<small>Root/Workloads/Prod/Eu</small>"), "{page}");
+    let summary = std::fs::read_to_string(&markdown).unwrap();
+    assert!(summary.contains("222222222222 \\(search\\-prod\\-eu\\) in Root\\/Workloads\\/Prod\\/Eu"), "{summary}");
+}

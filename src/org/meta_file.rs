@@ -97,6 +97,9 @@ pub fn read(path: &Path) -> Result<OrgFacts, MetaFileError> {
 }
 
 fn parse(path: &Path, text: &str) -> Result<HashMap<String, Arc<AccountFacts>>, Problem> {
+    // Spreadsheets export CSV with a byte order mark, which would stick to the first
+    // column's name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let rows = match extension.as_deref() {
         Some("csv") => csv_rows(text)?,
@@ -434,6 +437,12 @@ mod tests {
         assert_eq!(line, Some(3), "{problem}");
         let twice = "[[account]]\nid = \"111111111111\"\n[[account]]\nid = \"111111111111\"\n";
         assert_eq!(line_and_problem("m.toml", twice), (Some(4), "the account 111111111111 is listed twice".into()));
+    }
+
+    #[test]
+    fn a_spreadsheets_byte_order_mark_is_not_part_of_the_header() {
+        let facts = parse_as("m.csv", "\u{feff}account_id,tags\n111111111111,env=prod\n").unwrap();
+        assert_eq!(facts["111111111111"].tags_text(), "env=prod");
     }
 
     #[test]
