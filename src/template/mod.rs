@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn an_ou_path_is_as_hostile_as_a_name() {
-        let hostile = Vars { ou_path: "Root/x$(touch /tmp/p)'`id`", ..VARS };
+        let hostile = Vars { ou_path: "Root/x$(touch pwned)'`id`", ..VARS };
         let c = command(&["sh", "-c", "echo {ou_path} \"in {ou_path}\"", "{ou_path}"]).unwrap();
         let script = r#"echo "$FANOUT_OU_PATH" "in ${FANOUT_OU_PATH}""#;
         assert_eq!(c.render(&hostile), ["sh", "-c", script, hostile.ou_path]);
