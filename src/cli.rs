@@ -80,7 +80,8 @@ pub struct Cli {
 
     /// The command to run in each account, after `--`. It runs directly, not through a
     /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
-    /// {account_name}, {role} and {region}; any other {word} is an error, other braces
+    /// {account_name}, {role}, {region} and {ou_path} (--accounts-meta; as hostile as a
+    /// name); any other {word} is an error, other braces
     /// are literal, and `{{` and `}}` are literal braces. In the script of `sh -c` (bash,
     /// dash, zsh, ksh, mksh, busybox sh) a placeholder becomes a reference to its
     /// variable ({account_name} → "$FANOUT_ACCOUNT_NAME"), so no account name can run as
@@ -247,6 +248,35 @@ pub struct SelectionArgs {
     /// (--accounts-file <(grep prod ids.txt)), never a device.
     #[arg(long, global = true, value_name = "FILE")]
     pub accounts_file: Option<PathBuf>,
+
+    /// What the organization says of each account, from a local file: its OU path, tags
+    /// and state, for --ou, --exclude-ou and --tag, in results, plans, joblogs and
+    /// reports, and as FANOUT_OU_PATH and {ou_path} in commands. CSV (a header row with
+    /// account_id and any of ou_path, ou_id, tags as k=v;k2=v2, state) or TOML
+    /// ([[account]] tables with id, ou_path, ou_id, tags = {...}, state), chosen by the
+    /// extension. Accounts it lists as SUSPENDED, PENDING_CLOSURE or CLOSED are skipped
+    /// and counted. At most 16 MiB; every value is checked (see docs/organizations.md).
+    /// Example: --accounts-meta org.csv --ou Root/Workloads/Prod
+    #[arg(long, global = true, env = "FANOUT_ACCOUNTS_META", value_name = "FILE")]
+    pub accounts_meta: Option<PathBuf>,
+
+    /// Only accounts in this OU or any OU under it, by id (ou-ab12-34567890) or by its path
+    /// of names from the root (Root/Workloads/Prod; names are case-sensitive); repeatable:
+    /// any may hold the account. Needs --accounts-meta. An OU no listed account is in is an
+    /// error (a typo must not select nothing). An id is known where the file gives it
+    /// (ou_id) for an account in that OU directly.
+    #[arg(long, global = true, value_name = "OU-ID|PATH")]
+    pub ou: Vec<String>,
+
+    /// Leave out accounts in this OU or any OU under it, as for --ou (repeatable).
+    #[arg(long, global = true, value_name = "OU-ID|PATH")]
+    pub exclude_ou: Vec<String>,
+
+    /// Only accounts with this tag: KEY=VALUE, where VALUE may be a glob (env=prod*,
+    /// case-sensitive as AWS tags are), or KEY alone for any value; repeatable: all must
+    /// match. Needs --accounts-meta. Example: --tag env=prod --tag team
+    #[arg(long, global = true, value_name = "KEY[=VALUE]")]
+    pub tag: Vec<String>,
 
     /// Only shard I of N (1-based) of the selected accounts, to split one run across N
     /// machines (a CI matrix, a Kubernetes Indexed Job). Accounts are assigned by a hash

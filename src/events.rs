@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::gate::Halt;
+use crate::org::AccountFacts;
 use crate::outcome::{Outcome, Trace};
 
 /// A step of the run, as its sinks take it: the progress bar counts them, and the
@@ -46,6 +47,8 @@ pub trait EventSink: Send + Sync {
 pub struct Ended<'a> {
     pub account_id: &'a str,
     pub account_name: &'a str,
+    /// What the organization says of the account (`--accounts-meta`), when it knows it.
+    pub org: Option<&'a AccountFacts>,
     /// With `--regions`: the region this ending is for; each is counted on its own.
     pub region: Option<&'a str>,
     /// The region its command ran (or would run) in, `--regions` or not.
@@ -64,6 +67,11 @@ impl Ended<'_> {
             (Some(began), Some(ended)) => ended.duration_since(began).unwrap_or_default(),
             _ => self.trace.runtime,
         }
+    }
+
+    /// Its OU path, when the organization gives it one (`--accounts-meta`).
+    pub fn ou_path(&self) -> Option<String> {
+        self.org.map(AccountFacts::ou_path).filter(|path| !path.is_empty())
     }
 
     /// `id (name)`, or `id/region (name)` with `--regions`, as the summary names them.

@@ -11,6 +11,10 @@
 //! two comment lines, `# command: …` (the command as given, placeholders and all) and
 //! `# roles: …`: what `--retry-failed` runs again when no new command is given.
 //!
+//! `OuPath` and `Tags` (`k=v;k2=v2`) are what `--accounts-meta` says of the account,
+//! empty when it says nothing. A log written before they existed has 14 columns; it is
+//! still read, and appended to.
+//!
 //! `Host` is GNU parallel's "where it ran": `:` (this machine), or with `--regions` the
 //! child's region, so each (account, region) has a line of its own.
 //!
@@ -28,10 +32,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::events::Ended;
 use crate::files::{self, ReadLimitError};
+use crate::org::AccountFacts;
 use crate::outcome::ChildExit;
 
 /// The first line of every joblog.
-const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAccountId\tAccountName\tRole\tStatus\tClass";
+const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAccountId\tAccountName\tRole\tStatus\tClass\tOuPath\tTags";
+/// The first line of a log written before `OuPath` and `Tags`, still read.
+const HEADER_WITHOUT_ORG: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAccountId\tAccountName\tRole\tStatus\tClass";
+/// The columns of a line written before `OuPath` and `Tags`: a line has these, or two more.
 const COLUMNS: usize = 14;
 /// The largest joblog read back: a line is ~200 bytes, so a million accounts fit.
 const MAX_FILE: u64 = 256 * 1024 * 1024;
@@ -57,6 +65,9 @@ pub struct Entry {
     /// results.
     pub status: String,
     pub class: String,
+    /// Its OU path and tags (`k=v;k2=v2`), from `--accounts-meta`; empty when unknown.
+    pub ou_path: String,
+    pub tags: String,
 }
 
 impl Entry {
@@ -78,6 +89,8 @@ impl Entry {
             region: end.region.map(str::to_owned),
             status: end.outcome.status(end.dry_run).to_owned(),
             class: end.outcome.class().map_or("", |class| class.name()).to_owned(),
+            ou_path: end.org.map(AccountFacts::ou_path).unwrap_or_default(),
+            tags: end.org.map(AccountFacts::tags_text).unwrap_or_default(),
         }
     }
 }
@@ -96,7 +109,7 @@ impl Entry {
     fn to_line(&self) -> String {
         let start = self.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
         format!(
-            "{}\t{}\t{}.{:03}\t{}.{:03}\t0\t0\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}.{:03}\t{}.{:03}\t0\t0\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             self.seq,
             self.region.as_deref().map_or(":".into(), escape),
             start.as_secs(),
@@ -111,15 +124,23 @@ impl Entry {
             escape(&self.role),
             self.status,
             self.class,
+            escape(&self.ou_path),
+            escape(&self.tags),
         )
     }
 
     fn parse(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split('\t').collect();
+        let (fields, org) = fields.split_at_checked(COLUMNS)?;
         let [seq, host, start, runtime, _send, _receive, exit, signal, command, id, name, role, status, class] =
             fields[..]
         else {
             return None;
+        };
+        let (ou_path, tags) = match org {
+            [] => ("", ""),
+            [ou_path, tags] => (*ou_path, *tags),
+            _ => return None,
         };
         let seconds = |text: &str| text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
         let start = seconds(start)?;
@@ -136,6 +157,8 @@ impl Entry {
             region: (host != ":").then(|| unescape(host)),
             status: status.to_owned(),
             class: class.to_owned(),
+            ou_path: unescape(ou_path),
+            tags: unescape(tags),
         })
     }
 }
@@ -248,7 +271,8 @@ fn torn_tail(log: &[u8]) -> Option<usize> {
         return None;
     }
     let columns = last.split(|&b| b == b'\t').count();
-    let short_entry = !last.starts_with(b"#") && last != HEADER.as_bytes() && columns < COLUMNS;
+    let is_header = last == HEADER.as_bytes() || last == HEADER_WITHOUT_ORG.as_bytes();
+    let short_entry = !last.starts_with(b"#") && !is_header && columns < COLUMNS;
     (body.is_none() || short_entry).then_some(start)
 }
 
@@ -287,10 +311,11 @@ pub fn read(path: &Path) -> Result<Logged, JobLogError> {
     let mut logged = Logged::default();
     for (number, line) in text.lines().enumerate() {
         let malformed = || JobLogError::Malformed { path: path.to_owned(), line: number + 1 };
-        if number == 0 && line != HEADER {
+        let is_header = line == HEADER || line == HEADER_WITHOUT_ORG;
+        if number == 0 && !is_header {
             return Err(malformed());
         }
-        if line.is_empty() || line == HEADER {
+        if line.is_empty() || is_header {
             continue;
         }
         if let Some(command) = line.strip_prefix(COMMAND_COMMENT) {
@@ -300,9 +325,6 @@ pub fn read(path: &Path) -> Result<Logged, JobLogError> {
         if let Some(roles) = line.strip_prefix(ROLES_COMMENT) {
             logged.roles = Some(unescape(roles).split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect());
             continue;
-        }
-        if line.split('\t').count() != COLUMNS {
-            return Err(malformed());
         }
         let entry = Entry::parse(line).ok_or_else(malformed)?;
         logged.entries.insert(entry.account_id.clone(), entry);
@@ -379,6 +401,8 @@ mod tests {
             region: None,
             status: status.to_owned(),
             class: "exit".to_owned(),
+            ou_path: "Root/Work\tloads".to_owned(),
+            tags: "env=prod;team=a\nb".to_owned(),
         }
     }
 
@@ -406,6 +430,20 @@ mod tests {
         expected.seq = 1;
         assert_eq!(read["111111111111"], expected);
         assert_eq!(read["222222222222"].seq, 2);
+    }
+
+    #[test]
+    fn a_log_from_before_the_org_columns_is_read_and_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let old = "1\t:\t0.000\t0.000\t0\t0\t-1\t0\t\t111111111111\tn\tR\tfailed\texit\n";
+        std::fs::write(&path, format!("{HEADER_WITHOUT_ORG}\n{old}")).unwrap();
+        assert_eq!(read(&path).unwrap().entries["111111111111"].ou_path, "");
+        JobLog::open(&path, true, &[], &[]).unwrap().record(entry("222222222222", "failed"));
+        let logged = read(&path).unwrap().entries;
+        assert_eq!(logged.len(), 2);
+        assert_eq!(logged["222222222222"].ou_path, "Root/Work\tloads");
+        assert_eq!(logged["222222222222"].tags, "env=prod;team=a\nb");
     }
 
     #[test]

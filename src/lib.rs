@@ -22,6 +22,7 @@ mod gate;
 mod joblog;
 mod limits;
 mod login;
+mod org;
 mod outcome;
 pub mod plan;
 mod portal;

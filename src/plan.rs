@@ -13,7 +13,7 @@
 
 pub mod review;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -54,6 +54,13 @@ pub struct PlannedAccount {
     pub region: String,
     /// The command with its placeholders filled, exactly as it will be run.
     pub argv: Vec<String>,
+    /// What the organization said of the account when the plan was made
+    /// (`--accounts-meta`), for the reviewer; absent when it said nothing, so a plan
+    /// made without facts hashes as it always did. `apply` gives the child this OU path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ou_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// What the hash covers, in this field order.
@@ -261,6 +268,8 @@ mod tests {
             role: "ReadOnly".into(),
             region: "eu-west-1".into(),
             argv: vec!["echo".into(), id.into()],
+            ou_path: None,
+            tags: None,
         };
         Plan::new(login, vec![account("222222222222", "b"), account("111111111111", "a")])
     }

@@ -6,9 +6,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use glob::{MatchOptions, Pattern};
 
+use crate::org::{AccountFacts, AccountState, OrgFacts, OuSelector};
 use crate::portal::Account;
 use crate::portal::validate::is_account_id;
 
@@ -30,6 +32,78 @@ pub struct Selection {
     pub done: HashSet<String>,
     /// Only these account ids, when `--retry-failed` names them.
     pub retry: Option<HashSet<String>>,
+    /// `--ou`, `--exclude-ou`, `--tag`, and the facts they read (`--accounts-meta`).
+    pub org: OrgSelection,
+}
+
+/// The selection by what the organization says of an account. An account the facts do
+/// not know is in no OU and has no tags: `--ou` and `--tag` never select it, and
+/// `--exclude-ou` never leaves it out.
+#[derive(Debug, Default)]
+pub struct OrgSelection {
+    /// `--accounts-meta`'s facts; `None` when no source was given (then the lists below
+    /// are empty: `config/` refuses them without one).
+    pub facts: Option<Arc<OrgFacts>>,
+    /// Any must hold the account (it sits in that OU or one under it); empty selects
+    /// every account.
+    pub ous: Vec<OuSelector>,
+    /// None may hold it.
+    pub exclude_ous: Vec<OuSelector>,
+    /// All must match.
+    pub tags: Vec<TagFilter>,
+}
+
+/// Tags are case-sensitive in AWS (`env=Prod` is not `env=prod`), so their globs are too,
+/// unlike `--match`'s.
+const TAG_MATCH_OPTIONS: MatchOptions =
+    MatchOptions { case_sensitive: true, require_literal_separator: false, require_literal_leading_dot: false };
+
+/// One `--tag`: `KEY=GLOB` (the account has the tag, its value matching), or `KEY` alone
+/// (the account has the tag, whatever its value).
+#[derive(Debug)]
+pub struct TagFilter {
+    key: String,
+    value: Option<Pattern>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --tag {0:?}: write KEY=VALUE (VALUE may be a glob: env=prod*) or KEY alone for any value")]
+pub struct TagFilterError(String);
+
+impl TagFilter {
+    /// The first `=` ends the key, as in the meta file; the key is exact, the value a glob.
+    pub fn parse(text: &str) -> Result<Self, TagFilterError> {
+        let error = || TagFilterError(text.to_owned());
+        let (key, value) = match text.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(Pattern::new(value.trim()).map_err(|_| error())?)),
+            None => (text.trim(), None),
+        };
+        if key.is_empty() {
+            return Err(error());
+        }
+        Ok(TagFilter { key: key.to_owned(), value })
+    }
+
+    fn matches(&self, facts: &AccountFacts) -> bool {
+        facts
+            .tags
+            .get(&self.key)
+            .is_some_and(|value| self.value.as_ref().is_none_or(|p| p.matches_with(value, TAG_MATCH_OPTIONS)))
+    }
+}
+
+impl OrgSelection {
+    /// Whether the OU and tag filters choose an account with these facts.
+    fn selects(&self, facts: Option<&AccountFacts>) -> bool {
+        let within = |selector: &OuSelector| facts.is_some_and(|f| f.is_within(selector));
+        (self.ous.is_empty() || self.ous.iter().any(within))
+            && !self.exclude_ous.iter().any(within)
+            && self.tags.iter().all(|tag| facts.is_some_and(|f| tag.matches(f)))
+    }
+
+    fn facts_of(&self, account_id: &str) -> Option<&Arc<AccountFacts>> {
+        self.facts.as_ref().and_then(|facts| facts.get(account_id))
+    }
 }
 
 /// One of N disjoint slices of the accounts, by a hash of the account id.
@@ -219,7 +293,23 @@ pub fn parse_account_list(text: &str) -> Result<AccountList, AccountRefError> {
 }
 
 impl Selection {
+    /// Whether `account` runs: the filters choose it and the organization does not list
+    /// it as suspended or closed.
     pub fn selects(&self, account: &Account) -> bool {
+        self.filters_choose(account) && self.state_of(account) == AccountState::Active
+    }
+
+    /// Whether the filters choose `account` but the organization lists it as suspended,
+    /// closing or closed: it is skipped, and counted as such.
+    pub fn skips_as_inactive(&self, account: &Account) -> bool {
+        self.filters_choose(account) && self.state_of(account) != AccountState::Active
+    }
+
+    fn state_of(&self, account: &Account) -> AccountState {
+        self.org.facts_of(&account.id).map_or(AccountState::Active, |facts| facts.state)
+    }
+
+    fn filters_choose(&self, account: &Account) -> bool {
         let fields = [&account.name, &account.id, &account.email];
         let hit = |p: &Pattern| fields.iter().any(|f| p.matches_with(f, MATCH_OPTIONS));
         (self.matches.is_empty() || self.matches.iter().any(hit))
@@ -228,6 +318,14 @@ impl Selection {
             && self.shard.is_none_or(|shard| shard.contains(&account.id))
             && !self.done.contains(&account.id)
             && self.retry.as_ref().is_none_or(|ids| ids.contains(&account.id))
+            && self.org.selects(self.org.facts_of(&account.id).map(Arc::as_ref))
+    }
+
+    /// `account` with the facts the organization gives it, to travel with it to its
+    /// results, plan, joblog line, reports and child.
+    pub fn with_facts(&self, account: Account) -> Account {
+        let org = self.org.facts_of(&account.id).cloned();
+        Account { org, ..account }
     }
 
     /// Whether `--accounts`/`--accounts-file` name some account by name rather than id.
@@ -267,7 +365,7 @@ mod tests {
     use super::*;
 
     fn account(id: &str, name: &str) -> Account {
-        Account { id: id.to_owned(), name: name.to_owned(), email: format!("{name}@corp.example"), login: 0 }
+        Account { id: id.to_owned(), name: name.to_owned(), email: format!("{name}@corp.example"), login: 0, org: None }
     }
 
     fn globs(list: &[&str]) -> Vec<Pattern> {
@@ -398,6 +496,78 @@ mod tests {
         assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
         for bad in ["0/4", "5/4", "1", "a/b", "1/0"] {
             assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn org_selection(ous: &[&str], exclude_ous: &[&str], tags: &[&str]) -> Selection {
+        let facts = |path: &str, tags: &[(&str, &str)], state| {
+            let ous = path.split('/').map(|name| crate::org::Ou { name: name.to_owned(), id: None }).collect();
+            let tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            Arc::new(AccountFacts { ous, tags, state })
+        };
+        let known = [
+            ("111111111111", facts("Root/Workloads/Prod", &[("env", "prod"), ("team", "pay")], AccountState::Active)),
+            ("222222222222", facts("Root/Workloads/Dev", &[("env", "dev")], AccountState::Active)),
+            ("333333333333", facts("Root/Workloads/Prod/Eu", &[("env", "prod-eu")], AccountState::Suspended)),
+        ];
+        let facts = OrgFacts::new(known.into_iter().map(|(id, f)| (id.to_owned(), f)).collect(), "m.csv".into());
+        let parse = |list: &[&str]| list.iter().map(|ou| OuSelector::parse(ou).unwrap()).collect();
+        Selection {
+            org: OrgSelection {
+                facts: Some(Arc::new(facts)),
+                ous: parse(ous),
+                exclude_ous: parse(exclude_ous),
+                tags: tags.iter().map(|t| TagFilter::parse(t).unwrap()).collect(),
+            },
+            ..Selection::default()
+        }
+    }
+
+    fn org_chosen(selection: &Selection) -> (Vec<&'static str>, Vec<&'static str>) {
+        let ids = ["111111111111", "222222222222", "333333333333", "444444444444"];
+        let of = |pick: fn(&Selection, &Account) -> bool| {
+            ids.into_iter().filter(|id| pick(selection, &account(id, "n"))).collect::<Vec<_>>()
+        };
+        (of(Selection::selects), of(Selection::skips_as_inactive))
+    }
+
+    #[test]
+    fn ous_and_tags_choose_by_the_facts_and_inactive_accounts_are_skipped() {
+        // No filter: every account the facts do not call inactive, known or not.
+        assert_eq!(
+            org_chosen(&org_selection(&[], &[], &[])),
+            (vec!["111111111111", "222222222222", "444444444444"], vec!["333333333333"])
+        );
+        assert_eq!(
+            org_chosen(&org_selection(&["Root/Workloads/Prod"], &[], &[])),
+            (vec!["111111111111"], vec!["333333333333"])
+        );
+        assert_eq!(org_chosen(&org_selection(&["Root/Workloads"], &["Root/Workloads/Dev"], &[])).0, ["111111111111"]);
+        assert_eq!(
+            org_chosen(&org_selection(&["Root/Workloads/Dev", "Root/Workloads/Prod"], &[], &[])).0,
+            ["111111111111", "222222222222"]
+        );
+        assert_eq!(org_chosen(&org_selection(&[], &[], &["env=prod*"])), (vec!["111111111111"], vec!["333333333333"]));
+        assert_eq!(org_chosen(&org_selection(&[], &[], &["env=prod*", "team"])), (vec!["111111111111"], vec![]));
+        assert!(org_chosen(&org_selection(&[], &[], &["env=PROD"])).0.is_empty(), "tags are case-sensitive");
+        // --exclude-ou never leaves out an account the facts do not know.
+        assert_eq!(org_chosen(&org_selection(&[], &["Root"], &[])).0, ["444444444444"]);
+    }
+
+    #[test]
+    fn org_filters_compose_with_the_others() {
+        let mut selection = org_selection(&["Root/Workloads"], &[], &[]);
+        selection.excludes = globs(&["2222*"]);
+        assert_eq!(org_chosen(&selection).0, ["111111111111"]);
+        selection.excludes.clear();
+        selection.listed = Some(AccountList::parse(["222222222222", "444444444444"]).unwrap());
+        assert_eq!(org_chosen(&selection).0, ["222222222222"]);
+    }
+
+    #[test]
+    fn tag_filters_are_checked() {
+        for bad in ["", "=x", " =x", "env=[oops"] {
+            assert!(TagFilter::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -135,7 +135,7 @@ fn a_joblog_on_a_full_tmpfs_fails_the_run_and_resume_skips_its_torn_last_line() 
     let whole_lines = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
     let done: Vec<String> = whole_lines
         .lines()
-        .filter(|l| l.split('\t').count() == 14 && !l.starts_with("Seq\t"))
+        .filter(|l| l.split('\t').count() == 16 && !l.starts_with("Seq\t"))
         .filter(|l| ["succeeded", "no-role"].contains(&l.split('\t').nth(12).unwrap()))
         .map(|l| format!("{}|ok", l.split('\t').nth(9).unwrap()))
         .collect();

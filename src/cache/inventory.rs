@@ -357,7 +357,7 @@ mod tests {
 
     fn account(id: &str, roles: Option<&[&str]>) -> InventoryAccount {
         let id = format!("{id:0>12}");
-        let account = Account { name: format!("n{id}"), email: format!("{id}@x"), id, login: 0 };
+        let account = Account { name: format!("n{id}"), email: format!("{id}@x"), id, login: 0, org: None };
         let roles = roles.map(|r| KnownRoles {
             roles: r.iter().map(|s| (*s).to_owned()).collect(),
             listed_at: 1000,

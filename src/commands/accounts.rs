@@ -59,6 +59,7 @@ async fn list_from_portal(
     while let Some(page) = pages.next_page().await.map_err(portal_error)? {
         for account in page {
             let known = cached.take(&account.id);
+            let account = config.selection.with_facts(account);
             if !config.selection.selects(&account) {
                 inventory::record(&mut writer, &InventoryAccount::new(account, known));
                 continue;
@@ -77,7 +78,7 @@ async fn list_from_portal(
     let mut accounts = Vec::new();
     while let Some(joined) = lookups.join_next().await {
         let (account, known) = joined.expect("role lookups do not panic").map_err(portal_error)?;
-        let listed = AccountRoles { account: account.clone(), roles: known.roles.clone(), login: None };
+        let listed = AccountRoles::new(account.clone(), known.roles.clone());
         inventory::record(&mut writer, &InventoryAccount::new(account, Some(known)));
         accounts.push(listed);
     }

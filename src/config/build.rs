@@ -382,6 +382,7 @@ fn apply_plan(
         (!args.matches.is_empty() || !args.exclude.is_empty(), "--match and --exclude"),
         (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
         (args.shard.is_some(), "--shard"),
+        (!args.ou.is_empty() || !args.exclude_ou.is_empty() || !args.tag.is_empty(), "--ou, --exclude-ou and --tag"),
         (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
     ];
     if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {
@@ -420,7 +421,8 @@ mod tests {
         use crate::template::Vars;
         let prefix_of = |args: &[&str]| {
             let Action::Run(plan) = config(args).unwrap().action else { panic!("a run") };
-            let vars = Vars { account_id: "111122223333", account_name: "n", role: "R", region: "eu-west-1" };
+            let vars =
+                Vars { account_id: "111122223333", account_name: "n", role: "R", region: "eu-west-1", ou_path: "" };
             (plan.prefix.render(&vars), plan.regions)
         };
         let (prefix, regions) = prefix_of(&["--role", "R", "--regions", "eu-west-1", "--", "true"]);

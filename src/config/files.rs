@@ -3,14 +3,16 @@
 //! `fanout apply` runs.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::ConfigError;
 use crate::cli::Cli;
 use crate::confirm::Confirm;
 use crate::files;
 use crate::joblog::{self, Logged};
+use crate::org::{OuSelector, meta_file};
 use crate::plan::{Applied, Plan};
-use crate::select::{AccountList, Selection, Shard, parse_account_list, parse_glob};
+use crate::select::{AccountList, OrgSelection, Selection, Shard, TagFilter, parse_account_list, parse_glob};
 
 /// The largest `--accounts-file`: far more than the most accounts a portal lists
 /// (`portal::MAX_ACCOUNTS`) with a name and a comment each.
@@ -33,6 +35,7 @@ pub(super) fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection
         matches: args.matches.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         excludes: args.exclude.iter().map(|g| parse_glob(g)).collect::<Result<_, _>>()?,
         listed,
+        org: org_selection(cli)?,
         shard: args.shard.as_deref().map(Shard::parse).transpose()?,
         done: match resumed {
             Some(log) if cli.run.resume.is_some() => {
@@ -44,6 +47,37 @@ pub(super) fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection
             .filter(|_| cli.run.retry_failed.is_some())
             .map(|log| log.entries.values().filter(|e| e.needs_retry()).map(|e| e.account_id.clone()).collect()),
     })
+}
+
+/// `--accounts-meta`, read and checked whole, and `--ou`, `--exclude-ou` and `--tag`,
+/// parsed. A filter without facts to read, or an OU no account of the facts is in, is
+/// refused before any portal call: either would quietly select nothing (or, for an
+/// exclusion, leave in what the user meant to leave out).
+fn org_selection(cli: &Cli) -> Result<OrgSelection, ConfigError> {
+    let args = &cli.selection;
+    let facts = args.accounts_meta.as_deref().map(meta_file::read).transpose()?.map(Arc::new);
+    let ous = |given: &[String]| given.iter().map(|ou| OuSelector::parse(ou)).collect::<Result<Vec<_>, _>>();
+    let selection = OrgSelection {
+        ous: ous(&args.ou)?,
+        exclude_ous: ous(&args.exclude_ou)?,
+        tags: args.tag.iter().map(|tag| TagFilter::parse(tag)).collect::<Result<_, _>>()?,
+        facts,
+    };
+    let Some(facts) = &selection.facts else {
+        let given = [
+            (!args.ou.is_empty(), "--ou"),
+            (!args.exclude_ou.is_empty(), "--exclude-ou"),
+            (!args.tag.is_empty(), "--tag"),
+        ];
+        return match given.iter().find(|(given, _)| *given) {
+            Some((_, flag)) => Err(ConfigError::OrgFactsNeeded(flag)),
+            None => Ok(selection),
+        };
+    };
+    if let Some(unknown) = selection.ous.iter().chain(&selection.exclude_ous).find(|ou| !facts.knows(ou)) {
+        return Err(ConfigError::UnknownOu { ou: unknown.to_string(), file: facts.source.clone() });
+    }
+    Ok(selection)
 }
 
 /// The joblog of `--resume` or `--retry-failed`, read.

@@ -22,9 +22,11 @@ use crate::confirm::Confirm;
 use crate::files::ReadLimitError;
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::JobLogError;
+use crate::org::OuSelectorError;
+use crate::org::meta_file::MetaFileError;
 use crate::plan::{Applied, PlanError};
 use crate::regions::{Regions, RegionsError};
-use crate::select::{AccountList, AccountRefError, GlobError, Selection, ShardError};
+use crate::select::{AccountList, AccountRefError, GlobError, Selection, ShardError, TagFilterError};
 use crate::template::{CommandTemplate, Template, TemplateError};
 
 /// What fanout learns from its environment, asked once so tests can build a `Config`.
@@ -205,6 +207,20 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     AccountRef(#[from] AccountRefError),
+    #[error(transparent)]
+    MetaFile(#[from] MetaFileError),
+    #[error(transparent)]
+    Ou(#[from] OuSelectorError),
+    #[error(transparent)]
+    Tag(#[from] TagFilterError),
+    #[error(
+        "{0} chooses accounts by what the organization says of them, and no source of it was given; name a file of OU paths and tags with --accounts-meta FILE (see docs/organizations.md)"
+    )]
+    OrgFactsNeeded(&'static str),
+    #[error(
+        "no account in --accounts-meta {file} is in the OU {}; check its path (names from the root, case-sensitive: Root/Workloads/Prod), or give the file an ou_id for that OU", crate::text::show(ou), file = file
+    )]
+    UnknownOu { ou: String, file: String },
     #[error("HOME is not set, so the SSO token cache cannot be found")]
     NoHome,
     #[error(transparent)]

@@ -49,6 +49,9 @@ pub struct AccountEnv<'a> {
     pub account_name: &'a str,
     pub role: &'a str,
     pub region: &'a str,
+    /// Its OU path (`--accounts-meta`); empty when the organization says none. Set even
+    /// then, so a script's `set -u` holds and a parent fanout's value is not inherited.
+    pub ou_path: &'a str,
     pub credentials: ChildCredentials<'a>,
 }
 
@@ -93,6 +96,7 @@ pub fn child_env<'a>(account: &AccountEnv<'a>) -> Vec<(&'static str, &'a str)> {
         ("FANOUT_ACCOUNT_NAME", account.account_name),
         ("FANOUT_ROLE", account.role),
         ("FANOUT_REGION", account.region),
+        ("FANOUT_OU_PATH", account.ou_path),
     ]);
     env
 }
@@ -115,6 +119,7 @@ mod tests {
             account_name: "n",
             role: "r",
             region: "eu-west-1",
+            ou_path: "",
             credentials: ChildCredentials::Keys(&credentials),
         };
         let env = child_env(&account);
@@ -133,6 +138,7 @@ mod tests {
             account_name: "n",
             role: "r",
             region: "eu-west-1",
+            ou_path: "Root/A",
             credentials: ChildCredentials::Server(&access),
         };
         let env = child_env(&account);
@@ -141,6 +147,7 @@ mod tests {
         assert!(env.contains(&("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")));
         assert!(env.contains(&("AWS_CONFIG_FILE", "/dev/null")));
         assert!(env.contains(&("AWS_ACCOUNT_ID", "1")));
+        assert!(env.contains(&("FANOUT_OU_PATH", "Root/A")));
         for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"] {
             assert!(env.iter().all(|(name, _)| *name != key), "{key} is set");
             assert!(REMOVED_VARS.contains(&key), "an inherited {key} is not removed");

@@ -125,6 +125,8 @@ mod tests {
             role: "ReadOnly".into(),
             region: "eu-west-1".into(),
             argv: argv.iter().map(|&a| a.to_owned()).collect(),
+            ou_path: None,
+            tags: None,
         }
     }
 

@@ -22,7 +22,10 @@ mod pages;
 mod tolerant;
 pub mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::org::AccountFacts;
 
 use crate::text;
 
@@ -54,6 +57,10 @@ pub struct Account {
     /// given): set by the runner, not by the portal, and never cached.
     #[serde(skip)]
     pub login: usize,
+    /// What the organization says of it (`--accounts-meta`): attached by the selection as
+    /// the account is listed, and never cached (the facts are read afresh every run).
+    #[serde(skip)]
+    pub org: Option<Arc<AccountFacts>>,
 }
 
 #[derive(Debug, thiserror::Error)]

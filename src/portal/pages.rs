@@ -92,6 +92,6 @@ impl<'p> AccountPages<'p> {
             tracing::warn!("account {id} was listed twice by the portal; it runs once");
             return None;
         }
-        Some(Account { id: id.to_owned(), name: name.to_owned(), email: email.to_owned(), login: 0 })
+        Some(Account { id: id.to_owned(), name: name.to_owned(), email: email.to_owned(), login: 0, org: None })
     }
 }

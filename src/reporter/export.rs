@@ -198,7 +198,13 @@ mod tests {
     use super::*;
 
     fn account(name: &str) -> Account {
-        Account { id: "111122223333".to_owned(), name: name.to_owned(), email: "a@example.com".to_owned(), login: 0 }
+        Account {
+            id: "111122223333".to_owned(),
+            name: name.to_owned(),
+            email: "a@example.com".to_owned(),
+            login: 0,
+            org: None,
+        }
     }
 
     fn credentials() -> Credentials {

@@ -95,6 +95,12 @@ pub struct ResultRecord<'a> {
     pub signal: Option<i32>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What the organization says of the account (`--accounts-meta`), when it says
+    /// anything: its OU path and its tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ou_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<&'a std::collections::BTreeMap<String, String>>,
     /// With `--dry-run`: the exact argv that would run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argv: Option<&'a [String]>,
@@ -119,6 +125,8 @@ struct SummaryRecord {
     interrupted: usize,
     not_started: usize,
     no_role: usize,
+    /// Accounts skipped as the organization lists them suspended or closed.
+    inactive: usize,
     exit_code: u8,
     duration_ms: u64,
     /// Why the run stopped starting accounts, if it did.
@@ -139,6 +147,7 @@ pub fn summary_record(tally: &Tally, exit_code: u8, duration_ms: u64, dry_run: b
         interrupted: tally.interrupted.len(),
         not_started: tally.not_started.len(),
         no_role: tally.no_role.len(),
+        inactive: tally.inactive,
         exit_code,
         duration_ms,
         halt: tally.halt.as_ref().map(ToString::to_string),

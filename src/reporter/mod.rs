@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::config::{Format, Order};
 use crate::events::{Ended, Event, EventSink};
+use crate::org::AccountFacts;
 use crate::outcome::{ChildExit, FailureClass};
 use crate::reporter::account_output::{AccountOutput, RunOutputs, Streams};
 use crate::reporter::dir::OutputDir;
@@ -147,6 +148,8 @@ impl Reporter {
             duration_ms,
             error: end.outcome.error().map(str::to_owned),
             argv: trace.argv.as_deref().filter(|_| end.dry_run),
+            ou_path: end.org.map(AccountFacts::ou_path),
+            tags: end.org.map(|org| &org.tags),
         }
         .to_line();
         if let Some(dir) = dir {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::events::Ended;
+use crate::org::AccountFacts;
 use crate::outcome::Outcome;
 use crate::plan::{Applied, PlannedAccount};
 use crate::reporter::tables;
@@ -57,6 +58,8 @@ impl PlannedAccounts {
                 role: role.clone(),
                 region: end.child_region.to_owned(),
                 argv: argv.clone(),
+                ou_path: end.org.map(AccountFacts::ou_path),
+                tags: end.org.map(|org| org.tags.clone()),
             });
         }
     }

@@ -27,6 +27,9 @@ pub struct Tally {
     /// `(account, why, when the roles it was decided on were cached)`.
     pub no_role: Vec<(String, Option<String>)>,
     pub not_started: Vec<String>,
+    /// Accounts the filters chose but the organization lists as suspended, closing or
+    /// closed (`--accounts-meta`): skipped without a portal call, and counted here.
+    pub inactive: usize,
     /// The selected accounts whose roles came from the inventory cache.
     pub roles_from_cache: CachedRolesUse,
     /// The portal rejected the token mid-run: the user must log in again.
@@ -134,6 +137,13 @@ impl Tally {
         }
         if let Some(halt) = &self.halt {
             let _ = writeln!(text, "  {halt}");
+        }
+        if self.inactive > 0 {
+            let _ = writeln!(
+                text,
+                "  skipped      {} the organization lists as suspended or closed",
+                text::plural(self.inactive, "account")
+            );
         }
         for (account, class, reason) in &self.failed {
             let _ = writeln!(

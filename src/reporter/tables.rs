@@ -1,5 +1,6 @@
 //! Text for people: the account table, the dry-run plan, errors.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use serde::Serialize;
@@ -23,6 +24,20 @@ pub struct AccountRoles {
     /// With several logins, the one the account runs through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
+    /// What the organization says of it (`--accounts-meta`): absent when it says nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ou_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl AccountRoles {
+    /// `account` with its `roles`, and the facts it carries.
+    pub fn new(account: Account, roles: Vec<String>) -> Self {
+        let ou_path = account.org.as_ref().map(|org| org.ou_path());
+        let tags = account.org.as_ref().map(|org| org.tags.clone());
+        AccountRoles { account, roles, login: None, ou_path, tags }
+    }
 }
 
 /// Aligned columns, by tabwriter (elastic tabstops).
@@ -40,18 +55,30 @@ where
     writer.into_inner().unwrap_or_default()
 }
 
+/// The accounts, with a `LOGIN` column when there are several logins, and `OU_PATH` and
+/// `TAGS` columns when the organization's facts were given.
 pub fn accounts_table(accounts: &[AccountRoles]) -> Vec<u8> {
-    let row =
-        |a: &AccountRoles| [a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")];
-    if accounts.iter().any(|a| a.login.is_some()) {
-        let rows = accounts.iter().map(|a| {
-            let mut row = row(a).to_vec();
-            row.push(a.login.clone().unwrap_or_default());
-            row
-        });
-        return table(&["ACCOUNT_ID", "NAME", "EMAIL", "ROLES", "LOGIN"], rows);
+    let logins = accounts.iter().any(|a| a.login.is_some());
+    let org = accounts.iter().any(|a| a.ou_path.is_some() || a.tags.is_some());
+    let mut header = vec!["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"];
+    if logins {
+        header.push("LOGIN");
     }
-    table(&["ACCOUNT_ID", "NAME", "EMAIL", "ROLES"], accounts.iter().map(row))
+    if org {
+        header.extend(["OU_PATH", "TAGS"]);
+    }
+    let rows = accounts.iter().map(|a| {
+        let mut row = vec![a.account.id.clone(), a.account.name.clone(), a.account.email.clone(), a.roles.join(",")];
+        if logins {
+            row.push(a.login.clone().unwrap_or_default());
+        }
+        if org {
+            row.push(a.ou_path.clone().unwrap_or_default());
+            row.push(a.account.org.as_ref().map(|org| org.tags_text()).unwrap_or_default());
+        }
+        row
+    });
+    table(&header, rows)
 }
 
 pub fn accounts_json(accounts: &[AccountRoles]) -> Vec<u8> {

@@ -54,6 +54,7 @@ impl RegionEnd {
         Ended {
             account_id: &account.id,
             account_name: &account.name,
+            org: account.org.as_deref(),
             region: plan.regions.as_ref().map(|_| self.region.as_str()),
             child_region: &self.region,
             index: self.index,
@@ -72,6 +73,9 @@ struct Ready {
     credentials: Option<Credentials>,
     /// The name its commands see (a plan's, under `fanout apply`).
     account_name: String,
+    /// The OU path its commands see (`FANOUT_OU_PATH`, `{ou_path}`): the plan's under
+    /// `fanout apply`, else the organization's; empty when neither says.
+    ou_path: String,
     /// Under `fanout apply`: the plan's argv, never re-rendered.
     saved_argv: Option<Vec<String>>,
     began: SystemTime,
@@ -284,6 +288,10 @@ async fn prepare(
     // The saved argv may refer to $FANOUT_ACCOUNT_NAME: it keeps the name it was planned
     // with, even if the account was renamed since.
     let account_name = saved.map_or(account.name.as_str(), |saved| saved.account_name.as_str()).to_owned();
+    let ou_path = match saved {
+        Some(saved) => saved.ou_path.clone().unwrap_or_default(),
+        None => account.org.as_ref().map(|org| org.ou_path()).unwrap_or_default(),
+    };
     let saved_argv = saved.map(|saved| saved.argv.clone());
     let wanted = saved.map_or(&run.plan.roles[..], |saved| std::slice::from_ref(&saved.role));
     let candidates = candidate_roles(wanted, known_roles.as_ref().map(|known| &known.roles[..]));
@@ -292,7 +300,7 @@ async fn prepare(
     }
     if run.plan.dry_run {
         let role = candidates[0].to_owned();
-        return Ok(Ready { role, credentials: None, account_name, saved_argv, began, credentials_at: None });
+        return Ok(Ready { role, credentials: None, account_name, ou_path, saved_argv, began, credentials_at: None });
     }
     // Credentials are fetched while earlier commands run (bounded by the live tasks),
     // so a command slot that frees up is filled without a portal round trip.
@@ -315,6 +323,7 @@ async fn prepare(
         role: role.to_owned(),
         credentials: Some(credentials),
         account_name,
+        ou_path,
         saved_argv,
         began,
         credentials_at: Some(SystemTime::now()),
@@ -344,7 +353,13 @@ async fn region_outcome(
 
 /// The argv of `account`'s command in `region`: the plan's, under `fanout apply`.
 fn render(run: &Run, account: &Account, ready: &Ready, region: &str) -> Vec<String> {
-    let vars = Vars { account_id: &account.id, account_name: &ready.account_name, role: &ready.role, region };
+    let vars = Vars {
+        account_id: &account.id,
+        account_name: &ready.account_name,
+        role: &ready.role,
+        region,
+        ou_path: &ready.ou_path,
+    };
     ready.saved_argv.clone().unwrap_or_else(|| run.plan.command.render(&vars))
 }
 
@@ -359,7 +374,8 @@ async fn command_outcome(
     sink: &mut AccountOutput,
 ) -> Outcome {
     let (role, account_name) = (ready.role.as_str(), ready.account_name.as_str());
-    let vars = Vars { account_id: &account.id, account_name, role, region };
+    let ou_path = ready.ou_path.as_str();
+    let vars = Vars { account_id: &account.id, account_name, role, region, ou_path };
     if run.stopper.is_stopping() || run.login_rejected.load(Ordering::Relaxed) || run.gate.is_halted() {
         return Outcome::NotStarted;
     }
@@ -382,7 +398,7 @@ async fn command_outcome(
         },
         None => ChildCredentials::Keys(&credentials),
     };
-    let env = AccountEnv { account_id: &account.id, account_name, role, region, credentials };
+    let env = AccountEnv { account_id: &account.id, account_name, role, region, ou_path, credentials };
     sink.start_command(streams(run, &vars));
     trace.started = Some(SystemTime::now());
     let command_start = Instant::now();

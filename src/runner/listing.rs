@@ -114,7 +114,12 @@ impl AccountTasks {
     /// (accounts or canaries selected by name).
     pub(super) async fn add(&mut self, selection: &Selection, account: Account) {
         let roles = self.cached_roles.take(&account.id);
-        if !self.first_listing(selection, &account) || !selection.selects(&account) {
+        let account = selection.with_facts(account);
+        let first = self.first_listing(selection, &account);
+        if !first || !selection.selects(&account) {
+            if first && selection.skips_as_inactive(&account) {
+                self.ends.tally.inactive += 1;
+            }
             inventory::record(&mut self.writers[account.login], &InventoryAccount::new(account, roles));
             return;
         }

@@ -13,6 +13,9 @@ pub struct Vars<'a> {
     pub account_name: &'a str,
     pub role: &'a str,
     pub region: &'a str,
+    /// The OU path the organization gives the account (`--accounts-meta`); empty when
+    /// it gives none.
+    pub ou_path: &'a str,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,14 +24,23 @@ enum Placeholder {
     AccountName,
     Role,
     Region,
+    OuPath,
 }
 
-const PLACEHOLDERS: [(&str, Placeholder); 4] = [
+const PLACEHOLDERS: [(&str, Placeholder); 5] = [
     ("account_id", Placeholder::AccountId),
     ("account_name", Placeholder::AccountName),
     ("role", Placeholder::Role),
     ("region", Placeholder::Region),
+    ("ou_path", Placeholder::OuPath),
 ];
+
+/// The placeholders whose values someone else chooses, with no syntax of their own to
+/// validate: an account's name (its administrator's) and an OU path (the organization's
+/// administrator's). Each is kept out of code and of the program path, and becomes a
+/// variable reference in a shell script.
+const HOSTILE: [(Placeholder, &str); 2] =
+    [(Placeholder::AccountName, "an account's name"), (Placeholder::OuPath, "an OU's name")];
 
 impl Placeholder {
     fn name(self) -> &'static str {
@@ -42,6 +54,7 @@ impl Placeholder {
             Placeholder::AccountName => "FANOUT_ACCOUNT_NAME",
             Placeholder::Role => "FANOUT_ROLE",
             Placeholder::Region => "FANOUT_REGION",
+            Placeholder::OuPath => "FANOUT_OU_PATH",
         }
     }
 }
@@ -59,7 +72,7 @@ pub struct Template(Vec<Piece>);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TemplateError {
     #[error(
-        "unknown placeholder {{{name}}} in {text:?} (known: {{account_id}}, {{account_name}}, {{role}}, {{region}}; write {{{{ for a literal brace)"
+        "unknown placeholder {{{name}}} in {text:?} (known: {{account_id}}, {{account_name}}, {{role}}, {{region}}, {{ou_path}}; write {{{{ for a literal brace)"
     )]
     Unknown { name: String, text: String },
     #[error(
@@ -67,9 +80,9 @@ pub enum TemplateError {
     )]
     ShellScript { placeholder: &'static str, index: usize, arg: String, context: String, var: &'static str },
     #[error(
-        "refusing {{account_name}} in argument {index} of the command ({arg:?}): it would be {why}, and an account's name must not become code or choose a program; read the name from the environment instead ({instead})"
+        "refusing {{{placeholder}}} in argument {index} of the command ({arg:?}): it would be {why}, and {whose} must not become code or choose a program; read it from the environment instead ({instead})"
     )]
-    AccountName { index: usize, arg: String, why: String, instead: &'static str },
+    Hostile { placeholder: &'static str, whose: &'static str, index: usize, arg: String, why: String, instead: String },
 }
 
 /// `Some((name, rest))` when `text` starts with `{name}`.
@@ -157,6 +170,7 @@ impl Template {
                 Piece::Var(Placeholder::AccountName) => out.write_str(vars.account_name),
                 Piece::Var(Placeholder::Role) => out.write_str(vars.role),
                 Piece::Var(Placeholder::Region) => out.write_str(vars.region),
+                Piece::Var(Placeholder::OuPath) => out.write_str(vars.ou_path),
             };
         }
         out
@@ -170,7 +184,8 @@ pub struct CommandTemplate(Vec<Template>);
 impl CommandTemplate {
     /// Each argument parsed as a [`Template`]; then a shell's `-c` script has its
     /// placeholders rewritten into variable references (see `shell.rs`), and
-    /// `{account_name}` is refused where it could become code or choose the program.
+    /// `{account_name}` and `{ou_path}` are refused where they could become code or
+    /// choose the program.
     pub fn parse(argv: &[String]) -> Result<Self, TemplateError> {
         let templates = argv.iter().map(|arg| Template::parse(arg)).collect::<Result<Vec<_>, _>>()?;
         let script = shell::script_index(argv);
@@ -182,13 +197,17 @@ impl CommandTemplate {
                 continue;
             }
             if let Some(Some(refusal)) = refusals.get(index)
-                && template.has(Placeholder::AccountName)
+                && let Some(&(placeholder, whose)) = HOSTILE.iter().find(|(p, _)| template.has(*p))
             {
-                return Err(TemplateError::AccountName {
+                return Err(TemplateError::Hostile {
+                    placeholder: placeholder.name(),
+                    whose,
                     index,
                     arg: arg.clone(),
                     why: refusal.why.clone(),
-                    instead: refusal.instead,
+                    // The refusals name the account name's variable; the OU path's is read
+                    // the same way.
+                    instead: refusal.instead.replace("FANOUT_ACCOUNT_NAME", placeholder.env_var()),
                 });
             }
             command.push(template);
@@ -211,8 +230,13 @@ impl CommandTemplate {
 mod tests {
     use super::*;
 
-    const VARS: Vars<'static> =
-        Vars { account_id: "111122223333", account_name: "payments-dev", role: "ReadOnly", region: "eu-west-1" };
+    const VARS: Vars<'static> = Vars {
+        account_id: "111122223333",
+        account_name: "payments-dev",
+        role: "ReadOnly",
+        region: "eu-west-1",
+        ou_path: "Root/Workloads/Prod",
+    };
 
     #[test]
     fn fills_every_placeholder() {
@@ -305,7 +329,7 @@ mod tests {
             &["xargs", "echo", "{account_name}"],
         ] {
             let err = command(argv).unwrap_err();
-            assert!(matches!(err, TemplateError::AccountName { .. }), "{argv:?}: {err:?}");
+            assert!(matches!(err, TemplateError::Hostile { placeholder: "account_name", .. }), "{argv:?}: {err:?}");
             assert!(!err.to_string().contains('\n'));
         }
         let err = command(&["python3", "-c", "print('{account_name}')"]).unwrap_err().to_string();
@@ -320,6 +344,23 @@ mod tests {
         assert_eq!(c.render(&VARS)[2], "n=payments-dev");
         assert!(command(&["{account_id}.sh"]).unwrap().program_has_placeholders());
         assert!(command(&["aws", "s3", "ls", "s3://b/{account_name}/"]).is_ok());
+    }
+
+    #[test]
+    fn an_ou_path_is_as_hostile_as_a_name() {
+        let hostile = Vars { ou_path: "Root/x$(touch pwned)'`id`", ..VARS };
+        let c = command(&["sh", "-c", "echo {ou_path} \"in {ou_path}\"", "{ou_path}"]).unwrap();
+        let script = r#"echo "$FANOUT_OU_PATH" "in ${FANOUT_OU_PATH}""#;
+        assert_eq!(c.render(&hostile), ["sh", "-c", script, hostile.ou_path]);
+        for argv in [&["python3", "-c", "print('{ou_path}')"][..], &["{ou_path}/run.sh"], &["ssh", "h", "ls {ou_path}"]]
+        {
+            let err = command(argv).unwrap_err();
+            assert!(matches!(err, TemplateError::Hostile { placeholder: "ou_path", .. }), "{argv:?}: {err:?}");
+        }
+        let err = command(&["python3", "-c", "print('{ou_path}')"]).unwrap_err().to_string();
+        assert!(err.contains(r#"os.environ["FANOUT_OU_PATH"]"#) && err.contains("an OU's name"), "{err}");
+        assert!(matches!(command(&["sh", "-c", "eval {ou_path}"]), Err(TemplateError::ShellScript { .. })));
+        assert_eq!(Template::parse("{ou_path}").unwrap().render(&VARS), "Root/Workloads/Prod");
     }
 
     #[test]

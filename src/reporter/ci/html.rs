@@ -64,9 +64,11 @@ impl Html {
             (None, Some(error)) => format!("{status}: {error}"),
             _ => status.to_owned(),
         };
+        let ou = end.ou_path().map(|ou_path| format!(" <small>{}</small>", text::markup::html(&ou_path)));
         let row = format!(
-            "<div class=\"row {status}\"><div class=\"name\">{}</div><div class=\"track\">{bars}</div><div class=\"how\" title=\"{}\">{} <small>{}s</small></div></div>\n",
+            "<div class=\"row {status}\"><div class=\"name\">{}{}</div><div class=\"track\">{bars}</div><div class=\"how\" title=\"{}\">{} <small>{}s</small></div></div>\n",
             text::markup::html(&end.label()),
+            ou.unwrap_or_default(),
             text::markup::html(&how),
             text::markup::html(&class.map_or(status.to_owned(), |class| format!("{status}: {class}"))),
             seconds(end.duration()),

@@ -43,9 +43,15 @@ impl Markdown {
         if self.count > MAX_ROWS {
             return;
         }
+        // The OU shares the account's cell: a reviewer sees where the failure is, and the
+        // table keeps its four columns whether or not the organization is known.
+        let account = match end.ou_path() {
+            Some(ou_path) => format!("{} in {ou_path}", end.label()),
+            None => end.label(),
+        };
         let row = format!(
             "| {} | {} | {} | {} |\n",
-            text::markup::markdown_cell(&end.label()),
+            text::markup::markdown_cell(&account),
             class,
             text::markup::markdown_cell(end.outcome.error().unwrap_or("")),
             code_cell(tail::last_line(&end.trace.stderr_tail)),
@@ -124,6 +130,7 @@ mod tests {
             markdown.record(&Ended {
                 account_id: &id,
                 account_name: "a",
+                org: None,
                 region: None,
                 child_region: "us-east-1",
                 index: i,
