@@ -52,6 +52,10 @@ use crate::shell_integration::Integration;
 
 /// Parses the command line, runs, and maps the result to an exit code.
 pub fn main() -> ExitCode {
+    // The watchdog that kills the children of a fanout that died is this binary too.
+    if exec::watchdog::is_requested(std::env::args_os()) {
+        return exec::watchdog::serve();
+    }
     // Help, version and usage errors leave here, before any file is read; then the
     // FANOUT_* variables and the config file fill in what no flag set.
     let layered = match settings::parse() {

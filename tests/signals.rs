@@ -188,6 +188,20 @@ fn children_die_with_a_killed_fanout() {
     assert_none_left(&mark);
 }
 
+/// The watchdog kills each command's whole process group: a process the command started
+/// dies too (Linux's `PR_SET_PDEATHSIG`, used before, reached the direct child only).
+#[test]
+fn a_killed_fanout_takes_the_commands_whole_group_with_it() {
+    let env = TestEnv::new(PortalOptions::default());
+    let args = ["--role", "ReadOnly", "--", "sh", "-c", "sleep 60 & echo ready; wait"];
+    let mut run = Marked::spawn(&env, &args, Stdio::piped());
+    read_lines_then_drain(&mut run.child, 11);
+    run.signal(libc::SIGKILL);
+    let (exit, _, _, mark) = run.wait(Instant::now());
+    assert_eq!(exit, None, "killed");
+    assert_none_left(&mark);
+}
+
 #[test]
 fn a_leftover_that_ignores_sigterm_is_killed_and_its_last_line_kept() {
     let env = TestEnv::new(PortalOptions::default());

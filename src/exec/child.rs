@@ -2,8 +2,9 @@
 //!
 //! The child runs directly (no shell), with stdin closed, in its own process group, and
 //! with its environment from [`super::env`]. Both pipes are drained while it runs: a
-//! child blocked on a full pipe never exits. On Linux it also dies with fanout
-//! (`PR_SET_PDEATHSIG`), so even a fanout killed by SIGKILL leaves no child holding keys.
+//! child blocked on a full pipe never exits. Its group also dies with fanout (the
+//! [`watchdog`](super::watchdog)), so even a fanout killed by SIGKILL leaves no child
+//! holding keys.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ExitStatus, Stdio};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::env::{AccountEnv, child_env, inherited_credential_vars};
+use super::watchdog::{self, Watched};
 use super::{Pipe, PipeSink};
 use crate::config::Limits;
 use crate::outcome::ChildExit;
@@ -53,6 +55,8 @@ pub async fn run(
     };
     let pid = child.id().expect("a child that was just spawned has a pid");
     let _tracked = stopper.track(pid);
+    // Its group is its pid (`process_group(0)`).
+    let _watched = Watched::new(pid);
     tracing::debug!(account = account.account_id, pid, "started");
 
     let mut stdout = child.stdout.take();
@@ -223,13 +227,17 @@ fn command(argv: &[String], account: &AccountEnv<'_>) -> tokio::process::Command
         command.env_remove(name);
     }
     command.envs(child_env(account));
-    die_with_parent(&mut command);
+    // With no closure to run before exec, std spawns with posix_spawn (no fork of fanout).
+    if !watchdog::is_watching() {
+        die_with_parent(&mut command);
+    }
     let mut command = tokio::process::Command::from(command);
     command.kill_on_drop(true);
     command
 }
 
-/// The child gets SIGKILL if fanout dies, however it dies (Linux's `PR_SET_PDEATHSIG`).
+/// The child gets SIGKILL if fanout dies, however it dies (Linux's `PR_SET_PDEATHSIG`):
+/// the fallback when the watchdog could not be started.
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut std::process::Command) {
     // SAFETY: getpid is async-signal-safe, and read here before the fork.

@@ -2,6 +2,7 @@
 
 pub mod child;
 pub mod env;
+pub mod watchdog;
 
 /// Where a command's output goes. The executor reads the pipes; what the bytes become
 /// (prefixed lines, JSON records, held groups, files) is the reporter's, which
