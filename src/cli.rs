@@ -414,8 +414,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub expiry_margin: Duration,
 
-    /// Print each selected account's command, placeholders filled, and stop: no
-    /// credentials are fetched and nothing is run.
+    /// Print each selected account's role and command, placeholders filled (and its OU
+    /// path and tags with --accounts-meta), and stop: no credentials are fetched and
+    /// nothing is run.
     #[arg(long)]
     pub dry_run: bool,
 

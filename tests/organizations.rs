@@ -423,3 +423,45 @@ fn the_html_report_and_the_markdown_summary_name_the_ou() {
     let summary = std::fs::read_to_string(&markdown).unwrap();
     assert!(summary.contains("222222222222 \\(search\\-prod\\-eu\\) in Root\\/Workloads\\/Prod\\/Eu"), "{summary}");
 }
+
+/// A dry run shows each account's OU path and tags, so an `--ou`/`--tag` selection can be
+/// checked before anything runs; an account the file does not list has empty cells.
+#[test]
+fn a_dry_run_shows_each_accounts_ou_path_and_tags() {
+    let env = TestEnv::new(portal());
+    let meta = write(env.home(), "org.csv", META_CSV);
+    let args = ["--accounts-meta", &meta, "--role", "ReadOnly", "--match", "pay-*", "--match", "unlisted"];
+    let output = env.fanout().args(args).args(["--dry-run", "--", "true"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let table = stdout_of(&output);
+    let rows: Vec<Vec<&str>> = table.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["ACCOUNT_ID", "NAME", "ROLE", "OU_PATH", "TAGS", "COMMAND"], "{table}");
+    assert!(
+        rows.contains(&vec![
+            "111111111111",
+            "pay-prod",
+            "ReadOnly",
+            "Root/Workloads/Prod",
+            "env=prod;team=payments",
+            "true"
+        ]),
+        "{table}"
+    );
+    assert!(
+        rows.contains(&vec![
+            "333333333333",
+            "pay-dev",
+            "ReadOnly",
+            "Root/Workloads/Dev",
+            "env=dev;team=payments",
+            "true"
+        ]),
+        "{table}"
+    );
+    assert!(rows.contains(&vec!["555555555555", "unlisted", "ReadOnly", "true"]), "{table}");
+    // Without facts, the table keeps its columns as they were.
+    let plain =
+        env.fanout().args(["--role", "ReadOnly", "--match", "pay-prod", "--dry-run", "--", "true"]).output().unwrap();
+    assert!(stdout_of(&plain).starts_with("ACCOUNT_ID"), "{}", stdout_of(&plain));
+    assert!(!stdout_of(&plain).contains("OU_PATH"), "{}", stdout_of(&plain));
+}

@@ -15,33 +15,60 @@ use crate::text;
 #[derive(Debug, Default)]
 pub struct PlanTable {
     /// With its selection index: the table prints in the order a `-j 1` run starts.
-    rows: Vec<(usize, [String; 5])>,
+    rows: Vec<(usize, PlanRow)>,
+}
+
+/// One (account, region) a dry run would run.
+#[derive(Debug)]
+struct PlanRow {
+    account_id: String,
+    region: String,
+    name: String,
+    role: String,
+    command: String,
+    /// The organization's facts (`--accounts-meta`): its OU path and tags, so that the
+    /// reader checks an `--ou`/`--tag` selection before anything runs.
+    org: Option<(String, String)>,
 }
 
 impl PlanTable {
     pub fn ended(&mut self, end: &Ended<'_>) {
         if let (Some(role), Some(argv)) = (&end.trace.role, &end.trace.argv) {
-            let row = [
-                end.account_id.to_owned(),
-                end.child_region.to_owned(),
-                end.account_name.to_owned(),
-                role.clone(),
-                shell_words::join(argv),
-            ];
+            let row = PlanRow {
+                account_id: end.account_id.to_owned(),
+                region: end.child_region.to_owned(),
+                name: end.account_name.to_owned(),
+                role: role.clone(),
+                command: shell_words::join(argv),
+                org: end.org.map(|org| (org.ou_path(), org.tags_text())),
+            };
             self.rows.push((end.index, row));
         }
     }
 
-    /// The table; with `--regions` it has a REGION column.
+    /// The table; with `--regions` it has a `REGION` column, and `OU_PATH` and `TAGS` ones when
+    /// any account has the organization's facts.
     pub fn render(mut self, regions: bool) -> Vec<u8> {
         // A stable sort keeps an account's regions in the order given.
         self.rows.sort_by_key(|(index, _)| *index);
-        let rows = self.rows.into_iter().map(|(_, row)| row);
-        if regions {
-            return tables::table(&["ACCOUNT_ID", "REGION", "NAME", "ROLE", "COMMAND"], rows);
-        }
-        let rows = rows.map(|[id, _, name, role, command]| [id, name, role, command]);
-        tables::table(&["ACCOUNT_ID", "NAME", "ROLE", "COMMAND"], rows)
+        let org = self.rows.iter().any(|(_, row)| row.org.is_some());
+        let mut header = vec!["ACCOUNT_ID"];
+        header.extend(regions.then_some("REGION"));
+        header.extend(["NAME", "ROLE"]);
+        header.extend(if org { &["OU_PATH", "TAGS"][..] } else { &[] });
+        header.push("COMMAND");
+        let rows = self.rows.into_iter().map(|(_, row)| {
+            let mut cells = vec![row.account_id];
+            cells.extend(regions.then_some(row.region));
+            cells.extend([row.name, row.role]);
+            if org {
+                let (ou_path, tags) = row.org.unwrap_or_default();
+                cells.extend([ou_path, tags]);
+            }
+            cells.push(row.command);
+            cells
+        });
+        tables::table(&header, rows)
     }
 }
 
