@@ -34,6 +34,7 @@ const SETTINGS: &[Setting] = &[
     Setting { key: "role", id: "role", kind: Kind::List },
     Setting { key: "exclude", id: "exclude", kind: Kind::List },
     Setting { key: "accounts-meta", id: "accounts_meta", kind: Kind::Text },
+    Setting { key: "org-role", id: "org_role", kind: Kind::Text },
     Setting { key: "concurrency", id: "concurrency", kind: Kind::Jobs },
     Setting { key: "max-concurrency", id: "max_concurrency", kind: Kind::Count },
     Setting { key: "portal-concurrency", id: "portal_concurrency", kind: Kind::Count },
