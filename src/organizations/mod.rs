@@ -25,7 +25,8 @@ const PERMISSIONS: &str = "organizations:ListRoots, organizations:ListOrganizati
 #[derive(Debug, thiserror::Error)]
 pub enum OrganizationsError {
     #[error(
-        "--org-role {role}: the SSO login cannot reach that role (GetRoleCredentials: {}); assign the login a permission set in account {} that may read the organization, or name one it has (fanout accounts lists them)", text::show(message), role.account_id
+        "--org-role {role}: the SSO login cannot reach that role (GetRoleCredentials: {}); name a role the login has (fanout accounts lists them) in the management account or a delegated administrator, one that allows {PERMISSIONS}",
+        text::show(message)
     )]
     RoleUnreachable { role: OrgRole, message: String },
     #[error(
@@ -53,7 +54,7 @@ pub enum OrganizationsError {
     TooLong { operation: &'static str, limit: usize, what: &'static str },
     #[error("Organizations {operation} returned a page token it had returned before: its listing loops; stopped it")]
     RepeatedPageToken { operation: &'static str },
-    #[error("--org-role {role}: the organization's answer cannot be used: {source}")]
+    #[error("--org-role {role}: the organization's answer cannot be used")]
     Listed {
         role: OrgRole,
         #[source]
