@@ -339,3 +339,27 @@ fn a_throttling_organizations_is_slowed_down_to_not_failed() {
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(calls.load(Ordering::SeqCst), 4, "three throttles, then the answer");
 }
+
+#[test]
+fn the_role_comes_from_the_flag_the_variable_or_the_config_file_and_not_with_a_meta_file() {
+    let env = TestEnv::new(portal_without_org());
+    let denied = r#"{"__type":"AccessDeniedException","Message":"denied"}"#;
+    let (url, _) = scripted_endpoint(vec![(400, "AccessDeniedException", denied)]);
+    let by_variable = fanout_at(&env, &url).env("FANOUT_ORG_ROLE", ORG_ROLE).arg("accounts").output().unwrap();
+    assert_eq!(by_variable.status.code(), Some(2));
+    assert!(stderr_of(&by_variable).contains(&format!("--org-role {ORG_ROLE} may not read")), "{by_variable:?}");
+    let config = env.home().join("fanout.toml");
+    std::fs::write(&config, format!("org-role = \"{ORG_ROLE}\"\n")).unwrap();
+    let by_file = fanout_at(&env, &url).env("FANOUT_CONFIG", &config).arg("accounts").output().unwrap();
+    assert!(stderr_of(&by_file).contains(&format!("--org-role {ORG_ROLE} may not read")), "{by_file:?}");
+    let both = env.fanout().args(["--org-role", ORG_ROLE, "--accounts-meta", "org.csv", "accounts"]).output().unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    let stderr = stderr_of(&both);
+    assert!(stderr.contains("--org-role") && stderr.contains("--accounts-meta"), "{stderr}");
+    for bad in ["123:OrgReader", "123456789012", "123456789012:a b"] {
+        let output = env.fanout().args(["--org-role", bad, "accounts"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(stderr_of(&output).contains("invalid --org-role"), "{}", stderr_of(&output));
+    }
+    assert_eq!(env.portal.stats().list_accounts, 0, "refused before any listing");
+}

@@ -54,6 +54,8 @@ pub enum OrganizationsError {
     TooLong { operation: &'static str, limit: usize, what: &'static str },
     #[error("Organizations {operation} returned a page token it had returned before: its listing loops; stopped it")]
     RepeatedPageToken { operation: &'static str },
+    #[error("Organizations listed the OU {id} twice: the organization's tree loops; stopped")]
+    RepeatedOu { id: String },
     #[error("--org-role {role}: the organization's answer cannot be used")]
     Listed {
         role: OrgRole,
@@ -76,7 +78,8 @@ impl OrganizationsError {
             | OrganizationsError::Service { .. }
             | OrganizationsError::Transport { .. }
             | OrganizationsError::TooLong { .. }
-            | OrganizationsError::RepeatedPageToken { .. } => exit_code::PORTAL_UNAVAILABLE,
+            | OrganizationsError::RepeatedPageToken { .. }
+            | OrganizationsError::RepeatedOu { .. } => exit_code::PORTAL_UNAVAILABLE,
             _ => exit_code::USAGE,
         }
     }

@@ -13,6 +13,7 @@ use aws_sdk_organizations::error::{ProvideErrorMetadata, SdkError};
 use super::OrganizationsError;
 use super::client::Paced;
 use crate::org::tree::{Listed, ListedAccount, ListedOu, MAX_ACCOUNTS, MAX_OUS};
+use crate::text;
 
 /// The most a page of OUs or accounts holds (Organizations' own maximum).
 const PAGE_SIZE: i32 = 20;
@@ -109,12 +110,7 @@ fn enqueue(
     seen: &mut HashSet<String>,
 ) -> Result<(), OrganizationsError> {
     if !seen.insert(ou.id.clone()) {
-        return Err(OrganizationsError::Service {
-            operation: "ListOrganizationalUnitsForParent",
-            code: "RepeatedOu".to_owned(),
-            status: 200,
-            message: format!("the OU {} was listed twice: the organization's tree loops", ou.id),
-        });
+        return Err(OrganizationsError::RepeatedOu { id: text::show(&ou.id).into_owned() });
     }
     if listed.ous.len() >= MAX_OUS {
         return Err(too_long("ListOrganizationalUnitsForParent", MAX_OUS, "OUs"));
