@@ -80,7 +80,7 @@ pub struct Cli {
 
     /// The command to run in each account, after `--`. It runs directly, not through a
     /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
-    /// {account_name}, {role}, {region} and {ou_path} (--accounts-meta; as hostile as a
+    /// {account_name}, {role}, {region} and {ou_path} (--org-role or --accounts-meta; as hostile as a
     /// name); any other {word} is an error, other braces
     /// are literal, and `{{` and `}}` are literal braces. In the script of `sh -c` (bash,
     /// dash, zsh, ksh, mksh, busybox sh) a placeholder becomes a reference to its
