@@ -267,9 +267,9 @@ pub struct SelectionArgs {
     /// give every account's OU path, tags and state. Kept in the inventory cache for
     /// --cache-ttl (--refresh reads it again). The role needs those four organizations:
     /// permissions; without them the run stops before any command. Not with
-    /// --accounts-meta. Example: --org-role 111122223333:OrganizationsReadOnly --ou
+    /// --accounts-meta (a flag of either sets aside the other's default). Example: --org-role 111122223333:OrganizationsReadOnly --ou
     /// Root/Workloads/Prod
-    #[arg(long, global = true, env = "FANOUT_ORG_ROLE", value_name = "ACCOUNT:ROLE", conflicts_with = "accounts_meta")]
+    #[arg(long, global = true, env = "FANOUT_ORG_ROLE", value_name = "ACCOUNT:ROLE")]
     pub org_role: Option<String>,
 
     /// Only accounts in this OU or any OU under it, by id (ou-ab12-34567890) or by its path

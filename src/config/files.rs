@@ -55,6 +55,9 @@ pub(super) fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection
 /// exclusion, leave in what the user meant to leave out).
 fn org_selection(cli: &Cli) -> Result<OrgSelection, ConfigError> {
     let args = &cli.selection;
+    if args.org_role.is_some() && args.accounts_meta.is_some() {
+        return Err(ConfigError::TwoOrgSources);
+    }
     let facts = args.accounts_meta.as_deref().map(meta_file::read).transpose()?.map(Arc::new);
     let ous = |given: &[String]| given.iter().map(|ou| OuSelector::parse(ou)).collect::<Result<Vec<_>, _>>();
     let selection = OrgSelection {

@@ -223,6 +223,10 @@ pub enum ConfigError {
     )]
     OrgFactsNeeded(&'static str),
     #[error(
+        "--org-role and --accounts-meta are two sources of the organization's facts, and both have a value (from FANOUT_ORG_ROLE, FANOUT_ACCOUNTS_META or the config file); keep one, or give one as a flag, which sets the other's default aside"
+    )]
+    TwoOrgSources,
+    #[error(
         "no account in --accounts-meta {file} is in the OU {}; check its path (names from the root, case-sensitive: Root/Workloads/Prod), or give the file an ou_id for that OU", crate::text::show(ou), file = file
     )]
     UnknownOu { ou: String, file: String },
