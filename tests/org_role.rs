@@ -387,3 +387,23 @@ fn the_role_comes_from_the_flag_the_variable_or_the_config_file_and_not_with_a_m
         assert!(stderr_of(&output).contains("invalid --org-role"), "{}", stderr_of(&output));
     }
 }
+
+#[test]
+fn a_hostile_name_or_a_looping_listing_from_organizations_is_refused() {
+    let env = TestEnv::new(portal_without_org());
+    let hostile_root = r#"{"Roots":[{"Id":"r-ab12","Name":"Ro\u001b[31mot"}]}"#;
+    let (url, _) = scripted_endpoint(vec![
+        (200, "", hostile_root),
+        (200, "", r#"{"OrganizationalUnits":[]}"#),
+        (200, "", r#"{"Accounts":[]}"#),
+    ]);
+    let (code, stderr) = refused(&env, &url, ORG_ROLE);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the organization's answer cannot be used: the OU name"), "{stderr}");
+    assert!(stderr.contains("holds a control or format character") && !stderr.contains('\u{1b}'), "{stderr}");
+    let (url, calls) = scripted_endpoint(vec![(200, "", r#"{"Roots":[],"NextToken":"again"}"#)]);
+    let (code, stderr) = refused(&env, &url, ORG_ROLE);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("ListRoots returned a page token it had returned before"), "{stderr}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
