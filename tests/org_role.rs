@@ -326,6 +326,12 @@ fn access_denied_is_one_line_naming_the_permissions_and_exit_2() {
     }
     assert!(stderr.contains("management account or a delegated administrator"), "{stderr}");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "a denial is not retried");
+    // AWS_ENDPOINT_URL reaches Organizations too, when its own variable is not set (the
+    // portal keeps its AWS_ENDPOINT_URL_SSO, which comes first for it).
+    let args = ["--org-role", ORG_ROLE, "accounts"];
+    let generic = env.fanout().env("AWS_ENDPOINT_URL", &url).args(args).output().unwrap();
+    assert!(stderr_of(&generic).contains("may not read the organization"), "{generic:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[test]
