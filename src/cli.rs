@@ -80,7 +80,7 @@ pub struct Cli {
 
     /// The command to run in each account, after `--`. It runs directly, not through a
     /// shell (write `sh -c '...'` for one). Arguments may hold {account_id},
-    /// {account_name}, {role}, {region} and {ou_path} (--accounts-meta; as hostile as a
+    /// {account_name}, {role}, {region} and {ou_path} (--org-role or --accounts-meta; as hostile as a
     /// name); any other {word} is an error, other braces
     /// are literal, and `{{` and `}}` are literal braces. In the script of `sh -c` (bash,
     /// dash, zsh, ksh, mksh, busybox sh) a placeholder becomes a reference to its
@@ -260,9 +260,21 @@ pub struct SelectionArgs {
     #[arg(long, global = true, env = "FANOUT_ACCOUNTS_META", value_name = "FILE")]
     pub accounts_meta: Option<PathBuf>,
 
+    /// The same facts read from AWS Organizations, through this role in the management
+    /// account (or a delegated administrator), reached through the same SSO login: its
+    /// credentials are fetched from the portal, then ListRoots,
+    /// ListOrganizationalUnitsForParent, ListAccountsForParent and ListTagsForResource
+    /// give every account's OU path, tags and state. Kept in the inventory cache for
+    /// --cache-ttl (--refresh reads it again). The role needs those four organizations:
+    /// permissions; without them the run stops before any command. Not with
+    /// --accounts-meta (a flag of either sets aside the other's default). Example: --org-role 111122223333:OrganizationsReadOnly --ou
+    /// Root/Workloads/Prod
+    #[arg(long, global = true, env = "FANOUT_ORG_ROLE", value_name = "ACCOUNT:ROLE")]
+    pub org_role: Option<String>,
+
     /// Only accounts in this OU or any OU under it, by id (ou-ab12-34567890) or by its path
     /// of names from the root (Root/Workloads/Prod; names are case-sensitive); repeatable:
-    /// any may hold the account. Needs --accounts-meta. An OU no listed account is in is an
+    /// any may hold the account. Needs --accounts-meta or --org-role. An OU no account is in is an
     /// error (a typo must not select nothing). An id is known where the file gives it
     /// (ou_id) for an account in that OU directly.
     #[arg(long, global = true, value_name = "OU-ID|PATH")]
@@ -274,7 +286,7 @@ pub struct SelectionArgs {
 
     /// Only accounts with this tag: KEY=VALUE, where VALUE may be a glob (env=prod*,
     /// case-sensitive as AWS tags are), or KEY alone for any value; repeatable: all must
-    /// match. Needs --accounts-meta. Example: --tag env=prod --tag team
+    /// match. Needs --accounts-meta or --org-role. Example: --tag env=prod --tag team
     #[arg(long, global = true, value_name = "KEY[=VALUE]")]
     pub tag: Vec<String>,
 

@@ -3,6 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::login::LoginError;
+use crate::organizations::OrganizationsError;
 use crate::portal::PortalError;
 use crate::reporter::dir::OutputDirError;
 use crate::settings::SettingsError;
@@ -20,6 +21,9 @@ pub enum Error {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// `--org-role`: the organization could not be read; the message holds the fix.
+    #[error(transparent)]
+    Organizations(#[from] OrganizationsError),
     /// `--output-dir` names a directory another user could redirect writes through.
     #[error(transparent)]
     OutputDir(#[from] OutputDirError),
@@ -59,6 +63,7 @@ impl Error {
             | Error::Write { .. }
             | Error::Io { .. } => exit_code::USAGE,
             Error::Token(_) | Error::LoginRejected { .. } => exit_code::NO_LOGIN,
+            Error::Organizations(error) => error.exit_code(),
             Error::Portal(_) => exit_code::PORTAL_UNAVAILABLE,
             Error::NotConfirmed => exit_code::ACCOUNT_FAILED,
         }
@@ -88,7 +93,11 @@ impl Error {
                 Some("check the network and the portal endpoint (AWS_ENDPOINT_URL_SSO), then try again".to_owned())
             }
             Error::AmbiguousName { ids, .. } => Some(format!("name the account by id, e.g. --accounts {}", ids[0])),
-            Error::Config(_) | Error::Write { .. } | Error::Io { .. } | Error::NotConfirmed => None,
+            Error::Config(_)
+            | Error::Organizations(_)
+            | Error::Write { .. }
+            | Error::Io { .. }
+            | Error::NotConfirmed => None,
         }
     }
 

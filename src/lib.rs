@@ -23,6 +23,7 @@ mod joblog;
 mod limits;
 mod login;
 mod org;
+mod organizations;
 mod outcome;
 pub mod plan;
 mod portal;

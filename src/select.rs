@@ -41,8 +41,9 @@ pub struct Selection {
 /// `--exclude-ou` never leaves it out.
 #[derive(Debug, Default)]
 pub struct OrgSelection {
-    /// `--accounts-meta`'s facts; `None` when no source was given (then the lists below
-    /// are empty: `config/` refuses them without one).
+    /// `--accounts-meta`'s facts, or the organization's (`--org-role`, attached once it
+    /// is listed, before the portal's listing); `None` when no source was given (then the
+    /// lists below are empty: `config/` refuses them without one).
     pub facts: Option<Arc<OrgFacts>>,
     /// Any must hold the account (it sits in that OU or one under it); empty selects
     /// every account.
@@ -103,6 +104,13 @@ impl OrgSelection {
 
     fn facts_of(&self, account_id: &str) -> Option<&Arc<AccountFacts>> {
         self.facts.as_ref().and_then(|facts| facts.get(account_id))
+    }
+
+    /// An `--ou` or `--exclude-ou` no account of the facts is in: a typo that would
+    /// quietly select nothing (or exclude nothing). `None` without facts.
+    pub fn unknown_ou(&self) -> Option<&OuSelector> {
+        let facts = self.facts.as_ref()?;
+        self.ous.iter().chain(&self.exclude_ous).find(|ou| !facts.knows(ou))
     }
 }
 

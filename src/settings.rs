@@ -34,6 +34,7 @@ const SETTINGS: &[Setting] = &[
     Setting { key: "role", id: "role", kind: Kind::List },
     Setting { key: "exclude", id: "exclude", kind: Kind::List },
     Setting { key: "accounts-meta", id: "accounts_meta", kind: Kind::Text },
+    Setting { key: "org-role", id: "org_role", kind: Kind::Text },
     Setting { key: "concurrency", id: "concurrency", kind: Kind::Jobs },
     Setting { key: "max-concurrency", id: "max_concurrency", kind: Kind::Count },
     Setting { key: "portal-concurrency", id: "portal_concurrency", kind: Kind::Count },
@@ -115,8 +116,10 @@ const fn keys() -> [&'static str; SETTINGS.len()] {
 
 /// Defaults a flag on the command line sets aside although it is another option:
 /// `--fail-fast` is `--max-failures 1`, so it replaces a default limit rather than
-/// conflicting with it.
-const SET_ASIDE_BY: &[(&str, &str)] = &[("max-failures", "fail_fast")];
+/// conflicting with it; `--org-role` and `--accounts-meta` are the two sources of the
+/// organization's facts, so either flag replaces a default of the other.
+const SET_ASIDE_BY: &[(&str, &str)] =
+    &[("max-failures", "fail_fast"), ("accounts-meta", "org_role"), ("org-role", "accounts_meta")];
 
 /// The config file as written, as flags in [`SETTINGS`]' order: every key optional,
 /// none unknown, each value of its key's kind.
@@ -342,7 +345,8 @@ fn refuse_conflicting_flags(matches: &ArgMatches) {
 impl Layered {
     /// `apply` runs a plan's roles, selection and region, `--regions` its own regions,
     /// and `--resume`/`--retry-failed` the joblog's roles: a default (from a variable or
-    /// the file) must neither conflict with them nor replace them. Only a flag does.
+    /// the file) must neither conflict with them nor replace them. Only a flag does. The
+    /// same holds between `--org-role` and `--accounts-meta`.
     fn drop_defaults_for_recorded_runs(&mut self) {
         let applying = matches!(self.cli.subcommand, Some(Subcommands::Apply { .. }));
         let resuming = self.cli.run.resume.is_some() || self.cli.run.retry_failed.is_some();
@@ -357,6 +361,16 @@ impl Layered {
         // file, or a parent fanout's FANOUT_REGION) gives way; only a flag conflicts.
         if (applying || self.cli.run.regions.is_some()) && !region {
             self.cli.run.region = None;
+        }
+        // One source of the organization's facts: a flag sets aside the other's
+        // default (a variable; the file's is set aside in `layer`), and `apply` takes its
+        // facts from the plan.
+        let (org_role, meta) = (self.is_flag("org-role"), self.is_flag("accounts-meta"));
+        if (applying || meta) && !org_role {
+            self.cli.selection.org_role = None;
+        }
+        if (applying || org_role) && !meta {
+            self.cli.selection.accounts_meta = None;
         }
     }
 

@@ -236,7 +236,7 @@ fn environment_section(roff: &mut Roff) {
         "Each command runs with its account's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, \
          AWS_CREDENTIAL_EXPIRATION, AWS_ACCOUNT_ID, AWS_REGION and AWS_DEFAULT_REGION, and \
          FANOUT_ACCOUNT_ID, FANOUT_ACCOUNT_NAME, FANOUT_ROLE, FANOUT_REGION and FANOUT_OU_PATH \
-         (from --accounts-meta; empty when unknown); with \
+         (from --org-role or --accounts-meta; empty when unknown); with \
          --credential-server, AWS_CONTAINER_CREDENTIALS_FULL_URI and its own \
          AWS_CONTAINER_AUTHORIZATION_TOKEN instead of the three keys and their expiry.",
     )]);

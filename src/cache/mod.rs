@@ -1,15 +1,21 @@
 //! What fanout keeps between runs, one login at a time: the account and role inventory
-//! (`inventory.rs`) and the portal rate it sustained (`portal_rate.rs`), both under the
-//! cache directory, opened once per login here.
+//! (`inventory.rs`), the portal rate it sustained (`portal_rate.rs`) and the organization
+//! read through `--org-role` (`org_listing.rs`), all under the cache directory, opened
+//! once per login here.
 
 pub mod inventory;
+pub mod org_listing;
 pub mod portal_rate;
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::login::SsoLogin;
+use crate::org::OrgRole;
+use crate::org::tree::Listed;
 use crate::portal::Portal;
 use crate::rate::Sustained;
 use crate::text;
@@ -25,6 +31,9 @@ pub struct InventoryCache {
     /// 0` writes nothing under the cache directory) or its directory is not the user's
     /// alone. `--refresh` does not turn it off: it is about the inventory.
     rate_path: Option<PathBuf>,
+    /// Where the organization's listing is kept; `None` when the cache is off, as for
+    /// the inventory.
+    org_path: Option<PathBuf>,
 }
 
 impl InventoryCache {
@@ -43,7 +52,25 @@ impl InventoryCache {
             .filter(|_| !config.refresh)
             .and_then(|p| CachedInventory::open(p, login, inventory::now_secs(), config.inventory_ttl));
         let rate_path = path.is_some().then(|| portal_rate::path(&config.cache_dir, login));
-        InventoryCache { path, fresh, rate_path }
+        let org_path = path.is_some().then(|| org_listing::path(&config.cache_dir, login));
+        InventoryCache { path, fresh, rate_path, org_path }
+    }
+
+    /// The organization as `role` listed it within `--cache-ttl`, unless `--refresh`
+    /// asks for it again or the cache is off.
+    pub fn org_listing(&self, config: &Config, login: &SsoLogin, role: &OrgRole) -> Option<Listed> {
+        let path = self.org_path.as_deref().filter(|_| !config.refresh)?;
+        let key = org_listing::Key { start_url: &login.start_url, role };
+        org_listing::recall(path, &key, inventory::now_secs(), config.inventory_ttl)
+    }
+
+    /// Keeps the organization as `role` listed it, for the next runs within the TTL.
+    pub fn remember_org_listing(&self, login: &SsoLogin, role: &OrgRole, listed: &Listed) {
+        let Some(path) = self.org_path.as_deref() else { return };
+        let key = org_listing::Key { start_url: &login.start_url, role };
+        if let Err(error) = org_listing::remember(path, &key, listed, inventory::now_secs()) {
+            tracing::warn!("cannot write the organization's cache {}: {error}", path.display());
+        }
     }
 
     /// The portal rate to start at: `--portal-rps`, else the one remembered for the login
@@ -103,6 +130,27 @@ impl InventoryCache {
             .inspect_err(|error| tracing::warn!("cannot write the inventory cache {}: {error}", path.display()))
             .ok()
     }
+}
+
+/// A cache file's bytes, if it is there: opened without following a link, and only if it
+/// is a regular file of the user's of at most `max` bytes. `Err` says why it cannot be
+/// used (a planted, foreign or oversized file).
+fn read_own_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() || !crate::files::is_mine(&metadata) {
+        return Err("not a regular file of yours".to_owned());
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(Some(bytes))
 }
 
 /// N of `--shard I/N`, 1 without it.

@@ -18,8 +18,7 @@
 //! user's, or from the future is ignored (with a debug log) and rewritten at the end of
 //! the run.
 
-use std::io::Read as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,20 +83,7 @@ pub fn recall(path: &Path, start_url: &str, now_secs: u64) -> Option<Sustained> 
 
 /// `Ok(None)`: no file. `Err`: a file that cannot be used.
 fn read(path: &Path, start_url: &str, now_secs: u64) -> Result<Option<Sustained>, String> {
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let metadata = file.metadata().map_err(|e| e.to_string())?;
-    if !metadata.is_file() || !crate::files::is_mine(&metadata) {
-        return Err("not a regular file of yours".to_owned());
-    }
-    let mut text = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut text).map_err(|e| e.to_string())?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(format!("larger than {MAX_FILE} bytes"));
-    }
+    let Some(text) = super::read_own_file(path, MAX_FILE)? else { return Ok(None) };
     let file: RateFile = serde_json::from_slice(&text).map_err(|_| "not valid".to_owned())?;
     if file.version != FORMAT_VERSION {
         return Err(format!("it is format {}, not {FORMAT_VERSION}", file.version));

@@ -6,6 +6,7 @@
 mod accounts;
 mod apply;
 mod doctor;
+mod organization;
 mod run;
 
 use std::sync::Arc;
@@ -69,6 +70,7 @@ async fn with_logins(mut config: Config, stopper: &Stopper, progress: &Progress)
         applied.plan.check_login(&PlanLogin::of(&logins[0])).map_err(ConfigError::from)?;
     }
     let connected = connect(&config, &aws_config, logins, stopper).await?;
+    organization::attach_facts(&mut config, &connected, &aws_config, stopper).await?;
     let shards = cache::shard_count(&config);
     let (output, writer) = writer::start(config.stdout_is_terminal, progress.clone(), stopper.clone());
     let started = Instant::now();

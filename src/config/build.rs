@@ -14,6 +14,7 @@ use crate::concurrency::Concurrency;
 use crate::confirm::Confirm;
 use crate::gate::FailureLimit;
 use crate::joblog::Logged;
+use crate::org::OrgRole;
 use crate::regions::Regions;
 use crate::select::{AccountList, Selection};
 use crate::template::{CommandTemplate, Template};
@@ -72,6 +73,7 @@ impl Config {
             inventory_ttl: Duration::from_secs(cli.run.cache_ttl),
             refresh,
             selection,
+            org_role: cli.selection.org_role.as_deref().map(OrgRole::parse).transpose()?,
             portal_concurrency: cli.run.portal_concurrency as usize,
             portal_rate,
             portal_rate_given: cli.run.portal_rps.is_some(),
@@ -383,6 +385,7 @@ fn apply_plan(
         (!args.accounts.is_empty() || args.accounts_file.is_some(), "--accounts and --accounts-file"),
         (args.shard.is_some(), "--shard"),
         (!args.ou.is_empty() || !args.exclude_ou.is_empty() || !args.tag.is_empty(), "--ou, --exclude-ou and --tag"),
+        (args.org_role.is_some(), "--org-role"),
         (cli.run.resume.is_some() || cli.run.retry_failed.is_some(), "--resume and --retry-failed"),
     ];
     if let Some((_, what)) = conflict.iter().find(|(given, _)| *given) {

@@ -50,11 +50,14 @@ pub(super) fn selection(cli: &Cli, resumed: Option<&Logged>) -> Result<Selection
 }
 
 /// `--accounts-meta`, read and checked whole, and `--ou`, `--exclude-ou` and `--tag`,
-/// parsed. A filter without facts to read, or an OU no account of the facts is in, is
+/// parsed (with `--org-role` the facts come later, from the organization). A filter without facts to read, or an OU no account of the facts is in, is
 /// refused before any portal call: either would quietly select nothing (or, for an
 /// exclusion, leave in what the user meant to leave out).
 fn org_selection(cli: &Cli) -> Result<OrgSelection, ConfigError> {
     let args = &cli.selection;
+    if args.org_role.is_some() && args.accounts_meta.is_some() {
+        return Err(ConfigError::TwoOrgSources);
+    }
     let facts = args.accounts_meta.as_deref().map(meta_file::read).transpose()?.map(Arc::new);
     let ous = |given: &[String]| given.iter().map(|ou| OuSelector::parse(ou)).collect::<Result<Vec<_>, _>>();
     let selection = OrgSelection {
@@ -64,6 +67,10 @@ fn org_selection(cli: &Cli) -> Result<OrgSelection, ConfigError> {
         facts,
     };
     let Some(facts) = &selection.facts else {
+        if cli.selection.org_role.is_some() {
+            // Checked once the organization is listed (`commands/organization.rs`).
+            return Ok(selection);
+        }
         let given = [
             (!args.ou.is_empty(), "--ou"),
             (!args.exclude_ou.is_empty(), "--exclude-ou"),
@@ -74,7 +81,7 @@ fn org_selection(cli: &Cli) -> Result<OrgSelection, ConfigError> {
             None => Ok(selection),
         };
     };
-    if let Some(unknown) = selection.ous.iter().chain(&selection.exclude_ous).find(|ou| !facts.knows(ou)) {
+    if let Some(unknown) = selection.unknown_ou() {
         return Err(ConfigError::UnknownOu { ou: unknown.to_string(), file: facts.source.clone() });
     }
     Ok(selection)

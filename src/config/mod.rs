@@ -22,8 +22,8 @@ use crate::confirm::Confirm;
 use crate::files::ReadLimitError;
 use crate::gate::{FailureLimit, FailureLimitError};
 use crate::joblog::JobLogError;
-use crate::org::OuSelectorError;
 use crate::org::meta_file::MetaFileError;
+use crate::org::{OrgRole, OrgRoleError, OuSelectorError};
 use crate::plan::{Applied, PlanError};
 use crate::regions::{Regions, RegionsError};
 use crate::select::{AccountList, AccountRefError, GlobError, Selection, ShardError, TagFilterError};
@@ -79,6 +79,9 @@ pub struct Config {
     /// `--refresh`: list roles from the portal even when the cache is fresh.
     pub refresh: bool,
     pub selection: Selection,
+    /// `--org-role`: the role the organization's facts are read through, before the
+    /// listing; `None` without it (facts from `--accounts-meta`, or none).
+    pub org_role: Option<OrgRole>,
     /// Portal calls in flight at once.
     pub portal_concurrency: usize,
     /// Portal requests a second to start at when no rate is remembered for the login.
@@ -212,11 +215,17 @@ pub enum ConfigError {
     #[error(transparent)]
     Ou(#[from] OuSelectorError),
     #[error(transparent)]
+    OrgRole(#[from] OrgRoleError),
+    #[error(transparent)]
     Tag(#[from] TagFilterError),
     #[error(
-        "{0} chooses accounts by what the organization says of them, and no source of it was given; name a file of OU paths and tags with --accounts-meta FILE (see docs/organizations.md)"
+        "{0} chooses accounts by what the organization says of them, and no source of it was given; name a role that may read the organization with --org-role ACCOUNT:ROLE, or a file of OU paths and tags with --accounts-meta FILE (see docs/organizations.md)"
     )]
     OrgFactsNeeded(&'static str),
+    #[error(
+        "--org-role and --accounts-meta are two sources of the organization's facts, and both have a value (from FANOUT_ORG_ROLE, FANOUT_ACCOUNTS_META or the config file); keep one, or give one as a flag, which sets the other's default aside"
+    )]
+    TwoOrgSources,
     #[error(
         "no account in --accounts-meta {file} is in the OU {}; check its path (names from the root, case-sensitive: Root/Workloads/Prod), or give the file an ou_id for that OU", crate::text::show(ou), file = file
     )]

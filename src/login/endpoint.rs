@@ -1,9 +1,12 @@
-//! Where a login's two services are reached (the portal, `sso`, and SSO OIDC, `sso_oidc`)
-//! and the SDK configuration both clients are built from. One resolver, so the portal,
-//! the token refresh and `fanout doctor` agree on which endpoint is in force.
+//! Where a login's services are reached (the portal, `sso`, SSO OIDC, `sso_oidc`, and
+//! AWS Organizations, `organizations`, read through `--org-role`) and the SDK
+//! configuration the SSO clients are built from. One resolver, so the portal, the token
+//! refresh, the organization's listing and `fanout doctor` agree on which endpoint is in
+//! force.
 //!
 //! The order is the AWS CLI's: the service's own variable (`AWS_ENDPOINT_URL_SSO`,
-//! `AWS_ENDPOINT_URL_SSO_OIDC`), `AWS_ENDPOINT_URL`, the `[services]` section the profile
+//! `AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_ORGANIZATIONS`), `AWS_ENDPOINT_URL`,
+//! the `[services]` section the profile
 //! names, then the profile's `endpoint_url`; none of them when configured endpoints are
 //! ignored (`AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`, or the profile's setting).
 
@@ -25,6 +28,8 @@ pub enum Service {
     Portal,
     /// SSO OIDC (`CreateToken`, the token refresh).
     Oidc,
+    /// AWS Organizations (`--org-role`), a global service signed in `us-east-1`.
+    Organizations,
 }
 
 impl Service {
@@ -33,6 +38,7 @@ impl Service {
         match self {
             Service::Portal => "AWS_ENDPOINT_URL_SSO",
             Service::Oidc => "AWS_ENDPOINT_URL_SSO_OIDC",
+            Service::Organizations => "AWS_ENDPOINT_URL_ORGANIZATIONS",
         }
     }
 
@@ -41,6 +47,7 @@ impl Service {
         match self {
             Service::Portal => "sso",
             Service::Oidc => "sso_oidc",
+            Service::Organizations => "organizations",
         }
     }
 }
@@ -50,6 +57,7 @@ impl Service {
 pub struct EndpointEnv {
     pub endpoint_url_sso: Option<String>,
     pub endpoint_url_sso_oidc: Option<String>,
+    pub endpoint_url_organizations: Option<String>,
     pub endpoint_url: Option<String>,
     pub ignore_configured_endpoint_urls: Option<String>,
 }
@@ -60,6 +68,7 @@ impl EndpointEnv {
         EndpointEnv {
             endpoint_url_sso: var(Service::Portal.variable()),
             endpoint_url_sso_oidc: var(Service::Oidc.variable()),
+            endpoint_url_organizations: var(Service::Organizations.variable()),
             endpoint_url: var("AWS_ENDPOINT_URL"),
             ignore_configured_endpoint_urls: var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"),
         }
@@ -69,6 +78,7 @@ impl EndpointEnv {
         match service {
             Service::Portal => self.endpoint_url_sso.as_deref(),
             Service::Oidc => self.endpoint_url_sso_oidc.as_deref(),
+            Service::Organizations => self.endpoint_url_organizations.as_deref(),
         }
     }
 }
@@ -177,6 +187,15 @@ pub async fn oidc_services_endpoint(login: &SsoLogin, aws_config: &AwsConfig) ->
     let profiles = aws_config.profiles().await.ok()?;
     let endpoints = resolve(Service::Oidc, &EndpointEnv::real(), &profiles, login);
     endpoints.in_force().filter(|o| o.origin == Origin::ServicesSection).map(|o| o.url.clone())
+}
+
+/// The Organizations endpoint in force for `login`, when one is configured; `None` for
+/// the service's own (global, in `us-east-1`). The SDK client is given it explicitly, so
+/// this resolver, not a second reading of the same settings, decides.
+pub async fn organizations_endpoint(login: &SsoLogin, aws_config: &AwsConfig) -> Option<String> {
+    let profiles = aws_config.profiles().await.ok()?;
+    let endpoints = resolve(Service::Organizations, &EndpointEnv::real(), &profiles, login);
+    endpoints.in_force().map(|o| o.url.clone())
 }
 
 #[cfg(test)]

@@ -71,15 +71,16 @@ struct Row {
     state: Option<String>,
 }
 
-/// A problem in the file: what is wrong and how to fix it, at a line when one is known.
+/// A problem in the file (or, through [`super::tree`], in the organization's answer):
+/// what is wrong and how to fix it, at a line when one is known.
 #[derive(Debug)]
-struct Problem {
-    line: Option<u64>,
-    what: String,
-    fix: String,
+pub(super) struct Problem {
+    pub(super) line: Option<u64>,
+    pub(super) what: String,
+    pub(super) fix: String,
 }
 
-fn problem(line: impl Into<Option<u64>>, problem: impl Into<String>, fix: impl Into<String>) -> Problem {
+pub(super) fn problem(line: impl Into<Option<u64>>, problem: impl Into<String>, fix: impl Into<String>) -> Problem {
     Problem { line: line.into(), what: problem.into(), fix: fix.into() }
 }
 
@@ -244,7 +245,7 @@ fn facts(rows: Vec<Row>) -> Result<HashMap<String, Arc<AccountFacts>>, Problem> 
             }
             ou_ids.learn(row.line, &names, id)?;
         }
-        let tags = check_tags(row.line, row.tags)?;
+        let tags = check_tags(Some(row.line), row.tags)?;
         let state = match &row.state {
             None => AccountState::Active,
             Some(state) => AccountState::parse(state).ok_or_else(|| {
@@ -265,13 +266,18 @@ fn facts(rows: Vec<Row>) -> Result<HashMap<String, Arc<AccountFacts>>, Problem> 
 
 /// The same check as the portal's (`portal::validate::is_account_id`), which this module
 /// cannot import: the portal's accounts carry these facts.
-fn is_account_id(id: &str) -> bool {
+pub(super) fn is_account_id(id: &str) -> bool {
     id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether `value` may be kept as it is: it has no control or format character (which
 /// could drive a terminal or forge a line wherever it is shown or logged).
 fn ensure_plain(line: u64, what: &str, value: &str) -> Result<(), Problem> {
+    ensure_plain_at(Some(line), what, value)
+}
+
+/// [`ensure_plain`] where a line may not be known (a value from the organization).
+fn ensure_plain_at(line: Option<u64>, what: &str, value: &str) -> Result<(), Problem> {
     if value.chars().any(text::is_hidden) {
         let problem_text = format!("{what} \"{}\" holds a control or format character", text::show(value));
         return Err(problem(line, problem_text, "remove it: names and tags are shown on terminals and in reports"));
@@ -287,24 +293,50 @@ fn ou_names(line: u64, path: &str) -> Result<Vec<String>, Problem> {
         let problem_text = format!("the OU path \"{}\" has an empty name", text::show(path));
         return Err(problem(line, problem_text, "write the OU names from the root, e.g. Root/Workloads/Prod"));
     }
-    if names.len() > MAX_DEPTH {
-        return Err(problem(line, "the OU path is too deep", format!("Organizations nests at most {MAX_DEPTH} OUs")));
-    }
-    if let Some(long) = names.iter().find(|name| name.chars().count() > MAX_OU_NAME) {
-        let problem_text = format!("the OU name \"{}\" is too long", text::show(long));
-        return Err(problem(line, problem_text, format!("an OU name has at most {MAX_OU_NAME} characters")));
+    ensure_shallow(line, names.len())?;
+    for name in &names {
+        ensure_ou_name_fits(line, name)?;
     }
     Ok(names)
 }
 
-fn check_tags(line: u64, tags: Vec<(String, String)>) -> Result<BTreeMap<String, String>, Problem> {
+/// Whether a path of `depth` names is one Organizations can nest.
+pub(super) fn ensure_shallow(line: impl Into<Option<u64>>, depth: usize) -> Result<(), Problem> {
+    if depth > MAX_DEPTH {
+        return Err(problem(line, "the OU path is too deep", format!("Organizations nests at most {MAX_DEPTH} OUs")));
+    }
+    Ok(())
+}
+
+/// Whether one OU's name is within Organizations' length.
+fn ensure_ou_name_fits(line: impl Into<Option<u64>>, name: &str) -> Result<(), Problem> {
+    if name.chars().count() > MAX_OU_NAME {
+        let problem_text = format!("the OU name \"{}\" is too long", text::show(name));
+        return Err(problem(line, problem_text, format!("an OU name has at most {MAX_OU_NAME} characters")));
+    }
+    Ok(())
+}
+
+/// One OU name as the organization gives it, checked as the file's names are: plain,
+/// not empty, within the length, and without the `/` that separates a path's names
+/// (a name holding it would make two paths read alike).
+pub(super) fn check_ou_name(name: &str) -> Result<(), Problem> {
+    ensure_plain_at(None, "the OU name", name)?;
+    if name.trim().is_empty() || name.contains(OU_SEPARATOR) {
+        let what = format!("the OU name \"{}\" is empty or holds a `/`", text::show(name));
+        return Err(problem(None, what, "rename the OU: fanout writes OU paths with `/` between names"));
+    }
+    ensure_ou_name_fits(None, name)
+}
+
+pub(super) fn check_tags(line: Option<u64>, tags: Vec<(String, String)>) -> Result<BTreeMap<String, String>, Problem> {
     if tags.len() > MAX_TAGS {
         return Err(problem(line, "too many tags", format!("an account has at most {MAX_TAGS}")));
     }
     let mut checked = BTreeMap::new();
     for (key, value) in tags {
-        ensure_plain(line, "the tag key", &key)?;
-        ensure_plain(line, "the tag value", &value)?;
+        ensure_plain_at(line, "the tag key", &key)?;
+        ensure_plain_at(line, "the tag value", &value)?;
         if key.is_empty() || key.chars().count() > MAX_TAG_KEY || value.chars().count() > MAX_TAG_VALUE {
             let problem_text = format!("the tag \"{}\" is empty or too long", text::show(&key));
             let fix = format!("a tag key has 1-{MAX_TAG_KEY} characters, a value at most {MAX_TAG_VALUE}");

@@ -3,17 +3,19 @@
 //! skip the suspended and closed ones, and travel with each account to its results, its
 //! plan, its joblog line, the reports and its child (`FANOUT_OU_PATH`, `{ou_path}`).
 //!
-//! Today they come from a local file (`--accounts-meta`, [`meta_file`]). The
-//! Organizations API source (`--org-role`, issue 18) is not built yet; it knows each OU's
-//! id and name from the root down, so [`AccountFacts`] holds exactly that chain, and a
-//! source that knows less (the file knows an OU's id only where some account sits in it
-//! directly) leaves ids out.
+//! They come from one of two sources: a local file (`--accounts-meta`, [`meta_file`]), or
+//! the organization itself, listed through a role (`--org-role`, the `organizations`
+//! stage) into the raw shape of [`tree`], which checks it with the file's own checks.
+//! The organization knows each OU's id and name from the root down, so [`AccountFacts`]
+//! holds exactly that chain, and a source that knows less (the file knows an OU's id only
+//! where some account sits in it directly) leaves ids out.
 //!
 //! Every value here is chosen by whoever administers the organization, so it is checked
 //! once where it enters (no control or format characters, bounded lengths and counts)
 //! and still escaped wherever it is printed.
 
 pub mod meta_file;
+pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -124,6 +126,43 @@ impl fmt::Display for OuSelector {
     }
 }
 
+/// `--org-role ACCOUNT:ROLE`: the role, reached through the SSO login like any other,
+/// that may read the organization (in its management account or a delegated
+/// administrator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgRole {
+    pub account_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid --org-role {0:?}: give the 12-digit account id and the role's name, e.g. --org-role 111122223333:OrganizationsReadOnly"
+)]
+pub struct OrgRoleError(String);
+
+/// IAM's role name characters (`[\w+=,.@-]`, 1-64), so the name is safe in every message.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
+}
+
+impl OrgRole {
+    pub fn parse(text: &str) -> Result<Self, OrgRoleError> {
+        let error = || OrgRoleError(text.to_owned());
+        let (account_id, role) = text.trim().split_once(':').ok_or_else(error)?;
+        if !meta_file::is_account_id(account_id) || !is_role_name(role) {
+            return Err(error());
+        }
+        Ok(OrgRole { account_id: account_id.to_owned(), role: role.to_owned() })
+    }
+}
+
+impl fmt::Display for OrgRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.account_id, self.role)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error(
     "invalid OU {0:?}: give an OU id (ou-abcd-12345678) or a path of OU names from the root, e.g. --ou Root/Workloads/Prod"
@@ -199,6 +238,16 @@ mod tests {
         assert!(matches!(OuSelector::parse("ou-AB12-12345678").unwrap(), OuSelector::Path(_)));
         for bad in ["", "/", "Root//Prod", "/Root"] {
             assert!(OuSelector::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_org_role_is_an_account_and_a_role_name() {
+        let role = OrgRole::parse("111122223333:OrgReader").unwrap();
+        assert_eq!((role.account_id.as_str(), role.role.as_str()), ("111122223333", "OrgReader"));
+        assert_eq!(role.to_string(), "111122223333:OrgReader");
+        for bad in ["111122223333", "1111:Role", "111122223333:", "111122223333:a b", ":Role"] {
+            assert!(OrgRole::parse(bad).is_err(), "{bad:?}");
         }
     }
 
