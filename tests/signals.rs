@@ -176,30 +176,20 @@ fn a_second_interrupt_kills_at_once() {
     assert_none_left(&mark);
 }
 
+/// A fanout killed outright takes each command's whole process group with it (the
+/// watchdog): the command, and a process the command started (which Linux's
+/// `PR_SET_PDEATHSIG`, used before, did not reach).
 #[test]
-fn children_die_with_a_killed_fanout() {
-    let env = TestEnv::new(PortalOptions::default());
-    let args = ["--role", "ReadOnly", "--", "sh", "-c", "echo ready; exec sleep 60"];
-    let mut run = Marked::spawn(&env, &args, Stdio::piped());
-    read_lines_then_drain(&mut run.child, 11);
-    run.signal(libc::SIGKILL);
-    let (exit, _, _, mark) = run.wait(Instant::now());
-    assert_eq!(exit, None, "killed");
-    assert_none_left(&mark);
-}
-
-/// The watchdog kills each command's whole process group: a process the command started
-/// dies too (Linux's `PR_SET_PDEATHSIG`, used before, reached the direct child only).
-#[test]
-fn a_killed_fanout_takes_the_commands_whole_group_with_it() {
-    let env = TestEnv::new(PortalOptions::default());
-    let args = ["--role", "ReadOnly", "--", "sh", "-c", "sleep 60 & echo ready; wait"];
-    let mut run = Marked::spawn(&env, &args, Stdio::piped());
-    read_lines_then_drain(&mut run.child, 11);
-    run.signal(libc::SIGKILL);
-    let (exit, _, _, mark) = run.wait(Instant::now());
-    assert_eq!(exit, None, "killed");
-    assert_none_left(&mark);
+fn children_die_with_a_killed_fanout_and_so_do_their_groups() {
+    for script in ["echo ready; exec sleep 60", "sleep 60 & echo ready; wait"] {
+        let env = TestEnv::new(PortalOptions::default());
+        let mut run = Marked::spawn(&env, &["--role", "ReadOnly", "--", "sh", "-c", script], Stdio::piped());
+        read_lines_then_drain(&mut run.child, 11);
+        run.signal(libc::SIGKILL);
+        let (exit, _, _, mark) = run.wait(Instant::now());
+        assert_eq!(exit, None, "killed");
+        assert_none_left(&mark);
+    }
 }
 
 #[test]
