@@ -20,6 +20,8 @@ use crate::cache::inventory::{self, CachedInventory};
 use crate::config::Config;
 use crate::login::endpoint::{self, EndpointEnv, Service};
 use crate::login::{AwsConfig, LoginError, SsoLogin, resolve_logins};
+use crate::org::OrgRole;
+use crate::organizations::{self, ListError};
 use crate::portal::{Portal, PortalError, PortalLimits, RetryPolicy};
 use crate::stop::Stopper;
 use crate::text;
@@ -125,17 +127,24 @@ impl Report {
 pub async fn check(config: &Config, env: &DoctorEnv, stopper: Stopper) -> Report {
     let mut report = Report::default();
     // With several --sso-session, each login in turn: a run needs every one of them.
-    for (aws_config, profiles, login) in check_logins(config, &mut report).await {
+    for (index, (aws_config, profiles, login)) in check_logins(config, &mut report).await.into_iter().enumerate() {
         if config.sso_sessions.len() > 1 {
             report.info(format!("checking {}", login_label(&login)));
         }
         let token = check_token(config, &login, &mut report);
         let endpoint = check_endpoint(env, &profiles, &login, &mut report);
-        match token {
-            Some(token) => {
-                check_portal(config, &aws_config, &login, token, &endpoint, stopper.clone(), &mut report).await;
+        let portal = if let Some(token) = token {
+            check_portal(config, &aws_config, &login, token, &endpoint, stopper.clone(), &mut report).await
+        } else {
+            report.info("portal: not checked: there is no valid token to ask it with".to_owned());
+            None
+        };
+        // The org role is reached through the first login, as a run reaches it.
+        if let (Some(role), 0) = (&config.org_role, index) {
+            match &portal {
+                Some(portal) => check_org_role(portal, role, &login, &aws_config, &mut report).await,
+                None => report.info(format!("organizations: --org-role {role} not checked: the portal did not answer")),
             }
-            None => report.info("portal: not checked: there is no valid token to ask it with".to_owned()),
         }
         check_inventory(config, &login, &mut report);
     }
@@ -315,7 +324,7 @@ fn redact_userinfo(url: &str) -> String {
 }
 
 /// One `ListAccounts` call of one item: whether the portal answers, how fast, and how
-/// far its clock is from ours.
+/// far its clock is from ours. The portal, if it answered, for the checks that need it.
 async fn check_portal(
     config: &Config,
     aws_config: &AwsConfig,
@@ -324,7 +333,7 @@ async fn check_portal(
     endpoint: &str,
     stopper: Stopper,
     report: &mut Report,
-) {
+) -> Option<Portal> {
     // One attempt after an error: doctor reports what it met, without waiting on retries.
     let retry = RetryPolicy { max_throttled_attempts: 3, max_error_attempts: 1, ..RetryPolicy::default() };
     let limits = PortalLimits {
@@ -341,6 +350,7 @@ async fn check_portal(
             let elapsed = started.elapsed();
             report.ok(format!("portal: answered ListAccounts in {} ms", elapsed.as_millis()));
             check_clock(probe.date.as_deref(), sent + elapsed / 2, report);
+            return Some(portal);
         }
         Err(PortalError::Unauthorized { message }) => report.problem(
             exit_code::NO_LOGIN,
@@ -350,6 +360,38 @@ async fn check_portal(
             exit_code::PORTAL_UNAVAILABLE,
             format!(
                 "portal: {endpoint} did not answer: {}; fix: check the network, a proxy, and the endpoint above (AWS_ENDPOINT_URL_SSO, the profile's [services])",
+                text::error_chain(&error)
+            ),
+        ),
+    }
+    None
+}
+
+/// `--org-role`: the role's credentials from the portal, and the first call a run makes
+/// with them (`ListRoots`); each problem with the fix its error names.
+async fn check_org_role(
+    portal: &Portal,
+    role: &OrgRole,
+    login: &SsoLogin,
+    aws_config: &AwsConfig,
+    report: &mut Report,
+) {
+    match organizations::probe(portal, role, login, aws_config).await {
+        Ok(roots) => {
+            report.ok(format!("organizations: --org-role {role} lists the organization (root {})", roots.join(", ")));
+        }
+        Err(ListError::Organizations(error)) => report.problem(error.exit_code(), format!("organizations: {error}")),
+        Err(ListError::Portal(PortalError::Unauthorized { message })) => report.problem(
+            exit_code::NO_LOGIN,
+            format!(
+                "organizations: the portal rejected the token for --org-role {role} ({message}); run: {}",
+                login.login_command()
+            ),
+        ),
+        Err(ListError::Portal(error)) => report.problem(
+            exit_code::PORTAL_UNAVAILABLE,
+            format!(
+                "organizations: the credentials of --org-role {role} could not be fetched: {}",
                 text::error_chain(&error)
             ),
         ),

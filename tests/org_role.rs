@@ -413,3 +413,42 @@ fn a_hostile_name_or_a_looping_listing_from_organizations_is_refused() {
     assert!(stderr.contains("ListRoots returned a page token it had returned before"), "{stderr}");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// `fanout doctor --org-role`: the role's credentials and the first call a run makes
+/// (`ListRoots`), a line of its own; each problem with its fix and the exit code a run
+/// would meet.
+#[test]
+fn doctor_checks_the_org_role_with_the_call_a_run_makes_first() {
+    let Some(moto) = Moto::start() else { return };
+    let org = Org::build(&moto);
+    let env = TestEnv::new(org.portal());
+    let output = fanout_at(&env, &moto.url).args(["--org-role", ORG_ROLE, "doctor"]).output().unwrap();
+    let stdout = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", stderr_of(&output));
+    let line = stdout.lines().find(|l| l.contains("organizations:")).expect("an organizations line");
+    assert!(
+        line.starts_with(&format!("✓ organizations: --org-role {ORG_ROLE} lists the organization (root r-")),
+        "{line}"
+    );
+    // A role the login does not have.
+    let output =
+        fanout_at(&env, &moto.url).args(["--org-role", "123456789012:NotAssigned", "doctor"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stdout_of(&output));
+    assert!(
+        stdout_of(&output)
+            .contains("✗ organizations: --org-role 123456789012:NotAssigned: the SSO login cannot reach that role"),
+        "{}",
+        stdout_of(&output)
+    );
+    // A role that may not read the organization.
+    let denied = r#"{"__type":"AccessDeniedException","Message":"no"}"#;
+    let (url, _) = scripted_endpoint(vec![(400, "AccessDeniedException", denied)]);
+    let output = fanout_at(&env, &url).args(["--org-role", ORG_ROLE, "doctor"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stdout_of(&output));
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("✗ organizations: --org-role 123456789012:OrgReader may not read the organization (ListRoots: AccessDeniedException)"), "{stdout}");
+    assert!(stdout.contains("organizations:ListTagsForResource"), "{stdout}");
+    // Without --org-role, doctor says nothing of the organization.
+    let output = fanout_at(&env, &moto.url).arg("doctor").output().unwrap();
+    assert!(!stdout_of(&output).contains("organizations:"), "{}", stdout_of(&output));
+}

@@ -99,6 +99,20 @@ impl From<OrganizationsError> for ListError {
     }
 }
 
+/// `fanout doctor`: whether `role` is reachable and may read the organization, by the
+/// first call a run makes (`ListRoots`, which needs the permission runs need, where
+/// `DescribeOrganization` would need one they do not). The roots' ids, shown.
+pub async fn probe(
+    portal: &Portal,
+    role: &OrgRole,
+    login: &SsoLogin,
+    aws_config: &AwsConfig,
+) -> Result<Vec<String>, ListError> {
+    let client = connect(portal, role, login, aws_config).await?;
+    let roots = client.call("ListRoots", || client.client.list_roots().send()).await?;
+    Ok(roots.roots().iter().map(|root| text::show(root.id().unwrap_or_default()).into_owned()).collect())
+}
+
 /// The whole organization as `role` sees it, through `login`'s portal.
 pub async fn list(
     portal: &Portal,
@@ -106,6 +120,17 @@ pub async fn list(
     login: &SsoLogin,
     aws_config: &AwsConfig,
 ) -> Result<Listed, ListError> {
+    let client = connect(portal, role, login, aws_config).await?;
+    Ok(walk::walk(&client).await?)
+}
+
+/// A paced Organizations client signing as `role`, its credentials from the portal.
+async fn connect(
+    portal: &Portal,
+    role: &OrgRole,
+    login: &SsoLogin,
+    aws_config: &AwsConfig,
+) -> Result<client::Paced, ListError> {
     let credentials = credentials::fetch(portal, &role.account_id, &role.role).await.map_err(|error| {
         if error.is_forbidden() {
             let message = match &error {
@@ -118,6 +143,5 @@ pub async fn list(
         }
     })?;
     let endpoint = endpoint::organizations_endpoint(login, aws_config).await;
-    let client = client::Paced::new(&credentials, endpoint, role.clone());
-    Ok(walk::walk(&client).await?)
+    Ok(client::Paced::new(&credentials, endpoint, role.clone()))
 }
