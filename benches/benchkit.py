@@ -260,11 +260,13 @@ class Portal:
 
 def start_portal(stack: ExitStack, binary: str, scratch: Path, name: str, accounts: int, latency_ms: int,
                  base_env: dict[str, str], rps: float = 0, sts: str | None = None,
-                 default_page: int | None = None) -> Portal:
+                 default_page: int | None = None, accounts_file: Path | None = None) -> Portal:
     """`fake-portal` with `accounts` generated accounts, a fresh HOME and an empty fanout
     cache. rps: its rate limit (429 past it); sts: a moto URL minting each account's keys;
-    default_page: the page it serves a call that asks for none (boto3's paginator)."""
-    argv = [binary, "--port", "0", "--accounts", str(accounts), "--latency-ms", str(latency_ms)]
+    default_page: the page it serves a call that asks for none (boto3's paginator);
+    accounts_file: the accounts to serve instead (as --dump-accounts prints them)."""
+    listing = ["--accounts-file", str(accounts_file)] if accounts_file else ["--accounts", str(accounts)]
+    argv = [binary, "--port", "0", *listing, "--latency-ms", str(latency_ms)]
     if rps:
         argv += ["--rps", str(rps)]
     if sts:
@@ -278,7 +280,7 @@ def start_portal(stack: ExitStack, binary: str, scratch: Path, name: str, accoun
     out = scratch / f"{name}-portal.out"
     proc, own = _spawn(stack, [*argv, "--home", str(home)], out, base_env)
     port = int(_wait_for(out, r"PORT (\d+)", proc, "fake-portal"))
-    dump = subprocess.run([binary, "--accounts", str(accounts), "--dump-accounts"], check=True,
+    dump = subprocess.run([binary, *listing, "--dump-accounts"], check=True,
                           capture_output=True, text=True).stdout
     return Portal(port, proc.pid, home, cache, json.loads(dump), own)
 
@@ -322,6 +324,34 @@ def make_buckets(moto: str, account_ids: list[str], most: int) -> dict[str, list
         for name in made[account_id]:
             s3.create_bucket(Bucket=name)
     return made
+
+
+def make_organization(moto: str, accounts: int, top: int, per_top: int) -> dict:
+    """An organization in moto: `top` OUs under the root (`T0`, `T1`, …), each with
+    `per_top` OUs under it (`T0/S0`, …), and `accounts` tagged member accounts spread over
+    the lower OUs. Returns {"management": id, "accounts": [(id, name, ou_path)]}."""
+    import boto3  # noqa: PLC0415
+
+    org = boto3.client("organizations", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="AKIABENCHSETUP", aws_secret_access_key="x")
+    management = org.create_organization(FeatureSet="ALL")["Organization"]["MasterAccountId"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    lower = []
+    for t in range(top):
+        upper = org.create_organizational_unit(ParentId=root, Name=f"T{t}")["OrganizationalUnit"]["Id"]
+        for k in range(per_top):
+            ou = org.create_organizational_unit(ParentId=upper, Name=f"S{k}")["OrganizationalUnit"]["Id"]
+            lower.append((ou, f"Root/T{t}/S{k}"))
+    made = []
+    for i in range(accounts):
+        name = f"org-{i:05d}"
+        tags = [{"Key": "env", "Value": ("prod", "dev", "test")[i % 3]}, {"Key": "team", "Value": f"team{i % 7}"}]
+        account_id = org.create_account(AccountName=name, Email=f"{name}@example.com",
+                                        Tags=tags)["CreateAccountStatus"]["AccountId"]
+        ou, path = lower[i % len(lower)]
+        org.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=ou)
+        made.append((account_id, name, path))
+    return {"management": management, "accounts": made}
 
 
 # --- per-account SSO profiles for the peers ----------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -882,6 +883,104 @@ def own_cpu(ctx: Ctx) -> list[str]:
                      "by subtraction, ms an account", "succeeded / failed / skipped"], rows, {1, 2, 3, 4, 5, 6, 7, 8})]
 
 
+ORG_ROLE_NAME = "OrgReader"
+ORG_CALL = re.compile(r'organizations call operation="(\w+)"')
+
+
+def org_calls(b: Build, argv: list[str], env: dict[str, str], timeout: float) -> dict[str, int] | None:
+    """The Organizations calls one run at `-vv` made, by operation (its `organizations call`
+    lines); `None` if it failed."""
+    run = bk.timed([argv[0], "-vv", *argv[1:]], env, timeout, discard_stdout=True)
+    if run.rc != 0:
+        log(f"{b.label} org -vv: exit {run.rc}: {run.tail()}")
+        return None
+    ops: dict[str, int] = {}
+    for op in ORG_CALL.findall(run.err):
+        ops[op] = ops.get(op, 0) + 1
+    return ops
+
+
+def org(ctx: Ctx) -> list[str]:
+    """`--org-role` against moto's Organizations: a run in one top OU, cold and cached."""
+    args = ctx.args
+    n = ctx.size(args.org_accounts, 1000)
+    top, per_top = 5, 10
+    heading = f"### The organization from Organizations: `--org-role --ou`, {n} accounts, cold and cached"
+    if not shutil.which("moto_server"):
+        return [f"{heading}\n\nskipped: moto_server is not installed (pip install 'moto[server]')"]
+    moto = bk.start_moto(ctx.stack, ctx.scratch, ctx.base_env)
+    made = bk.make_organization(moto.url, n, top, per_top)
+    management = made["management"]
+    listing = [{"accountId": management, "accountName": "management", "roles": [ORG_ROLE_NAME, ROLE]}]
+    listing += [{"accountId": i, "accountName": name, "roles": [ROLE]} for i, name, _ in made["accounts"]]
+    accounts_file = ctx.scratch / "org-accounts.json"
+    accounts_file.write_text(json.dumps(listing))
+    portal = ctx.portal("org", n + 1, accounts_file=accounts_file)
+    env = dict(portal.env(ctx.base_env), AWS_ENDPOINT_URL_ORGANIZATIONS=moto.url)
+    in_scope = sum(1 for _, _, path in made["accounts"] if path.startswith("Root/T0/"))
+    # Organizations' pages hold 20: each OU costs one page per 20 of its accounts, an
+    # empty OU (a top one) its one empty page; the root holds the management account.
+    per_ou: dict[str, int] = {}
+    for _, _, path in made["accounts"]:
+        per_ou[path] = per_ou.get(path, 0) + 1
+    page_bound = sum(-(-k // 20) for k in per_ou.values()) + top + 1
+
+    def argv(b: Build) -> list[str]:
+        return [b.path, "--org-role", f"{management}:{ORG_ROLE_NAME}", "--ou", "Root/T0", "--role", ROLE,
+                "--", "true"]
+
+    runners = {b.label: (Runner(f"{b.label}-org-cold", label(ctx, b, "cold: no organization cache"), argv(b), env),
+                         Runner(f"{b.label}-org-cached", label(ctx, b, "cached organization"), argv(b), env))
+               for b in ctx.builds}
+    succeeded = re.compile(r"(\d+) succeeded")
+
+    def empty_cache() -> None:
+        shutil.rmtree(portal.cache)
+        portal.cache.mkdir()
+
+    for i in range(args.rounds):
+        for b in ctx.ordered(i):
+            empty_cache()
+            for r in runners[b.label]:
+                run = run_once(r, portal, args.timeout, None)
+                got = [int(x) for x in succeeded.findall(run.err)]
+                r.checks.append((run.rc == 0 and got[-1:] == [in_scope],
+                                 f"{got[-1] if got else '?'} of {in_scope} succeeded, exit {run.rc}"))
+    rows = []
+    for b in ctx.builds:
+        # The calls, counted from one more cold and cached pair at -vv (not timed: it logs every call).
+        empty_cache()
+        counts = [org_calls(b, argv(b), env, args.timeout) for _ in range(2)]
+        for r, ops in zip(runners[b.label], counts):
+            best = r.series.best()
+            by_op = "failed" if ops is None else ", ".join(f"{k} {v}" for k, v in sorted(ops.items())) or "none"
+            rows.append([r.label, f"{best.wall:.2f} ({r.series.walls()})", f"{r.series.least('own_cpu'):.2f}",
+                         "–" if ops is None else str(sum(ops.values())), by_op, r.check()])
+            ctx.compare(f"org: {n} accounts, {r.key.split('-org-')[1]}, wall s", b, best.wall)
+        cold, warm = counts
+        which = "" if len(ctx.builds) == 1 else f" ({b.label})"
+        pages = None if cold is None else cold.get("ListAccountsForParent", 0)
+        tags = None if cold is None else cold.get("ListTagsForResource", 0)
+        ctx.targets += [
+            [f"cold: ListAccountsForParent pages ≤ one per 20 accounts of each OU ({page_bound}){which}",
+             str(pages), verdict(None if pages is None else pages <= page_bound)],
+            [f"cold: one ListTagsForResource per account ({n + 1}){which}", str(tags),
+             verdict(None if tags is None else tags == n + 1)],
+            [f"cached: no Organizations call{which}", "–" if warm is None else str(sum(warm.values())),
+             verdict(None if warm is None else not warm)],
+        ]
+    return [f"{heading}\n\n"
+            f"moto's Organizations on loopback (`AWS_ENDPOINT_URL_ORGANIZATIONS`), built with boto3: {n} tagged member "
+            f"accounts spread over {top * per_top} OUs, {per_top} under each of {top} top OUs, the management account "
+            f"at the root. fake-portal ({args.latency_ms} ms a call) lists the same accounts (`--accounts-file`), the "
+            f"management account with `{ORG_ROLE_NAME}`. Each round: the cache emptied, then `fanout --org-role … --ou "
+            f"Root/T0 --role {ROLE} -- true` ({in_scope} accounts) cold and again cached; rounds: {args.rounds}. The "
+            "Organizations calls are counted from one more cold and cached pair at `-vv` (its `organizations call` "
+            "lines), not timed.\n\n"
+            + table(["run", "wall s (best; all runs)", "fanout's own CPU s", "Organizations calls", "by operation",
+                     "check"], rows, {1, 2, 3})]
+
+
 # --- the targets, and the report ----------------------------------------------------------------------
 
 
@@ -904,6 +1003,8 @@ TARGETS: dict[str, tuple[str, Callable[[Ctx], list[str]] | None]] = {
     "true-400": ("child `true`, 400 accounts: cold, --refresh and cached against the serial reference; own CPU",
                  true_400),
     "own-cpu": ("fanout's own CPU an account, child `true`, 1,000 accounts, cold, with a cross-check", own_cpu),
+    "org": ("`--org-role --ou` against moto's Organizations, 1,000 accounts in 50 OUs: cold and cached, its calls",
+            org),
 }
 MOTO_TARGETS = {"article", "peers", "aws-jobs"}
 
@@ -933,6 +1034,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--serial-sizes", metavar="LIST", help="serial: account counts (default 100,1000)")
     p.add_argument("--net-accounts", metavar="N", type=int, help="network-child: accounts (default 300)")
     p.add_argument("--true-accounts", metavar="N", type=int, help="true-400: accounts (default 400)")
+    p.add_argument("--org-accounts", metavar="N", type=int, help="org: member accounts (default 1000)")
     p.add_argument("--own-cpu-accounts", metavar="N", type=int, help="own-cpu: accounts (default 1000)")
     p.add_argument("--tp-accounts", metavar="N", type=int, help="throughput: children (default 200)")
     p.add_argument("--tp-lines", metavar="N", type=int, default=50_000,

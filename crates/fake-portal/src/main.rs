@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use fake_portal::home::{HomeOptions, write_home};
-use fake_portal::{Misbehaviour, PortalOptions, State, generated_accounts};
+use fake_portal::{Account, Misbehaviour, PortalOptions, State, generated_accounts};
 use serde_json::json;
 
 /// An emulated IAM Identity Center portal on 127.0.0.1.
@@ -51,6 +51,29 @@ struct Args {
     /// Print the accounts served (JSON: accountId, accountName, emailAddress, roles) and exit.
     #[arg(long)]
     dump_accounts: bool,
+    /// Serve the accounts in this file instead of --accounts generated ones: a JSON array
+    /// as --dump-accounts prints it (emailAddress may be left out), so that the portal
+    /// lists accounts another service made (moto's Organizations).
+    #[arg(long, value_name = "FILE")]
+    accounts_file: Option<PathBuf>,
+}
+
+/// The accounts the portal serves: the file's, else `n` generated ones.
+fn accounts(file: Option<&PathBuf>, n: usize) -> std::io::Result<Vec<Account>> {
+    let Some(path) = file else { return Ok(generated_accounts(n)) };
+    let listed: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)?;
+    let bad =
+        || std::io::Error::other(format!("{}: not an array of {{accountId, accountName, roles}}", path.display()));
+    let entries = listed.as_array().ok_or_else(bad)?;
+    entries
+        .iter()
+        .map(|entry| {
+            let field = |name: &str| entry[name].as_str().ok_or_else(bad);
+            let roles: Option<Vec<&str>> =
+                entry["roles"].as_array().and_then(|r| r.iter().map(|v| v.as_str()).collect());
+            Ok(Account::new(field("accountId")?, field("accountName")?, &roles.ok_or_else(bad)?))
+        })
+        .collect()
 }
 
 /// The command line's names for [`Misbehaviour`].
@@ -84,7 +107,7 @@ impl From<Misbehave> for Misbehaviour {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     if args.dump_accounts {
-        let accounts: Vec<_> = generated_accounts(args.accounts)
+        let accounts: Vec<_> = accounts(args.accounts_file.as_ref(), args.accounts)?
             .into_iter()
             .map(|a| json!({"accountId": a.id, "accountName": a.name, "emailAddress": a.email, "roles": a.roles}))
             .collect();
@@ -92,7 +115,7 @@ async fn main() -> std::io::Result<()> {
         return Ok(());
     }
     let options = PortalOptions {
-        accounts: generated_accounts(args.accounts),
+        accounts: accounts(args.accounts_file.as_ref(), args.accounts)?,
         page_size: args.page_size,
         default_page_size: args.default_page_size,
         latency: Duration::from_millis(args.latency_ms),
