@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::files::{self, ReadLimitError};
 use crate::login::SsoLogin;
+use crate::org::{AccountFacts, AccountState, OU_SEPARATOR, Ou};
 
 /// The plan format's version; a reader refuses any other.
 pub const VERSION: u32 = 1;
@@ -61,6 +62,23 @@ pub struct PlannedAccount {
     pub ou_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl PlannedAccount {
+    /// The organization's facts the plan recorded, as a run carries them to its records
+    /// (the OU path's names, whose ids a plan does not keep, and the tags); `None` when it
+    /// recorded none.
+    pub fn facts(&self) -> Option<AccountFacts> {
+        if self.ou_path.is_none() && self.tags.is_none() {
+            return None;
+        }
+        let names = self.ou_path.iter().flat_map(|path| path.split(OU_SEPARATOR)).filter(|name| !name.is_empty());
+        Some(AccountFacts {
+            ous: names.map(|name| Ou { name: name.to_owned(), id: None }).collect(),
+            tags: self.tags.clone().unwrap_or_default(),
+            state: AccountState::Active,
+        })
+    }
 }
 
 /// What the hash covers, in this field order.

@@ -348,6 +348,24 @@ fn the_facts_go_into_the_plan_the_joblog_and_the_junit_report() {
     let output = env.fanout().arg("apply").arg(&plan).args(["--approve", &sha]).output().unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(stdout_of(&output), "222222222222|Root/Workloads/Prod/Eu\n");
+    // Its records and joblog line carry the facts the plan recorded, as the dry run's did.
+    let applied_log = env.home().join("applied-joblog");
+    let output = env
+        .fanout()
+        .args(["--output", "json", "--joblog"])
+        .arg(&applied_log)
+        .arg("apply")
+        .arg(&plan)
+        .args(["--approve", &sha])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let records = valid_records(&output.stdout);
+    let result = records.iter().find(|r| r["type"] == "result").expect("a result record");
+    assert_eq!(result["ou_path"], "Root/Workloads/Prod/Eu", "{result}");
+    assert_eq!(result["tags"]["team"], "search", "{result}");
+    let log = std::fs::read_to_string(&applied_log).unwrap();
+    assert!(log.lines().any(|l| l.ends_with("\tRoot/Workloads/Prod/Eu\tenv=prod-eu;team=search")), "{log}");
 
     let joblog = env.home().join("joblog");
     let junit = env.home().join("junit.xml");

@@ -8,6 +8,7 @@ use super::{AccountSource, AccountTasks};
 use crate::cache::inventory::{self, InventoryAccount};
 use crate::error::Error;
 use crate::events::Event;
+use crate::plan::PlannedAccount;
 use crate::portal::{Account, Portal, PortalError};
 use crate::select::Selection;
 
@@ -109,12 +110,23 @@ impl AccountTasks {
         }
     }
 
+    /// Under `fanout apply`, which reads no organization: an account's facts as the plan
+    /// recorded them, so its records, joblog line and reports carry them as the dry run's
+    /// did.
+    fn with_planned_facts(&self, account: Account) -> Account {
+        let planned = self.run.plan.apply.as_ref().and_then(|applied| applied.by_id.get(&account.id));
+        match planned.and_then(PlannedAccount::facts) {
+            Some(facts) if account.org.is_none() => Account { org: Some(Arc::new(facts)), ..account },
+            _ => account,
+        }
+    }
+
     /// Takes in one listed account, with the roles the cache knows for it: starts its
     /// task if the selection wants it, or holds it until the listing is complete
     /// (accounts or canaries selected by name).
     pub(super) async fn add(&mut self, selection: &Selection, account: Account) {
         let roles = self.cached_roles.take(&account.id);
-        let account = selection.with_facts(account);
+        let account = self.with_planned_facts(selection.with_facts(account));
         let first = self.first_listing(selection, &account);
         if !first || !selection.selects(&account) {
             if first && selection.skips_as_inactive(&account) {
