@@ -419,6 +419,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub credential_server: bool,
 
+    /// Fail the run (exit 1) if any account in scope was not reached: with --org-role or
+    /// --accounts-meta, the scope is the accounts the organization lists that the
+    /// filters draw in, and the summary names each one the run could not reach (not in
+    /// the portal, suspended or closed, no role, credentials denied, never started).
+    /// Without the flag the same coverage is reported and does not change the exit code.
+    /// Needs --org-role or --accounts-meta. Example: --accounts-meta org.csv --ou
+    /// Root/Workloads/Prod --require-all
+    #[arg(long, env = "FANOUT_REQUIRE_ALL", value_parser = clap::builder::FalseyValueParser::new())]
+    pub require_all: bool,
+
     /// Credentials fetched ahead of a command slot (while earlier commands run) that
     /// expire within DURATION when the slot frees are fetched again, once, before the
     /// command starts; AWS_CREDENTIAL_EXPIRATION is always the expiry of the credentials
