@@ -25,7 +25,8 @@ Exit codes:
   0    every selected account ran and its command exited 0
   1    at least one account failed (non-zero exit, killed, timed out, no credentials,
        throttled, spawn error), was interrupted or never started; or output could not be
-       written; or the run was not confirmed at the prompt (nothing ran)
+       written; or the run was not confirmed at the prompt (nothing ran); or, with
+       --require-all, an account in scope was not reached
   2    usage or configuration error (bad flag, template, glob, config file, no such
        program, a placeholder where a shell or interpreter would run it as code; a plan
        edited since it was saved, a wrong --approve, no --approve and no terminal, a plan

@@ -161,10 +161,12 @@ fn a_name_filter_cannot_rule_out_an_account_the_portal_does_not_list() {
 }
 
 #[test]
-fn a_dry_run_says_what_would_be_reached_and_the_markdown_report_says_it_too() {
+fn a_dry_run_says_what_would_be_reached_and_the_reports_say_it_too() {
     let env = TestEnv::new(portal());
     let report = env.home().join("summary.md");
-    let output = run(&env, &["--ou", "Root/Prod", "--dry-run", "--summary-markdown", report.to_str().unwrap()]);
+    let html = env.home().join("report.html");
+    let (report_arg, html_arg) = (report.to_str().unwrap(), html.to_str().unwrap());
+    let output = run(&env, &["--ou", "Root/Prod", "--dry-run", "--summary-markdown", report_arg, "--report", html_arg]);
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     // A dry run fetches no credentials, so the denied account would be reached for all it knows.
@@ -176,4 +178,9 @@ fn a_dry_run_says_what_would_be_reached_and_the_markdown_report_says_it_too() {
     );
     let markdown = std::fs::read_to_string(&report).unwrap();
     assert!(markdown.contains("3 of 6 accounts in scope would be reached"), "{markdown}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("3 of 6 accounts in scope would be reached"), "{page}");
+    // A dry run with --require-all is the check before the real run.
+    let output = run(&env, &["--ou", "Root/Prod", "--dry-run", "--require-all"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
 }
