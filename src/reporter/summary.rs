@@ -333,6 +333,27 @@ mod tests {
     }
 
     #[test]
+    fn require_all_makes_a_gap_in_coverage_a_failure_even_when_nothing_ran() {
+        let gap = |required| {
+            let mut coverage = Coverage::new(required);
+            coverage.listed("111111111111", true);
+            coverage.ended("111111111111", "a", &Outcome::NoRole { reason: None });
+            Tally { coverage: Some(coverage), ..Tally::default() }
+        };
+        assert_eq!(gap(false).exit_code(None), exit_code::NOTHING_SELECTED, "reported, not failed");
+        let required = gap(true);
+        assert_eq!(required.exit_code(None), exit_code::ACCOUNT_FAILED);
+        let text = required.render(&["ReadOnly".to_owned()], Duration::ZERO, false, false);
+        assert!(text.contains("  --require-all: 1 account in scope was not reached, so the run fails\n"), "{text}");
+        let mut reached = Coverage::new(true);
+        reached.listed("111111111111", true);
+        reached.ended("111111111111", "a", &Outcome::Succeeded);
+        let mut tally = Tally { coverage: Some(reached), ..Tally::default() };
+        tally.record(report(Outcome::Succeeded));
+        assert_eq!(tally.exit_code(None), exit_code::SUCCESS);
+    }
+
+    #[test]
     fn nothing_run_is_five_and_signals_logins_and_listings_win() {
         let mut tally = Tally::default();
         tally.record(report(Outcome::NoRole { reason: None }));
