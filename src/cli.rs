@@ -25,7 +25,8 @@ Exit codes:
   0    every selected account ran and its command exited 0
   1    at least one account failed (non-zero exit, killed, timed out, no credentials,
        throttled, spawn error), was interrupted or never started; or output could not be
-       written; or the run was not confirmed at the prompt (nothing ran)
+       written; or the run was not confirmed at the prompt (nothing ran); or, with
+       --require-all, an account in scope was not reached
   2    usage or configuration error (bad flag, template, glob, config file, no such
        program, a placeholder where a shell or interpreter would run it as code; a plan
        edited since it was saved, a wrong --approve, no --approve and no terminal, a plan
@@ -418,6 +419,16 @@ pub struct RunArgs {
     /// credentials, and no AWS config or credentials file; see docs/child-environment.md.
     #[arg(long)]
     pub credential_server: bool,
+
+    /// Fail the run (exit 1) if any account in scope was not reached: with --org-role or
+    /// --accounts-meta, the scope is the accounts the organization lists that the
+    /// filters draw in, and the summary names each one the run could not reach (not in
+    /// the portal, suspended or closed, no role, credentials denied, never started).
+    /// Without the flag the same coverage is reported and does not change the exit code.
+    /// Needs --org-role or --accounts-meta. Example: --accounts-meta org.csv --ou
+    /// Root/Workloads/Prod --require-all
+    #[arg(long, env = "FANOUT_REQUIRE_ALL", value_parser = clap::builder::FalseyValueParser::new())]
+    pub require_all: bool,
 
     /// Credentials fetched ahead of a command slot (while earlier commands run) that
     /// expire within DURATION when the slot frees are fetched again, once, before the

@@ -329,6 +329,29 @@ impl Selection {
             && self.org.selects(self.org.facts_of(&account.id).map(Arc::as_ref))
     }
 
+    /// Whether coverage counts `account`, which a portal listed, as in scope: the filters
+    /// choose it, whatever its state (a suspended account in scope is named as not
+    /// reached). `None` when the organization does not list it: it is outside the scope,
+    /// and coverage need not remember it.
+    pub fn in_scope(&self, account: &Account) -> Option<bool> {
+        self.org.facts_of(&account.id).map(|_| self.filters_choose(account))
+    }
+
+    /// Whether coverage counts an account the organization lists but no portal did as in
+    /// scope, judged on its id and facts alone (the organization gives no name or email).
+    /// A filter that reads the name cannot rule it out, so it counts in: over-reporting
+    /// an account as not reached is safer than an audit silently covering less. So
+    /// `--match` is not applied, an `--exclude` glob leaves it out only when it matches
+    /// the id, and `--accounts` keeps it out only when every entry is an id.
+    pub fn in_scope_unlisted(&self, account_id: &str, facts: &AccountFacts) -> bool {
+        !self.excludes.iter().any(|p| p.matches_with(account_id, MATCH_OPTIONS))
+            && self.listed.as_ref().is_none_or(|listed| listed.ids.contains(account_id) || listed.has_names())
+            && self.shard.is_none_or(|shard| shard.contains(account_id))
+            && !self.done.contains(account_id)
+            && self.retry.as_ref().is_none_or(|ids| ids.contains(account_id))
+            && self.org.selects(Some(facts))
+    }
+
     /// `account` with the facts the organization gives it, to travel with it to its
     /// results, plan, joblog line, reports and child.
     pub fn with_facts(&self, account: Account) -> Account {
@@ -570,6 +593,35 @@ mod tests {
         selection.excludes.clear();
         selection.listed = Some(AccountList::parse(["222222222222", "444444444444"]).unwrap());
         assert_eq!(org_chosen(&selection).0, ["222222222222"]);
+    }
+
+    #[test]
+    fn the_scope_is_the_organizations_accounts_the_filters_choose() {
+        let mut selection = org_selection(&["Root/Workloads"], &[], &[]);
+        assert_eq!(selection.in_scope(&account("333333333333", "n")), Some(true), "a suspended account is in scope");
+        assert_eq!(selection.in_scope(&account("222222222222", "n")), Some(true));
+        selection.excludes = globs(&["n"]);
+        assert_eq!(selection.in_scope(&account("222222222222", "n")), Some(false), "its name is excluded");
+        selection.excludes.clear();
+        assert_eq!(selection.in_scope(&account("444444444444", "n")), None, "the organization does not list it");
+        let facts = AccountFacts {
+            ous: vec![
+                crate::org::Ou { name: "Root".into(), id: None },
+                crate::org::Ou { name: "Workloads".into(), id: None },
+            ],
+            ..AccountFacts::default()
+        };
+        assert!(selection.in_scope_unlisted("555555555555", &facts));
+        selection.matches = globs(&["prod-*"]);
+        assert!(selection.in_scope_unlisted("555555555555", &facts), "its name may match");
+        selection.excludes = globs(&["5555*"]);
+        assert!(!selection.in_scope_unlisted("555555555555", &facts), "its id is excluded");
+        selection.excludes.clear();
+        selection.listed = Some(AccountList::parse(["111111111111"]).unwrap());
+        assert!(!selection.in_scope_unlisted("555555555555", &facts), "only ids are listed");
+        selection.listed = Some(AccountList::parse(["111111111111", "some-name"]).unwrap());
+        assert!(selection.in_scope_unlisted("555555555555", &facts), "a listed name may be its");
+        assert!(!selection.in_scope_unlisted("555555555555", &AccountFacts::default()), "outside the OU");
     }
 
     #[test]

@@ -51,6 +51,7 @@ const SETTINGS: &[Setting] = &[
     Setting { key: "group", id: "group", kind: Kind::Switch },
     Setting { key: "keep-order", id: "keep_order", kind: Kind::Switch },
     Setting { key: "quiet", id: "quiet", kind: Kind::Switch },
+    Setting { key: "require-all", id: "require_all", kind: Kind::Switch },
 ];
 
 /// One option the config file can set.

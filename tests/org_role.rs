@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, sorted_lines, stderr_of, stdout_of};
+use common::{TestEnv, sorted_lines, stderr_of, stdout_of, valid_records};
 use fake_portal::{Account, PortalOptions};
 
 /// moto's own account: boto3 creates the organization in it, and it answers every key,
@@ -161,6 +161,31 @@ fn ou_and_tag_select_on_what_the_organization_says() {
     let output = output.unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("no account of the organization is in the OU Root/workloads"), "{output:?}");
+}
+
+#[test]
+fn coverage_names_the_accounts_of_the_organization_the_run_could_not_reach() {
+    // Issue 18, point 5, with the organization itself as the source.
+    let Some(moto) = Moto::start() else { return };
+    let org = Org::build(&moto);
+    let mut portal = org.portal();
+    let pay_dev = org.account("pay-dev");
+    portal.accounts.retain(|account| account.id != pay_dev);
+    let env = TestEnv::new(portal);
+    let args = ["--org-role", ORG_ROLE, "--role", "ReadOnly", "--ou", "Root/Workloads", "--output", "json"];
+    let output = fanout_at(&env, &moto.url).args(args).args(["--", "true"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "a gap alone does not fail the run: {}", stderr_of(&output));
+    let records = valid_records(&output.stdout);
+    let coverage = &records.last().unwrap()["coverage"];
+    let mut missed = [(pay_dev.clone(), "not-in-portal"), (org.account("old-prod"), "suspended")];
+    missed.sort();
+    let expected: Vec<serde_json::Value> =
+        missed.iter().map(|(id, reason)| serde_json::json!({"account_id": id, "reason": reason})).collect();
+    assert_eq!(*coverage, serde_json::json!({"in_scope": 4, "reached": 2, "not_reached": expected}));
+    let output = fanout_at(&env, &moto.url).args(args).args(["--require-all", "--", "true"]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("  not reached  {pay_dev}: not in the portal\n")), "{stderr}");
 }
 
 #[test]

@@ -268,6 +268,7 @@ fn export_plan(cli: &Cli, roles: Vec<String>, export: ExportFormat) -> Result<Ru
         expiry_margin: cli.run.expiry_margin,
         export: Some(export),
         credential_server: false,
+        require_all: false,
         regions: None,
     })
 }
@@ -281,7 +282,12 @@ pub(super) fn with_run_flags(
     region: Option<String>,
     command_argv: Vec<String>,
 ) -> Result<RunPlan, ConfigError> {
+    let require_all = cli.run.require_all;
+    if require_all && cli.selection.org_role.is_none() && cli.selection.accounts_meta.is_none() {
+        return Err(ConfigError::RequireAllNeedsFacts);
+    }
     Ok(RunPlan {
+        require_all,
         roles,
         command,
         prefix: Template::parse(&cli.run.prefix)?,

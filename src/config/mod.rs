@@ -169,6 +169,9 @@ pub struct RunPlan {
     pub reports: ReportPaths,
     /// `--credential-server`: children read their credentials from a loopback server.
     pub credential_server: bool,
+    /// `--require-all`: an account in scope (organization facts) that the run did not
+    /// reach fails it; `false` reports coverage without failing.
+    pub require_all: bool,
     /// `--expiry-margin`: credentials that expire within it when the command slot frees
     /// are fetched again before the command starts.
     pub expiry_margin: Duration,
@@ -222,6 +225,10 @@ pub enum ConfigError {
         "{0} chooses accounts by what the organization says of them, and no source of it was given; name a role that may read the organization with --org-role ACCOUNT:ROLE, or a file of OU paths and tags with --accounts-meta FILE (see docs/organizations.md)"
     )]
     OrgFactsNeeded(&'static str),
+    #[error(
+        "--require-all fails a run that did not reach every account in scope, and without the organization's facts there is no scope; name a role that may read the organization with --org-role ACCOUNT:ROLE, or a file of its accounts with --accounts-meta FILE (see docs/organizations.md, \"Coverage\")"
+    )]
+    RequireAllNeedsFacts,
     #[error(
         "--org-role and --accounts-meta are two sources of the organization's facts, and both have a value (from FANOUT_ORG_ROLE, FANOUT_ACCOUNTS_META or the config file); keep one, or give one as a flag, which sets the other's default aside"
     )]

@@ -199,6 +199,12 @@ impl OrgFacts {
         self.accounts.get(account_id)
     }
 
+    /// Every account the source knows, by id, in no order: the organization's side of
+    /// coverage, which names the accounts in scope that no portal listed.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &AccountFacts)> {
+        self.accounts.iter().map(|(id, facts)| (id.as_str(), facts.as_ref()))
+    }
+
     /// Whether any account sits in the OU `selector` names: a selector that names none is
     /// a typo (or an OU whose id the source does not know) the user must hear of.
     pub fn knows(&self, selector: &OuSelector) -> bool {

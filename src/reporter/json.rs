@@ -12,6 +12,7 @@
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::reporter::coverage::Coverage;
 use crate::reporter::summary::Tally;
 use crate::reporter::writer::Stream;
 
@@ -115,7 +116,7 @@ impl ResultRecord<'_> {
 }
 
 #[derive(Serialize)]
-struct SummaryRecord {
+struct SummaryRecord<'a> {
     version: u32,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -134,6 +135,36 @@ struct SummaryRecord {
     /// Why the account listing broke off, if it did.
     listing_error: Option<String>,
     dry_run: bool,
+    /// With organization facts: the accounts in scope, how many were reached, and each
+    /// one that was not; absent without facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<CoverageRecord<'a>>,
+}
+
+#[derive(Serialize)]
+struct CoverageRecord<'a> {
+    in_scope: usize,
+    reached: usize,
+    not_reached: Vec<NotReachedRecord<'a>>,
+}
+
+#[derive(Serialize)]
+struct NotReachedRecord<'a> {
+    account_id: &'a str,
+    reason: &'static str,
+}
+
+impl<'a> CoverageRecord<'a> {
+    fn of(coverage: &'a Coverage) -> Self {
+        CoverageRecord {
+            in_scope: coverage.in_scope(),
+            reached: coverage.reached(),
+            not_reached: coverage
+                .not_reached()
+                .map(|(account_id, why, _)| NotReachedRecord { account_id, reason: why.word() })
+                .collect(),
+        }
+    }
 }
 
 /// The last record of a run.
@@ -153,6 +184,7 @@ pub fn summary_record(tally: &Tally, exit_code: u8, duration_ms: u64, dry_run: b
         halt: tally.halt.as_ref().map(ToString::to_string),
         listing_error: tally.listing_error.clone(),
         dry_run,
+        coverage: tally.coverage.as_ref().map(CoverageRecord::of),
     };
     let mut line = serde_json::to_vec(&record).expect("a summary record serializes");
     line.push(b'\n');

@@ -7,6 +7,7 @@
 
 pub mod account_output;
 pub mod ci;
+pub mod coverage;
 pub mod dir;
 pub mod ends;
 pub mod export;

@@ -73,7 +73,7 @@ pub struct RunEnd<'a> {
 pub fn conclude(end: RunEnd<'_>) -> u8 {
     let RunEnd { tally, roles, dry_run, reports, rejected_logins, mut unwritten, elapsed, .. } = end;
     if let Some(reports) = reports {
-        unwritten.extend(reports.finish(&RunTotals { tally: &tally, elapsed, dry_run }));
+        unwritten.extend(reports.finish(&RunTotals { tally: &tally, elapsed, dry_run, roles }));
     }
     let files_written = report_unwritten(&unwritten);
     if end.writer_end.stdout == StdoutEnd::Closed {

@@ -9,6 +9,7 @@ use crate::events::Ended;
 use crate::exit_code;
 use crate::gate::Halt;
 use crate::outcome::{AccountReport, FailureClass, Outcome};
+use crate::reporter::coverage::Coverage;
 use crate::text;
 
 /// Accounts named one by one for each kind of ending; past this, a count.
@@ -30,6 +31,9 @@ pub struct Tally {
     /// Accounts the filters chose but the organization lists as suspended, closing or
     /// closed (`--accounts-meta`): skipped without a portal call, and counted here.
     pub inactive: usize,
+    /// With organization facts: the accounts in scope and how far the run got into
+    /// each; `None` without facts (nothing says what should have been reached).
+    pub coverage: Option<Coverage>,
     /// The selected accounts whose roles came from the inventory cache.
     pub roles_from_cache: CachedRolesUse,
     /// The portal rejected the token mid-run: the user must log in again.
@@ -75,6 +79,9 @@ impl LoginTally {
 impl Tally {
     /// One (account, region) has ended.
     pub fn ended(&mut self, end: &Ended<'_>) {
+        if let Some(coverage) = &mut self.coverage {
+            coverage.ended(end.account_id, end.account_name, end.outcome);
+        }
         self.record(AccountReport {
             account_id: end.account_id.to_owned(),
             account_name: end.account_name.to_owned(),
@@ -106,12 +113,42 @@ impl Tally {
             exit_code::NO_LOGIN
         } else if self.listing_error.is_some() {
             exit_code::PORTAL_UNAVAILABLE
-        } else if !self.failed.is_empty() || !self.interrupted.is_empty() || !self.not_started.is_empty() {
+        } else if !self.failed.is_empty()
+            || !self.interrupted.is_empty()
+            || !self.not_started.is_empty()
+            || self.missed_required() > 0
+        {
             exit_code::ACCOUNT_FAILED
         } else if self.succeeded == 0 {
             exit_code::NOTHING_SELECTED
         } else {
             exit_code::SUCCESS
+        }
+    }
+
+    /// With `--require-all`, how many accounts in scope the run did not reach: each
+    /// fails it.
+    fn missed_required(&self) -> usize {
+        match &self.coverage {
+            Some(coverage) if coverage.required => coverage.in_scope() - coverage.reached(),
+            _ => 0,
+        }
+    }
+
+    /// The coverage line, each account not reached (the first [`NAMED`] unless
+    /// `verbose`), and why `--require-all` failed the run.
+    fn render_coverage(&self, text: &mut String, roles: &[String], dry_run: bool, verbose: bool) {
+        let Some(coverage) = &self.coverage else { return };
+        let _ = writeln!(text, "  {}", coverage.line(roles, dry_run));
+        name_some(text, "not reached ", &coverage.named(roles), verbose);
+        let missed = self.missed_required();
+        if missed > 0 {
+            let _ = writeln!(
+                text,
+                "  --require-all: {} in scope {} not reached, so the run fails",
+                text::plural(missed, "account"),
+                if missed == 1 { "was" } else { "were" }
+            );
         }
     }
 
@@ -145,6 +182,7 @@ impl Tally {
                 text::plural(self.inactive, "account")
             );
         }
+        self.render_coverage(&mut text, roles, dry_run, verbose);
         for (account, class, reason) in &self.failed {
             let _ = writeln!(
                 text,
@@ -292,6 +330,27 @@ mod tests {
             tally.record(report(bad));
             assert_eq!(tally.exit_code(None), exit_code::ACCOUNT_FAILED);
         }
+    }
+
+    #[test]
+    fn require_all_makes_a_gap_in_coverage_a_failure_even_when_nothing_ran() {
+        let gap = |required| {
+            let mut coverage = Coverage::new(required);
+            coverage.listed("111111111111", true);
+            coverage.ended("111111111111", "a", &Outcome::NoRole { reason: None });
+            Tally { coverage: Some(coverage), ..Tally::default() }
+        };
+        assert_eq!(gap(false).exit_code(None), exit_code::NOTHING_SELECTED, "reported, not failed");
+        let required = gap(true);
+        assert_eq!(required.exit_code(None), exit_code::ACCOUNT_FAILED);
+        let text = required.render(&["ReadOnly".to_owned()], Duration::ZERO, false, false);
+        assert!(text.contains("  --require-all: 1 account in scope was not reached, so the run fails\n"), "{text}");
+        let mut reached = Coverage::new(true);
+        reached.listed("111111111111", true);
+        reached.ended("111111111111", "a", &Outcome::Succeeded);
+        let mut tally = Tally { coverage: Some(reached), ..Tally::default() };
+        tally.record(report(Outcome::Succeeded));
+        assert_eq!(tally.exit_code(None), exit_code::SUCCESS);
     }
 
     #[test]

@@ -127,6 +127,11 @@ impl AccountTasks {
     pub(super) async fn add(&mut self, selection: &Selection, account: Account) {
         let roles = self.cached_roles.take(&account.id);
         let account = self.with_planned_facts(selection.with_facts(account));
+        if let Some(coverage) = &mut self.ends.tally.coverage
+            && let Some(in_scope) = selection.in_scope(&account)
+        {
+            coverage.listed(&account.id, in_scope);
+        }
         let first = self.first_listing(selection, &account);
         if !first || !selection.selects(&account) {
             if first && selection.skips_as_inactive(&account) {

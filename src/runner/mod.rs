@@ -36,6 +36,7 @@ use crate::portal::{Account, Portal, validate};
 use crate::regions::{RegionLister, Regions};
 use crate::reporter::Reporter;
 use crate::reporter::ci::Reports;
+use crate::reporter::coverage::Coverage;
 use crate::reporter::ends::EndSinks;
 use crate::reporter::export::ExportSink;
 use crate::reporter::summary::Tally;
@@ -264,6 +265,7 @@ pub async fn run_everywhere(
     let ends =
         EndSinks::open(&run.plan, tally_of(&run.logins)).map_err(|(path, source)| Error::Write { path, source })?;
     let mut tasks = AccountTasks::new(Arc::clone(&run), selection, ends);
+    tasks.ends.tally.coverage = selection.org.facts.is_some().then(|| Coverage::new(run.plan.require_all));
     // Which logins were listed whole: only their inventory is committed.
     let mut listed_whole = vec![false; run.logins.len()];
     for (login, source) in sources.into_iter().enumerate() {
@@ -297,6 +299,9 @@ pub async fn run_everywhere(
     let AccountTasks { mut ends, writers, ticker, .. } = tasks.finish().await;
     let unwritten = ends.finish_joblog().into_iter().collect();
     let EndSinks { mut tally, reports, plan_table, planned, apply_skips, .. } = ends;
+    if let Some(coverage) = &mut tally.coverage {
+        coverage.finish(selection, complete);
+    }
     tally.concurrency = match (ticker, run.plan.concurrency) {
         (Some(ticker), _) => ticker.stop().await,
         (None, _) if run.plan.dry_run => None,

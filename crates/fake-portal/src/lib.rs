@@ -137,6 +137,9 @@ pub struct PortalOptions {
     pub rate_limit: Option<f64>,
     /// Accounts whose `GetRoleCredentials` always answers 500.
     pub failing_credentials: HashSet<String>,
+    /// Accounts whose `GetRoleCredentials` answers 403 for a role they list (a permission
+    /// set whose provisioning failed), which fanout counts as `denied`.
+    pub denied_credentials: HashSet<String>,
     /// The message those 500s carry; `None` is "injected failure".
     pub failure_message: Option<String>,
     /// Accounts whose first N `GetRoleCredentials` calls answer 500.
@@ -178,6 +181,7 @@ impl Default for PortalOptions {
             latency: Duration::ZERO,
             rate_limit: None,
             failing_credentials: HashSet::new(),
+            denied_credentials: HashSet::new(),
             failure_message: None,
             flaky_credentials: HashMap::new(),
             throttled_credentials: HashMap::new(),
@@ -521,7 +525,7 @@ impl State {
             return self.page(&items, query, "roleList");
         }
         let role = query.get("role_name").map(String::as_str).unwrap_or_default();
-        if !account.roles.iter().any(|r| r == role) {
+        if !account.roles.iter().any(|r| r == role) || self.options.denied_credentials.contains(&account.id) {
             return Reply::error(403, "ForbiddenException", "No access");
         }
         if let Some(reply) = self.injected_fault(&account.id) {

@@ -92,6 +92,9 @@ impl Html {
         if !tally.not_started.is_empty() {
             let _ = write!(counts, ", {} not started", tally.not_started.len());
         }
+        if let Some(line) = totals.coverage_line() {
+            let _ = write!(counts, "; {line}");
+        }
         let head = format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width\">\

@@ -100,6 +100,9 @@ fn totals_text(totals: &RunTotals<'_>) -> String {
         let _ = write!(text, ", {} not started", tally.not_started.len());
     }
     let _ = writeln!(text, " in {}s; {} throttled portal calls.", seconds(totals.elapsed), tally.throttles);
+    if let Some(line) = totals.coverage_line() {
+        let _ = writeln!(text, "\n{}", text::markup::markdown_cell(&line));
+    }
     if let Some(halt) = &tally.halt {
         let _ = writeln!(text, "\n{}", text::markup::markdown_cell(&halt.to_string()));
     }
@@ -142,7 +145,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.md");
         let tally = Tally::default();
-        let totals = RunTotals { tally: &tally, elapsed: std::time::Duration::ZERO, dry_run: false };
+        let totals = RunTotals { tally: &tally, elapsed: std::time::Duration::ZERO, dry_run: false, roles: &[] };
         markdown.finish(&path, &totals).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().filter(|l| l.starts_with("| 0")).count(), MAX_ROWS);

@@ -29,6 +29,15 @@ pub struct RunTotals<'a> {
     pub tally: &'a Tally,
     pub elapsed: Duration,
     pub dry_run: bool,
+    /// The roles asked for, which a coverage line names for accounts without one.
+    pub roles: &'a [String],
+}
+
+impl RunTotals<'_> {
+    /// The summary's coverage line (organization facts only), for the reports.
+    pub fn coverage_line(&self) -> Option<String> {
+        self.tally.coverage.as_ref().map(|coverage| coverage.line(self.roles, self.dry_run))
+    }
 }
 
 /// A report's rows so far, in an unnamed temporary file (gone when fanout exits).
